@@ -1,0 +1,335 @@
+//go:build linux
+
+package genl
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/genetlink/genltest"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// recvResult is what one fakeConn.Receive returns.
+type recvResult struct {
+	msgs  []genetlink.Message
+	nmsgs []netlink.Message
+	err   error
+}
+
+// fakeConn is an eventConn whose Receive blocks until a result is queued
+// or the read deadline passes, like a netlink socket.
+type fakeConn struct {
+	recv      chan recvResult
+	receiving chan struct{} // gets a value each time Receive starts waiting
+
+	mu       sync.Mutex
+	deadline time.Time
+	kick     chan struct{} // closed when the deadline changes
+	joined   []uint32
+	joinErr  error
+	readBuf  int
+	closed   bool
+}
+
+func newFakeConn() *fakeConn {
+	return &fakeConn{
+		recv:      make(chan recvResult, 16),
+		receiving: make(chan struct{}, 16),
+		kick:      make(chan struct{}),
+	}
+}
+
+func (f *fakeConn) JoinGroup(group uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.joinErr != nil {
+		return f.joinErr
+	}
+	f.joined = append(f.joined, group)
+	return nil
+}
+
+func (f *fakeConn) Receive() ([]genetlink.Message, []netlink.Message, error) {
+	f.receiving <- struct{}{}
+	for {
+		f.mu.Lock()
+		dl, kick := f.deadline, f.kick
+		f.mu.Unlock()
+		var timeout <-chan time.Time
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return nil, nil, &netlink.OpError{Op: "receive", Err: os.ErrDeadlineExceeded}
+			}
+			tm := time.NewTimer(d)
+			defer tm.Stop()
+			timeout = tm.C
+		}
+		select {
+		case r := <-f.recv:
+			return r.msgs, r.nmsgs, r.err
+		case <-timeout:
+		case <-kick:
+		}
+	}
+}
+
+func (f *fakeConn) SetReadDeadline(t time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deadline = t
+	close(f.kick)
+	f.kick = make(chan struct{})
+	return nil
+}
+
+func (f *fakeConn) SetReadBuffer(bytes int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readBuf = bytes
+	return nil
+}
+
+func (f *fakeConn) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// subscribeFake returns a Subscription over a fake event socket.
+func subscribeFake(t *testing.T) (*Subscription, *fakeConn) {
+	t.Helper()
+	c := testClient(t, nil)
+	fc := newFakeConn()
+	c.c.dialEvents = func() (eventConn, error) { return fc, nil }
+	s, err := c.Subscribe()
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, fc
+}
+
+// datagram is one received datagram holding msgs of the mptcp_pm family.
+func datagram(msgs ...genetlink.Message) recvResult {
+	r := recvResult{msgs: msgs}
+	for range msgs {
+		r.nmsgs = append(r.nmsgs, netlink.Message{Header: netlink.Header{Type: testFamilyID}})
+	}
+	return r
+}
+
+func closedEvent(t *testing.T, tok uint32) genetlink.Message {
+	return eventMsg(t, EventClosed, u32(_MPTCP_ATTR_TOKEN, tok))
+}
+
+func TestSubscribe(t *testing.T) {
+	t.Parallel()
+
+	t.Run("joins the events group", func(t *testing.T) {
+		t.Parallel()
+		_, fc := subscribeFake(t)
+		if diff := cmp.Diff([]uint32{testEvGroup}, fc.joined); diff != "" {
+			t.Errorf("unexpected groups (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("no events group", func(t *testing.T) {
+		t.Parallel()
+		f := testFamily
+		f.groups = f.groups[:1]
+		cl, err := newClient(genltest.Dial(serveFamily(f, nil)), nil)
+		if err != nil {
+			t.Fatalf("newClient: %v", err)
+		}
+		t.Cleanup(func() { _ = cl.close() })
+		cl.dialEvents = func() (eventConn, error) {
+			t.Error("Subscribe dialled without an events group")
+			return newFakeConn(), nil
+		}
+		if _, err := (&Client{c: cl}).Subscribe(); !errors.Is(err, ErrEventsUnsupported) {
+			t.Fatalf("Subscribe error = %v, want ErrEventsUnsupported", err)
+		}
+	})
+
+	t.Run("no permission", func(t *testing.T) {
+		t.Parallel()
+		c := testClient(t, nil)
+		fc := newFakeConn()
+		fc.joinErr = &netlink.OpError{Op: "join-group", Err: os.NewSyscallError("setsockopt", unix.EPERM)}
+		c.c.dialEvents = func() (eventConn, error) { return fc, nil }
+		_, err := c.Subscribe()
+		var gerr *Error
+		if !errors.As(err, &gerr) || !errors.Is(err, os.ErrPermission) {
+			t.Fatalf("Subscribe error = %v (%T), want *Error matching os.ErrPermission", err, err)
+		}
+		if diff := cmp.Diff("genl: subscribe to events: operation not permitted", err.Error()); diff != "" {
+			t.Errorf("unexpected error (-want +got):\n%s", diff)
+		}
+		if !fc.closed {
+			t.Error("the socket was not closed")
+		}
+	})
+}
+
+func TestReceive(t *testing.T) {
+	t.Parallel()
+
+	t.Run("all events of a datagram", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		r := datagram(closedEvent(t, 1), eventMsg(t, EventRemoved, u32(_MPTCP_ATTR_TOKEN, 2), u8(_MPTCP_ATTR_REM_ID, 3)))
+		// A message of another family in the same datagram is skipped.
+		r.msgs = append(r.msgs, closedEvent(t, 99))
+		r.nmsgs = append(r.nmsgs, netlink.Message{Header: netlink.Header{Type: netlink.Error}})
+		fc.recv <- r
+		got, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		want := []Event{{Type: EventClosed, Token: 1}, {Type: EventRemoved, Token: 2, RemoteID: 3}}
+		if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("ENOBUFS is ErrEventsLost and the stream goes on", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		fc.recv <- recvResult{err: &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.ENOBUFS)}}
+		fc.recv <- datagram(closedEvent(t, 5))
+		_, err := s.Receive(context.Background())
+		if !errors.Is(err, ErrEventsLost) || !errors.Is(err, unix.ENOBUFS) {
+			t.Fatalf("Receive error = %v, want ErrEventsLost wrapping ENOBUFS", err)
+		}
+		got, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive after ENOBUFS: %v", err)
+		}
+		if diff := cmp.Diff([]Event{{Type: EventClosed, Token: 5}}, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("malformed event is an error, the next one is fine", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		fc.recv <- datagram(eventMsg(t, EventClosed, raw(_MPTCP_ATTR_TOKEN, 1)))
+		fc.recv <- datagram(closedEvent(t, 6))
+		if _, err := s.Receive(context.Background()); err == nil {
+			t.Fatal("Receive accepted a 1-byte token")
+		}
+		got, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		if diff := cmp.Diff([]Event{{Type: EventClosed, Token: 6}}, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("cancel unblocks, the next Receive works", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := s.Receive(ctx)
+			errc <- err
+		}()
+		<-fc.receiving
+		cancel()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Receive error = %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Receive did not return after cancel")
+		}
+		fc.recv <- datagram(closedEvent(t, 7))
+		got, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive after cancel: %v", err)
+		}
+		if diff := cmp.Diff([]Event{{Type: EventClosed, Token: 7}}, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("deadline", func(t *testing.T) {
+		t.Parallel()
+		s, _ := subscribeFake(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := s.Receive(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Receive error = %v, want context.DeadlineExceeded", err)
+		}
+	})
+
+	t.Run("done context returns at once", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		fc.recv <- datagram(closedEvent(t, 8))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := s.Receive(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Receive error = %v, want context.Canceled", err)
+		}
+		if len(fc.recv) != 1 {
+			t.Error("Receive read from the socket with a done context")
+		}
+	})
+
+	t.Run("other errors", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		fc.recv <- recvResult{err: &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.EBADF)}}
+		_, err := s.Receive(context.Background())
+		if !errors.Is(err, unix.EBADF) || errors.Is(err, ErrEventsLost) {
+			t.Fatalf("Receive error = %v, want EBADF and not ErrEventsLost", err)
+		}
+	})
+}
+
+func TestSetReadBuffer(t *testing.T) {
+	t.Parallel()
+	s, fc := subscribeFake(t)
+	if err := s.SetReadBuffer(0); err == nil {
+		t.Error("SetReadBuffer(0) succeeded")
+	}
+	if err := s.SetReadBuffer(1 << 20); err != nil {
+		t.Fatalf("SetReadBuffer: %v", err)
+	}
+	if fc.readBuf != 1<<20 {
+		t.Errorf("read buffer = %d, want %d", fc.readBuf, 1<<20)
+	}
+}
+
+// TestNetNSSame checks that a client whose namespace is the calling
+// thread's runs sysctl work without switching namespaces.
+func TestNetNSSame(t *testing.T) {
+	t.Parallel()
+	ns, err := openNetNS(0)
+	if err != nil {
+		t.Skipf("no network namespace handle: %v", err)
+	}
+	defer ns.close()
+	var ran bool
+	if err := ns.do(func() error { ran = true; return nil }); err != nil || !ran {
+		t.Fatalf("do: ran %v, err %v", ran, err)
+	}
+	want := errors.New("fn failed")
+	if err := ns.do(func() error { return want }); !errors.Is(err, want) {
+		t.Fatalf("do error = %v, want %v", err, want)
+	}
+}
