@@ -34,7 +34,7 @@ func dial(cfg *Config) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("genl: network namespace: %w", err)
 	}
-	c, err := genetlink.Dial(&netlink.Config{NetNS: cfg.NetNS})
+	c, err := dialIn(ns)
 	if err != nil {
 		_ = ns.close()
 		return nil, fmt.Errorf("genl: dial generic netlink: %w", err)

@@ -29,7 +29,7 @@ type eventConn interface {
 func (c *client) dialEventConn() (eventConn, error) {
 	// netlink.NoENOBUFS stays off: an overflow must be reported
 	// (ErrEventsLost) so the caller can resynchronise.
-	return genetlink.Dial(&netlink.Config{NetNS: c.ns.dialFD()})
+	return dialIn(c.ns)
 }
 
 func (c *client) subscribe() (*subscription, error) {
@@ -96,6 +96,7 @@ func (s *subscription) receive(ctx context.Context) ([]Event, error) {
 				return nil, ctx.Err()
 			}
 			if errors.Is(err, unix.ENOBUFS) {
+				s.drain(ctx)
 				return nil, fmt.Errorf("%w: %w", ErrEventsLost, err)
 			}
 			return nil, fmt.Errorf("genl: receive events: %w", err)
@@ -106,6 +107,30 @@ func (s *subscription) receive(ctx context.Context) ([]Event, error) {
 		}
 		if len(events) > 0 {
 			return events, nil
+		}
+	}
+}
+
+// drainWait is how long drain waits for another queued datagram, and
+// drainMax bounds the whole drain under a continuous flood.
+const (
+	drainWait = time.Millisecond
+	drainMax  = time.Second
+)
+
+// drain reads and discards what is queued after an overflow. A netlink
+// socket that overflowed stays congested, and the kernel drops every new
+// event without another ENOBUFS, until a read finds its queue empty: without
+// draining, events sent after the caller's resynchronisation would be lost
+// silently. What drain discards is older than that resynchronisation.
+func (s *subscription) drain(ctx context.Context) {
+	end := time.Now().Add(drainMax)
+	for ctx.Err() == nil && time.Now().Before(end) {
+		if err := s.c.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
+			return
+		}
+		if _, _, err := s.c.Receive(); errors.Is(err, os.ErrDeadlineExceeded) {
+			return
 		}
 	}
 }

@@ -206,11 +206,17 @@ func TestReceive(t *testing.T) {
 		t.Parallel()
 		s, fc := subscribeFake(t)
 		fc.recv <- recvResult{err: &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.ENOBUFS)}}
-		fc.recv <- datagram(closedEvent(t, 5))
+		// Queued behind the overflow: older than the caller's resync, so
+		// Receive drains it before reporting the loss.
+		fc.recv <- datagram(closedEvent(t, 4))
 		_, err := s.Receive(context.Background())
 		if !errors.Is(err, ErrEventsLost) || !errors.Is(err, unix.ENOBUFS) {
 			t.Fatalf("Receive error = %v, want ErrEventsLost wrapping ENOBUFS", err)
 		}
+		if n := len(fc.recv); n != 0 {
+			t.Fatalf("%d datagrams still queued after the loss, want them drained", n)
+		}
+		fc.recv <- datagram(closedEvent(t, 5))
 		got, err := s.Receive(context.Background())
 		if err != nil {
 			t.Fatalf("Receive after ENOBUFS: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/mdlayher/genetlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,12 +47,19 @@ func (n *netNS) close() error {
 	return unix.Close(n.fd)
 }
 
-// dialFD returns the fd to pass as netlink.Config.NetNS, 0 for nil.
-func (n *netNS) dialFD() int {
-	if n == nil {
-		return 0
-	}
-	return n.fd
+// dialIn opens a generic netlink socket in the namespace. It enters the
+// namespace itself (netNS.do) rather than through netlink.Config.NetNS,
+// which calls setns(2) even when the thread already is there: setns needs
+// CAP_SYS_ADMIN, and a daemon running with CAP_NET_ADMIN alone must still
+// be able to open its sockets in its own namespace.
+func dialIn(n *netNS) (*genetlink.Conn, error) {
+	var c *genetlink.Conn
+	err := n.do(func() error {
+		var err error
+		c, err = genetlink.Dial(nil)
+		return err
+	})
+	return c, err
 }
 
 // do runs fn on a locked OS thread inside the namespace and moves the

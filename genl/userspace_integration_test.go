@@ -1,0 +1,323 @@
+package genl_test
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"golang.org/x/sys/unix"
+)
+
+// userspaceBed is a testbed whose hosts both run the userspace PM, with a
+// client and an event subscription on each, and one connection from the
+// client's link-0 address to the server's link-0 address.
+type userspaceBed struct {
+	tb       *netnstest.Testbed
+	fam      family
+	cc, sc   *genl.Client
+	cev, sev *eventLog
+	ln       net.Listener
+	srv      netip.AddrPort // the server's link-0 address and listening port
+	c        *conn
+}
+
+func newUserspaceBed(t *testing.T, fam family, links int) *userspaceBed {
+	t.Helper()
+	b := &userspaceBed{tb: netnstest.NewTestbed(t, links), fam: fam}
+	b.tb.Client.SetPathManager("userspace")
+	b.tb.Server.SetPathManager("userspace")
+	b.cc, b.sc = newClient(t, b.tb.Client), newClient(t, b.tb.Server)
+	// The userspace PM accepts joins and ADD_ADDRs only while someone
+	// listens to the events of the namespace.
+	b.cev, b.sev = subscribe(t, b.cc, "client"), subscribe(t, b.sc, "server")
+	var lnAddr netip.AddrPort
+	b.ln, lnAddr = listen(t, b.tb.Server, fam.network)
+	b.srv = netip.AddrPortFrom(fam.server(b.tb.Links[0]), lnAddr.Port())
+	b.c = connect(t, b.tb.Client, b.tb.Server, fam.network, fam.client(b.tb.Links[0]), b.ln, b.srv)
+	b.cev.waitEqual(t, genl.Event{Type: genl.EventEstablished, Token: b.c.clientToken, Local: b.c.clientAddr, Remote: b.c.serverAddr})
+	b.sev.waitEqual(t, genl.Event{
+		Type: genl.EventEstablished, Token: b.c.serverToken, Local: b.c.serverAddr, Remote: b.c.clientAddr,
+		Flags: genl.EventFlagServerSide, ServerSide: true,
+	})
+	return b
+}
+
+// TestUserspaceFlow runs the userspace PM end to end: announce and remove
+// an address, create a subflow (plain, and backup bound to a device), move
+// data over both subflows, change the backup bit, destroy the subflow.
+func TestUserspaceFlow(t *testing.T) {
+	t.Parallel()
+	for _, fam := range families {
+		for _, variant := range []string{"plain", "backup+ifindex"} {
+			t.Run(fam.name+"/"+variant, func(t *testing.T) {
+				t.Parallel()
+				b := newUserspaceBed(t, fam, 2)
+				tb, c := b.tb, b.c
+				backup := variant == "backup+ifindex"
+
+				// The server announces its second address; the client
+				// sees it with the connection's port.
+				announced := genl.Endpoint{ID: 9, Addr: fam.server(tb.Links[1]), Flags: genl.FlagSignal}
+				if err := b.sc.Announce(c.serverToken, announced); err != nil {
+					t.Fatalf("Announce(%+v): %v", announced, err)
+				}
+				b.cev.waitEqual(t, genl.Event{
+					Type: genl.EventAnnounced, Token: c.clientToken, RemoteID: announced.ID,
+					Remote: netip.AddrPortFrom(announced.Addr, c.serverAddr.Port()),
+				})
+				saddrs, err := b.sc.ConnectionAddrs(c.serverToken)
+				if err != nil {
+					t.Fatalf("server ConnectionAddrs: %v", err)
+				}
+				if !slices.Contains(saddrs, announced) {
+					t.Errorf("server ConnectionAddrs = %+v, want it to contain the announced %+v", saddrs, announced)
+				}
+
+				// A subflow from the client's second address to the
+				// server's first address. Without an id the kernel keeps
+				// the local id 0; the variant gives one, asks for backup
+				// and binds the subflow to the link's device.
+				local := genl.Endpoint{Addr: fam.client(tb.Links[1])}
+				var ifindex int32
+				if backup {
+					ifindex = ifIndex(t, tb.Client, tb.Links[1].ClientIf)
+					local.ID, local.Flags, local.IfIndex = 7, genl.FlagBackup, ifindex
+				}
+				if err := b.cc.CreateSubflow(c.clientToken, local, c.serverAddr); err != nil {
+					t.Fatalf("CreateSubflow(%+v → %v): %v", local, c.serverAddr, err)
+				}
+				csub := b.cev.wait(t, "client sub_established", and(ofType(genl.EventSubEstablished, c.clientToken),
+					func(ev genl.Event) bool { return ev.Local.Addr() == local.Addr }))
+				// An event's backup bit is the peer's request
+				// (subflow->backup): the client's own request shows on
+				// the server's side, and in the client's sock_diag flags.
+				wantC := genl.Event{
+					Type: genl.EventSubEstablished, Token: c.clientToken, Local: csub.Local, Remote: c.serverAddr,
+					LocalID: local.ID, RemoteID: 0, Backup: false, IfIndex: ifindex,
+				}
+				if diff := cmp.Diff(wantC, csub, cmpOpts); diff != "" {
+					t.Errorf("client sub_established (-want +got):\n%s", diff)
+				}
+				ssub := b.sev.wait(t, "server sub_established", and(ofType(genl.EventSubEstablished, c.serverToken),
+					func(ev genl.Event) bool { return ev.Remote == csub.Local }))
+				wantS := genl.Event{
+					Type: genl.EventSubEstablished, Token: c.serverToken, Local: c.serverAddr, Remote: csub.Local,
+					LocalID: 0, RemoteID: csub.LocalID, Backup: backup,
+				}
+				if diff := cmp.Diff(wantS, ssub, cmpOpts); diff != "" {
+					t.Errorf("server sub_established (-want +got):\n%s", diff)
+				}
+
+				// sock_diag sees two subflows with the token on both sides.
+				subs := waitSubflows(t, tb.Client, c.clientToken, 2)
+				if s := checkSubflowEvent(t, tb.Client, csub); strings.Contains(s.Flags, "b") != backup {
+					t.Errorf("client sock_diag flags %q, want local backup (b) %v", s.Flags, backup)
+				}
+				if s := checkSubflowEvent(t, tb.Server, ssub); strings.Contains(s.Flags, "B") != backup {
+					t.Errorf("server sock_diag flags %q, want remote backup (B) %v", s.Flags, backup)
+				}
+				if s := waitConnSubflows(t, tb.Client, c, 1); s.Subflows != 1 {
+					t.Errorf("ss -M: %d extra subflows, want 1 (%+v)", s.Subflows, subs)
+				}
+				caddrs, err := b.cc.ConnectionAddrs(c.clientToken)
+				if err != nil {
+					t.Fatalf("client ConnectionAddrs: %v", err)
+				}
+				if !slices.ContainsFunc(caddrs, func(ep genl.Endpoint) bool { return ep.Addr == local.Addr && ep.ID == csub.LocalID }) {
+					t.Errorf("client ConnectionAddrs = %+v, want the subflow's address %v with id %d", caddrs, local.Addr, csub.LocalID)
+				}
+
+				c.transfer(t, 4<<20)
+
+				// Flip the backup bit: MP_PRIO reaches the server.
+				if err := b.cc.SetSubflowBackup(c.clientToken, csub.Local, csub.Remote, !backup); err != nil {
+					t.Fatalf("SetSubflowBackup(%v): %v", !backup, err)
+				}
+				wantP := wantS
+				wantP.Type, wantP.Backup = genl.EventSubPriority, !backup
+				b.sev.waitEqual(t, wantP)
+				if s := checkSubflowEvent(t, tb.Server, wantP); strings.Contains(s.Flags, "B") != !backup {
+					t.Errorf("server sock_diag flags %q, want backup (B) %v", s.Flags, !backup)
+				}
+
+				// Destroy the subflow; the connection goes on.
+				if err := b.cc.DestroySubflow(c.clientToken, csub.Local, csub.Remote); err != nil {
+					t.Fatalf("DestroySubflow: %v", err)
+				}
+				closed := func(ev genl.Event) bool {
+					return ev.Type == genl.EventSubClosed && ev.Token == c.clientToken && ev.Local == csub.Local && ev.Remote == csub.Remote
+				}
+				b.cev.wait(t, "client sub_closed", closed)
+				left := waitSubflows(t, tb.Client, c.clientToken, 1)
+				if left[0].Local != c.clientAddr {
+					t.Errorf("subflow left %v→%v, want the initial %v→%v", left[0].Local, left[0].Remote, c.clientAddr, c.serverAddr)
+				}
+				c.transfer(t, 256<<10)
+
+				// Withdraw the announced address.
+				if err := b.sc.Remove(c.serverToken, announced.ID); err != nil {
+					t.Fatalf("Remove(%d): %v", announced.ID, err)
+				}
+				b.cev.waitEqual(t, genl.Event{Type: genl.EventRemoved, Token: c.clientToken, RemoteID: announced.ID})
+
+				_ = c.client.Close()
+				_ = c.server.Close()
+				b.cev.waitEqual(t, genl.Event{Type: genl.EventClosed, Token: c.clientToken})
+				b.sev.waitEqual(t, genl.Event{Type: genl.EventClosed, Token: c.serverToken})
+			})
+		}
+	}
+}
+
+// TestUserspaceErrors provokes the userspace PM's documented errors.
+func TestUserspaceErrors(t *testing.T) {
+	t.Parallel()
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			b := newUserspaceBed(t, fam, 3)
+			tb, c := b.tb, b.c
+			addr1, addr2 := fam.client(tb.Links[1]), fam.client(tb.Links[2])
+			noSubflow := netip.AddrPortFrom(addr2, 40000)
+			tests := []struct {
+				name     string
+				op       func() error
+				errno    unix.Errno
+				msg      string
+				sentinel error
+			}{
+				{
+					name:  "announce with id 0",
+					op:    func() error { return b.cc.Announce(c.clientToken, genl.Endpoint{Addr: addr1, Flags: genl.FlagSignal}) },
+					errno: unix.EINVAL,
+					msg:   "invalid addr id",
+				},
+				{
+					name: "announce without signal",
+					op: func() error {
+						return b.cc.Announce(c.clientToken, genl.Endpoint{ID: 5, Addr: addr1, Flags: genl.FlagSubflow})
+					},
+					errno: unix.EINVAL,
+					msg:   "invalid addr flags",
+				},
+				{
+					name: "announce a used id with another address",
+					op: func() error {
+						if err := b.cc.Announce(c.clientToken, genl.Endpoint{ID: 5, Addr: addr1, Flags: genl.FlagSignal}); err != nil {
+							t.Fatalf("first Announce: %v", err)
+						}
+						return b.cc.Announce(c.clientToken, genl.Endpoint{ID: 5, Addr: addr2, Flags: genl.FlagSignal})
+					},
+					errno: unix.EINVAL,
+					msg:   "did not match address and id",
+				},
+				{
+					name:     "remove an unknown id",
+					op:       func() error { return b.cc.Remove(c.clientToken, 77) },
+					errno:    unix.EINVAL,
+					msg:      "address with id 77 not found",
+					sentinel: os.ErrNotExist,
+				},
+				{
+					name: "create a subflow with the signal flag",
+					op: func() error {
+						return b.cc.CreateSubflow(c.clientToken, genl.Endpoint{Addr: addr1, Flags: genl.FlagSignal}, c.serverAddr)
+					},
+					errno: unix.EINVAL,
+					msg:   "invalid addr flags",
+				},
+				{
+					name:     "destroy a subflow that does not exist",
+					op:       func() error { return b.cc.DestroySubflow(c.clientToken, noSubflow, c.serverAddr) },
+					errno:    unix.ESRCH,
+					msg:      "subflow not found",
+					sentinel: os.ErrNotExist,
+				},
+				{
+					name:     "backup on a subflow that does not exist",
+					op:       func() error { return b.cc.SetSubflowBackup(c.clientToken, noSubflow, c.serverAddr, true) },
+					errno:    unix.EINVAL,
+					msg:      "subflow not found",
+					sentinel: os.ErrNotExist,
+				},
+				{
+					name:     "unknown token",
+					op:       func() error { return b.cc.Remove(c.clientToken^0xffffffff, 1) },
+					errno:    unix.EINVAL,
+					msg:      "invalid token",
+					sentinel: os.ErrNotExist,
+				},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					wantKernelError(t, tt.op(), tt.errno, tt.msg, tt.sentinel)
+				})
+			}
+
+			// The PM is chosen when a connection is created: a connection
+			// dialled after switching the client back to the kernel PM
+			// refuses every userspace command, the first one still takes
+			// them.
+			tb.Client.SetPathManager("kernel")
+			k := connect(t, tb.Client, tb.Server, fam.network, fam.client(tb.Links[0]), b.ln, b.srv)
+			notSelected := []struct {
+				name string
+				op   func() error
+			}{
+				{"announce", func() error {
+					return b.cc.Announce(k.clientToken, genl.Endpoint{ID: 6, Addr: addr1, Flags: genl.FlagSignal})
+				}},
+				{"remove", func() error { return b.cc.Remove(k.clientToken, 1) }},
+				{"create subflow", func() error {
+					return b.cc.CreateSubflow(k.clientToken, genl.Endpoint{Addr: addr1}, k.serverAddr)
+				}},
+				{"destroy subflow", func() error { return b.cc.DestroySubflow(k.clientToken, k.clientAddr, k.serverAddr) }},
+				{"set subflow backup", func() error {
+					return b.cc.SetSubflowBackup(k.clientToken, k.clientAddr, k.serverAddr, true)
+				}},
+				{"connection addresses", func() error { _, err := b.cc.ConnectionAddrs(k.clientToken); return err }},
+			}
+			for _, ns := range notSelected {
+				t.Run(ns.name+" on a kernel-PM connection", func(t *testing.T) {
+					wantKernelError(t, ns.op(), unix.EINVAL, "userspace PM not selected", nil)
+				})
+			}
+			addrs, err := b.cc.ConnectionAddrs(c.clientToken)
+			if err != nil {
+				t.Errorf("ConnectionAddrs of the userspace connection after the switch: %v", err)
+			}
+			want := []genl.Endpoint{{ID: 5, Addr: addr1, Flags: genl.FlagSignal}}
+			if diff := cmp.Diff(want, addrs, cmpOpts); diff != "" {
+				t.Errorf("ConnectionAddrs of the userspace connection (-want +got):\n%s", diff)
+			}
+
+			// A backup change whose subflow does not exist still sets
+			// backup on the local entry with the same address (the port
+			// is ignored) before the kernel reports the error.
+			quirk := netip.AddrPortFrom(addr1, 40000)
+			err = b.cc.SetSubflowBackup(c.clientToken, quirk, c.serverAddr, true)
+			wantKernelError(t, err, unix.EINVAL, "subflow not found", os.ErrNotExist)
+			addrs, err = b.cc.ConnectionAddrs(c.clientToken)
+			if err != nil {
+				t.Fatalf("ConnectionAddrs: %v", err)
+			}
+			want[0].Flags |= genl.FlagBackup
+			if diff := cmp.Diff(want, addrs, cmpOpts); diff != "" {
+				t.Errorf("ConnectionAddrs after a failed backup change (-want +got):\n%s", diff)
+			}
+
+			// Nothing above disturbed the connections.
+			c.pingPong(t)
+			k.pingPong(t)
+			if n := len(ssSubflows(t, tb.Client, c.clientToken)); n != 1 {
+				t.Errorf("userspace connection has %d subflows after the errors, want 1", n)
+			}
+		})
+	}
+}
