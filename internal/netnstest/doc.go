@@ -46,12 +46,15 @@
 // So a socket bound to the address of eth<i>, or to the device eth<i>
 // (SO_BINDTODEVICE), leaves through eth<i> and reaches every address of the
 // other host; an unbound socket leaves through the link of the destination
-// address, or eth0 when none matches. Return traffic follows the same rules
-// on the other host: a reply sourced from the address of link j leaves
-// through link j, whatever link brought the request (asymmetric paths;
-// rp_filter is off). A connection between the client's address on link i
-// and the server's address on link j therefore needs the client-to-server
-// direction of link i and the server-to-client direction of link j.
+// address, or eth0 when none matches.
+//
+// The server also has the rules "to <client address on eth<i>> lookup
+// 100+i" (preference 1000, before the others), so it answers each client
+// address through the link that address is on, whatever server address the
+// client chose: the way replies reach a multihomed client through the
+// client's provider. A subflow from the client's address on link i to any
+// server address therefore runs over link i in both directions, and a
+// socket bound to eth<i> on the client receives its replies.
 //
 // Every namespace starts with lo up, rp_filter off (all and default) and IPv6
 // duplicate address detection off (accept_dad 0, all and default).

@@ -54,10 +54,10 @@ func NewTestbed(t TB, links int) *Testbed {
 		tb.Links = append(tb.Links, l)
 	}
 	tb.Client.route(tb.Links, func(l Link) side {
-		return side{l.ClientIf, l.Client4, l.Server4, l.Client6, l.Server6, serverSide}
+		return side{l.ClientIf, l.Client4, l.Server4, l.Client6, l.Server6, serverSide, false}
 	})
 	tb.Server.route(tb.Links, func(l Link) side {
-		return side{l.ServerIf, l.Server4, l.Client4, l.Server6, l.Client6, clientSide}
+		return side{l.ServerIf, l.Server4, l.Client4, l.Server6, l.Client6, clientSide, true}
 	})
 	return tb
 }
@@ -80,7 +80,15 @@ type side struct {
 	own4, peer4 netip.Addr
 	own6, peer6 netip.Addr
 	peerMACSide int
+	// byPeer routes traffic to the peer's address on a link through that
+	// link whatever its source address, as a server's replies reach a
+	// multihomed client through the client's provider on that link.
+	byPeer bool
 }
+
+// byPeerPref places the server's "to <client address>" rules before the
+// rules that ip adds without a preference (32765 and down).
+const byPeerPref = 1000
 
 // route configures the addresses, permanent neighbours and routes of one
 // side of a testbed. The permanent neighbour entries for the peer keep ARP
@@ -106,6 +114,10 @@ func (h *Host) route(links []Link, view func(Link) side) {
 			fmt.Sprintf("route add default via %s dev %s table %d", s.peer6, s.ifname, table),
 			fmt.Sprintf("rule add from %s table %d", s.own6, table),
 			fmt.Sprintf("rule add oif %s table %d", s.ifname, table))
+		if s.byPeer {
+			v4 = append(v4, fmt.Sprintf("rule add to %s table %d pref %d", s.peer4, table, byPeerPref))
+			v6 = append(v6, fmt.Sprintf("rule add to %s table %d pref %d", s.peer6, table, byPeerPref))
+		}
 		if i == 0 {
 			v4 = append(v4, fmt.Sprintf("route add default via %s dev %s", s.peer4, s.ifname))
 			v6 = append(v6, fmt.Sprintf("route add default via %s dev %s", s.peer6, s.ifname))
