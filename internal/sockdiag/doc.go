@@ -1,0 +1,24 @@
+// Package sockdiag lists Multipath TCP connections and their subflows through
+// the kernel's sock_diag netlink interface (NETLINK_SOCK_DIAG).
+//
+// Connections come from the MPTCP socket diag module (mptcp_diag,
+// CONFIG_INET_MPTCP_DIAG): one record per MPTCP socket with its token,
+// addresses and struct mptcp_info counters. Subflows come from the TCP socket
+// dump: every TCP socket whose upper-layer protocol (ULP) is "mptcp", with the
+// token of the connection it belongs to, the local and remote address IDs, the
+// subflow flags and struct tcp_info. Join the two on Subflow.Token ==
+// Connection.Token.
+//
+// Walks stream: the callback receives one record at a time while the dump is
+// read datagram by datagram, so memory does not grow with the number of
+// sockets. Both IPv4 and IPv6 sockets are walked; IPv4-mapped IPv6 addresses
+// are reported as IPv4.
+//
+// The kernel lets unprivileged users read all of this. Without CAP_NET_ADMIN
+// the kernel leaves out the subflow sequence-mapping attributes, which this
+// package does not report anyway; tokens, IDs and flags stay visible.
+//
+// Kernel structures are decoded by length: older kernels send shorter
+// struct mptcp_info and struct tcp_info, and the fields they lack stay zero
+// (MPTCPInfo.Size and TCPInfo.Size tell how many bytes the kernel sent).
+package sockdiag
