@@ -1,0 +1,89 @@
+// Package linkmon watches the links, addresses and routes of one network
+// namespace over rtnetlink and reports them as typed, debounced Deltas: which
+// addresses became usable as MPTCP endpoints, which stopped being usable and
+// why, and which links appeared, disappeared or changed.
+//
+// A Monitor subscribes to link, address and route changes, then lists what
+// exists, and keeps a model of the namespace. Run delivers a first Delta with
+// Initial set once the existing state is loaded (Ready is closed then), and
+// one Delta per settled change after that. A change that leaves the State as
+// it was (a duplicate message, a flag set and cleared, an address added and
+// removed within the settle window) produces no Delta. When the kernel drops
+// messages (ENOBUFS), the monitor subscribes again and re-lists everything;
+// the next Delta compares against what the receiver last got.
+//
+// # Debouncing
+//
+// One change makes the kernel send a burst of messages within tens of
+// microseconds (an address brings its local, broadcast and prefix routes).
+// The monitor reports Config.Settle (1 ms by default) after the last message
+// of a burst, and at most Config.MaxSettle (20 ms) after its first, so an
+// address is reported about a millisecond after the kernel announces it.
+// Events never blocks the monitor: a receiver that is slow gets one Delta
+// that sums up everything since the last one it took.
+//
+// # Kinds
+//
+// Each link gets a Kind, by the first rule that applies:
+//
+//   - loopback: IFF_LOOPBACK or ARPHRD_LOOPBACK;
+//   - cellular: the name matches Config.CellularNames;
+//   - the rtnetlink link type: veth, netkit, bridge, tun/tap, wireguard,
+//     vxlan, geneve, macvlan, ipvlan, dummy, ifb, vrf, GRE, IPIP, SIT, VTI,
+//     xfrm, macsec and other tunnels are virtual; bond and team are wired;
+//     wwan (the kernel's WWAN framework) is cellular;
+//   - sysfs DEVTYPE: wwan is cellular, wlan is wifi; a wireless or phy80211
+//     directory means wifi;
+//   - a vlan has the kind of the link it sits on;
+//   - ARPHRD_NONE or ARPHRD_RAWIP (raw-IP modems) is cellular;
+//   - any other Ethernet device of a driver is wired;
+//   - anything else is unknown.
+//
+// sysfs shows the devices of the network namespace it was mounted in, so for
+// a monitor of another namespace (Config.NetNS) its facts are used only when
+// the ifindex and hardware address under /sys/class/net/NAME match the link.
+//
+// # Filters
+//
+// Config.ExcludeNames, then Config.IncludeNames, then the excluded kinds
+// (virtual and loopback by default), then Config.IncludeKinds decide whether
+// a link is included. Addresses of excluded links are listed but not usable.
+//
+// # Usable addresses
+//
+// An address is usable when every check below passes; the first that fails
+// is its Reason:
+//
+//   - its link is known ("unknown link") and included (the filter's reason,
+//     e.g. "excluded by kind virtual");
+//   - it is not loopback ("loopback"), link-local ("link-local"), multicast
+//     ("not unicast"), an IPv6 unique local address ("ula", unless
+//     Config.IncludeULA) or an IPv6 temporary address ("temporary", unless
+//     Config.IncludeTemporary);
+//   - its scope is global ("scope host", "scope link", ...);
+//   - its link is up: oper state up, or unknown with IFF_UP and IFF_LOWER_UP
+//     ("link down");
+//   - duplicate address detection neither failed ("dad failed") nor is still
+//     running ("tentative", including optimistic addresses), and it is not
+//     deprecated ("deprecated");
+//   - its link has a route for its family ("no route").
+//
+// # Routes
+//
+// A link has a route for a family when a route of that family, in any
+// routing table but local, is a unicast route whose output device (or one of
+// whose multipath next hops) is the link, and that reaches beyond the link's
+// own subnets: it is a default route, it goes through a gateway, or it was
+// not added by the kernel (any protocol but "kernel": static, boot, dhcp, ra,
+// ...). The prefix routes the kernel adds for each address count only with
+// Config.ConnectedRoutes. Policy rules are not evaluated: a default route in
+// any table counts, as a table selected by "from ADDRESS" rules is the usual
+// way to route a second uplink. Routes through nexthop objects (RTA_NH_ID)
+// have no output device in the message and do not count.
+//
+// The kernel flushes the IPv4 routes of a link set administratively down
+// without sending RTM_DELROUTE (IPv6 sends them, and removes the link's
+// addresses). The monitor drops them too, so when the link comes back up its
+// IPv4 addresses stay "no route" until someone adds the routes again, as
+// NetworkManager or a DHCP client does.
+package linkmon

@@ -1,0 +1,389 @@
+package linkmon
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeSource is a source fed by the test.
+type fakeSource struct {
+	c      chan msg
+	err    chan error
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{c: make(chan msg), err: make(chan error), closed: make(chan struct{})}
+}
+
+func (f *fakeSource) Receive() (msg, error) {
+	select {
+	case m := <-f.c:
+		return m, nil
+	case err := <-f.err:
+		return nil, err
+	case <-f.closed:
+		return nil, errSourceClosed
+	}
+}
+
+func (f *fakeSource) Close() error {
+	f.once.Do(func() { close(f.closed) })
+	return nil
+}
+
+func (f *fakeSource) send(msgs ...msg) {
+	for _, m := range msgs {
+		f.c <- m
+	}
+}
+
+// startMonitor runs a Monitor over a fake source until the test ends. Call it
+// inside a synctest bubble.
+func startMonitor(t *testing.T, c *Config) (*Monitor, *fakeSource, <-chan error) {
+	t.Helper()
+	m := newMonitor(*testConfig(t, c))
+	src := newFakeSource()
+	m.open = func() (source, error) { return src, nil }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	go func() {
+		done <- m.Run(ctx)
+		close(finished)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	return m, src, done
+}
+
+// baseSnapshot is eth0 (index 2) with 192.0.2.1/24 and a default route.
+func baseSnapshot() snapshotMsg {
+	return snapshotMsg{
+		links:  []linkMsg{upLink(2, "eth0")},
+		addrs:  []addrMsg{addr(2, "192.0.2.1/24")},
+		routes: []routeMsg{defaultRoute(2, 254, "192.0.2.254"), defaultRoute(2, 254, "2001:db8:1::fe")},
+	}
+}
+
+// next returns the next Delta, failing if none comes within a (fake) second.
+func next(t *testing.T, m *Monitor) Delta {
+	t.Helper()
+	select {
+	case d, ok := <-m.Events():
+		if !ok {
+			t.Fatal("events closed")
+		}
+		return d
+	case <-time.After(time.Second):
+		t.Fatal("no delta within a second")
+	}
+	return Delta{}
+}
+
+// quiet fails if a Delta comes within a (fake) second.
+func quiet(t *testing.T, m *Monitor) {
+	t.Helper()
+	time.Sleep(time.Second)
+	select {
+	case d := <-m.Events():
+		t.Fatalf("unexpected delta: %v", d)
+	default:
+	}
+}
+
+func prefixes(as []Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Prefix.String()+" "+a.Reason)
+	}
+	return out
+}
+
+func checkAddrs(t *testing.T, what string, got []Addr, want ...string) {
+	t.Helper()
+	if diff := cmp.Diff(want, prefixes(got)); diff != "" {
+		t.Fatalf("%s (-want +got):\n%s", what, diff)
+	}
+}
+
+func TestMonitorInitial(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		synctest.Wait()
+		select {
+		case <-m.Ready():
+			t.Fatal("ready before the snapshot")
+		default:
+		}
+		if s := m.State(); len(s.Links) != 0 || s.Links == nil {
+			t.Fatalf("state before ready: %+v", s)
+		}
+		start := time.Now()
+		src.send(baseSnapshot())
+		d := next(t, m)
+		if got := time.Since(start); got != DefaultSettle {
+			t.Errorf("initial delta after %v, want %v", got, DefaultSettle)
+		}
+		if !d.Initial {
+			t.Error("first delta not initial")
+		}
+		checkAddrs(t, "added", d.Added, "192.0.2.1/24 ")
+		if len(d.Links) != 1 || !d.Links[0].Added() || d.Links[0].New.Name != "eth0" {
+			t.Errorf("links %+v, want eth0 added", d.Links)
+		}
+		select {
+		case <-m.Ready():
+		default:
+			t.Fatal("not ready after the initial delta")
+		}
+		if !m.State().Equal(d.State) {
+			t.Fatalf("State() %+v differs from the delta's %+v", m.State(), d.State)
+		}
+		quiet(t, m)
+	})
+}
+
+func TestMonitorInitialEmpty(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		src.send(snapshotMsg{})
+		d := next(t, m)
+		if !d.Initial || d.AddrsChanged() || d.LinksChanged() {
+			t.Fatalf("initial delta of an empty namespace: %+v", d)
+		}
+	})
+}
+
+func TestMonitorBurstIsOneDelta(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		src.send(baseSnapshot())
+		next(t, m)
+		// One address brings a burst: the address, its local and prefix
+		// routes, a duplicate; a second link follows at once.
+		src.send(
+			addr(2, "192.0.2.7/24"), connected(2, "192.0.2.7/24"), addr(2, "192.0.2.7/24"),
+			upLink(3, "eth1"), addr(3, "198.51.100.1/24"), defaultRoute(3, 101, "198.51.100.254"),
+		)
+		d := next(t, m)
+		checkAddrs(t, "added", d.Added, "192.0.2.7/24 ", "198.51.100.1/24 ")
+		if d.Initial || len(d.Links) != 1 || d.Links[0].New.Name != "eth1" {
+			t.Fatalf("delta %v", d)
+		}
+		quiet(t, m)
+	})
+}
+
+func TestMonitorRevertIsNoDelta(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		src.send(baseSnapshot())
+		next(t, m)
+		src.send(addr(2, "192.0.2.9/24"), delAddr(2, "192.0.2.9/24"))
+		src.send(downLink(2, "eth0"), upLink(2, "eth0"), defaultRoute(2, 254, "192.0.2.254"))
+		quiet(t, m)
+		// A message that changes nothing is no delta either.
+		src.send(upLink(2, "eth0"), addr(2, "192.0.2.1/24"))
+		quiet(t, m)
+	})
+}
+
+func TestMonitorSettleWindow(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, &Config{Settle: 2 * time.Millisecond, MaxSettle: 10 * time.Millisecond})
+		src.send(baseSnapshot())
+		next(t, m)
+
+		// The window restarts with every message...
+		start := time.Now()
+		src.send(addr(2, "192.0.2.7/24"))
+		time.Sleep(time.Millisecond)
+		src.send(addr(2, "192.0.2.8/24"))
+		d := next(t, m)
+		if got := time.Since(start); got != 3*time.Millisecond {
+			t.Errorf("delta after %v, want 3ms (1ms + settle)", got)
+		}
+		checkAddrs(t, "added", d.Added, "192.0.2.7/24 ", "192.0.2.8/24 ")
+
+		// ...up to MaxSettle from the first message of a steady stream.
+		start = time.Now()
+		stop := make(chan struct{})
+		streamed := make(chan struct{})
+		go func() {
+			defer close(streamed)
+			for i := 0; ; i++ {
+				a := addr(2, netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}), 24).String())
+				select {
+				case src.c <- a:
+				case <-stop:
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		d = next(t, m)
+		if got := time.Since(start); got != 10*time.Millisecond {
+			t.Errorf("delta of a stream after %v, want MaxSettle 10ms", got)
+		}
+		close(stop)
+		<-streamed
+		if len(d.Added) < 9 {
+			t.Errorf("stream delta added %d addresses, want 10", len(d.Added))
+		}
+	})
+}
+
+func TestMonitorSlowReceiver(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		src.send(baseSnapshot())
+		// Changes before the initial delta is taken join it.
+		src.send(addr(2, "192.0.2.2/24"))
+		time.Sleep(10 * time.Millisecond)
+		src.send(addr(2, "192.0.2.3/24"))
+		time.Sleep(10 * time.Millisecond)
+		d := next(t, m)
+		if !d.Initial {
+			t.Fatal("merged first delta not initial")
+		}
+		checkAddrs(t, "initial added", d.Added, "192.0.2.1/24 ", "192.0.2.2/24 ", "192.0.2.3/24 ")
+
+		// Changes accumulate against what the receiver last got.
+		src.send(delAddr(2, "192.0.2.2/24"))
+		time.Sleep(10 * time.Millisecond)
+		src.send(downLink(2, "eth0"))
+		time.Sleep(10 * time.Millisecond)
+		d = next(t, m)
+		checkAddrs(t, "removed", d.Removed, "192.0.2.1/24 link down", "192.0.2.2/24 removed", "192.0.2.3/24 link down")
+
+		// The receiver may change what it got.
+		d.State.Links[2] = Link{Name: "mangled"}
+		d.State.Addrs[0].Usable = true
+
+		// A pending change that is undone is withdrawn.
+		src.send(upLink(2, "eth0"))
+		time.Sleep(10 * time.Millisecond)
+		src.send(downLink(2, "eth0"))
+		quiet(t, m)
+		if l := m.State().Links[2]; l.Name != "eth0" || l.Up {
+			t.Fatalf("State() link 2 = %+v", l)
+		}
+	})
+}
+
+func TestMonitorResync(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		snap := baseSnapshot()
+		snap.links = append(snap.links, upLink(3, "eth1"))
+		snap.addrs = append(snap.addrs, addr(3, "198.51.100.1/24"))
+		snap.routes = append(snap.routes, defaultRoute(3, 254, "198.51.100.254"))
+		src.send(snap)
+		next(t, m)
+		// Messages were lost: eth1 vanished and eth0 got another address.
+		re := baseSnapshot()
+		re.addrs = append(re.addrs, addr(2, "192.0.2.5/24"))
+		src.send(re)
+		d := next(t, m)
+		if d.Initial {
+			t.Error("resync delta marked initial")
+		}
+		checkAddrs(t, "added", d.Added, "192.0.2.5/24 ")
+		checkAddrs(t, "removed", d.Removed, "198.51.100.1/24 removed")
+		if len(d.Links) != 1 || !d.Links[0].Removed() {
+			t.Fatalf("links %+v, want eth1 removed", d.Links)
+		}
+	})
+}
+
+func TestMonitorSourceError(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, done := startMonitor(t, nil)
+		src.send(baseSnapshot())
+		next(t, m)
+		src.err <- errors.New("subscribe to links: boom")
+		err := <-done
+		if err == nil || !strings.HasPrefix(err.Error(), "linkmon: subscribe to links: boom") {
+			t.Fatalf("Run = %v", err)
+		}
+		if _, ok := <-m.Events(); ok {
+			t.Fatal("events not closed")
+		}
+	})
+}
+
+func TestMonitorStop(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m := newMonitor(*testConfig(t, nil))
+		src := newFakeSource()
+		m.open = func() (source, error) { return src, nil }
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		src.send(baseSnapshot())
+		next(t, m)
+		if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "twice") {
+			t.Fatalf("second Run = %v", err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run after cancel = %v", err)
+		}
+		select {
+		case <-src.closed:
+		default:
+			t.Fatal("source not closed")
+		}
+		if _, ok := <-m.Events(); ok {
+			t.Fatal("events not closed")
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestMonitorOpenError(t *testing.T) {
+	t.Parallel()
+	m := newMonitor(*testConfig(t, nil))
+	m.open = func() (source, error) { return nil, errors.New("linkmon: no netlink") }
+	if err := m.Run(t.Context()); err == nil || err.Error() != "linkmon: no netlink" {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestMonitorStateIsACopy(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		src.send(baseSnapshot())
+		next(t, m)
+		s := m.State()
+		s.Links[2] = Link{}
+		s.Addrs[0].Reason = "mangled"
+		if got := m.State(); got.Links[2].Name != "eth0" || got.Addrs[0].Reason != "" {
+			t.Fatalf("State() changed through a copy: %+v", got)
+		}
+	})
+}
