@@ -1,0 +1,138 @@
+package pm
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// Config configures an Engine. Mode, Policy and NewKernel are required,
+// and Events in userspace mode; zero values of the others mean their
+// defaults.
+type Config struct {
+	// Mode is the namespace's path manager: policy.ModeKernel or
+	// policy.ModeUserspace ("auto" is the daemon's to resolve).
+	Mode policy.Mode
+	// Policy decides the desired state; SetPolicy replaces it.
+	Policy policy.Policy
+	// NewKernel opens a Kernel; Run calls it once per worker and once
+	// for the loop's own dumps, and closes them all when it returns.
+	NewKernel func() (Kernel, error)
+	// Workers is the number of workers, each with a Kernel of its own;
+	// 0 means DefaultWorkers.
+	Workers int
+	// Events are the kernel's mptcp_pm events. Required in userspace
+	// mode; in kernel mode they are only counted (nil is fine).
+	Events EventSource
+	// Conns lists existing connections (userspace mode); nil means the
+	// engine learns connections from events only.
+	Conns ConnLister
+	// OwnedIDs are the endpoint ids that are mptcpgod's (kernel mode);
+	// the zero IDRange means DefaultOwnedIDs.
+	OwnedIDs IDRange
+	// WithdrawOnExit makes Run delete the owned endpoints before it
+	// returns (kernel mode).
+	WithdrawOnExit bool
+	// Backoff is the retry delay of failed actions; zero fields mean
+	// those of DefaultBackoff.
+	Backoff Backoff
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultWorkers is the number of workers when Config.Workers is 0.
+const DefaultWorkers = 4
+
+// DefaultOwnedIDs is the endpoint id range mptcpgod owns when
+// Config.OwnedIDs is zero.
+var DefaultOwnedIDs = IDRange{Min: 100, Max: 199}
+
+// DefaultBackoff is the retry delay when Config.Backoff is zero.
+var DefaultBackoff = Backoff{Initial: 50 * time.Millisecond, Max: 30 * time.Second}
+
+// IDRange is an inclusive range of endpoint ids.
+type IDRange struct {
+	Min, Max uint8
+}
+
+// Contains reports whether id is in r.
+func (r IDRange) Contains(id uint8) bool { return id >= r.Min && id <= r.Max }
+
+// String returns "min-max".
+func (r IDRange) String() string { return fmt.Sprintf("%d-%d", r.Min, r.Max) }
+
+// Backoff is an exponential retry delay: a path or endpoint that failed n
+// times in a row waits Initial·2^(n-1), at most Max, less up to a quarter
+// of jitter, before the engine tries it again. A path's count starts over
+// once its subflow has stayed established for a second.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+// delay returns the delay after fails consecutive failures (fails ≥ 1),
+// before jitter.
+func (b Backoff) delay(fails int) time.Duration {
+	d := b.Initial
+	for i := 1; i < fails && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// withDefaults returns cfg with the defaults filled in, or an error naming
+// the first bad field.
+func (cfg Config) withDefaults() (Config, error) {
+	switch cfg.Mode {
+	case policy.ModeKernel, policy.ModeUserspace:
+	case "":
+		return cfg, errors.New("pm: config: mode: missing (want kernel or userspace)")
+	default:
+		return cfg, fmt.Errorf("pm: config: mode: %q is not kernel or userspace", cfg.Mode)
+	}
+	if cfg.Policy == nil {
+		return cfg, errors.New("pm: config: policy: missing")
+	}
+	if cfg.NewKernel == nil {
+		return cfg, errors.New("pm: config: new kernel: missing")
+	}
+	if cfg.Events == nil && cfg.Mode == policy.ModeUserspace {
+		return cfg, errors.New("pm: config: events: required in userspace mode")
+	}
+	switch {
+	case cfg.Workers < 0:
+		return cfg, fmt.Errorf("pm: config: workers: %d is negative", cfg.Workers)
+	case cfg.Workers == 0:
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.OwnedIDs == (IDRange{}) {
+		cfg.OwnedIDs = DefaultOwnedIDs
+	}
+	if cfg.OwnedIDs.Min == 0 || cfg.OwnedIDs.Max < cfg.OwnedIDs.Min {
+		return cfg, fmt.Errorf("pm: config: owned ids: %s is not a range within 1-255", cfg.OwnedIDs)
+	}
+	if cfg.Backoff.Initial == 0 {
+		cfg.Backoff.Initial = DefaultBackoff.Initial
+	}
+	if cfg.Backoff.Max == 0 {
+		cfg.Backoff.Max = max(DefaultBackoff.Max, cfg.Backoff.Initial)
+	}
+	switch {
+	case cfg.Backoff.Initial < 0:
+		return cfg, fmt.Errorf("pm: config: backoff: initial %v is negative", cfg.Backoff.Initial)
+	case cfg.Backoff.Max < cfg.Backoff.Initial:
+		return cfg, fmt.Errorf("pm: config: backoff: max %v is below initial %v", cfg.Backoff.Max, cfg.Backoff.Initial)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, nil
+}

@@ -1,0 +1,59 @@
+// Package pm is mptcpgod's path-manager engine: it keeps the kernel's MPTCP
+// path-manager state equal to what the policy wants.
+//
+// The engine is level-triggered. Policies compute the desired state from
+// an immutable view of the host (and, in userspace mode, of one
+// connection); the engine diffs it against what the kernel has and acts.
+// The same code path serves startup, lost events, link changes and policy
+// reloads. Failed actions are retried with per-path exponential backoff.
+//
+// # One owner
+//
+// Engine.Run is the only goroutine that touches the engine's state. Host
+// updates (SetHost, latest wins), policy swaps, kernel events, worker
+// results, status queries and backoff timers arrive on channels. The loop
+// never waits on the kernel: it hands commands to a pool of workers, each
+// with a Kernel of its own, keeping at most one command in flight per
+// connection (and one for kernel-mode endpoints and limits), so the
+// commands of one connection reach the kernel in order while connections
+// proceed in parallel. Results come back to the loop as inputs.
+//
+// # Kernel mode
+//
+// The in-kernel path manager's endpoints and limits follow the policy's
+// KernelPlan. Endpoints whose id is in Config.OwnedIDs (and that the
+// kernel did not create implicitly) are mptcpgod's: the engine adds its
+// endpoints with the lowest free id of that range, always bound to their
+// device, deletes the owned ones the plan no longer lists, changes
+// backup and fullmesh in place, and replaces (deletes, then adds) an
+// endpoint whose other flags or device differ. It never touches another
+// endpoint; one holding an address the plan wants is reported once, with
+// the likely owner (NetworkManager, mptcpd) and the fix. The kernel keeps
+// at most 8 endpoints, foreign ones included; what does not fit is left
+// out and logged. An endpoint's address must be usable: the engine removes
+// the endpoint when it stops being usable and re-adds it when it is
+// usable again, which is also how the in-kernel path manager is made to
+// re-create subflows it closed.
+//
+// # Userspace mode
+//
+// Every connection follows the policy's ConnPlan. The engine learns
+// connections from events (CREATED, ESTABLISHED, ANNOUNCED, REMOVED,
+// SUB_ESTABLISHED, SUB_CLOSED, SUB_PRIORITY, CLOSED) and, at start and
+// after lost events, from the ConnLister and the kernel's per-connection
+// address lists. Once a connection is established it creates the desired
+// paths that have no subflow (a path is pending until SUB_ESTABLISHED or
+// SUB_CLOSED; a failure backs off), sets backup bits, announces addresses
+// (reusing the id the kernel already has for an address, else allocating
+// a free one from the top), destroys the subflows it opened that are no
+// longer desired (never the initial subflow nor those the peer opened) and
+// withdraws announces. Connections run by the in-kernel path manager are
+// recognised by the kernel's answer and left alone.
+//
+// # Status
+//
+// Status returns a copy of the state, with the desired state beside the
+// actual one and, for anything missing, why: pending, in backoff until
+// when, and the kernel's last error text. Its types marshal to JSON with
+// snake_case keys for the control socket.
+package pm

@@ -1,0 +1,540 @@
+package pm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// Engine is the path-manager engine. One goroutine, Run, owns its state;
+// the other methods talk to it over channels and are safe to call from
+// any goroutine.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+	// after and jitter are the timer and the backoff jitter; tests
+	// replace them.
+	after  func(time.Duration) (<-chan time.Time, func())
+	jitter func(time.Duration) time.Duration
+
+	hostC   chan hostUpdate    // one slot, latest wins
+	policyC chan policy.Policy // one slot, latest wins
+	queryC  chan query         // status queries
+	eventsC chan batch         // from the event reader
+	results chan result        // from the workers
+	work    chan command       // to the workers
+	resyncC chan resyncResult  // from a resync
+	readyC  chan struct{}      // closed when ready
+	doneC   chan struct{}      // closed when Run returns
+	running atomic.Bool
+
+	// Everything below belongs to Run.
+	ctx      context.Context
+	policy   policy.Policy
+	view     policy.View
+	haveHost bool
+	isReady  bool
+	ifByName map[string]int32
+	addrs    map[netip.Addr]policy.LocalAddr
+	usable   map[netip.Addr]bool
+
+	rq        ready
+	wakes     wakeHeap
+	timerC    <-chan time.Time
+	timerStop func()
+	timerAt   time.Time
+
+	conns map[uint32]*conn
+	dirty []*conn
+	km    kernelState
+	// kdirty: reconcile kernel mode at the end of the iteration.
+	kdirty bool
+	// seq counts the events applied.
+	seq uint64
+
+	resyncing, resyncAgain bool
+	lk                     Kernel
+
+	started  time.Time
+	counters counters
+	recent   errRing
+	warned   map[string]bool
+}
+
+type hostUpdate struct {
+	links []policy.Link
+	addrs []policy.LocalAddr
+}
+
+// batch is what the event reader forwards: events, or an error.
+type batch struct {
+	events []genl.Event
+	err    error
+	// fatal: the event source is closed.
+	fatal bool
+}
+
+type query struct {
+	token  uint32
+	one    bool // ConnStatus of token only
+	reply  chan Status
+	replyC chan connReply
+}
+
+type connReply struct {
+	cs ConnStatus
+	ok bool
+}
+
+// New returns an Engine for cfg, or an error naming the first bad field.
+func New(cfg Config) (*Engine, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "pm"),
+		now:     cfg.Now,
+		after:   realAfter,
+		jitter:  realJitter,
+		hostC:   make(chan hostUpdate, 1),
+		policyC: make(chan policy.Policy, 1),
+		queryC:  make(chan query),
+		eventsC: make(chan batch, 64),
+		results: make(chan result, cfg.Workers),
+		work:    make(chan command),
+		resyncC: make(chan resyncResult, 1),
+		readyC:  make(chan struct{}),
+		doneC:   make(chan struct{}),
+		policy:  cfg.Policy,
+		conns:   make(map[uint32]*conn),
+		warned:  make(map[string]bool),
+		ctx:     context.Background(),
+	}
+	e.view.Mode = cfg.Mode
+	e.km.w.idx = -1
+	e.km.retries = make(map[netip.AddrPort]*retry)
+	e.km.notes = make(map[netip.AddrPort]string)
+	return e, nil
+}
+
+// Ready returns a channel that is closed once Run has adopted the
+// kernel's state, received the first SetHost and reconciled everything.
+func (e *Engine) Ready() <-chan struct{} { return e.readyC }
+
+// SetHost replaces the host's links and addresses the policies decide
+// from. It never blocks: when the engine has not picked up the previous
+// update yet, this one replaces it. Run reconciles nothing before the
+// first SetHost. The slices are copied.
+func (e *Engine) SetHost(links []policy.Link, addrs []policy.LocalAddr) {
+	u := hostUpdate{links: slices.Clone(links), addrs: slices.Clone(addrs)}
+	for {
+		select {
+		case e.hostC <- u:
+			return
+		default:
+		}
+		select {
+		case <-e.hostC:
+		default:
+		}
+	}
+}
+
+// SetPolicy replaces the policy; the engine applies it to every existing
+// connection too. It never blocks; a Status call that returns after
+// SetPolicy reports the new policy, after which the engine no longer uses
+// the old one (so the caller may close it).
+func (e *Engine) SetPolicy(p policy.Policy) {
+	if p == nil {
+		return
+	}
+	for {
+		select {
+		case e.policyC <- p:
+			return
+		default:
+		}
+		select {
+		case <-e.policyC:
+		default:
+		}
+	}
+}
+
+// ErrNotRunning is returned by Status and Conn when Run has returned.
+var ErrNotRunning = errors.New("pm: engine not running")
+
+// ErrNoConn is returned by Conn for a token the engine does not track.
+var ErrNoConn = errors.New("pm: no such connection")
+
+// Status returns a copy of the engine's state, answered by Run's loop.
+func (e *Engine) Status(ctx context.Context) (Status, error) {
+	q := query{reply: make(chan Status, 1)}
+	if err := e.ask(ctx, q); err != nil {
+		return Status{}, err
+	}
+	select {
+	case st := <-q.reply:
+		return st, nil
+	case <-ctx.Done():
+		return Status{}, ctx.Err()
+	}
+}
+
+// Conn returns the state of the connection token; errors.Is(err,
+// ErrNoConn) when the engine does not track it.
+func (e *Engine) Conn(ctx context.Context, token uint32) (ConnStatus, error) {
+	q := query{token: token, one: true, replyC: make(chan connReply, 1)}
+	if err := e.ask(ctx, q); err != nil {
+		return ConnStatus{}, err
+	}
+	select {
+	case r := <-q.replyC:
+		if !r.ok {
+			return ConnStatus{}, fmt.Errorf("%w: token %08x", ErrNoConn, token)
+		}
+		return r.cs, nil
+	case <-ctx.Done():
+		return ConnStatus{}, ctx.Err()
+	}
+}
+
+func (e *Engine) ask(ctx context.Context, q query) error {
+	select {
+	case e.queryC <- q:
+		return nil
+	case <-e.doneC:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run opens the kernels, adopts the kernel's state, and then reconciles
+// until ctx is done, when it stops the workers, withdraws the owned
+// endpoints if so configured, and returns nil. It returns an error when it
+// cannot open a Kernel, cannot read the kernel's endpoints (kernel mode),
+// or the event source fails for good.
+func (e *Engine) Run(ctx context.Context) (err error) {
+	if !e.running.CompareAndSwap(false, true) {
+		return errors.New("pm: run: already running or done")
+	}
+	defer close(e.doneC)
+	e.ctx = ctx
+	e.started = e.now()
+
+	var kernels []Kernel
+	defer func() {
+		for _, k := range kernels {
+			if cerr := k.Close(); cerr != nil {
+				e.log.Debug("close kernel", "error", cerr)
+			}
+		}
+	}()
+	for i := range e.cfg.Workers + 1 {
+		k, err := e.cfg.NewKernel()
+		if err != nil {
+			return fmt.Errorf("pm: open kernel %d of %d: %w", i+1, e.cfg.Workers+1, err)
+		}
+		kernels = append(kernels, k)
+	}
+	e.lk = kernels[0]
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var readers, workers sync.WaitGroup
+	if e.cfg.Events != nil {
+		readers.Go(func() { e.readEvents(runCtx) })
+	}
+	for _, k := range kernels[1:] {
+		workers.Go(func() { worker(k, e.work, e.results) })
+	}
+
+	adopted := false
+	err = e.adopt()
+	if err == nil {
+		adopted = true
+		err = e.loop(ctx)
+	}
+
+	cancel()
+	close(e.work)
+	stopped := make(chan struct{})
+	go func() { workers.Wait(); close(stopped) }()
+	for draining := true; draining; {
+		select {
+		case <-e.results:
+		case <-stopped:
+			draining = false
+		}
+	}
+	if e.resyncing {
+		<-e.resyncC
+	}
+	readers.Wait()
+	if e.timerStop != nil {
+		e.timerStop()
+	}
+	if adopted && e.cfg.Mode == policy.ModeKernel && e.cfg.WithdrawOnExit {
+		e.withdraw(e.lk)
+	}
+	return err
+}
+
+// loop is the engine's event loop.
+func (e *Engine) loop(ctx context.Context) error {
+	e.takeSlots()
+	e.flush()
+	for {
+		e.armTimer()
+		var workC chan command
+		var next command
+		l := e.rq.peek()
+		if l != nil {
+			workC, next = e.work, l.queue[0]
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case workC <- next:
+			e.rq.pop()
+			cmd := l.take()
+			e.sent(&cmd)
+		case r := <-e.results:
+			e.applyResult(&r)
+		case b := <-e.eventsC:
+			if b.fatal {
+				return fmt.Errorf("pm: events: %w", b.err)
+			}
+			e.applyBatch(&b)
+		case u := <-e.hostC:
+			e.applyHost(u)
+		case p := <-e.policyC:
+			e.applyPolicy(p)
+		case q := <-e.queryC:
+			e.takeSlots()
+			select {
+			case <-e.timerC:
+				e.fire()
+			default:
+			}
+			e.flush()
+			e.answer(q)
+		case <-e.timerC:
+			e.fire()
+		case r := <-e.resyncC:
+			e.applyResync(r)
+		}
+		e.flush()
+	}
+}
+
+// takeSlots applies a pending host update and policy; a query calls it so
+// that its answer reflects what was set before it.
+func (e *Engine) takeSlots() {
+	select {
+	case u := <-e.hostC:
+		e.applyHost(u)
+	default:
+	}
+	select {
+	case p := <-e.policyC:
+		e.applyPolicy(p)
+	default:
+	}
+}
+
+// flush reconciles what the iteration made dirty.
+func (e *Engine) flush() {
+	if e.kdirty {
+		e.kdirty = false
+		e.reconcileKernel()
+	}
+	for i, c := range e.dirty {
+		c.queued = false
+		e.dirty[i] = nil
+		e.reconcileConn(c)
+	}
+	e.dirty = e.dirty[:0]
+	if e.haveHost && !e.isReady {
+		e.isReady = true
+		close(e.readyC)
+		e.log.Info("ready", "mode", e.cfg.Mode, "policy", e.policy.Name(), "connections", len(e.conns),
+			"endpoints", len(e.km.actual))
+	}
+}
+
+// reconcileAll marks everything for reconciliation, connections in token
+// order.
+func (e *Engine) reconcileAll() {
+	if e.cfg.Mode == policy.ModeKernel {
+		e.kdirty = true
+		return
+	}
+	toks := make([]uint32, 0, len(e.conns))
+	for t := range e.conns {
+		toks = append(toks, t)
+	}
+	slices.Sort(toks)
+	for _, t := range toks {
+		e.markDirty(e.conns[t])
+	}
+}
+
+func (e *Engine) applyHost(u hostUpdate) {
+	slices.SortStableFunc(u.links, func(a, b policy.Link) int { return int(a.Index) - int(b.Index) })
+	e.view = policy.View{Mode: e.cfg.Mode, Links: u.links, Addrs: u.addrs}
+	e.ifByName = make(map[string]int32, len(u.links))
+	for _, l := range u.links {
+		e.ifByName[l.Name] = l.Index
+	}
+	e.addrs = make(map[netip.Addr]policy.LocalAddr, len(u.addrs))
+	for _, a := range u.addrs {
+		e.addrs[a.Addr.Unmap()] = a
+	}
+	e.usable = make(map[netip.Addr]bool, len(u.addrs))
+	for _, a := range e.view.UsableAddrs() {
+		e.usable[a.Addr.Unmap()] = true
+	}
+	if !e.haveHost {
+		e.log.Debug("first host state", "links", len(u.links), "addrs", len(u.addrs))
+	}
+	e.haveHost = true
+	e.counters.hostUpdates++
+	e.reconcileAll()
+}
+
+func (e *Engine) applyPolicy(p policy.Policy) {
+	e.log.Info("policy replaced", "old", e.policy.Name(), "new", p.Name())
+	e.policy = p
+	e.counters.policySwaps++
+	e.reconcileAll()
+}
+
+// devIndex returns ifindex, else the index of the device named dev, else 0.
+func (e *Engine) devIndex(dev string, ifindex int32) int32 {
+	if ifindex != 0 || dev == "" {
+		return ifindex
+	}
+	return e.ifByName[dev]
+}
+
+// sent records that a worker took cmd.
+func (e *Engine) sent(cmd *command) {
+	e.counters.actions[cmd.op]++
+	if cmd.conn != nil {
+		e.sentConn(cmd.conn, cmd)
+	}
+}
+
+func (e *Engine) applyResult(r *result) {
+	if r.err != nil {
+		e.counters.failures[r.cmd.op]++
+		e.recent.add(e.errorRecord(r))
+	}
+	if r.cmd.conn != nil {
+		e.connResult(r)
+	} else {
+		e.kernelResult(r)
+	}
+}
+
+// fire reconciles the owners of the wakes that are due; the timer fired.
+func (e *Engine) fire() {
+	e.timerC, e.timerStop, e.timerAt = nil, nil, time.Time{}
+	now := e.now()
+	for len(e.wakes) > 0 && !e.wakes[0].at.After(now) {
+		w := e.wakes[0]
+		e.setWake(w, time.Time{})
+		if w.c == nil {
+			e.kdirty = true
+		} else {
+			e.markDirty(w.c)
+		}
+	}
+}
+
+// readEvents forwards the event source's batches to the loop.
+func (e *Engine) readEvents(ctx context.Context) {
+	var pause time.Duration
+	for {
+		evs, err := e.cfg.Events.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		b := batch{events: evs, err: err}
+		switch {
+		case err == nil:
+			pause = 0
+		case errors.Is(err, genl.ErrEventsLost):
+		case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), errors.Is(err, io.EOF):
+			b.fatal = true
+		default:
+			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
+		}
+		select {
+		case e.eventsC <- b:
+		case <-ctx.Done():
+			return
+		}
+		if b.fatal {
+			return
+		}
+		if pause > 0 {
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+	}
+}
+
+func (e *Engine) applyBatch(b *batch) {
+	if b.err != nil {
+		e.counters.resyncs++
+		e.log.Warn("events lost, resynchronising", "error", b.err)
+		e.resync()
+		return
+	}
+	e.counters.batches++
+	for i := range b.events {
+		e.applyEvent(&b.events[i])
+	}
+}
+
+// warnOnce logs msg at warning level once per msg and arguments.
+func (e *Engine) warnOnce(msg string, args ...any) {
+	key := fmt.Sprint(append([]any{msg}, args...)...)
+	if e.warned[key] {
+		return
+	}
+	if len(e.warned) > 1024 {
+		clear(e.warned)
+	}
+	e.warned[key] = true
+	e.log.Warn(msg, args...)
+}
+
+// hexToken logs a token as eight hex digits.
+type hexToken uint32
+
+// LogValue implements slog.LogValuer.
+func (t hexToken) LogValue() slog.Value { return slog.StringValue(fmt.Sprintf("%08x", uint32(t))) }

@@ -1,0 +1,395 @@
+package pm
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// changeableFlags are the endpoint flags SET_FLAGS can change in place.
+const changeableFlags = genl.FlagBackup | genl.FlagFullmesh
+
+// kernelState is the engine's state in kernel mode.
+type kernelState struct {
+	l lane
+	w wake
+	// actual is the kernel's endpoint list, as last dumped and changed by
+	// our commands since.
+	actual []genl.Endpoint
+	limits genl.Limits
+	// needDump: re-read endpoints and limits before acting.
+	needDump  bool
+	dumpRetry retry
+	plan      policy.KernelPlan
+	retries   map[netip.AddrPort]*retry
+	limRetry  retry
+	// notes say why a desired endpoint is not in the kernel.
+	notes map[netip.AddrPort]string
+	// leftOut is what the endpoint cap left out last time, for logging
+	// changes only.
+	leftOut string
+}
+
+// wantEndpoint is a desired endpoint, resolved.
+type wantEndpoint struct {
+	ep  genl.Endpoint // ID 0
+	dev string
+	key netip.AddrPort
+}
+
+func epKey(ep genl.Endpoint) netip.AddrPort { return netip.AddrPortFrom(ep.Addr, ep.Port) }
+
+// owned reports whether ep is mptcpgod's: its id is in the owned range
+// and the kernel did not create it.
+func (e *Engine) owned(ep genl.Endpoint) bool {
+	return e.cfg.OwnedIDs.Contains(ep.ID) && ep.Flags&genl.FlagImplicit == 0
+}
+
+func (k *kernelState) retry(key netip.AddrPort) *retry { return k.retries[key] }
+
+func (k *kernelState) retryFor(key netip.AddrPort) *retry {
+	r := k.retries[key]
+	if r == nil {
+		r = &retry{}
+		k.retries[key] = r
+	}
+	return r
+}
+
+// endpointFlags maps a policy endpoint to kernel flags.
+func endpointFlags(p policy.Endpoint) genl.EndpointFlags {
+	var f genl.EndpointFlags
+	for _, b := range []struct {
+		on bool
+		f  genl.EndpointFlags
+	}{{p.Signal, genl.FlagSignal}, {p.Subflow, genl.FlagSubflow}, {p.Backup, genl.FlagBackup},
+		{p.Fullmesh, genl.FlagFullmesh}, {p.Laminar, genl.FlagLaminar}} {
+		if b.on {
+			f |= b.f
+		}
+	}
+	return f
+}
+
+// wants resolves the plan's endpoints: device index, usability, and
+// duplicates. Endpoints it drops get a note.
+func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
+	k := &e.km
+	out := make([]wantEndpoint, 0, len(plan.Endpoints))
+	for _, p := range plan.Endpoints {
+		addr := p.Addr.Unmap()
+		key := netip.AddrPortFrom(addr, p.Port)
+		if !addr.IsValid() || slices.ContainsFunc(out, func(w wantEndpoint) bool { return w.key == key }) {
+			continue
+		}
+		la, listed := e.addrs[addr]
+		if !listed || !e.usable[addr] {
+			k.notes[key] = "address not usable"
+			continue
+		}
+		w := wantEndpoint{key: key, dev: p.Dev, ep: genl.Endpoint{Addr: addr, Port: p.Port, Flags: endpointFlags(p)}}
+		w.ep.IfIndex = e.devIndex(p.Dev, p.IfIndex)
+		if w.ep.IfIndex == 0 {
+			w.ep.IfIndex, w.dev = la.IfIndex, la.Link
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// reconcileKernel diffs the policy's kernel plan against the kernel's
+// endpoints and limits and queues the commands that close the gap: limits,
+// deletes, flag changes, replacements (delete then add), adds.
+func (e *Engine) reconcileKernel() {
+	k := &e.km
+	if !e.haveHost {
+		return
+	}
+	if k.l.busy {
+		k.l.dirty = true
+		return
+	}
+	k.l.dirty = false
+	now := e.now()
+	k.l.queue = k.l.queue[:0]
+	if k.needDump {
+		if k.dumpRetry.waiting(now) {
+			e.setWake(&k.w, k.dumpRetry.until)
+			return
+		}
+		k.l.queue = append(k.l.queue, command{op: opDumpKernel})
+		e.rq.push(&k.l)
+		return
+	}
+	v := e.view
+	v.Now = now
+	plan := e.policy.Kernel(v, policy.KernelPlan{})
+	k.plan = plan
+	clear(k.notes)
+	var next time.Time
+	wait := func(r *retry) bool {
+		if r.waiting(now) {
+			next = earliest(next, r.until)
+			return true
+		}
+		return false
+	}
+
+	var lim, dels, flags, repl, adds []command
+	var lu genl.LimitsUpdate
+	if s := plan.Limits.Subflows; s != nil && *s != k.limits.Subflows {
+		lu.Subflows = new(*s)
+	}
+	if a := plan.Limits.AddAddrAccepted; a != nil && *a != k.limits.AddAddrAccepted {
+		lu.AddAddrAccepted = new(*a)
+	}
+	if (lu.Subflows != nil || lu.AddAddrAccepted != nil) && !wait(&k.limRetry) {
+		lim = append(lim, command{op: opSetLimits, limits: lu})
+	}
+
+	wants := e.wants(plan)
+	have := make([]int, len(wants)) // index in actual, or -1
+	matched := make([]bool, len(k.actual))
+	for i, w := range wants {
+		have[i] = slices.IndexFunc(k.actual, func(a genl.Endpoint) bool { return e.owned(a) && epKey(a) == w.key })
+		if have[i] >= 0 {
+			matched[have[i]] = true
+		}
+	}
+	count := len(k.actual)
+	var used idSet
+	for i, a := range k.actual {
+		used.add(a.ID)
+		if !e.owned(a) || matched[i] || wait(k.retry(epKey(a))) {
+			continue
+		}
+		dels = append(dels, command{op: opDelEndpoint, id: a.ID, ep: a})
+		count--
+	}
+	var leftOut []string
+	for i, w := range wants {
+		if j := have[i]; j >= 0 {
+			a := k.actual[j]
+			want := w.ep
+			want.ID = a.ID
+			switch {
+			case a.Flags&^changeableFlags != want.Flags&^changeableFlags || a.IfIndex != want.IfIndex:
+				if !wait(k.retry(w.key)) {
+					repl = append(repl, command{op: opDelEndpoint, id: a.ID, ep: a}, command{op: opAddEndpoint, ep: want})
+				}
+			case a.Flags&changeableFlags != want.Flags&changeableFlags:
+				if !wait(k.retry(w.key)) {
+					flags = append(flags, command{op: opSetEndpointFlags, ep: want})
+				}
+			}
+			continue
+		}
+		if f, ok := e.foreignAt(w.ep.Addr); ok {
+			k.notes[w.key] = fmt.Sprintf("address taken by endpoint id %d, not mptcpgod's", f.ID)
+			e.warnForeign(f)
+			continue
+		}
+		if count >= genl.MaxLimit {
+			k.notes[w.key] = fmt.Sprintf("left out: the kernel keeps at most %d endpoints", genl.MaxLimit)
+			leftOut = append(leftOut, w.key.String())
+			continue
+		}
+		count++
+		if wait(k.retry(w.key)) {
+			continue
+		}
+		id := e.freeID(&used)
+		if id == 0 {
+			k.notes[w.key] = fmt.Sprintf("no free endpoint id in %s", e.cfg.OwnedIDs)
+			continue
+		}
+		want := w.ep
+		want.ID = id
+		adds = append(adds, command{op: opAddEndpoint, ep: want})
+	}
+	if s := strings.Join(leftOut, " "); s != k.leftOut {
+		k.leftOut = s
+		if s != "" {
+			e.log.Warn("endpoints left out: the kernel keeps at most 8 endpoints, foreign ones included",
+				"left_out", s, "endpoints", len(k.actual))
+		}
+	}
+	for _, part := range [][]command{lim, dels, flags, repl, adds} {
+		k.l.queue = append(k.l.queue, part...)
+	}
+	e.setWake(&k.w, next)
+	if len(k.l.queue) > 0 {
+		e.rq.push(&k.l)
+	}
+}
+
+// foreignAt returns the endpoint that is not mptcpgod's and has addr.
+func (e *Engine) foreignAt(addr netip.Addr) (genl.Endpoint, bool) {
+	for _, a := range e.km.actual {
+		if !e.owned(a) && a.Addr.Unmap() == addr {
+			return a, true
+		}
+	}
+	return genl.Endpoint{}, false
+}
+
+// freeID returns the lowest owned id not in used, and adds it, or 0.
+func (e *Engine) freeID(used *idSet) uint8 {
+	for id := int(e.cfg.OwnedIDs.Min); id <= int(e.cfg.OwnedIDs.Max); id++ {
+		if !used.has(uint8(id)) {
+			used.add(uint8(id))
+			return uint8(id)
+		}
+	}
+	return 0
+}
+
+// warnForeign warns, once per endpoint, that a foreign endpoint holds an
+// address the policy wants, and says how to fix it.
+func (e *Engine) warnForeign(f genl.Endpoint) {
+	args := []any{"id", f.ID, "addr", f.Addr, "flags", f.Flags.String()}
+	var msg string
+	switch {
+	case f.Flags&genl.FlagImplicit != 0:
+		msg = "the kernel created an implicit endpoint for a subflow on an address mptcpgod wants; mptcpgod leaves it alone"
+		args = append(args, "fix", fmt.Sprintf("ip mptcp endpoint delete id %d", f.ID))
+	case f.Flags&(genl.FlagSubflow|genl.FlagSignal) == genl.FlagSubflow && f.ID < e.cfg.OwnedIDs.Min:
+		msg = "a foreign endpoint, likely added by NetworkManager, holds an address mptcpgod wants; mptcpgod leaves it alone"
+		args = append(args, "fix", "nmcli connection modify <conn> connection.mptcp-flags disabled (or set it to match mptcpgod's policy)",
+			"then", fmt.Sprintf("ip mptcp endpoint delete id %d", f.ID))
+	default:
+		msg = "a foreign endpoint, added by another path manager (mptcpd, NetworkManager or by hand), holds an address mptcpgod wants; mptcpgod leaves it alone"
+		args = append(args, "fix", "systemctl disable --now mptcp.service (mptcpd), or nmcli connection modify <conn> connection.mptcp-flags disabled (NetworkManager)",
+			"then", fmt.Sprintf("ip mptcp endpoint delete id %d", f.ID))
+	}
+	e.warnOnce(msg, args...)
+}
+
+// kernelResult applies the result of a kernel-mode command.
+func (e *Engine) kernelResult(r *result) {
+	k := &e.km
+	k.l.busy = false
+	c := &r.cmd
+	now := e.now()
+	if r.err != nil {
+		var rt *retry
+		switch c.op {
+		case opSetLimits:
+			rt = &k.limRetry
+		case opDumpKernel:
+			rt = &k.dumpRetry
+		default:
+			rt = k.retryFor(epKey(c.ep))
+		}
+		until := e.fail(rt, now, r.err.Error())
+		lvl := slog.LevelWarn
+		if rt.fails > 1 {
+			lvl = slog.LevelDebug
+		}
+		e.log.Log(e.ctx, lvl, c.op.String()+" failed", append(kernelAttrs(c),
+			"error", r.err, "failures", rt.fails, "retry_in", until.Sub(now).Round(time.Millisecond))...)
+		if errors.Is(r.err, os.ErrExist) || errors.Is(r.err, os.ErrNotExist) {
+			k.needDump = true
+		}
+		k.l.queue = k.l.queue[:0]
+		e.kdirty = true
+		return
+	}
+	switch c.op {
+	case opAddEndpoint:
+		k.actual = append(k.actual, c.ep)
+		delete(k.retries, epKey(c.ep))
+		e.log.Info("endpoint added", kernelAttrs(c)...)
+	case opDelEndpoint:
+		k.actual = slices.DeleteFunc(k.actual, func(a genl.Endpoint) bool { return a.ID == c.id })
+		delete(k.retries, epKey(c.ep))
+		e.log.Info("endpoint deleted", kernelAttrs(c)...)
+	case opSetEndpointFlags:
+		if i := slices.IndexFunc(k.actual, func(a genl.Endpoint) bool { return a.ID == c.ep.ID }); i >= 0 {
+			k.actual[i].Flags = k.actual[i].Flags&^changeableFlags | c.ep.Flags&changeableFlags
+		}
+		delete(k.retries, epKey(c.ep))
+		e.log.Info("endpoint flags set", kernelAttrs(c)...)
+	case opSetLimits:
+		if s := c.limits.Subflows; s != nil {
+			k.limits.Subflows = *s
+		}
+		if a := c.limits.AddAddrAccepted; a != nil {
+			k.limits.AddAddrAccepted = *a
+		}
+		k.limRetry = retry{}
+		e.log.Info("limits set", "subflows", k.limits.Subflows, "add_addr_accepted", k.limits.AddAddrAccepted)
+	case opDumpKernel:
+		k.actual, k.limits = r.eps, r.limits
+		k.needDump, k.dumpRetry = false, retry{}
+		e.kdirty = true
+	}
+	if k.l.dirty {
+		e.kdirty = true
+	} else if len(k.l.queue) > 0 {
+		e.rq.push(&k.l)
+	}
+}
+
+func kernelAttrs(c *command) []any {
+	switch c.op {
+	case opSetLimits:
+		var attrs []any
+		if s := c.limits.Subflows; s != nil {
+			attrs = append(attrs, "subflows", *s)
+		}
+		if a := c.limits.AddAddrAccepted; a != nil {
+			attrs = append(attrs, "add_addr_accepted", *a)
+		}
+		return attrs
+	case opDumpKernel:
+		return nil
+	}
+	attrs := []any{"id", c.ep.ID, "addr", c.ep.Addr}
+	if c.ep.Port != 0 {
+		attrs = append(attrs, "port", c.ep.Port)
+	}
+	return append(attrs, "flags", c.ep.Flags.String(), "ifindex", c.ep.IfIndex)
+}
+
+// withdraw deletes the owned endpoints, giving up after withdrawTimeout.
+func (e *Engine) withdraw(k Kernel) {
+	done := make(chan struct{})
+	known := slices.Clone(e.km.actual)
+	go func() {
+		defer close(done)
+		eps, err := k.Endpoints()
+		if err != nil {
+			e.log.Warn("cannot list endpoints to withdraw them; using the last known list", "error", err)
+			eps = known
+		}
+		for _, ep := range eps {
+			if !e.owned(ep) {
+				continue
+			}
+			if err := k.DelEndpoint(ep.ID); err != nil && !errors.Is(err, os.ErrNotExist) {
+				e.log.Warn("cannot withdraw endpoint", "id", ep.ID, "addr", ep.Addr, "error", err)
+				continue
+			}
+			e.log.Info("endpoint withdrawn", "id", ep.ID, "addr", ep.Addr)
+		}
+	}()
+	t := time.NewTimer(withdrawTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		e.log.Warn("gave up withdrawing endpoints", "after", withdrawTimeout)
+	}
+}
+
+// withdrawTimeout bounds withdraw.
+const withdrawTimeout = 2 * time.Second

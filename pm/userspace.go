@@ -1,0 +1,316 @@
+package pm
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// reconcileConn asks the policy for c's desired state, diffs it against
+// what c has and queues the commands that close the gap: creates first,
+// then backup changes, announces, destroys and removes.
+func (e *Engine) reconcileConn(c *conn) {
+	if c.l.closed || c.unmanaged || !c.established || !e.haveHost {
+		return
+	}
+	if c.l.busy {
+		c.l.dirty = true
+		return
+	}
+	c.l.dirty = false
+	now := e.now()
+	v := e.view
+	v.Now = now
+	plan := e.policy.Conn(v, c.policyConn(), policy.ConnPlan{})
+	c.plan = plan
+	q := c.l.queue[:0]
+	var next time.Time
+	wait := func(k retryKey) bool {
+		r := c.retry(k)
+		if r.waiting(now) {
+			next = earliest(next, r.until)
+			return true
+		}
+		return false
+	}
+
+	for i := range plan.Paths {
+		p := &plan.Paths[i]
+		k := pathKey{p.Local.Unmap(), unmapAP(p.Remote)}
+		if !c.validPath(k) || c.livePath(k) != nil || c.attempt(k) >= 0 || wait(retryKey{path: k}) {
+			continue
+		}
+		var flags genl.EndpointFlags
+		if p.Backup {
+			flags = genl.FlagBackup
+		}
+		ifindex := e.devIndex(p.Dev, p.IfIndex)
+		q = append(q, command{op: opCreateSubflow, token: c.token, conn: c, path: k, backup: p.Backup,
+			ep: genl.Endpoint{Addr: k.local, Flags: flags, IfIndex: ifindex}, remote: k.remote})
+	}
+
+	for i := range c.subs {
+		s := &c.subs[i]
+		if !s.established || s.destroying {
+			continue
+		}
+		p := findPath(plan.Paths, s.path())
+		if p == nil || p.Backup == s.backup || wait(retryKey{path: s.path()}) {
+			continue
+		}
+		q = append(q, command{op: opSetSubflowBackup, token: c.token, conn: c, path: s.path(),
+			local: s.local, remote: s.remote, backup: p.Backup})
+	}
+
+	if c.addrsStale {
+		q = append(q, command{op: opConnAddrs, token: c.token, conn: c})
+	} else {
+		var taken idSet
+		for i := range plan.Announces {
+			a := &plan.Announces[i]
+			addr := a.Addr.Unmap()
+			if !addr.IsValid() || addr == c.local.Addr() || c.announced(addr, a.Port) || wait(announceKey(addr, a.Port)) {
+				continue
+			}
+			id := c.announceID(addr, &taken)
+			if id == 0 {
+				e.warnOnce("no free address id", "token", hexToken(c.token), "addr", addr)
+				continue
+			}
+			q = append(q, command{op: opAnnounce, token: c.token, conn: c, ep: genl.Endpoint{
+				ID: id, Addr: addr, Port: a.Port, Flags: genl.FlagSignal, IfIndex: e.devIndex(a.Dev, a.IfIndex)}})
+		}
+	}
+
+	for i := range c.subs {
+		s := &c.subs[i]
+		if !s.joined || s.initial || !s.established || s.destroying ||
+			findPath(plan.Paths, s.path()) != nil || wait(retryKey{path: s.path()}) {
+			continue
+		}
+		q = append(q, command{op: opDestroySubflow, token: c.token, conn: c, path: s.path(),
+			local: s.local, remote: s.remote})
+	}
+
+	if !c.addrsStale {
+		for _, l := range c.locals {
+			if !l.signal || announceWanted(plan.Announces, l.addr, l.port) || wait(announceKey(l.addr, l.port)) {
+				continue
+			}
+			q = append(q, command{op: opRemove, token: c.token, conn: c, id: l.id,
+				ep: genl.Endpoint{ID: l.id, Addr: l.addr, Port: l.port}})
+		}
+	}
+
+	c.l.queue = q
+	e.setWake(&c.w, next)
+	if len(q) > 0 {
+		e.rq.push(&c.l)
+	}
+}
+
+// validPath reports whether the engine may create path k: it is complete,
+// of one family, and not to the peer's initial address and port when the
+// peer denies that.
+func (c *conn) validPath(k pathKey) bool {
+	switch {
+	case !k.local.IsValid() || !k.remote.Addr().IsValid() || k.remote.Port() == 0:
+		return false
+	case k.local.Is4() != k.remote.Addr().Is4():
+		return false
+	case c.denyJoinID0 && k.remote == c.remote:
+		return false
+	}
+	return true
+}
+
+func findPath(paths []policy.Path, k pathKey) *policy.Path {
+	for i := range paths {
+		p := &paths[i]
+		if p.Local.Unmap() == k.local && unmapAP(p.Remote) == k.remote {
+			return p
+		}
+	}
+	return nil
+}
+
+func announceWanted(as []policy.Announce, addr netip.Addr, port uint16) bool {
+	return slices.ContainsFunc(as, func(a policy.Announce) bool { return a.Addr.Unmap() == addr && a.Port == port })
+}
+
+// announced reports whether addr and port are announced.
+func (c *conn) announced(addr netip.Addr, port uint16) bool {
+	return slices.ContainsFunc(c.locals, func(l localAddr) bool { return l.signal && l.addr == addr && l.port == port })
+}
+
+// idSet is a set of address ids.
+type idSet [4]uint64
+
+func (s *idSet) add(id uint8)      { s[id/64] |= 1 << (id % 64) }
+func (s *idSet) has(id uint8) bool { return s[id/64]&(1<<(id%64)) != 0 }
+
+// announceID returns the id to announce addr with: the one the kernel has
+// for it, else the highest id neither the kernel's list nor taken uses
+// (the kernel numbers the addresses it adds itself from the lowest), or 0
+// when none is free.
+func (c *conn) announceID(addr netip.Addr, taken *idSet) uint8 {
+	if id, ok := c.localID(addr); ok {
+		return id
+	}
+	used := *taken
+	for _, l := range c.locals {
+		used.add(l.id)
+	}
+	for _, s := range c.subs {
+		used.add(s.localID)
+	}
+	for id := 255; id > 0; id-- {
+		if !used.has(uint8(id)) {
+			taken.add(uint8(id))
+			return uint8(id)
+		}
+	}
+	return 0
+}
+
+// sentConn updates c when a worker takes cmd.
+func (e *Engine) sentConn(c *conn, cmd *command) {
+	switch cmd.op {
+	case opCreateSubflow:
+		c.attempts = append(c.attempts, attempt{path: cmd.path, backup: cmd.backup,
+			ifindex: cmd.ep.IfIndex, since: e.now(), seq: e.seq})
+	case opDestroySubflow:
+		if s := c.sub(cmd.local, cmd.remote); s != nil {
+			s.destroying = true
+		}
+	}
+}
+
+// connResult applies the result of a connection's command.
+func (e *Engine) connResult(r *result) {
+	cmd := &r.cmd
+	c := cmd.conn
+	c.l.busy = false
+	if c.l.closed {
+		return
+	}
+	now := e.now()
+	err := r.err
+	if err != nil && errors.Is(err, genl.ErrNotUserspacePM) {
+		e.unmanage(c)
+		return
+	}
+	switch cmd.op {
+	case opCreateSubflow:
+		i := c.attempt(cmd.path)
+		switch {
+		case err != nil:
+			if i >= 0 {
+				c.dropAttempt(i)
+			}
+			e.pathFailed(c, cmd.path, now, err.Error())
+		case i >= 0:
+			c.attempts[i].accepted = true
+		}
+	case opSetSubflowBackup:
+		s := c.sub(cmd.local, cmd.remote)
+		switch {
+		case err == nil:
+			if s != nil {
+				s.backup = cmd.backup
+			}
+			c.resetRetry(retryKey{path: cmd.path})
+		case errors.Is(err, os.ErrNotExist):
+			e.forgetSubflow(c, cmd.local, cmd.remote)
+		default:
+			e.actionFailed(c, retryKey{path: cmd.path}, now, cmd, err)
+		}
+	case opDestroySubflow:
+		switch {
+		case err == nil:
+			c.resetRetry(retryKey{path: cmd.path})
+		case errors.Is(err, os.ErrNotExist):
+			e.forgetSubflow(c, cmd.local, cmd.remote)
+		default:
+			if s := c.sub(cmd.local, cmd.remote); s != nil {
+				s.destroying = false
+			}
+			e.actionFailed(c, retryKey{path: cmd.path}, now, cmd, err)
+		}
+	case opAnnounce:
+		k := announceKey(cmd.ep.Addr, cmd.ep.Port)
+		if err == nil {
+			c.learnLocal(cmd.ep.Addr, cmd.ep.Port, cmd.ep.ID, true)
+			c.resetRetry(k)
+			break
+		}
+		e.actionFailed(c, k, now, cmd, err)
+		var gerr *genl.Error
+		if errors.As(err, &gerr) && strings.Contains(gerr.Message, "did not match") {
+			c.addrsStale = true
+			c.l.dirty = true
+		}
+	case opRemove:
+		k := announceKey(cmd.ep.Addr, cmd.ep.Port)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			c.locals = slices.DeleteFunc(c.locals, func(l localAddr) bool { return l.id == cmd.id })
+			c.resetRetry(k)
+			break
+		}
+		e.actionFailed(c, k, now, cmd, err)
+	case opConnAddrs:
+		c.addrsStale = false
+		c.l.dirty = true
+		if err != nil {
+			e.log.Warn("cannot read the connection's addresses", "token", hexToken(c.token), "error", err)
+			break
+		}
+		c.locals = c.locals[:0]
+		for _, ep := range r.eps {
+			c.learnLocal(ep.Addr.Unmap(), ep.Port, ep.ID, ep.Flags&genl.FlagSignal != 0)
+		}
+	}
+	if c.l.dirty {
+		e.markDirty(c)
+	} else if len(c.l.queue) > 0 {
+		e.rq.push(&c.l)
+	}
+}
+
+// actionFailed starts or extends the backoff of k after cmd failed.
+func (e *Engine) actionFailed(c *conn, k retryKey, now time.Time, cmd *command, err error) {
+	r := c.retryFor(k)
+	until := e.fail(r, now, err.Error())
+	e.setWake(&c.w, earliest(c.w.at, until))
+	lvl := slog.LevelDebug
+	if r.fails == 1 {
+		lvl = slog.LevelWarn
+	}
+	e.log.Log(e.ctx, lvl, cmd.op.String()+" failed", "token", hexToken(c.token), "error", err,
+		"failures", r.fails, "retry_in", until.Sub(now).Round(time.Millisecond))
+}
+
+// forgetSubflow drops a subflow the kernel no longer has.
+func (e *Engine) forgetSubflow(c *conn, local, remote netip.AddrPort) {
+	c.subs = slices.DeleteFunc(c.subs, func(s subflow) bool { return s.local == local && s.remote == remote })
+}
+
+// unmanage stops managing c: the in-kernel path manager runs it.
+func (e *Engine) unmanage(c *conn) {
+	if c.unmanaged {
+		return
+	}
+	c.unmanaged = true
+	c.l.queue = nil
+	c.attempts = nil
+	e.setWake(&c.w, time.Time{})
+	e.log.Info("connection is run by the in-kernel path manager, leaving it alone", "token", hexToken(c.token),
+		"local", c.local, "remote", c.remote)
+}

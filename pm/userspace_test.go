@@ -1,0 +1,523 @@
+package pm
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+const (
+	tok1 uint32 = 0x11111111
+	tok2 uint32 = 0x22222222
+	tok3 uint32 = 0x33333333
+	tok4 uint32 = 0x44444444
+)
+
+// Peer addresses: the server's two addresses and a client's.
+const (
+	srv1   = "203.0.113.80:443"
+	srv2   = "203.0.113.81:443"
+	client = "203.0.113.90:50000"
+)
+
+// event builds an event; mods set the rest.
+func event(typ genl.EventType, token uint32, local, remote string, mods ...func(*genl.Event)) genl.Event {
+	ev := genl.Event{Type: typ, Token: token}
+	if local != "" {
+		ev.Local = netip.MustParseAddrPort(local)
+	}
+	if remote != "" {
+		ev.Remote = netip.MustParseAddrPort(remote)
+	}
+	for _, m := range mods {
+		m(&ev)
+	}
+	return ev
+}
+
+func ids(loc, rem uint8) func(*genl.Event) {
+	return func(ev *genl.Event) { ev.LocalID, ev.RemoteID = loc, rem }
+}
+
+func serverSide(ev *genl.Event) { ev.ServerSide, ev.Flags = true, ev.Flags|genl.EventFlagServerSide }
+
+func denyJoinID0(ev *genl.Event) { ev.Flags |= genl.EventFlagDenyJoinID0 }
+
+func sockErr(errno unix.Errno) func(*genl.Event) {
+	return func(ev *genl.Event) { ev.Error = uint8(errno) }
+}
+
+// open feeds CREATED and ESTABLISHED of a client-side connection.
+func (h *harness) open(token uint32, local, remote string, mods ...func(*genl.Event)) {
+	h.events(event(genl.EventCreated, token, local, remote, mods...),
+		event(genl.EventEstablished, token, local, remote, mods...))
+}
+
+func newUserspace(t *testing.T, opts ...harnessOpt) *harness {
+	t.Helper()
+	h := newHarness(t, policy.ModeUserspace, opts...)
+	h.setHost(addrA, addrB)
+	h.start()
+	h.ready()
+	return h
+}
+
+// pathStates returns "local -> remote state" for every path of token.
+func (h *harness) pathStates(token uint32) []string {
+	h.t.Helper()
+	st := h.settle()
+	for _, c := range st.Conns {
+		if c.Token == token {
+			var out []string
+			for _, p := range c.Paths {
+				out = append(out, p.Local.String()+" -> "+p.Remote.String()+" "+p.State)
+			}
+			return out
+		}
+	}
+	h.t.Fatalf("no connection %08x in status", token)
+	return nil
+}
+
+// TestUserspaceMesh walks a client connection through its life: 2×1 mesh
+// on ESTABLISHED, 2×2 after ANNOUNCED, back after REMOVED, gone after
+// CLOSED.
+func TestUserspaceMesh(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	h.events(event(genl.EventCreated, tok1, "192.0.2.1:40000", srv1))
+	h.expect() // nothing before ESTABLISHED
+	h.events(event(genl.EventEstablished, tok1, "192.0.2.1:40000", srv1))
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	if diff := cmp.Diff([]string{
+		"192.0.2.1 -> 203.0.113.80:443 established",
+		"198.51.100.1 -> 203.0.113.80:443 connecting",
+	}, h.pathStates(tok1)); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+	h.expect()
+
+	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
+	h.expect(
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3",
+	)
+	h.events(
+		event(genl.EventSubEstablished, tok1, "192.0.2.1:40002", srv2, ids(0, 1)),
+		event(genl.EventSubEstablished, tok1, "198.51.100.1:40003", srv2, ids(1, 1)),
+	)
+	h.expect()
+	if diff := cmp.Diff([]string{
+		"192.0.2.1 -> 203.0.113.80:443 established",
+		"192.0.2.1 -> 203.0.113.81:443 established",
+		"198.51.100.1 -> 203.0.113.80:443 established",
+		"198.51.100.1 -> 203.0.113.81:443 established",
+	}, h.pathStates(tok1)); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+
+	h.events(event(genl.EventRemoved, tok1, "", "", ids(0, 1)))
+	h.expect(
+		"destroy 11111111 192.0.2.1:40002 -> 203.0.113.81:443",
+		"destroy 11111111 198.51.100.1:40003 -> 203.0.113.81:443",
+	)
+	h.events(
+		event(genl.EventSubClosed, tok1, "192.0.2.1:40002", srv2, ids(0, 1)),
+		event(genl.EventSubClosed, tok1, "198.51.100.1:40003", srv2, ids(1, 1)),
+	)
+	h.expect()
+	if diff := cmp.Diff([]string{
+		"192.0.2.1 -> 203.0.113.80:443 established",
+		"198.51.100.1 -> 203.0.113.80:443 established",
+	}, h.pathStates(tok1)); diff != "" {
+		t.Errorf("paths after REMOVED (-want +got):\n%s", diff)
+	}
+
+	h.events(event(genl.EventClosed, tok1, "", ""))
+	h.expect()
+	if st := h.settle(); len(st.Conns) != 0 {
+		t.Errorf("connections after CLOSED: %+v", st.Conns)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.e.conns) != 0 || len(h.e.wakes) != 0 || h.e.rq.len() != 0 || len(h.e.dirty) != 0 {
+		t.Errorf("state left after CLOSED: %d conns, %d wakes, %d ready, %d dirty",
+			len(h.e.conns), len(h.e.wakes), h.e.rq.len(), len(h.e.dirty))
+	}
+}
+
+// TestUserspaceBackoff: a failed path waits Initial, then twice that, and
+// a success resets it.
+func TestUserspaceBackoff(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	create := "create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3"
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.expect(create)
+	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1, sockErr(unix.ECONNREFUSED)))
+	h.expect()
+	st := h.settle()
+	p := st.Conns[0].Paths[1]
+	if p.State != "backoff" || p.Failures != 1 || p.LastError != "subflow closed: connection refused" ||
+		!p.BackoffUntil.Equal(h.clock.Now().Add(50*time.Millisecond)) {
+		t.Errorf("path after a failure: %+v", p)
+	}
+	// A reconciliation inside the backoff does not retry.
+	h.clock.Advance(49 * time.Millisecond)
+	h.events(event(genl.EventSubPriority, tok1, "192.0.2.1:40000", srv1))
+	h.expect()
+	h.clock.Advance(time.Millisecond)
+	h.expect(create)
+
+	// The kernel refuses the next create: twice the delay.
+	h.ns.fail = func(call string) error {
+		if call == create {
+			return kerr("create subflow", unix.EINVAL, "connect error: -99")
+		}
+		return nil
+	}
+	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40002", srv1))
+	h.expect()
+	h.clock.Advance(100 * time.Millisecond)
+	h.expect(create)
+	st = h.settle()
+	if p := st.Conns[0].Paths[1]; p.Failures != 3 || p.LastError != "genl: create subflow: connect error: -99: invalid argument" {
+		t.Errorf("path after a refused create: %+v", p)
+	}
+	h.ns.fail = nil
+	h.clock.Advance(199 * time.Millisecond)
+	h.expect()
+	h.clock.Advance(time.Millisecond)
+	h.expect(create)
+
+	// A subflow closed right after it was established (a refused join)
+	// is no success: the delay keeps growing.
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40003", srv1, ids(1, 0)),
+		event(genl.EventSubClosed, tok1, "198.51.100.1:40003", srv1, ids(1, 0)))
+	h.expect()
+	h.clock.Advance(399 * time.Millisecond)
+	h.expect()
+	h.clock.Advance(time.Millisecond)
+	h.expect(create)
+
+	// A subflow that stays up resets the backoff: the next failure waits
+	// Initial again.
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40004", srv1, ids(1, 0)))
+	h.expect()
+	h.clock.Advance(time.Second)
+	if p := h.settle().Conns[0].Paths[1]; p.Failures != 0 || p.State != "established" {
+		t.Errorf("path after success: %+v", p)
+	}
+	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40004", srv1, ids(1, 0)))
+	h.expect()
+	h.clock.Advance(50 * time.Millisecond)
+	h.expect(create)
+}
+
+// TestUserspaceOrdering: one connection's commands are serial even with
+// a slow worker, and other connections do not wait for it.
+func TestUserspaceOrdering(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t, withWorkers(4))
+	gate := make(chan struct{})
+	h.ns.mu.Lock()
+	h.ns.gate[tok1] = gate
+	h.ns.mu.Unlock()
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.waitCall("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
+	h.open(tok2, "192.0.2.1:40010", srv1)
+	h.waitCall("create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	// The subflow of the blocked command comes up before its result.
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+	if got := h.ns.Calls(); len(got) != 2 || !strings.HasPrefix(got[0], "create 11111111") {
+		t.Fatalf("calls while connection 1 is blocked: %q", got)
+	}
+	close(gate)
+	h.settle()
+	var one []string
+	for _, c := range h.ns.Calls() {
+		if strings.Contains(c, "11111111") {
+			one = append(one, c)
+		}
+	}
+	if diff := cmp.Diff([]string{
+		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3",
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3",
+	}, one); diff != "" {
+		t.Errorf("connection 1 calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestUserspaceDenyJoinID0: no subflow to the peer's initial address and
+// port when the peer forbids it, even when the policy asks for one.
+func TestUserspaceDenyJoinID0(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t, withPolicy(allPairs{}))
+	h.open(tok1, "192.0.2.1:40000", srv1, denyJoinID0)
+	h.expect()
+	if diff := cmp.Diff([]string{
+		"192.0.2.1 -> 203.0.113.80:443 established",
+		"198.51.100.1 -> 203.0.113.80:443 blocked",
+	}, h.pathStates(tok1)); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
+	h.expect(
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3",
+	)
+}
+
+// allPairs is a test policy that wants every local address with every
+// peer address, deny-join-id0 or not.
+type allPairs struct{}
+
+func (allPairs) Name() string { return "all-pairs" }
+
+func (allPairs) Kernel(_ policy.View, next policy.KernelPlan) policy.KernelPlan { return next }
+
+func (allPairs) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	for _, l := range v.UsableAddrs() {
+		for _, p := range c.PeerAddrs {
+			next.Paths = append(next.Paths, policy.Path{Local: l.Addr, Dev: l.Link, IfIndex: l.IfIndex, Remote: p.Addr})
+		}
+	}
+	return next
+}
+
+// backupOn is a test modifier that makes the paths over one interface
+// backup.
+type backupOn struct{ ifindex int32 }
+
+func (backupOn) Name() string { return "backup-on" }
+
+func (b backupOn) Kernel(_ policy.View, next policy.KernelPlan) policy.KernelPlan { return next }
+
+func (b backupOn) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	for i := range next.Paths {
+		if next.Paths[i].IfIndex == b.ifindex {
+			next.Paths[i].Backup = true
+		}
+	}
+	return next
+}
+
+// TestUserspaceServerAnnounces: a server-side connection announces the
+// other usable addresses and withdraws them when they go.
+func TestUserspaceServerAnnounces(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	h.open(tok1, "192.0.2.1:443", client, serverSide)
+	h.expect("announce 11111111 id=255 198.51.100.1 flags=signal if=3")
+	h.setHost(addrA)
+	h.expect("remove 11111111 id=255")
+	h.setHost(addrA, addrB)
+	h.expect("announce 11111111 id=255 198.51.100.1 flags=signal if=3")
+
+	// A peer join to an address gives it an id, which an announce reuses.
+	h.events(event(genl.EventSubEstablished, tok2, "203.0.113.1:443", "203.0.113.90:50001", ids(3, 1)))
+	h.events(event(genl.EventCreated, tok2, "192.0.2.1:443", client, serverSide),
+		event(genl.EventSubEstablished, tok2, "203.0.113.1:443", "203.0.113.90:50001", ids(3, 1)),
+		event(genl.EventEstablished, tok2, "192.0.2.1:443", client, serverSide))
+	h.expect("announce 22222222 id=255 198.51.100.1 flags=signal if=3")
+	h.setHost(addrA, addrB, addrC)
+	h.expect("announce 11111111 id=254 203.0.113.1 flags=signal if=4",
+		"announce 22222222 id=3 203.0.113.1 flags=signal if=4")
+	if st := h.settle(); st.Counters.UnknownToken != 1 {
+		t.Errorf("unknown-token events %d, want 1", st.Counters.UnknownToken)
+	}
+}
+
+// TestUserspaceAnnounceMismatch: "did not match address and id" makes the
+// engine re-read the connection's addresses and use the kernel's id.
+func TestUserspaceAnnounceMismatch(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	h.ns.mu.Lock()
+	h.ns.addrs[tok1] = []genl.Endpoint{{ID: 9, Addr: addrB, Flags: genl.FlagSubflow}}
+	h.ns.fail = func(call string) error {
+		if strings.HasPrefix(call, "announce 11111111 id=255") {
+			return kerr("announce", unix.EINVAL, "did not match address and id")
+		}
+		return nil
+	}
+	h.ns.mu.Unlock()
+	h.open(tok1, "192.0.2.1:443", client, serverSide)
+	h.expect("announce 11111111 id=255 198.51.100.1 flags=signal if=3", "addrs 11111111")
+	st := h.settle()
+	if a := st.Conns[0].Announces; len(a) != 1 || a[0].State != "backoff" || a[0].ID != 9 ||
+		a[0].LastError != "genl: announce: did not match address and id: invalid argument" {
+		t.Errorf("announces: %+v", a)
+	}
+	h.clock.Advance(50 * time.Millisecond)
+	h.expect("announce 11111111 id=9 198.51.100.1 flags=signal if=3")
+}
+
+// TestUserspaceBackupAndPolicySwap: a new policy applies to existing
+// connections: backup bits change in place, new paths get the flag.
+func TestUserspaceBackupAndPolicySwap(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+	h.expect()
+	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.e.SetPolicy(policy.Compose(fm, backupOn{ifindex: 3}))
+	h.expect("backup 11111111 198.51.100.1:40001 -> 203.0.113.80:443 true")
+	// The peer's MP_PRIO does not change this host's bit: no fight.
+	h.events(event(genl.EventSubPriority, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+	h.expect()
+	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
+	h.expect(
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags=backup if=3",
+	)
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40002", srv2, ids(1, 1)))
+	h.e.SetPolicy(policy.Compose(fm))
+	h.expect(
+		"backup 11111111 198.51.100.1:40001 -> 203.0.113.80:443 false",
+		"backup 11111111 198.51.100.1:40002 -> 203.0.113.81:443 false",
+	)
+	if st := h.settle(); st.Policy != "fullmesh" || st.Counters.PolicySwaps != 2 {
+		t.Errorf("policy %q, swaps %d", st.Policy, st.Counters.PolicySwaps)
+	}
+}
+
+// TestUserspaceResync: after lost events the engine re-lists connections:
+// it adopts new ones, drops vanished ones, and creates nothing twice.
+func TestUserspaceResync(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.open(tok3, "192.0.2.1:40020", srv1)
+	h.expect(
+		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3",
+		"create 33333333 198.51.100.1 -> 203.0.113.80:443 flags= if=3",
+	)
+	initial := func(local string) ExistingSubflow {
+		return ExistingSubflow{Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(srv1)}
+	}
+	h.lister.set(
+		ExistingConn{Token: tok1, Side: policy.SideClient, Local: netip.MustParseAddrPort("192.0.2.1:40000"),
+			Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{initial("192.0.2.1:40000")}},
+		ExistingConn{Token: tok2, Side: policy.SideClient, Local: netip.MustParseAddrPort("192.0.2.1:40010"),
+			Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{initial("192.0.2.1:40010")}},
+	)
+	h.lost()
+	h.expect("addrs 11111111", "addrs 22222222", "create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	st := h.settle()
+	var toks []uint32
+	for _, c := range st.Conns {
+		toks = append(toks, c.Token)
+	}
+	if diff := cmp.Diff([]uint32{tok1, tok2}, toks); diff != "" {
+		t.Errorf("connections after resync (-want +got):\n%s", diff)
+	}
+	if st.Counters.Resyncs != 1 {
+		t.Errorf("resyncs %d, want 1", st.Counters.Resyncs)
+	}
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+	h.expect()
+	if diff := cmp.Diff([]string{
+		"192.0.2.1 -> 203.0.113.80:443 established",
+		"198.51.100.1 -> 203.0.113.80:443 established",
+	}, h.pathStates(tok1)); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+}
+
+// TestUserspaceAdopt: connections that exist when the engine starts are
+// adopted with their subflows and local ids; kernel-PM ones are left out.
+func TestUserspaceAdopt(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, policy.ModeUserspace)
+	h.lister.set(
+		ExistingConn{Token: tok1, Side: policy.SideClient, Local: netip.MustParseAddrPort("192.0.2.1:40000"),
+			Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{
+				{Local: netip.MustParseAddrPort("192.0.2.1:40000"), Remote: netip.MustParseAddrPort(srv1)},
+				{Local: netip.MustParseAddrPort("198.51.100.1:40001"), Remote: netip.MustParseAddrPort(srv1),
+					LocalID: 1, Joined: true, IfIndex: 3},
+			}},
+		ExistingConn{Token: tok2, Side: policy.SideClient, Local: netip.MustParseAddrPort("192.0.2.1:40010"),
+			Remote: netip.MustParseAddrPort(srv1)},
+		ExistingConn{Token: tok3, Side: policy.SideServer, Local: netip.MustParseAddrPort("192.0.2.1:443"),
+			Remote: netip.MustParseAddrPort(client)},
+		ExistingConn{Token: tok4, Side: policy.SideClient, Local: netip.MustParseAddrPort("192.0.2.1:40030"),
+			Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{
+				{Local: netip.MustParseAddrPort("192.0.2.1:40030"), Remote: netip.MustParseAddrPort(srv1)},
+			}},
+	)
+	h.ns.kernelPM[tok2] = true
+	h.ns.addrs[tok1] = []genl.Endpoint{{ID: 1, Addr: addrB, Flags: genl.FlagSubflow}}
+	h.ns.addrs[tok3] = []genl.Endpoint{{ID: 7, Addr: addrB, Flags: genl.FlagSignal}}
+	h.setHost(addrA, addrB)
+	h.start()
+	h.ready()
+	h.expect("addrs 11111111", "addrs 22222222", "addrs 33333333", "addrs 44444444",
+		"create 44444444 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	if diff := cmp.Diff([]string{
+		"192.0.2.1 -> 203.0.113.80:443 established",
+		"198.51.100.1 -> 203.0.113.80:443 established",
+	}, h.pathStates(tok1)); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+	st := h.settle()
+	if len(st.Conns) != 3 {
+		t.Errorf("adopted %d connections, want 3: %+v", len(st.Conns), st.Conns)
+	}
+	// The adopted announce stays; when its address goes it is withdrawn.
+	h.setHost(addrA)
+	h.expect("destroy 11111111 198.51.100.1:40001 -> 203.0.113.80:443", "remove 33333333 id=7")
+}
+
+// TestUserspaceKernelPMConn: a connection the in-kernel path manager runs
+// is left alone after the kernel says so.
+func TestUserspaceKernelPMConn(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	h.ns.mu.Lock()
+	h.ns.kernelPM[tok1] = true
+	h.ns.mu.Unlock()
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
+	h.setHost(addrA, addrB, addrC)
+	h.expect()
+	st := h.settle()
+	if len(st.Conns) != 1 || st.Conns[0].PathManager != "kernel" {
+		t.Errorf("connections: %+v", st.Conns)
+	}
+}
+
+// TestUserspaceNoHostNoAction: nothing happens before the first SetHost.
+func TestUserspaceNoHostNoAction(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, policy.ModeUserspace)
+	h.start()
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.expect()
+	select {
+	case <-h.e.Ready():
+		t.Fatal("ready before the first SetHost")
+	default:
+	}
+	h.setHost(addrA, addrB)
+	h.ready()
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+}

@@ -1,0 +1,188 @@
+package pm
+
+import (
+	"net/netip"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+)
+
+// op is the kind of a command.
+type op uint8
+
+// Commands, in the order Counters lists them.
+const (
+	opAddEndpoint op = iota
+	opDelEndpoint
+	opSetEndpointFlags
+	opSetLimits
+	opDumpKernel
+	opAnnounce
+	opRemove
+	opCreateSubflow
+	opDestroySubflow
+	opSetSubflowBackup
+	opConnAddrs
+	numOps
+)
+
+var opNames = [numOps]string{
+	opAddEndpoint:      "add_endpoint",
+	opDelEndpoint:      "del_endpoint",
+	opSetEndpointFlags: "set_endpoint_flags",
+	opSetLimits:        "set_limits",
+	opDumpKernel:       "dump_endpoints",
+	opAnnounce:         "announce",
+	opRemove:           "remove",
+	opCreateSubflow:    "create_subflow",
+	opDestroySubflow:   "destroy_subflow",
+	opSetSubflowBackup: "set_subflow_backup",
+	opConnAddrs:        "connection_addrs",
+}
+
+func (o op) String() string { return opNames[o] }
+
+// command is one kernel call, with what the loop needs to apply its
+// result. Workers read only the call's arguments; conn is the loop's.
+type command struct {
+	op     op
+	token  uint32
+	conn   *conn // the connection (userspace commands); nil for kernel mode
+	ep     genl.Endpoint
+	id     uint8
+	limits genl.LimitsUpdate
+	local  netip.AddrPort
+	remote netip.AddrPort
+	backup bool
+	path   pathKey
+}
+
+// result is a command's outcome, sent back to the loop.
+type result struct {
+	cmd    command
+	err    error
+	eps    []genl.Endpoint
+	limits genl.Limits
+}
+
+// execute runs c on k.
+func execute(k Kernel, c command) result {
+	r := result{cmd: c}
+	switch c.op {
+	case opAddEndpoint:
+		r.err = k.AddEndpoint(c.ep)
+	case opDelEndpoint:
+		r.err = k.DelEndpoint(c.id)
+	case opSetEndpointFlags:
+		r.err = k.SetEndpointFlags(c.ep)
+	case opSetLimits:
+		r.err = k.SetLimits(c.limits)
+	case opDumpKernel:
+		r.eps, r.limits, r.err = dumpKernel(k)
+	case opAnnounce:
+		r.err = k.Announce(c.token, c.ep)
+	case opRemove:
+		r.err = k.Remove(c.token, c.id)
+	case opCreateSubflow:
+		r.err = k.CreateSubflow(c.token, c.ep, c.remote)
+	case opDestroySubflow:
+		r.err = k.DestroySubflow(c.token, c.local, c.remote)
+	case opSetSubflowBackup:
+		r.err = k.SetSubflowBackup(c.token, c.local, c.remote, c.backup)
+	case opConnAddrs:
+		r.eps, r.err = k.ConnectionAddrs(c.token)
+	}
+	return r
+}
+
+// dumpKernel reads the in-kernel path manager's endpoints and limits.
+func dumpKernel(k Kernel) ([]genl.Endpoint, genl.Limits, error) {
+	eps, err := k.Endpoints()
+	if err != nil {
+		return nil, genl.Limits{}, err
+	}
+	lim, err := k.Limits()
+	if err != nil {
+		return nil, genl.Limits{}, err
+	}
+	return eps, lim, nil
+}
+
+// worker runs commands from work on k until work is closed.
+func worker(k Kernel, work <-chan command, results chan<- result) {
+	for c := range work {
+		results <- execute(k, c)
+	}
+}
+
+// lane is a serial queue of commands: at most one of its commands is with
+// a worker at a time, so they reach the kernel in order. Every connection
+// has a lane, and kernel mode has one for endpoints and limits.
+type lane struct {
+	// queue holds the commands not yet handed to a worker; a
+	// reconciliation rebuilds it.
+	queue []command
+	// busy: a command of the lane is with a worker.
+	busy bool
+	// scheduled: the lane is in the engine's ready list.
+	scheduled bool
+	// closed: the lane's connection is gone.
+	closed bool
+	// dirty: a reconciliation was asked for while busy; it runs when the
+	// command returns.
+	dirty bool
+}
+
+// ready is a FIFO of lanes that may have a command to hand out.
+type ready struct {
+	lanes []*lane
+	head  int
+}
+
+// push appends l unless it is already listed.
+func (r *ready) push(l *lane) {
+	if l.scheduled || l.closed {
+		return
+	}
+	l.scheduled = true
+	r.lanes = append(r.lanes, l)
+}
+
+// peek returns the first lane with a command to hand out, dropping the
+// lanes before it that have none.
+func (r *ready) peek() *lane {
+	for r.head < len(r.lanes) {
+		l := r.lanes[r.head]
+		if !l.closed && !l.busy && len(l.queue) > 0 {
+			return l
+		}
+		r.pop()
+	}
+	return nil
+}
+
+// pop removes the first lane.
+func (r *ready) pop() {
+	r.lanes[r.head].scheduled = false
+	r.lanes[r.head] = nil
+	r.head++
+	if r.head == len(r.lanes) {
+		r.lanes, r.head = r.lanes[:0], 0
+	} else if r.head >= 1024 && r.head*2 >= len(r.lanes) {
+		n := copy(r.lanes, r.lanes[r.head:])
+		clear(r.lanes[n:])
+		r.lanes, r.head = r.lanes[:n], 0
+	}
+}
+
+// len returns the number of lanes listed.
+func (r *ready) len() int { return len(r.lanes) - r.head }
+
+// take removes and returns the first command of l and marks l busy.
+func (l *lane) take() command {
+	c := l.queue[0]
+	n := copy(l.queue, l.queue[1:])
+	l.queue[n] = command{}
+	l.queue = l.queue[:n]
+	l.busy = true
+	return c
+}
