@@ -1,0 +1,168 @@
+package exec_test
+
+import (
+	"encoding/json"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mptcpgod/mptcpgod/plugins/exec"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// TestConfig checks options with one-line configurations, good and bad,
+// without the file system.
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	def := exec.DefaultConfig()
+	with := func(f func(*exec.Config)) exec.Config {
+		c := exec.DefaultConfig()
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		config string
+		want   exec.Config
+		err    string
+	}{
+		{``, def, ""},
+		{`{}`, def, ""},
+		{`null`, def, ""},
+		{`{"command": ["/nonexistent/prog", "-v"]}`, with(func(c *exec.Config) { c.Command = []string{"/nonexistent/prog", "-v"} }), ""},
+		{`{"timeout": "50ms", "start_timeout": "1s"}`, with(func(c *exec.Config) { c.Timeout, c.StartTimeout = 50*time.Millisecond, time.Second }), ""},
+		{`{"restart_backoff": {"initial": "1s"}}`, with(func(c *exec.Config) { c.RestartBackoff.Initial = time.Second }), ""},
+		{`{"restart_backoff": {"initial": "2s", "max": "2s"}}`, with(func(c *exec.Config) { c.RestartBackoff = exec.Backoff{Initial: 2 * time.Second, Max: 2 * time.Second} }), ""},
+		{`{"env": {"LANG": "C", "X": ""}}`, with(func(c *exec.Config) { c.Env = map[string]string{"LANG": "C", "X": ""} }), ""},
+		{`{"modes": ["userspace"]}`, with(func(c *exec.Config) { c.Modes = []policy.Mode{policy.ModeUserspace} }), ""},
+		{`{"modes": null}`, def, ""},
+		{`{"comand": ["x"]}`, def, `unknown option "comand"`},
+		{`{"restart_backoff": {"inital": "1s"}}`, def, `unknown option "inital"`},
+		{`{"command": "/bin/true"}`, def, `option "command": cannot use string as []string`},
+		{`{"command": [""]}`, def, `option "command": the program is empty`},
+		{`{"command": ["a\u0000b"]}`, def, `option "command": argument 0 contains a NUL byte`},
+		{`{"timeout": 50}`, def, `option "timeout": cannot use number as string`},
+		{`{"timeout": "50"}`, def, `option "timeout": "50" is not a duration such as "100ms"`},
+		{`{"timeout": "2s"}`, def, `option "timeout": 2s is not in 1ms..1s`},
+		{`{"timeout": "0s"}`, def, `option "timeout": 0s is not in 1ms..1s`},
+		{`{"start_timeout": "-1s"}`, def, `option "start_timeout": -1s is not in 1ms..1m0s`},
+		{`{"restart_backoff": {"max": "2h"}}`, def, `option "restart_backoff.max": 2h0m0s is not in 1ms..1h0m0s`},
+		{`{"restart_backoff": {"initial": "1m"}}`, def, `option "restart_backoff.max": 30s is shorter than restart_backoff.initial 1m0s`},
+		{`{"env": {"": "x"}}`, def, `option "env": empty variable name`},
+		{`{"env": {"A=B": "x"}}`, def, `option "env": variable name "A=B" contains '=' or NUL`},
+		{`{"env": {"A": 1}}`, def, `option "env": cannot use number as string`},
+		{`{"modes": []}`, def, `option "modes": empty, want kernel, userspace or both`},
+		{`{"modes": ["user"]}`, def, `option "modes": "user" is not kernel or userspace`},
+		{`{"modes": ["kernel", "kernel"]}`, def, `option "modes": "kernel" listed twice`},
+		{`["x"]`, def, `config must be a JSON object`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.config, func(t *testing.T) {
+			t.Parallel()
+			got, err := exec.ParseConfig(json.RawMessage(tt.config))
+			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
+				t.Fatalf("error (-want +got):\n%s", diff)
+			}
+			if err != nil {
+				return
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestNew: policy.New decodes, then validates against the file system;
+// errors name the policy and the option.
+func TestNew(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := osexec.LookPath("sh")
+	if err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	tests := []struct {
+		config string
+		err    string
+	}{
+		{`{"command": ["` + sh + `", "-c", "true"]}`, ""},
+		{`{"command": ["sh"]}`, ""},
+		{``, `policy/exec: option "command": missing, want the program and its arguments`},
+		{`{"command": []}`, `policy/exec: option "command": missing, want the program and its arguments`},
+		{`{"command": ["` + filepath.Join(dir, "none") + `"]}`, `policy/exec: option "command": exec: "` + filepath.Join(dir, "none") + `": stat ` + filepath.Join(dir, "none") + `: no such file or directory`},
+		{`{"command": ["` + plain + `"]}`, `policy/exec: option "command": exec: "` + plain + `": permission denied`},
+		{`{"command": ["` + dir + `"]}`, `policy/exec: option "command": exec: "` + dir + `": is a directory`},
+		{`{"command": ["mptcpgod-no-such-plugin"]}`, `policy/exec: option "command": exec: "mptcpgod-no-such-plugin": executable file not found in $PATH`},
+		{`{"timeout": "2s"}`, `policy/exec: option "timeout": 2s is not in 1ms..1s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.config, func(t *testing.T) {
+			t.Parallel()
+			p, err := policy.New("exec", json.RawMessage(tt.config))
+			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
+				t.Fatalf("error (-want +got):\n%s", diff)
+			}
+			if err == nil {
+				if err := p.(policy.Closer).Close(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// TestDescribe: the documented defaults are those of an empty config, and
+// describing starts no process.
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	d, err := policy.Describe("exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := exec.DefaultConfig()
+	want := map[string]any{
+		"command": nil, "timeout": def.Timeout.String(), "start_timeout": def.StartTimeout.String(),
+		"restart_backoff.initial": def.RestartBackoff.Initial.String(), "restart_backoff.max": def.RestartBackoff.Max.String(),
+		"env": map[string]string{}, "modes": []string{"kernel", "userspace"},
+	}
+	got := map[string]any{}
+	for _, o := range d.Options {
+		got[o.Name] = o.Default
+		if o.Help == "" || o.Type == "" {
+			t.Errorf("option %s lacks help or type", o.Name)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("option defaults (-want +got):\n%s", diff)
+	}
+	if d.Name != "exec" || !strings.Contains(d.Summary, "JSON") {
+		t.Errorf("Describe = %+v", d)
+	}
+	// The defaults are parseable as the options they document.
+	raw, err := json.Marshal(map[string]any{
+		"timeout":         got["timeout"],
+		"start_timeout":   got["start_timeout"],
+		"restart_backoff": map[string]any{"initial": got["restart_backoff.initial"], "max": got["restart_backoff.max"]},
+		"env":             got["env"],
+		"modes":           got["modes"],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := exec.ParseConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(def, cfg, cmp.Transformer("env", func(m map[string]string) int { return len(m) })); diff != "" {
+		t.Errorf("documented defaults parse to (-want +got):\n%s", diff)
+	}
+}
