@@ -1,0 +1,112 @@
+package usage
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+)
+
+// Report is the accounting of every link: the answer of the control
+// socket's usage route and what `mptcpctl usage --json` prints.
+//
+//	{"now":"2025-02-10T12:00:00Z","state_file":"/var/lib/mptcpgod/usage.json",
+//	 "saved":"2025-02-10T11:59:30Z",
+//	 "links":[{"name":"wwan0","ifindex":4,"present":true,"metered":true,"metered_by":"config",
+//	           "used_bytes":1500000000,"quota_bytes":10000000000,"remaining_bytes":8500000000,
+//	           "period":"month","period_start":"2025-02-01T00:00:00+01:00",
+//	           "period_end":"2025-03-01T00:00:00+01:00","cost_per_gb":2.5,"cost":3.75,
+//	           "quota_reached_total":0,"sampled":"2025-02-10T11:59:59Z"}]}
+type Report struct {
+	// Now is when the report was made.
+	Now time.Time `json:"now"`
+	// StateFile is the usage file.
+	StateFile string `json:"state_file"`
+	// Saved is when the usage file was last written; zero when never.
+	Saved time.Time `json:"saved,omitzero"`
+	// Notices are things the user must know, such as a corrupt usage file
+	// that was set aside.
+	Notices []string `json:"notices,omitempty"`
+	// Links are the accounted links, by name.
+	Links []Link `json:"links"`
+}
+
+// Link is one link's usage in its current period.
+type Link struct {
+	// Name is the interface name.
+	Name string `json:"name"`
+	// IfIndex is the interface index at the last sample.
+	IfIndex int `json:"ifindex,omitempty"`
+	// Present reports whether the link was there at the last sample.
+	Present bool `json:"present"`
+	// Metered reports whether the link is metered, and MeteredBy who said
+	// so: "config", "networkmanager", or "default" (metered = "auto"
+	// without an answer from NetworkManager: unmetered).
+	Metered   bool   `json:"metered"`
+	MeteredBy string `json:"metered_by"`
+	// UsedBytes is the traffic (received and sent) of the period so far.
+	UsedBytes uint64 `json:"used_bytes"`
+	// QuotaBytes is the quota of a period; 0 when there is none.
+	QuotaBytes uint64 `json:"quota_bytes,omitempty"`
+	// RemainingBytes is what is left of the quota, 0 once it is reached;
+	// absent without a quota.
+	RemainingBytes *uint64 `json:"remaining_bytes,omitempty"`
+	// OverQuota reports that the quota is reached; QuotaReachedAt is when.
+	OverQuota      bool      `json:"over_quota,omitempty"`
+	QuotaReachedAt time.Time `json:"quota_reached_at,omitzero"`
+	// Period is the period's length; PeriodStart and PeriodEnd its
+	// bounds (PeriodEnd is when the usage starts again from 0).
+	Period      Period    `json:"period"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+	// CostPerGB is the configured price of 10^9 bytes; Cost is what the
+	// period's traffic cost so far.
+	CostPerGB float64 `json:"cost_per_gb,omitempty"`
+	Cost      float64 `json:"cost"`
+	// QuotaReachedTotal counts the times the link reached its quota since
+	// the daemon started (a counter for metrics).
+	QuotaReachedTotal uint64 `json:"quota_reached_total"`
+	// Sampled is when the link's counters were last read.
+	Sampled time.Time `json:"sampled,omitzero"`
+}
+
+// WriteTable prints the report as `mptcpctl usage` does: the notices,
+// then one line per link with sizes in SI units (as quotas are written).
+func (r Report) WriteTable(w io.Writer) error {
+	for _, n := range r.Notices {
+		if _, err := fmt.Fprintf(w, "notice: %s\n", n); err != nil {
+			return err
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINK\tMETERED\tUSED\tQUOTA\tREMAINING\tPERIOD END\tCOST")
+	for _, l := range r.Links {
+		name := l.Name
+		if !l.Present {
+			name += " (absent)"
+		}
+		metered := "no"
+		if l.Metered {
+			metered = "yes"
+		}
+		if l.MeteredBy != "config" {
+			metered += " (" + l.MeteredBy + ")"
+		}
+		quota, remaining := "-", "-"
+		if l.RemainingBytes != nil {
+			quota, remaining = humanize.Bytes(l.QuotaBytes), humanize.Bytes(*l.RemainingBytes)
+		}
+		if l.OverQuota {
+			remaining += " (reached)"
+		}
+		cost := "-"
+		if l.CostPerGB > 0 {
+			cost = fmt.Sprintf("%.2f", l.Cost)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, metered, humanize.Bytes(l.UsedBytes), quota, remaining,
+			l.PeriodEnd.Format("2006-01-02 15:04 MST"), cost)
+	}
+	return tw.Flush()
+}

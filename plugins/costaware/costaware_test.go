@@ -1,0 +1,508 @@
+package costaware_test
+
+import (
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/mptcpgod/mptcpgod/plugins/costaware"
+	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+var netOpts = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{}, netip.Prefix{})
+
+func addr(s string) netip.Addr         { return netip.MustParseAddr(s) }
+func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// build returns fullmesh then cost-aware with the config, as the daemon
+// runs them.
+func build(t testing.TB, config string) *policy.Chain {
+	t.Helper()
+	c, err := policy.NewChain([]policy.Spec{{Name: "fullmesh"}, {Name: "cost-aware", Config: json.RawMessage(config)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	def := costaware.DefaultConfig()
+	with := func(f func(*costaware.Config)) costaware.Config {
+		c := costaware.DefaultConfig()
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		config string
+		want   costaware.Config
+		err    string
+	}{
+		{``, def, ""},
+		{`{}`, def, ""},
+		{`null`, def, ""},
+		{`{"standby": "backup", "at_quota": "backup"}`,
+			with(func(c *costaware.Config) { c.Standby, c.AtQuota = costaware.Backup, costaware.Backup }), ""},
+		{`{"aggregate_budget": "500MB", "aggregate_cost": 1.5}`,
+			with(func(c *costaware.Config) { c.AggregateBudget, c.AggregateCost = "500MB", 1.5 }), ""},
+		{`{"links": [{"name": "wwan*", "standby": "backup", "aggregate_budget": "0", "aggregate_cost": 0}]}`,
+			with(func(c *costaware.Config) {
+				c.Links = []costaware.LinkConfig{{Name: "wwan*", Standby: costaware.Backup, AggregateBudget: "0", AggregateCost: new(0.0)}}
+			}), ""},
+		{`{"standby": "drop"}`, def, `policy/cost-aware: option "standby": "drop" is not withdraw or backup`},
+		{`{"at_quota": ""}`, def, `policy/cost-aware: option "at_quota": "" is not withdraw or backup`},
+		{`{"aggregate_budget": "lots"}`, def, `policy/cost-aware: option "aggregate_budget": "lots" is not a size such as "500MB" or "1GiB"`},
+		{`{"aggregate_budget": 500}`, def, `policy/cost-aware: option "aggregate_budget": cannot use number as string`},
+		{`{"aggregate_cost": -1}`, def, `policy/cost-aware: option "aggregate_cost": -1 is not a cost of 0 or more`},
+		{`{"quota": "2MB"}`, def, `policy/cost-aware: unknown option "quota"`},
+		{`{"links": [{"standby": "backup"}]}`, def, `policy/cost-aware: option "links[0].name": missing`},
+		{`{"links": [{"name": "wwan["}]}`, def, `policy/cost-aware: option "links[0].name": "wwan[" is not a valid glob: syntax error in pattern`},
+		{`{"links": [{"name": "a"}, {"name": "b", "at_quota": "stop"}]}`, def, `policy/cost-aware: option "links[1].at_quota": "stop" is not withdraw or backup`},
+		{`{"links": [{"name": "a", "aggregate_budget": "1XB"}]}`, def, `policy/cost-aware: option "links[0].aggregate_budget": "1XB" is not a size such as "500MB" or "1GiB"`},
+		{`{"links": [{"name": "a", "aggregate_cost": -0.5}]}`, def, `policy/cost-aware: option "links[0].aggregate_cost": -0.5 is not a cost of 0 or more`},
+		{`{"links": [{"name": "a", "metered": "yes"}]}`, def, `policy/cost-aware: unknown option "metered"`},
+		{`["withdraw"]`, def, `policy/cost-aware: config must be a JSON object`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.config, func(t *testing.T) {
+			t.Parallel()
+			p, err := policy.New("cost-aware", json.RawMessage(tt.config))
+			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
+				t.Fatalf("error (-want +got):\n%s", diff)
+			}
+			if err != nil {
+				return
+			}
+			if diff := cmp.Diff(tt.want, p.(*costaware.CostAware).Config()); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	d, err := policy.Describe("cost-aware")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, o := range d.Options {
+		got[o.Name] = o.Default
+		if o.Help == "" || o.Type == "" {
+			t.Errorf("option %s lacks help or type", o.Name)
+		}
+	}
+	want := map[string]any{"standby": "withdraw", "at_quota": "withdraw", "aggregate_budget": "", "aggregate_cost": 0.0, "links": []any{}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("option defaults (-want +got):\n%s", diff)
+	}
+	if d.Name != "cost-aware" || d.Summary == "" {
+		t.Errorf("Describe = %+v", d)
+	}
+}
+
+// The test host: eth0 (index 2) is wired and free with IPv4 and IPv6,
+// wwan0 (index 3) is cellular and metered with a 2 MB quota and IPv4 and
+// IPv6, wwan1 (index 4) is metered with IPv4 only.
+var (
+	eth4, eth6   = addr("192.0.2.1"), addr("2001:db8:1::1")
+	wwan4, wwan6 = addr("198.51.100.1"), addr("2001:db8:2::1")
+	wwan14       = addr("203.0.113.1")
+)
+
+type host struct {
+	links []policy.Link
+	addrs []policy.LocalAddr
+}
+
+func newHost() *host {
+	h := &host{links: []policy.Link{
+		{Name: "eth0", Index: 2, Kind: policy.LinkWired, Up: true, Usable: true},
+		{Name: "wwan0", Index: 3, Kind: policy.LinkCellular, Up: true, Usable: true, Metered: true, CostPerGB: 10,
+			QuotaBytes: 2_000_000, UsageSince: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)},
+		{Name: "wwan1", Index: 4, Kind: policy.LinkCellular, Up: true, Usable: true, Metered: true},
+	}}
+	for _, a := range []struct {
+		a    netip.Addr
+		link string
+		idx  int32
+	}{{eth4, "eth0", 2}, {eth6, "eth0", 2}, {wwan4, "wwan0", 3}, {wwan6, "wwan0", 3}, {wwan14, "wwan1", 4}} {
+		h.addrs = append(h.addrs, policy.LocalAddr{Addr: a.a, Link: a.link, IfIndex: a.idx, Usable: true})
+	}
+	return h
+}
+
+// with changes the link named name.
+func (h *host) with(name string, f func(*policy.Link)) *host {
+	for i := range h.links {
+		if h.links[i].Name == name {
+			f(&h.links[i])
+		}
+	}
+	return h
+}
+
+// without makes the addresses unusable.
+func (h *host) without(as ...netip.Addr) *host {
+	for i := range h.addrs {
+		if slices.Contains(as, h.addrs[i].Addr) {
+			h.addrs[i].Usable = false
+		}
+	}
+	return h
+}
+
+func (h *host) view(mode policy.Mode) policy.View {
+	return policy.View{Mode: mode, Now: time.Date(2025, 2, 10, 12, 0, 0, 0, time.UTC), Links: h.links, Addrs: h.addrs}
+}
+
+func down(l *policy.Link) { l.Up, l.Usable = false, false }
+
+func usedBytes(n uint64) func(*policy.Link) { return func(l *policy.Link) { l.UsedBytes = n } }
+
+// ep is the fullmesh client endpoint of a, with backup.
+func ep(a netip.Addr, backup bool) policy.Endpoint {
+	e := policy.Endpoint{Addr: a, Subflow: true, Fullmesh: true, Backup: backup}
+	switch a {
+	case eth4, eth6:
+		e.Dev, e.IfIndex = "eth0", 2
+	case wwan4, wwan6:
+		e.Dev, e.IfIndex = "wwan0", 3
+	case wwan14:
+		e.Dev, e.IfIndex = "wwan1", 4
+	}
+	return e
+}
+
+func TestKernel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		config string
+		host   *host
+		want   []policy.Endpoint
+	}{
+		{
+			name: "metered links withdrawn while a free link is usable",
+			host: newHost(),
+			want: []policy.Endpoint{ep(eth4, false), ep(eth6, false)},
+		},
+		{
+			name:   "standby backup",
+			config: `{"standby":"backup"}`,
+			host:   newHost(),
+			want:   []policy.Endpoint{ep(eth4, false), ep(wwan4, true), ep(wwan14, true), ep(eth6, false), ep(wwan6, true)},
+		},
+		{
+			name: "all metered links used when the free link is down",
+			host: newHost().with("eth0", down).without(eth4, eth6),
+			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(wwan6, false)},
+		},
+		{
+			name: "a stalled free link is no alternative",
+			host: newHost().with("eth0", func(l *policy.Link) { l.Health.Stalled = true }),
+			want: []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
+		},
+		{
+			name: "a metered free link is no alternative",
+			host: newHost().with("eth0", func(l *policy.Link) { l.Metered = true }),
+			want: []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
+		},
+		{
+			name: "the free link is an alternative for its family only",
+			host: newHost().without(eth4),
+			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(eth6, false)},
+		},
+		{
+			name: "at the quota: withdrawn",
+			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(2_000_000)),
+			want: []policy.Endpoint{ep(wwan14, false)},
+		},
+		{
+			name: "just below the quota: used",
+			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(1_999_999)),
+			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(wwan6, false)},
+		},
+		{
+			name:   "at the quota: backup",
+			config: `{"at_quota":"backup"}`,
+			host:   newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(3_000_000)),
+			want:   []policy.Endpoint{ep(wwan4, true), ep(wwan14, false), ep(wwan6, true)},
+		},
+		{
+			name: "a free link at its quota is withdrawn and no alternative",
+			host: newHost().with("eth0", func(l *policy.Link) { l.QuotaBytes, l.UsedBytes = 100, 100 }),
+			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(wwan6, false)},
+		},
+		{
+			name:   "within the aggregation budget",
+			config: `{"aggregate_budget":"1MB"}`,
+			host:   newHost().with("wwan0", usedBytes(999_999)),
+			want:   []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
+		},
+		{
+			name:   "aggregation budget spent",
+			config: `{"aggregate_budget":"1MB"}`,
+			host:   newHost().with("wwan0", usedBytes(1_000_000)),
+			want:   []policy.Endpoint{ep(eth4, false), ep(wwan14, false), ep(eth6, false)},
+		},
+		{
+			// wwan0 costs 10 per GB: 0.0099 for 990 kB.
+			// wwan1 has no price: no aggregation by cost.
+			name:   "within the aggregation cost",
+			config: `{"aggregate_cost":0.01}`,
+			host:   newHost().with("wwan0", usedBytes(990_000)),
+			want:   []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(eth6, false), ep(wwan6, false)},
+		},
+		{
+			name:   "aggregation cost spent",
+			config: `{"aggregate_cost":0.01}`,
+			host:   newHost().with("wwan0", usedBytes(1_000_000)),
+			want:   []policy.Endpoint{ep(eth4, false), ep(eth6, false)},
+		},
+		{
+			// wwan1, without a price, has the byte budget only.
+			name:   "the first budget spent ends the aggregation",
+			config: `{"aggregate_budget":"5MB","aggregate_cost":0.01}`,
+			host:   newHost().with("wwan0", usedBytes(1_000_000)),
+			want:   []policy.Endpoint{ep(eth4, false), ep(wwan14, false), ep(eth6, false)},
+		},
+		{
+			name:   "per-link overrides, first match",
+			config: `{"links":[{"name":"wwan1","standby":"backup"},{"name":"wwan*","aggregate_budget":"1GB"}]}`,
+			host:   newHost(),
+			want:   []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, true), ep(eth6, false), ep(wwan6, false)},
+		},
+		{
+			name:   "per-link override disables the budget",
+			config: `{"aggregate_budget":"1GB","links":[{"name":"wwan0","aggregate_budget":"0"}]}`,
+			host:   newHost(),
+			want:   []policy.Endpoint{ep(eth4, false), ep(wwan14, false), ep(eth6, false)},
+		},
+		{
+			name: "links the view does not list are left alone",
+			host: func() *host {
+				h := newHost()
+				h.links = h.links[:1]
+				return h
+			}(),
+			want: []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := build(t, tt.config).Kernel(tt.host.view(policy.ModeKernel), policy.KernelPlan{})
+			if diff := cmp.Diff(tt.want, got.Endpoints, netOpts); diff != "" {
+				t.Errorf("endpoints (-want +got):\n%s", diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("invalid plan: %v", err)
+			}
+		})
+	}
+}
+
+// TestKernelFindsLinks: endpoints proposed without an interface index are
+// matched to their link by device name or by address.
+func TestKernelFindsLinks(t *testing.T) {
+	t.Parallel()
+	p, err := costaware.New(costaware.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := policy.KernelPlan{Endpoints: []policy.Endpoint{
+		{Addr: eth4, Subflow: true}, {Addr: wwan4, Dev: "wwan0", Subflow: true}, {Addr: wwan14, Subflow: true},
+		{Addr: addr("192.0.2.99"), Subflow: true},
+	}}
+	got := p.Kernel(newHost().view(policy.ModeKernel), next)
+	want := []policy.Endpoint{{Addr: eth4, Subflow: true}, {Addr: addr("192.0.2.99"), Subflow: true}}
+	if diff := cmp.Diff(want, got.Endpoints, netOpts); diff != "" {
+		t.Errorf("endpoints (-want +got):\n%s", diff)
+	}
+}
+
+var (
+	peer  = addrPort("203.0.113.80:443")
+	peer6 = addrPort("[2001:db8:99::1]:443")
+)
+
+func path(local netip.Addr, remote netip.AddrPort, backup bool) policy.Path {
+	e := ep(local, false)
+	return policy.Path{Local: local, Dev: e.Dev, IfIndex: e.IfIndex, Remote: remote, Backup: backup}
+}
+
+func TestConn(t *testing.T) {
+	t.Parallel()
+	client := func(local netip.Addr) policy.Conn {
+		la := netip.AddrPortFrom(local, 40000)
+		return policy.Conn{Side: policy.SideClient, Local: la, Remote: peer,
+			PeerAddrs: []policy.PeerAddr{{ID: 1, Addr: peer6, Source: policy.SourceAnnounced}},
+			Subflows:  []policy.Subflow{{Local: la, Remote: peer, Established: true}}}
+	}
+	server := policy.Conn{Side: policy.SideServer, Local: netip.AddrPortFrom(eth4, 443), Remote: addrPort("203.0.113.9:50000"),
+		Subflows: []policy.Subflow{
+			{Local: netip.AddrPortFrom(eth4, 443), Remote: addrPort("203.0.113.9:50000"), Established: true},
+			{Local: netip.AddrPortFrom(wwan4, 443), Remote: addrPort("203.0.113.9:50001"), Established: true},
+		}}
+	srv := func(local netip.Addr, port uint16, backup bool) policy.Path {
+		return path(local, netip.AddrPortFrom(addr("203.0.113.9"), port), backup)
+	}
+	announce := func(a netip.Addr) policy.Announce {
+		e := ep(a, false)
+		return policy.Announce{Addr: a, Dev: e.Dev, IfIndex: e.IfIndex}
+	}
+	tests := []struct {
+		name   string
+		config string
+		host   *host
+		conn   policy.Conn
+		want   policy.ConnPlan
+	}{
+		{
+			name: "metered paths dropped while a free path exists",
+			host: newHost(), conn: client(eth4),
+			want: policy.ConnPlan{Paths: []policy.Path{path(eth4, peer, false), path(eth6, peer6, false)}},
+		},
+		{
+			name: "standby backup",
+			host: newHost(), conn: client(eth4), config: `{"standby":"backup"}`,
+			want: policy.ConnPlan{Paths: []policy.Path{
+				path(eth4, peer, false), path(wwan4, peer, true), path(wwan14, peer, true), path(eth6, peer6, false), path(wwan6, peer6, true),
+			}},
+		},
+		{
+			name: "metered paths used while the free link is down",
+			host: newHost().with("eth0", down).without(eth4, eth6), conn: client(wwan4),
+			want: policy.ConnPlan{Paths: []policy.Path{path(wwan4, peer, false), path(wwan14, peer, false), path(wwan6, peer6, false)}},
+		},
+		{
+			name: "a metered initial path is dropped too",
+			host: newHost(), conn: client(wwan4),
+			want: policy.ConnPlan{Paths: []policy.Path{path(eth4, peer, false), path(eth6, peer6, false)}},
+		},
+		{
+			name: "at the quota: paths dropped",
+			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(2_000_000)), conn: client(wwan4),
+			want: policy.ConnPlan{Paths: []policy.Path{path(wwan14, peer, false)}},
+		},
+		{
+			name: "at the quota: backup",
+			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(2_000_000)), conn: client(wwan14),
+			config: `{"at_quota":"backup"}`,
+			want:   policy.ConnPlan{Paths: []policy.Path{path(wwan4, peer, true), path(wwan14, peer, false), path(wwan6, peer6, true)}},
+		},
+		{
+			name: "within the aggregation budget",
+			host: newHost().with("wwan0", usedBytes(10)), conn: client(eth4), config: `{"links":[{"name":"wwan0","aggregate_budget":"1MB"}]}`,
+			want: policy.ConnPlan{Paths: []policy.Path{path(eth4, peer, false), path(wwan4, peer, false), path(eth6, peer6, false), path(wwan6, peer6, false)}},
+		},
+		{
+			name: "server: subflows the peer opened are made backup, announces withdrawn",
+			host: newHost(), conn: server,
+			want: policy.ConnPlan{
+				Paths:     []policy.Path{srv(eth4, 50000, false), srv(wwan4, 50001, true)},
+				Announces: []policy.Announce{announce(eth6)},
+			},
+		},
+		{
+			name: "server, standby backup: announces kept",
+			host: newHost(), conn: server, config: `{"standby":"backup"}`,
+			want: policy.ConnPlan{
+				Paths:     []policy.Path{srv(eth4, 50000, false), srv(wwan4, 50001, true)},
+				Announces: []policy.Announce{announce(wwan4), announce(wwan14), announce(eth6), announce(wwan6)},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := build(t, tt.config).Conn(tt.host.view(policy.ModeUserspace), tt.conn, policy.ConnPlan{})
+			if diff := cmp.Diff(tt.want, got, netOpts, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("invalid plan: %v", err)
+			}
+		})
+	}
+}
+
+// TestQuotaTransition follows a metered link with a 2 MB quota through
+// the story of the issue, as the daemon's views would tell it: the free
+// link goes down, the metered link carries the traffic until its quota,
+// then it is withdrawn (or made backup) and stays so when the free link
+// returns, until a new period starts.
+func TestQuotaTransition(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		name   string
+		ethUp  bool
+		used   uint64
+		period int // months after February
+		want   string
+	}
+	steps := []step{
+		{"free link up", true, 0, 0, "standby"},
+		{"free link down", false, 0, 0, "used"},
+		{"carrying", false, 1_500_000, 0, "used"},
+		{"quota reached", false, 2_000_000, 0, "quota"},
+		{"past the quota", false, 2_100_000, 0, "quota"},
+		{"free link back", true, 2_100_000, 0, "quota"},
+		{"new period, free link up", true, 0, 1, "standby"},
+		{"new period, free link down", false, 0, 1, "used"},
+	}
+	for _, atQuota := range []costaware.Action{costaware.Withdraw, costaware.Backup} {
+		t.Run(string(atQuota), func(t *testing.T) {
+			t.Parallel()
+			c := build(t, `{"at_quota":"`+string(atQuota)+`"}`)
+			for _, s := range steps {
+				h := newHost().with("wwan0", func(l *policy.Link) {
+					l.UsedBytes = s.used
+					l.UsageSince = time.Date(2025, time.Month(2+s.period), 1, 0, 0, 0, 0, time.UTC)
+				})
+				if !s.ethUp {
+					h.with("eth0", down).without(eth4, eth6)
+				}
+				var got string
+				e, ok := find(c.Kernel(h.view(policy.ModeKernel), policy.KernelPlan{}).Endpoints, wwan4)
+				switch {
+				case !ok && s.ethUp && s.used < 2_000_000:
+					got = "standby"
+				case ok && !e.Backup && !s.ethUp && s.used < 2_000_000:
+					got = "used"
+				case !ok && atQuota == costaware.Withdraw, ok && e.Backup && atQuota == costaware.Backup:
+					got = "quota"
+				default:
+					got = "unexpected: present " + map[bool]string{true: "yes", false: "no"}[ok]
+				}
+				if got != s.want {
+					t.Errorf("%s: wwan0's endpoint is %s, want %s", s.name, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func find(eps []policy.Endpoint, a netip.Addr) (policy.Endpoint, bool) {
+	for _, e := range eps {
+		if e.Addr == a {
+			return e, true
+		}
+	}
+	return policy.Endpoint{}, false
+}
