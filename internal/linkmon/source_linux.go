@@ -93,6 +93,9 @@ type nlSource struct {
 	closeOnce sync.Once
 
 	sub *subscription // nil until the first Receive and after a loss
+	// relistRoutes asks Receive to send a routesMsg next: a link changed
+	// (see routesMsg).
+	relistRoutes bool
 }
 
 func newNLSource(ns netns.NsHandle, h *netlink.Handle, log *slog.Logger, rcvBuf, chanLen int) *nlSource {
@@ -138,6 +141,14 @@ func (s *nlSource) Receive() (msg, error) {
 		if s.sub == nil {
 			return s.resync()
 		}
+		if s.relistRoutes {
+			s.relistRoutes = false
+			routes, err := s.dumpRoutes()
+			if err == nil {
+				return routesMsg{routes: routes}, nil
+			}
+			s.log.Warn("cannot re-list routes after a link change", "err", err)
+		}
 		select {
 		case <-s.closed:
 		case u, ok := <-s.sub.links:
@@ -145,6 +156,7 @@ func (s *nlSource) Receive() (msg, error) {
 				s.lost("links")
 				continue
 			}
+			s.relistRoutes = true
 			return linkFromNetlink(u.Link, u.Header.Type == unix.RTM_DELLINK), nil
 		case u, ok := <-s.sub.addrs:
 			if !ok {
@@ -272,11 +284,8 @@ func (s *nlSource) dump() (snapshotMsg, error) {
 	if err != nil {
 		return snap, fmt.Errorf("list addresses: %w", err)
 	}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
-		return s.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
-	})
-	if err != nil {
-		return snap, fmt.Errorf("list routes: %w", err)
+	if snap.routes, err = s.dumpRoutes(); err != nil {
+		return snap, err
 	}
 	for _, l := range links {
 		snap.links = append(snap.links, linkFromNetlink(l, false))
@@ -289,12 +298,24 @@ func (s *nlSource) dump() (snapshotMsg, error) {
 			snap.addrs = append(snap.addrs, m)
 		}
 	}
+	return snap, nil
+}
+
+// dumpRoutes lists the routes of every table.
+func (s *nlSource) dumpRoutes() ([]routeMsg, error) {
+	routes, err := retryDump(func() ([]netlink.Route, error) {
+		return s.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	var out []routeMsg
 	for _, r := range routes {
 		if m, ok := routeFromNetlink(r, unix.RTM_NEWROUTE, 0); ok {
-			snap.routes = append(snap.routes, m)
+			out = append(out, m)
 		}
 	}
-	return snap, nil
+	return out, nil
 }
 
 // retryDump runs a dump again while the kernel reports it interrupted.

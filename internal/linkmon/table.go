@@ -62,10 +62,20 @@ type snapshotMsg struct {
 	routes []routeMsg
 }
 
+// routesMsg is a complete dump of the routes: the table's routes are
+// replaced by it. Sources send one after a link message, because the link,
+// address and route notifications come on separate sockets and their order
+// is lost: a link-down processed after the routes re-added by the link's
+// return would otherwise leave them dropped (dropLink).
+type routesMsg struct {
+	routes []routeMsg
+}
+
 func (linkMsg) isMsg()     {}
 func (addrMsg) isMsg()     {}
 func (routeMsg) isMsg()    {}
 func (snapshotMsg) isMsg() {}
+func (routesMsg) isMsg()   {}
 
 // linkEntry is a link of the table with its sysfs facts.
 type linkEntry struct {
@@ -126,6 +136,12 @@ func (t *table) apply(m msg) {
 		t.applyAddr(m)
 	case routeMsg:
 		t.applyRoute(m)
+	case routesMsg:
+		t.routes = make(map[routeKey]map[nexthop]hopInfo)
+		t.routed = make(map[linkFamily]int)
+		for _, r := range m.routes {
+			t.applyRoute(r)
+		}
 	case snapshotMsg:
 		t.reset()
 		for _, l := range m.links {

@@ -286,3 +286,27 @@ func TestSysfsFacts(t *testing.T) {
 		})
 	}
 }
+
+// TestRoutesRelistAfterReorder: the route socket delivered the route a
+// flapping link got back before the link socket delivered the link's
+// down, so the table dropped it (IPv4 routes are flushed silently on
+// down). The routes re-listed after the link message restore the truth.
+func TestRoutesRelistAfterReorder(t *testing.T) {
+	t.Parallel()
+	route := defaultRoute(2, 101, "192.0.2.2")
+	tb := tableWith(t, nil, upLink(2, "eth0"), addr(2, "192.0.2.1/24"), route,
+		// Reordered: the route's return, then the down and the up.
+		route, downLink(2, "eth0"), upLink(2, "eth0"))
+	if a := addrOf(t, tb.state(), 2, "192.0.2.1/24"); a.Reason != "no route" {
+		t.Fatalf("before the re-list: %+v, want no route (the reordering this guards against)", a)
+	}
+	tb.apply(routesMsg{routes: []routeMsg{route, connected(2, "192.0.2.1/24")}})
+	if a := addrOf(t, tb.state(), 2, "192.0.2.1/24"); !a.Usable {
+		t.Fatalf("after the re-list: %+v, want usable", a)
+	}
+	// The re-list replaces the routes: one that is gone is dropped.
+	tb.apply(routesMsg{routes: []routeMsg{connected(2, "192.0.2.1/24")}})
+	if a := addrOf(t, tb.state(), 2, "192.0.2.1/24"); a.Reason != "no route" {
+		t.Fatalf("after a re-list without the default route: %+v, want no route", a)
+	}
+}

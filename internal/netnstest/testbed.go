@@ -86,9 +86,14 @@ type side struct {
 	byPeer bool
 }
 
-// byPeerPref places the server's "to <client address>" rules before the
-// rules that ip adds without a preference (32765 and down).
-const byPeerPref = 1000
+// Rule preferences: the server's "to <client address>" rules come before
+// every host's "from" and "oif" rules. Both are explicit: a rule added
+// without one gets the preference just below the first rule's, which
+// would put later links' rules in front of the byPeer ones.
+const (
+	byPeerPref = 1000
+	linkPref   = 2000
+)
 
 // route configures the addresses, permanent neighbours and routes of one
 // side of a testbed. The permanent neighbour entries for the peer keep ARP
@@ -106,14 +111,14 @@ func (h *Host) route(links []Link, view func(Link) side) {
 			fmt.Sprintf("addr add %s/24 dev %s", s.own4, s.ifname),
 			fmt.Sprintf("neigh replace %s lladdr %s dev %s nud permanent", s.peer4, mac, s.ifname),
 			fmt.Sprintf("route add default via %s dev %s table %d", s.peer4, s.ifname, table),
-			fmt.Sprintf("rule add from %s table %d", s.own4, table),
-			fmt.Sprintf("rule add oif %s table %d", s.ifname, table))
+			fmt.Sprintf("rule add from %s table %d pref %d", s.own4, table, linkPref),
+			fmt.Sprintf("rule add oif %s table %d pref %d", s.ifname, table, linkPref))
 		v6 = append(v6,
 			fmt.Sprintf("addr add %s/64 dev %s nodad", s.own6, s.ifname),
 			fmt.Sprintf("neigh replace %s lladdr %s dev %s nud permanent", s.peer6, mac, s.ifname),
 			fmt.Sprintf("route add default via %s dev %s table %d", s.peer6, s.ifname, table),
-			fmt.Sprintf("rule add from %s table %d", s.own6, table),
-			fmt.Sprintf("rule add oif %s table %d", s.ifname, table))
+			fmt.Sprintf("rule add from %s table %d pref %d", s.own6, table, linkPref),
+			fmt.Sprintf("rule add oif %s table %d pref %d", s.ifname, table, linkPref))
 		if s.byPeer {
 			v4 = append(v4, fmt.Sprintf("rule add to %s table %d pref %d", s.peer4, table, byPeerPref))
 			v6 = append(v6, fmt.Sprintf("rule add to %s table %d pref %d", s.peer6, table, byPeerPref))
