@@ -27,22 +27,30 @@ type Config struct {
 	// Events are the kernel's mptcp_pm events. Required in userspace
 	// mode; in kernel mode they are only counted (nil is fine).
 	Events EventSource
-	// Conns lists existing connections (userspace mode); nil means the
-	// engine learns connections from events only.
+	// Conns lists existing connections. In userspace mode the engine
+	// adopts them at start and after lost events; nil means it learns
+	// connections from events only. In kernel mode WithdrawOnExit keeps
+	// the endpoints whose address carries a live subflow.
 	Conns ConnLister
 	// OwnedIDs are the endpoint ids that are mptcpgod's (kernel mode);
 	// the zero IDRange means DefaultOwnedIDs.
 	OwnedIDs IDRange
 	// WithdrawOnExit makes Run delete the owned endpoints before it
-	// returns (kernel mode).
+	// returns (kernel mode), but for those carrying live subflows (see
+	// Conns).
 	WithdrawOnExit bool
 	// Backoff is the retry delay of failed actions; zero fields mean
 	// those of DefaultBackoff.
 	Backoff Backoff
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time; nil means time.Now. Run's goroutines
+	// and SetHost call it, so it must be safe for concurrent use.
 	Now func() time.Time
+	// Observe, when set, receives every Decision, in order, from Run's
+	// loop. The loop waits for it, so it must return at once: hand the
+	// Decision on without blocking, dropping it when nobody keeps up.
+	Observe func(Decision)
 }
 
 // DefaultWorkers is the number of workers when Config.Workers is 0.

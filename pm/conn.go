@@ -59,6 +59,9 @@ type conn struct {
 
 	plan policy.ConnPlan // the last desired state
 	pc   policy.Conn     // reused for the policy
+	// trigger is when the earliest input arrived that the connection has
+	// not finished acting on.
+	trigger time.Time
 }
 
 // subflow is a live subflow.
@@ -75,6 +78,8 @@ type subflow struct {
 	destroying bool
 	since      time.Time
 	touched    uint64
+	// health is the subflow's last reported health (SetHealth).
+	health policy.Health
 }
 
 func (s *subflow) path() pathKey { return pathKey{s.local.Addr(), s.remote} }
@@ -220,6 +225,7 @@ func (c *conn) policyConn() policy.Conn {
 		pc.Subflows = append(pc.Subflows, policy.Subflow{
 			Local: s.local, Remote: s.remote, LocalID: s.localID, RemoteID: s.remoteID,
 			Backup: s.backup, Established: s.established, EstablishedAt: s.since, IfIndex: s.ifindex,
+			Health: s.health,
 		})
 	}
 	return *pc
@@ -243,6 +249,7 @@ func (e *Engine) dropConn(c *conn) {
 
 // markDirty asks for c to be reconciled at the end of the loop iteration.
 func (e *Engine) markDirty(c *conn) {
+	c.trigger = earliest(c.trigger, e.trigger)
 	if !c.queued {
 		c.queued = true
 		e.dirty = append(e.dirty, c)
@@ -320,7 +327,8 @@ func (e *Engine) connEvent(ev *genl.Event) {
 		}
 		s := c.sub(local, remote)
 		if s == nil {
-			c.subs = append(c.subs, subflow{local: local, remote: remote, initial: true, since: e.now()})
+			c.subs = append(c.subs, subflow{local: local, remote: remote, initial: true, since: e.now(),
+				health: e.healthOf(c.token, local, remote)})
 			s = &c.subs[len(c.subs)-1]
 		}
 		s.touched = e.seq
@@ -342,7 +350,7 @@ func (e *Engine) subEstablished(c *conn, ev *genl.Event) {
 	now := e.now()
 	s := c.sub(local, remote)
 	if s == nil {
-		c.subs = append(c.subs, subflow{local: local, remote: remote, since: now})
+		c.subs = append(c.subs, subflow{local: local, remote: remote, since: now, health: e.healthOf(c.token, local, remote)})
 		s = &c.subs[len(c.subs)-1]
 		k := s.path()
 		if i := c.attempt(k); i >= 0 {
@@ -376,6 +384,7 @@ func (e *Engine) subClosed(c *conn, ev *genl.Event) {
 				c.resetRetry(retryKey{path: s.path()})
 			}
 			e.pathFailed(c, s.path(), now, closedReason(ev))
+			e.observePathFailed(c, local, remote, now)
 		}
 		return
 	}
@@ -383,7 +392,16 @@ func (e *Engine) subClosed(c *conn, ev *genl.Event) {
 	if i := c.attempt(k); i >= 0 {
 		c.dropAttempt(i)
 		e.pathFailed(c, k, now, closedReason(ev))
+		e.observePathFailed(c, local, remote, now)
 	}
+}
+
+// observePathFailed reports that the path of a subflow failed and backs
+// off.
+func (e *Engine) observePathFailed(c *conn, local, remote netip.AddrPort, now time.Time) {
+	r := c.retry(retryKey{path: pathKey{local.Addr(), remote}})
+	e.observe(Decision{Time: now, Kind: DecisionPathFailed, Token: c.token, Local: local, Remote: remote,
+		Error: r.lastErr, RetryAt: r.until})
 }
 
 // pathFailed starts or extends the backoff of path k.

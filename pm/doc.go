@@ -10,8 +10,9 @@
 // # One owner
 //
 // Engine.Run is the only goroutine that touches the engine's state. Host
-// updates (SetHost, latest wins), policy swaps, kernel events, worker
-// results, status queries and backoff timers arrive on channels. The loop
+// updates (SetHost, latest wins), health reports (SetHealth, latest wins),
+// policy swaps, kernel events, worker results, status queries and backoff
+// timers arrive on channels. The loop
 // never waits on the kernel: it hands commands to a pool of workers, each
 // with a Kernel of its own, keeping at most one command in flight per
 // connection (and one for kernel-mode endpoints and limits), so the
@@ -43,12 +44,27 @@
 // after lost events, from the ConnLister and the kernel's per-connection
 // address lists. Once a connection is established it creates the desired
 // paths that have no subflow (a path is pending until SUB_ESTABLISHED or
-// SUB_CLOSED; a failure backs off), sets backup bits, announces addresses
-// (reusing the id the kernel already has for an address, else allocating
-// a free one from the top), destroys the subflows it opened that are no
-// longer desired (never the initial subflow nor those the peer opened) and
-// withdraws announces. Connections run by the in-kernel path manager are
+// SUB_CLOSED; a failure backs off), sets backup bits, announces addresses,
+// destroys the subflows it opened that are no longer desired and
+// withdraws announces. Subflows and announces of an address other than
+// the initial one carry the address's id: the one the kernel already has
+// for it, else a free one allocated from the top (a subflow created
+// without an id would take id 0, the initial address's, and the kernel
+// would refuse the next one). The engine destroys the subflows it opened,
+// with MP_JOIN or, on the client side, as the initial subflow, but never
+// those the peer opened and never a connection's last established
+// subflow: a policy that drops a dead path gets its data sent again at
+// once over the others. Connections run by the in-kernel path manager are
 // recognised by the kernel's answer and left alone.
+//
+// # Health
+//
+// SetHealth gives the engine the subflows' and links' health, sampled
+// from tcp_info (internal/health); the views carry it in
+// policy.Subflow.Health and policy.Link.Health. A report that changes a
+// connection's subflows' health reconciles that connection; a change of a
+// link's health reconciles the endpoints (kernel mode), or every
+// connection when a link's stalled verdict changed (userspace mode).
 //
 // # Status
 //
@@ -56,4 +72,14 @@
 // actual one and, for anything missing, why: pending, in backoff until
 // when, and the kernel's last error text. Its types marshal to JSON with
 // snake_case keys for the control socket.
+//
+// # Decisions
+//
+// Config.Observe receives a Decision for every command's outcome (with
+// the time it took and, when an input caused it, the latency from that
+// input's arrival), every path put in backoff by a failed subflow, every
+// resynchronisation and policy swap, in the order the loop makes them. It
+// is called from the loop and must never block: the daemon feeds a
+// latency histogram and a drop-on-full fan-out to `mptcpctl events` from
+// it.
 package pm

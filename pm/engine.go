@@ -31,6 +31,7 @@ type Engine struct {
 	jitter func(time.Duration) time.Duration
 
 	hostC   chan hostUpdate    // one slot, latest wins
+	healthC chan Health        // one slot, latest wins
 	policyC chan policy.Policy // one slot, latest wins
 	queryC  chan query         // status queries
 	eventsC chan batch         // from the event reader
@@ -50,6 +51,11 @@ type Engine struct {
 	ifByName map[string]int32
 	addrs    map[netip.Addr]policy.LocalAddr
 	usable   map[netip.Addr]bool
+	// haveHealth: a health report arrived; linkHealth and subHealth are
+	// the last one's.
+	haveHealth bool
+	linkHealth map[int32]policy.Health
+	subHealth  map[subflowKey]policy.Health
 
 	rq        ready
 	wakes     wakeHeap
@@ -72,11 +78,20 @@ type Engine struct {
 	counters counters
 	recent   errRing
 	warned   map[string]bool
+	// lost counts the event losses since the last log line (warnLost).
+	lost struct {
+		count  uint64
+		logged time.Time
+	}
+	// trigger is when the input being applied arrived; zero between
+	// iterations. retryAt is the retry time the last failure got.
+	trigger, retryAt time.Time
 }
 
 type hostUpdate struct {
 	links []policy.Link
 	addrs []policy.LocalAddr
+	at    time.Time
 }
 
 // batch is what the event reader forwards: events, or an error.
@@ -85,6 +100,8 @@ type batch struct {
 	err    error
 	// fatal: the event source is closed.
 	fatal bool
+	// at is when the batch was received.
+	at time.Time
 }
 
 type query struct {
@@ -112,6 +129,7 @@ func New(cfg Config) (*Engine, error) {
 		after:   realAfter,
 		jitter:  realJitter,
 		hostC:   make(chan hostUpdate, 1),
+		healthC: make(chan Health, 1),
 		policyC: make(chan policy.Policy, 1),
 		queryC:  make(chan query),
 		eventsC: make(chan batch, 64),
@@ -141,7 +159,7 @@ func (e *Engine) Ready() <-chan struct{} { return e.readyC }
 // update yet, this one replaces it. Run reconciles nothing before the
 // first SetHost. The slices are copied.
 func (e *Engine) SetHost(links []policy.Link, addrs []policy.LocalAddr) {
-	u := hostUpdate{links: slices.Clone(links), addrs: slices.Clone(addrs)}
+	u := hostUpdate{links: slices.Clone(links), addrs: slices.Clone(addrs), at: e.now()}
 	for {
 		select {
 		case e.hostC <- u:
@@ -262,7 +280,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		readers.Go(func() { e.readEvents(runCtx) })
 	}
 	for _, k := range kernels[1:] {
-		workers.Go(func() { worker(k, e.work, e.results) })
+		workers.Go(func() { worker(k, e.now, e.work, e.results) })
 	}
 
 	adopted := false
@@ -324,6 +342,8 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.applyBatch(&b)
 		case u := <-e.hostC:
 			e.applyHost(u)
+		case h := <-e.healthC:
+			e.applyHealth(h)
 		case p := <-e.policyC:
 			e.applyPolicy(p)
 		case q := <-e.queryC:
@@ -344,12 +364,17 @@ func (e *Engine) loop(ctx context.Context) error {
 	}
 }
 
-// takeSlots applies a pending host update and policy; a query calls it so
-// that its answer reflects what was set before it.
+// takeSlots applies a pending host update, health report and policy; a
+// query calls it so that its answer reflects what was set before it.
 func (e *Engine) takeSlots() {
 	select {
 	case u := <-e.hostC:
 		e.applyHost(u)
+	default:
+	}
+	select {
+	case h := <-e.healthC:
+		e.applyHealth(h)
 	default:
 	}
 	select {
@@ -359,18 +384,28 @@ func (e *Engine) takeSlots() {
 	}
 }
 
-// flush reconciles what the iteration made dirty.
+// flush reconciles what the iteration made dirty. The commands it queues
+// carry the time of the input that made their owner dirty, until the
+// owner's lane runs empty.
 func (e *Engine) flush() {
 	if e.kdirty {
 		e.kdirty = false
+		e.km.trigger = earliest(e.km.trigger, e.trigger)
 		e.reconcileKernel()
+		if e.km.l.idle() {
+			e.km.trigger = time.Time{}
+		}
 	}
 	for i, c := range e.dirty {
 		c.queued = false
 		e.dirty[i] = nil
 		e.reconcileConn(c)
+		if c.l.idle() {
+			c.trigger = time.Time{}
+		}
 	}
 	e.dirty = e.dirty[:0]
+	e.trigger = time.Time{}
 	if e.haveHost && !e.isReady {
 		e.isReady = true
 		close(e.readyC)
@@ -398,6 +433,7 @@ func (e *Engine) reconcileAll() {
 
 func (e *Engine) applyHost(u hostUpdate) {
 	slices.SortStableFunc(u.links, func(a, b policy.Link) int { return int(a.Index) - int(b.Index) })
+	e.withLinkHealth(u.links)
 	e.view = policy.View{Mode: e.cfg.Mode, Links: u.links, Addrs: u.addrs}
 	e.ifByName = make(map[string]int32, len(u.links))
 	for _, l := range u.links {
@@ -414,6 +450,7 @@ func (e *Engine) applyHost(u hostUpdate) {
 	if !e.haveHost {
 		e.log.Debug("first host state", "links", len(u.links), "addrs", len(u.addrs))
 	}
+	e.trigger = earliest(e.trigger, u.at)
 	e.haveHost = true
 	e.counters.hostUpdates++
 	e.reconcileAll()
@@ -421,6 +458,9 @@ func (e *Engine) applyHost(u hostUpdate) {
 
 func (e *Engine) applyPolicy(p policy.Policy) {
 	e.log.Info("policy replaced", "old", e.policy.Name(), "new", p.Name())
+	now := e.now()
+	e.observe(Decision{Time: now, Kind: DecisionPolicy, Detail: e.policy.Name() + " -> " + p.Name()})
+	e.trigger = earliest(e.trigger, now)
 	e.policy = p
 	e.counters.policySwaps++
 	e.reconcileAll()
@@ -443,14 +483,32 @@ func (e *Engine) sent(cmd *command) {
 }
 
 func (e *Engine) applyResult(r *result) {
+	now := e.now()
 	if r.err != nil {
 		e.counters.failures[r.cmd.op]++
 		e.recent.add(e.errorRecord(r))
 	}
-	if r.cmd.conn != nil {
+	e.retryAt = time.Time{}
+	c := r.cmd.conn
+	unmanaged := c != nil && c.unmanaged
+	if c != nil {
 		e.connResult(r)
+		if c.l.idle() && !c.queued {
+			c.trigger = time.Time{}
+		}
 	} else {
 		e.kernelResult(r)
+		if e.km.l.idle() && !e.kdirty {
+			e.km.trigger = time.Time{}
+		}
+	}
+	d := e.actionDecision(r, now)
+	if r.err != nil {
+		d.RetryAt = e.retryAt
+	}
+	e.observe(d)
+	if c != nil && c.unmanaged && !unmanaged {
+		e.observe(Decision{Time: now, Kind: DecisionUnmanaged, Token: c.token, Local: c.local, Remote: c.remote})
 	}
 }
 
@@ -477,7 +535,7 @@ func (e *Engine) readEvents(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		b := batch{events: evs, err: err}
+		b := batch{events: evs, err: err, at: e.now()}
 		switch {
 		case err == nil:
 			pause = 0
@@ -510,14 +568,32 @@ func (e *Engine) readEvents(ctx context.Context) {
 func (e *Engine) applyBatch(b *batch) {
 	if b.err != nil {
 		e.counters.resyncs++
-		e.log.Warn("events lost, resynchronising", "error", b.err)
+		e.warnLost(b.err)
+		e.observe(Decision{Time: e.now(), Kind: DecisionResync, Detail: b.err.Error()})
 		e.resync()
 		return
 	}
 	e.counters.batches++
+	e.trigger = earliest(e.trigger, b.at)
 	for i := range b.events {
 		e.applyEvent(&b.events[i])
 	}
+}
+
+// lostLogEvery bounds how often lost events are logged: under an event
+// flood every batch can overflow, and each resync says the same.
+const lostLogEvery = 10 * time.Second
+
+// warnLost logs that events were lost, at most once per lostLogEvery,
+// with the number of losses since the last line.
+func (e *Engine) warnLost(err error) {
+	e.lost.count++
+	now := e.now()
+	if !e.lost.logged.IsZero() && now.Sub(e.lost.logged) < lostLogEvery {
+		return
+	}
+	e.log.Warn("events lost, resynchronising", "error", err, "losses", e.lost.count)
+	e.lost.logged, e.lost.count = now, 0
 }
 
 // warnOnce logs msg at warning level once per msg and arguments.

@@ -131,7 +131,7 @@ func TestConnAndNotRunning(t *testing.T) {
 	t.Parallel()
 	h := newUserspace(t)
 	h.open(tok1, "192.0.2.1:40000", srv1)
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	cs, err := h.e.Conn(t.Context(), tok1)
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +206,7 @@ func TestStatusJSON(t *testing.T) {
 	t.Parallel()
 	h := newUserspace(t)
 	h.open(tok1, "192.0.2.1:40000", srv1)
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1))
 	b, err := json.Marshal(h.settle())
 	if err != nil {

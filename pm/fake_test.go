@@ -212,8 +212,8 @@ func (k *fakeKernel) Remove(token uint32, id uint8) error {
 }
 
 func (k *fakeKernel) CreateSubflow(token uint32, local genl.Endpoint, remote netip.AddrPort) error {
-	if err := k.ns.record(token, fmt.Sprintf("create %08x %s -> %s flags=%s if=%d",
-		token, local.Addr, remote, flagStr(local.Flags), local.IfIndex)); err != nil {
+	if err := k.ns.record(token, fmt.Sprintf("create %08x %s -> %s flags=%s if=%d id=%d",
+		token, local.Addr, remote, flagStr(local.Flags), local.IfIndex, local.ID)); err != nil {
 		return err
 	}
 	return k.userspace(token, "create subflow")

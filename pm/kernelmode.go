@@ -36,6 +36,9 @@ type kernelState struct {
 	// leftOut is what the endpoint cap left out last time, for logging
 	// changes only.
 	leftOut string
+	// trigger is when the earliest input arrived that kernel mode has not
+	// finished acting on.
+	trigger time.Time
 }
 
 // wantEndpoint is a desired endpoint, resolved.
@@ -125,7 +128,7 @@ func (e *Engine) reconcileKernel() {
 			e.setWake(&k.w, k.dumpRetry.until)
 			return
 		}
-		k.l.queue = append(k.l.queue, command{op: opDumpKernel})
+		k.l.queue = append(k.l.queue, command{op: opDumpKernel, trigger: k.trigger})
 		e.rq.push(&k.l)
 		return
 	}
@@ -225,6 +228,7 @@ func (e *Engine) reconcileKernel() {
 	for _, part := range [][]command{lim, dels, flags, repl, adds} {
 		k.l.queue = append(k.l.queue, part...)
 	}
+	stamp(k.l.queue, k.trigger)
 	e.setWake(&k.w, next)
 	if len(k.l.queue) > 0 {
 		e.rq.push(&k.l)
@@ -361,6 +365,10 @@ func kernelAttrs(c *command) []any {
 }
 
 // withdraw deletes the owned endpoints, giving up after withdrawTimeout.
+// It keeps those whose address carries a subflow of a live connection:
+// deleting an endpoint makes the kernel close the subflows from its
+// address, the initial one included, and stopping the daemon must leave
+// connections alone. The kept endpoints are adopted by the next run.
 func (e *Engine) withdraw(k Kernel) {
 	done := make(chan struct{})
 	known := slices.Clone(e.km.actual)
@@ -371,8 +379,17 @@ func (e *Engine) withdraw(k Kernel) {
 			e.log.Warn("cannot list endpoints to withdraw them; using the last known list", "error", err)
 			eps = known
 		}
+		inUse, err := e.subflowAddrs()
+		if err != nil {
+			e.log.Warn("cannot list connections; keeping every endpoint so that none is cut", "error", err)
+			return
+		}
 		for _, ep := range eps {
 			if !e.owned(ep) {
+				continue
+			}
+			if n := inUse[ep.Addr]; n > 0 {
+				e.log.Info("endpoint kept: it carries live subflows", "id", ep.ID, "addr", ep.Addr, "subflows", n)
 				continue
 			}
 			if err := k.DelEndpoint(ep.ID); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -389,6 +406,28 @@ func (e *Engine) withdraw(k Kernel) {
 	case <-t.C:
 		e.log.Warn("gave up withdrawing endpoints", "after", withdrawTimeout)
 	}
+}
+
+// subflowAddrs counts the live subflows by local address, from
+// Config.Conns; without a lister no address is known to be in use.
+func (e *Engine) subflowAddrs() (map[netip.Addr]int, error) {
+	inUse := map[netip.Addr]int{}
+	if e.cfg.Conns == nil {
+		return inUse, nil
+	}
+	conns, err := e.cfg.Conns.ListConns()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range conns {
+		for _, sf := range c.Subflows {
+			inUse[sf.Local.Addr().Unmap()]++
+		}
+		if len(c.Subflows) == 0 {
+			inUse[c.Local.Addr().Unmap()]++
+		}
+	}
+	return inUse, nil
 }
 
 // withdrawTimeout bounds withdraw.

@@ -316,6 +316,37 @@ func TestKernelWithdrawOnExit(t *testing.T) {
 	}
 }
 
+// TestKernelWithdrawKeepsLiveSubflows: on exit the engine keeps the owned
+// endpoints whose address carries a live subflow, since deleting one makes
+// the kernel close those subflows, and withdraws the others.
+func TestKernelWithdrawKeepsLiveSubflows(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, policy.ModeKernel, withWithdraw())
+	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+	h.setHost(addrA, addrB)
+	h.start()
+	h.ready()
+	h.expect(
+		"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
+		"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
+	)
+	h.lister.set(ExistingConn{
+		Token: tok1, Side: policy.SideClient,
+		Local:  netip.MustParseAddrPort("192.0.2.1:40000"),
+		Remote: netip.MustParseAddrPort(srv1),
+		Subflows: []ExistingSubflow{{
+			Local:  netip.MustParseAddrPort("192.0.2.1:40000"),
+			Remote: netip.MustParseAddrPort(srv1),
+		}},
+	})
+	if err := h.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if diff := cmp.Diff([]string{"del_endpoint id=101"}, h.ns.Calls()[h.seen:]); diff != "" {
+		t.Errorf("calls on exit (-want +got):\n%s", diff)
+	}
+}
+
 // TestKernelRetry: a failed add backs off, then succeeds; an EEXIST
 // makes the engine re-read the kernel.
 func TestKernelRetry(t *testing.T) {

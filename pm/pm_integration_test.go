@@ -31,8 +31,15 @@ func (noConns) ListConns() ([]pm.ExistingConn, error) { return nil, nil }
 func hostView(t testing.TB, h *netnstest.Host, addrs map[netip.Addr]string) ([]policy.Link, []policy.LocalAddr) {
 	t.Helper()
 	index := map[string]int32{}
+	names := []string{"eth0", "eth1"}
+	for _, dev := range addrs {
+		if !slices.Contains(names, dev) {
+			names = append(names, dev)
+		}
+	}
+	slices.Sort(names)
 	err := h.Do(func() error {
-		for _, name := range []string{"eth0", "eth1"} {
+		for _, name := range names {
 			ifi, err := net.InterfaceByName(name)
 			if err != nil {
 				return err
@@ -45,7 +52,7 @@ func hostView(t testing.TB, h *netnstest.Host, addrs map[netip.Addr]string) ([]p
 		t.Fatal(err)
 	}
 	var links []policy.Link
-	for _, name := range []string{"eth0", "eth1"} {
+	for _, name := range names {
 		links = append(links, policy.Link{Name: name, Index: index[name], Kind: policy.LinkWired, Up: true, Usable: true})
 	}
 	var las []policy.LocalAddr
@@ -242,6 +249,41 @@ func TestUserspaceMeshKernel(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestUserspaceThreeLinksKernel: a client with three links gets a subflow
+// from each of the two other addresses; each carries an address id of its
+// own (a second subflow created without one would be refused).
+func TestUserspaceThreeLinksKernel(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 3)
+	l0, l1, l2 := tb.Links[0], tb.Links[1], tb.Links[2]
+	tb.Client.SetPathManager("userspace")
+	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
+	e := startEngine(t, tb.Client, policy.ModeUserspace, true)
+	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1", l2.Client4: "eth2"}))
+	waitReady(t, e)
+	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
+	serve(ln)
+	c, err := tb.Client.Dial("tcp4", l0.Client4.String(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := unmap(c.LocalAddr().(*net.TCPAddr).AddrPort())
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "three subflows", func() string {
+		ids := map[netip.Addr]uint8{}
+		for _, s := range subflows(t, tb.Client, local) {
+			ids[unmap(s.Local).Addr()] = s.LocalID
+		}
+		if len(ids) != 3 || ids[l0.Client4] != 0 || ids[l1.Client4] == 0 || ids[l2.Client4] == 0 ||
+			ids[l1.Client4] == ids[l2.Client4] {
+			return fmt.Sprintf("local ids %v", ids)
+		}
+		return ""
+	})
 }
 
 func containsAll(got, want []string) bool {

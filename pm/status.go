@@ -112,8 +112,9 @@ type PathStatus struct {
 	// waiting for the kernel), "queued", "backoff" (the last try failed;
 	// retried at BackoffUntil), "blocked" (the peer denies joins to its
 	// initial address, or the path is incomplete), "closing", or "kept"
-	// (not desired, but the initial or a peer-opened subflow, which the
-	// engine never closes).
+	// (not desired, but a subflow the engine does not close: one the peer
+	// opened, the initial subflow of a server-side connection, or the
+	// connection's last established subflow).
 	State        string          `json:"state"`
 	Subflows     []SubflowStatus `json:"subflows,omitempty"`
 	Failures     int             `json:"failures,omitempty"`
@@ -136,6 +137,8 @@ type SubflowStatus struct {
 	Established bool      `json:"established"`
 	IfIndex     int32     `json:"ifindex,omitempty"`
 	Since       time.Time `json:"since,omitzero"`
+	// Health is the subflow's last reported health (SetHealth).
+	Health policy.Health `json:"health,omitzero"`
 }
 
 // AnnounceStatus is an address announced to a connection's peer, or
@@ -167,10 +170,15 @@ type Counters struct {
 	EventBatches uint64 `json:"event_batches"`
 	// Resyncs counts the resynchronisations after lost events.
 	Resyncs uint64 `json:"resyncs"`
+	// Backoffs counts the failures that put a path, announce, endpoint or
+	// the limits in backoff.
+	Backoffs uint64 `json:"backoffs"`
 	// UnknownToken counts events for connections the engine did not know.
 	UnknownToken uint64 `json:"unknown_token_events"`
 	HostUpdates  uint64 `json:"host_updates"`
 	PolicySwaps  uint64 `json:"policy_swaps"`
+	// HealthUpdates counts the health reports received (SetHealth).
+	HealthUpdates uint64 `json:"health_updates"`
 }
 
 // ErrorRecord is a failed command.
@@ -189,20 +197,24 @@ type counters struct {
 	actions, failures        [numOps]uint64
 	events                   [256]uint64
 	batches, resyncs         uint64
+	backoffs                 uint64
 	unknownToken             uint64
 	hostUpdates, policySwaps uint64
+	healthUpdates            uint64
 }
 
 func (c *counters) export() Counters {
 	out := Counters{
-		Actions:      make(map[string]uint64),
-		Failures:     make(map[string]uint64),
-		Events:       make(map[string]uint64),
-		EventBatches: c.batches,
-		Resyncs:      c.resyncs,
-		UnknownToken: c.unknownToken,
-		HostUpdates:  c.hostUpdates,
-		PolicySwaps:  c.policySwaps,
+		Actions:       make(map[string]uint64),
+		Failures:      make(map[string]uint64),
+		Events:        make(map[string]uint64),
+		EventBatches:  c.batches,
+		Resyncs:       c.resyncs,
+		Backoffs:      c.backoffs,
+		UnknownToken:  c.unknownToken,
+		HostUpdates:   c.hostUpdates,
+		PolicySwaps:   c.policySwaps,
+		HealthUpdates: c.healthUpdates,
 	}
 	for o := range numOps {
 		if n := c.actions[o]; n > 0 {
@@ -400,11 +412,12 @@ func (e *Engine) connStatus(c *conn) ConnStatus {
 		ps := pathAt(s.path())
 		ps.Subflows = append(ps.Subflows, SubflowStatus{Local: s.local, Remote: s.remote, LocalID: s.localID,
 			RemoteID: s.remoteID, Backup: s.backup, PeerBackup: s.peerBackup, Joined: s.joined, Initial: s.initial,
-			Established: s.established, IfIndex: s.ifindex, Since: s.since})
+			Established: s.established, IfIndex: s.ifindex, Since: s.since, Health: s.health})
 	}
 	for _, a := range c.attempts {
 		pathAt(a.path)
 	}
+	established := c.liveSubflows()
 	for i := range cs.Paths {
 		ps := &cs.Paths[i]
 		k := pathKey{ps.Local, ps.Remote}
@@ -415,8 +428,8 @@ func (e *Engine) connStatus(c *conn) ConnStatus {
 		}
 		closing := queuedFor(c, opDestroySubflow, k) ||
 			slices.ContainsFunc(c.subs, func(s subflow) bool { return s.path() == k && s.destroying })
-		kept := slices.ContainsFunc(c.subs, func(s subflow) bool {
-			return s.path() == k && !s.destroying && (s.initial || !s.joined)
+		kept := !closing && slices.ContainsFunc(c.subs, func(s subflow) bool {
+			return s.path() == k && !s.destroying && (!c.closable(&s) || (s.established && established <= 1))
 		})
 		switch {
 		case !ps.Desired && kept:

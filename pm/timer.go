@@ -104,6 +104,8 @@ func (e *Engine) fail(r *retry, now time.Time, err string) time.Time {
 	r.fails++
 	r.until = now.Add(e.jitter(e.cfg.Backoff.delay(r.fails)))
 	r.lastErr = err
+	e.counters.backoffs++
+	e.retryAt = r.until
 	return r.until
 }
 

@@ -15,7 +15,9 @@ import (
 
 // reconcileConn asks the policy for c's desired state, diffs it against
 // what c has and queues the commands that close the gap: creates first,
-// then backup changes, announces, destroys and removes.
+// then backup changes, announces, destroys and removes. It destroys the
+// subflows this host opened that the plan drops (closable), as long as
+// another subflow stays established.
 func (e *Engine) reconcileConn(c *conn) {
 	if c.l.closed || c.unmanaged || !c.established || !e.haveHost {
 		return
@@ -41,10 +43,16 @@ func (e *Engine) reconcileConn(c *conn) {
 		return false
 	}
 
+	var taken idSet
 	for i := range plan.Paths {
 		p := &plan.Paths[i]
 		k := pathKey{p.Local.Unmap(), unmapAP(p.Remote)}
 		if !c.validPath(k) || c.livePath(k) != nil || c.attempt(k) >= 0 || wait(retryKey{path: k}) {
+			continue
+		}
+		id, ok := c.subflowID(k.local, &taken)
+		if !ok {
+			e.warnOnce("no free address id", "token", hexToken(c.token), "addr", k.local)
 			continue
 		}
 		var flags genl.EndpointFlags
@@ -53,7 +61,7 @@ func (e *Engine) reconcileConn(c *conn) {
 		}
 		ifindex := e.devIndex(p.Dev, p.IfIndex)
 		q = append(q, command{op: opCreateSubflow, token: c.token, conn: c, path: k, backup: p.Backup,
-			ep: genl.Endpoint{Addr: k.local, Flags: flags, IfIndex: ifindex}, remote: k.remote})
+			ep: genl.Endpoint{ID: id, Addr: k.local, Flags: flags, IfIndex: ifindex}, remote: k.remote})
 	}
 
 	for i := range c.subs {
@@ -72,11 +80,11 @@ func (e *Engine) reconcileConn(c *conn) {
 	if c.addrsStale {
 		q = append(q, command{op: opConnAddrs, token: c.token, conn: c})
 	} else {
-		var taken idSet
 		for i := range plan.Announces {
 			a := &plan.Announces[i]
 			addr := a.Addr.Unmap()
-			if !addr.IsValid() || addr == c.local.Addr() || c.announced(addr, a.Port) || wait(announceKey(addr, a.Port)) {
+			if !addr.IsValid() || addr == c.local.Addr() || addr.Is4() != c.local.Addr().Is4() ||
+				c.announced(addr, a.Port) || wait(announceKey(addr, a.Port)) {
 				continue
 			}
 			id := c.announceID(addr, &taken)
@@ -89,14 +97,16 @@ func (e *Engine) reconcileConn(c *conn) {
 		}
 	}
 
+	live := c.liveSubflows()
 	for i := range c.subs {
 		s := &c.subs[i]
-		if !s.joined || s.initial || !s.established || s.destroying ||
+		if !c.closable(s) || !s.established || s.destroying || live <= 1 ||
 			findPath(plan.Paths, s.path()) != nil || wait(retryKey{path: s.path()}) {
 			continue
 		}
 		q = append(q, command{op: opDestroySubflow, token: c.token, conn: c, path: s.path(),
 			local: s.local, remote: s.remote})
+		live--
 	}
 
 	if !c.addrsStale {
@@ -109,11 +119,32 @@ func (e *Engine) reconcileConn(c *conn) {
 		}
 	}
 
+	stamp(q, c.trigger)
 	c.l.queue = q
 	e.setWake(&c.w, next)
 	if len(q) > 0 {
 		e.rq.push(&c.l)
 	}
+}
+
+// closable reports whether the engine may close s when the plan drops it:
+// this host opened it, with MP_JOIN or, on the client side, as the
+// initial subflow. The peer's subflows are the peer's to close.
+func (c *conn) closable(s *subflow) bool {
+	return s.joined || (s.initial && c.side == policy.SideClient)
+}
+
+// liveSubflows counts the established subflows not being destroyed: the
+// engine never destroys the last of them, which would leave the
+// connection without a path.
+func (c *conn) liveSubflows() int {
+	n := 0
+	for i := range c.subs {
+		if c.subs[i].established && !c.subs[i].destroying {
+			n++
+		}
+	}
+	return n
 }
 
 // validPath reports whether the engine may create path k: it is complete,
@@ -123,7 +154,10 @@ func (c *conn) validPath(k pathKey) bool {
 	switch {
 	case !k.local.IsValid() || !k.remote.Addr().IsValid() || k.remote.Port() == 0:
 		return false
-	case k.local.Is4() != k.remote.Addr().Is4():
+	case k.local.Is4() != k.remote.Addr().Is4(), k.local.Is4() != c.local.Addr().Is4():
+		// The kernel joins a subflow only in the family of the
+		// connection ("families mismatch"); peers announce addresses of
+		// both.
 		return false
 	case c.denyJoinID0 && k.remote == c.remote:
 		return false
@@ -180,6 +214,25 @@ func (c *conn) announceID(addr netip.Addr, taken *idSet) uint8 {
 	return 0
 }
 
+// subflowID returns the local address id to create a subflow from addr
+// with: 0 for the connection's initial address, else the id the kernel
+// has for addr, else a free one (announceID), which it records so that
+// every subflow and announce of addr uses it. The kernel keeps a subflow
+// created without an id under id 0, the initial address's, and then
+// refuses every other subflow created without one ("did not match
+// address and id"). It reports false when no id is free.
+func (c *conn) subflowID(addr netip.Addr, taken *idSet) (uint8, bool) {
+	if addr == c.local.Addr() {
+		return 0, true
+	}
+	id := c.announceID(addr, taken)
+	if id == 0 {
+		return 0, false
+	}
+	c.learnLocal(addr, 0, id, false)
+	return id, true
+}
+
 // sentConn updates c when a worker takes cmd.
 func (e *Engine) sentConn(c *conn, cmd *command) {
 	switch cmd.op {
@@ -216,6 +269,11 @@ func (e *Engine) connResult(r *result) {
 				c.dropAttempt(i)
 			}
 			e.pathFailed(c, cmd.path, now, err.Error())
+			var gerr *genl.Error
+			if errors.As(err, &gerr) && strings.Contains(gerr.Message, "did not match") {
+				c.addrsStale = true
+				c.l.dirty = true
+			}
 		case i >= 0:
 			c.attempts[i].accepted = true
 		}

@@ -2,6 +2,7 @@ package pm
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func TestUserspaceMesh(t *testing.T) {
 	h.events(event(genl.EventCreated, tok1, "192.0.2.1:40000", srv1))
 	h.expect() // nothing before ESTABLISHED
 	h.events(event(genl.EventEstablished, tok1, "192.0.2.1:40000", srv1))
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	if diff := cmp.Diff([]string{
 		"192.0.2.1 -> 203.0.113.80:443 established",
 		"198.51.100.1 -> 203.0.113.80:443 connecting",
@@ -108,8 +109,8 @@ func TestUserspaceMesh(t *testing.T) {
 
 	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
 	h.expect(
-		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
-		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3",
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
 	)
 	h.events(
 		event(genl.EventSubEstablished, tok1, "192.0.2.1:40002", srv2, ids(0, 1)),
@@ -161,7 +162,7 @@ func TestUserspaceMesh(t *testing.T) {
 func TestUserspaceBackoff(t *testing.T) {
 	t.Parallel()
 	h := newUserspace(t)
-	create := "create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3"
+	create := "create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255"
 	h.open(tok1, "192.0.2.1:40000", srv1)
 	h.expect(create)
 	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1, sockErr(unix.ECONNREFUSED)))
@@ -234,10 +235,10 @@ func TestUserspaceOrdering(t *testing.T) {
 	h.ns.gate[tok1] = gate
 	h.ns.mu.Unlock()
 	h.open(tok1, "192.0.2.1:40000", srv1)
-	h.waitCall("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.waitCall("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
 	h.open(tok2, "192.0.2.1:40010", srv1)
-	h.waitCall("create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.waitCall("create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	// The subflow of the blocked command comes up before its result.
 	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 	if got := h.ns.Calls(); len(got) != 2 || !strings.HasPrefix(got[0], "create 11111111") {
@@ -252,9 +253,9 @@ func TestUserspaceOrdering(t *testing.T) {
 		}
 	}
 	if diff := cmp.Diff([]string{
-		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3",
-		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
-		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3",
+		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
 	}, one); diff != "" {
 		t.Errorf("connection 1 calls (-want +got):\n%s", diff)
 	}
@@ -275,8 +276,8 @@ func TestUserspaceDenyJoinID0(t *testing.T) {
 	}
 	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
 	h.expect(
-		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
-		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3",
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
 	)
 }
 
@@ -340,6 +341,29 @@ func TestUserspaceServerAnnounces(t *testing.T) {
 	}
 }
 
+// TestUserspaceFamilies: a connection gets subflows and announces only in
+// its own family, whatever addresses the host has and the peer announces:
+// the kernel refuses the others ("families mismatch"), and retrying them
+// would go on for ever.
+func TestUserspaceFamilies(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, policy.ModeUserspace)
+	h.setHost(addrA, addrB, addrD)
+	h.start()
+	h.ready()
+
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+	h.events(event(genl.EventAnnounced, tok1, "", "[2001:db8:9::80]:443", ids(0, 1)))
+	h.expect()
+
+	h.open(tok2, "[2001:db8:1::1]:443", "[2001:db8:9::90]:50000", serverSide)
+	h.expect()
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestUserspaceAnnounceMismatch: "did not match address and id" makes the
 // engine re-read the connection's addresses and use the kernel's id.
 func TestUserspaceAnnounceMismatch(t *testing.T) {
@@ -371,7 +395,7 @@ func TestUserspaceBackupAndPolicySwap(t *testing.T) {
 	t.Parallel()
 	h := newUserspace(t)
 	h.open(tok1, "192.0.2.1:40000", srv1)
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 	h.expect()
 	fm, err := fullmesh.New(fullmesh.DefaultConfig())
@@ -385,8 +409,8 @@ func TestUserspaceBackupAndPolicySwap(t *testing.T) {
 	h.expect()
 	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
 	h.expect(
-		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2",
-		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags=backup if=3",
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags=backup if=3 id=255",
 	)
 	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40002", srv2, ids(1, 1)))
 	h.e.SetPolicy(policy.Compose(fm))
@@ -407,8 +431,8 @@ func TestUserspaceResync(t *testing.T) {
 	h.open(tok1, "192.0.2.1:40000", srv1)
 	h.open(tok3, "192.0.2.1:40020", srv1)
 	h.expect(
-		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3",
-		"create 33333333 198.51.100.1 -> 203.0.113.80:443 flags= if=3",
+		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
+		"create 33333333 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
 	)
 	initial := func(local string) ExistingSubflow {
 		return ExistingSubflow{Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(srv1)}
@@ -420,7 +444,7 @@ func TestUserspaceResync(t *testing.T) {
 			Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{initial("192.0.2.1:40010")}},
 	)
 	h.lost()
-	h.expect("addrs 11111111", "addrs 22222222", "create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.expect("addrs 11111111", "addrs 22222222", "create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	st := h.settle()
 	var toks []uint32
 	for _, c := range st.Conns {
@@ -470,7 +494,7 @@ func TestUserspaceAdopt(t *testing.T) {
 	h.start()
 	h.ready()
 	h.expect("addrs 11111111", "addrs 22222222", "addrs 33333333", "addrs 44444444",
-		"create 44444444 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+		"create 44444444 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	if diff := cmp.Diff([]string{
 		"192.0.2.1 -> 203.0.113.80:443 established",
 		"198.51.100.1 -> 203.0.113.80:443 established",
@@ -495,7 +519,7 @@ func TestUserspaceKernelPMConn(t *testing.T) {
 	h.ns.kernelPM[tok1] = true
 	h.ns.mu.Unlock()
 	h.open(tok1, "192.0.2.1:40000", srv1)
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 	h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
 	h.setHost(addrA, addrB, addrC)
 	h.expect()
@@ -519,5 +543,138 @@ func TestUserspaceNoHostNoAction(t *testing.T) {
 	}
 	h.setHost(addrA, addrB)
 	h.ready()
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3")
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+}
+
+// onlyFrom is a test modifier that keeps the paths from the given local
+// addresses.
+type onlyFrom []netip.Addr
+
+func (onlyFrom) Name() string { return "only-from" }
+
+func (onlyFrom) Kernel(_ policy.View, next policy.KernelPlan) policy.KernelPlan { return next }
+
+func (o onlyFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	var keep []policy.Path
+	for _, p := range next.Paths {
+		if slices.Contains(o, p.Local) {
+			keep = append(keep, p)
+		}
+	}
+	next.Paths = keep
+	return next
+}
+
+// TestUserspaceDestroyInitial: the engine closes the subflows it opened
+// that the plan drops, the initial subflow of a client-side connection
+// included, but never the connection's last established subflow nor a
+// subflow the peer opened.
+func TestUserspaceDestroyInitial(t *testing.T) {
+	t.Parallel()
+	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		server bool
+		join   bool // a second subflow from addrB is established
+		keep   onlyFrom
+		want   []string
+		states []string
+	}{
+		{
+			name: "initial dropped, another established", join: true, keep: onlyFrom{addrB},
+			want:   []string{"destroy 11111111 192.0.2.1:40000 -> 203.0.113.80:443"},
+			states: []string{"192.0.2.1 -> 203.0.113.80:443 closing", "198.51.100.1 -> 203.0.113.80:443 established"},
+		},
+		{
+			name: "initial dropped, the last one", keep: onlyFrom{addrB},
+			states: []string{"192.0.2.1 -> 203.0.113.80:443 kept", "198.51.100.1 -> 203.0.113.80:443 connecting"},
+		},
+		{
+			name: "both dropped: the last one stays", join: true, keep: onlyFrom{},
+			want:   []string{"destroy 11111111 192.0.2.1:40000 -> 203.0.113.80:443"},
+			states: []string{"192.0.2.1 -> 203.0.113.80:443 closing", "198.51.100.1 -> 203.0.113.80:443 kept"},
+		},
+		{
+			name: "server side: the peer's subflows stay", server: true, join: true, keep: onlyFrom{},
+			states: []string{"192.0.2.1 -> 203.0.113.90:50000 kept", "198.51.100.1 -> 203.0.113.90:50001 kept"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newUserspace(t)
+			remote, mods := srv1, []func(*genl.Event){}
+			if tt.server {
+				remote, mods = client, append(mods, serverSide)
+			}
+			h.open(tok1, "192.0.2.1:40000", remote, mods...)
+			if !tt.server {
+				h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+			} else {
+				h.expect("announce 11111111 id=255 198.51.100.1 flags=signal if=3")
+			}
+			if tt.join {
+				jr := remote
+				if tt.server {
+					jr = "203.0.113.90:50001"
+				}
+				h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", jr, ids(1, 0)))
+				h.expect()
+			}
+			h.e.SetPolicy(policy.Compose(fm, tt.keep))
+			h.expect(tt.want...)
+			if diff := cmp.Diff(tt.states, h.pathStates(tok1)); diff != "" {
+				t.Errorf("paths (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestUserspaceSubflowIDs: every address but the initial one creates its
+// subflows under an id of its own, the same for all of its subflows (the
+// kernel keeps a subflow created without an id under id 0 and then
+// refuses the next one); a create the kernel refuses that way makes the
+// engine re-read the connection's addresses.
+func TestUserspaceSubflowIDs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, policy.ModeUserspace)
+	h.setHost(addrA, addrB, addrC)
+	h.start()
+	h.ready()
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.expect(
+		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
+		"create 11111111 203.0.113.1 -> 203.0.113.80:443 flags= if=4 id=254",
+	)
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(255, 0)),
+		event(genl.EventSubEstablished, tok1, "203.0.113.1:40002", srv1, ids(254, 0)),
+		event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
+	h.expect(
+		"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
+		"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
+		"create 11111111 203.0.113.1 -> 203.0.113.81:443 flags= if=4 id=254",
+	)
+
+	// The kernel has another id for an address: it refuses, the engine
+	// reads the addresses and creates under the kernel's id.
+	h.ns.mu.Lock()
+	h.ns.addrs[tok2] = []genl.Endpoint{{ID: 7, Addr: addrB, Flags: genl.FlagSubflow}}
+	h.ns.fail = func(call string) error {
+		if strings.HasPrefix(call, "create 22222222 198.51.100.1") && !strings.HasSuffix(call, "id=7") {
+			return kerr("create subflow", unix.EINVAL, "did not match address and id")
+		}
+		return nil
+	}
+	h.ns.mu.Unlock()
+	h.open(tok2, "192.0.2.1:40010", srv1)
+	h.expect(
+		"create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
+		"create 22222222 203.0.113.1 -> 203.0.113.80:443 flags= if=4 id=254",
+		"addrs 22222222",
+	)
+	h.clock.Advance(50 * time.Millisecond)
+	h.expect("create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=7")
 }

@@ -2,6 +2,7 @@ package pm
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
 )
@@ -54,6 +55,9 @@ type command struct {
 	remote netip.AddrPort
 	backup bool
 	path   pathKey
+	// sent is when a worker took the command; trigger is when the input
+	// that caused it arrived (zero for retries and the like).
+	sent, trigger time.Time
 }
 
 // result is a command's outcome, sent back to the loop.
@@ -107,9 +111,11 @@ func dumpKernel(k Kernel) ([]genl.Endpoint, genl.Limits, error) {
 	return eps, lim, nil
 }
 
-// worker runs commands from work on k until work is closed.
-func worker(k Kernel, work <-chan command, results chan<- result) {
+// worker runs commands from work on k until work is closed, stamping
+// each with the time it took it.
+func worker(k Kernel, now func() time.Time, work <-chan command, results chan<- result) {
 	for c := range work {
+		c.sent = now()
 		results <- execute(k, c)
 	}
 }

@@ -1,0 +1,459 @@
+package backupcell_test
+
+import (
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/mptcpgod/mptcpgod/plugins/backupcell"
+	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+var netOpts = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{}, netip.Prefix{})
+
+func addr(s string) netip.Addr         { return netip.MustParseAddr(s) }
+func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// chain returns fullmesh then backup-cellular with config, as the engine
+// runs them.
+func chain(t *testing.T, config string) *policy.Chain {
+	t.Helper()
+	c, err := policy.NewChain([]policy.Spec{{Name: "fullmesh"}, {Name: "backup-cellular", Config: json.RawMessage(config)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	def := backupcell.DefaultConfig()
+	with := func(f func(*backupcell.Config)) backupcell.Config {
+		c := backupcell.DefaultConfig()
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		config string
+		want   backupcell.Config
+		err    string
+	}{
+		{``, def, ""},
+		{`{}`, def, ""},
+		{`null`, def, ""},
+		{`{"cellular_names": ["wwan*", "usb0"]}`, with(func(c *backupcell.Config) { c.CellularNames = []string{"wwan*", "usb0"} }), ""},
+		{`{"cellular_names": null}`, def, ""},
+		{`{"hold_time": "500ms", "close_dead": false}`, with(func(c *backupcell.Config) { c.HoldTime, c.CloseDead = 500*time.Millisecond, false }), ""},
+		{`{"hold_time": "0s"}`, with(func(c *backupcell.Config) { c.HoldTime = 0 }), ""},
+		{`{"hold": "1s"}`, def, `policy/backup-cellular: unknown option "hold"`},
+		{`{"hold_time": "2"}`, def, `policy/backup-cellular: option "hold_time": "2" is not a duration (like "500ms" or "2s")`},
+		{`{"hold_time": 2000000000}`, def, `policy/backup-cellular: option "hold_time": cannot use number as string`},
+		{`{"hold_time": "-1s"}`, def, `policy/backup-cellular: option "hold_time": -1s is negative`},
+		{`{"cellular_names": ["wwan["]}`, def, `policy/backup-cellular: option "cellular_names": "wwan[" is not a glob of interface names`},
+		{`{"cellular_names": [""]}`, def, `policy/backup-cellular: option "cellular_names": "" is not a glob of interface names`},
+		{`{"cellular_names": "wwan*"}`, def, `policy/backup-cellular: option "cellular_names": cannot use string as []string`},
+		{`{"close_dead": "yes"}`, def, `policy/backup-cellular: option "close_dead": cannot use string as bool`},
+		{`["wwan0"]`, def, `policy/backup-cellular: config must be a JSON object`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.config, func(t *testing.T) {
+			t.Parallel()
+			p, err := policy.New("backup-cellular", json.RawMessage(tt.config))
+			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
+				t.Fatalf("error (-want +got):\n%s", diff)
+			}
+			if err != nil {
+				return
+			}
+			if diff := cmp.Diff(tt.want, p.(*backupcell.BackupCell).Config()); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNewCopiesConfig(t *testing.T) {
+	t.Parallel()
+	cfg := backupcell.DefaultConfig()
+	cfg.CellularNames = []string{"wwan*"}
+	b, err := backupcell.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CellularNames[0] = "eth*"
+	b.Config().CellularNames[0] = "eth*"
+	if got := b.Config().CellularNames; !slices.Equal(got, []string{"wwan*"}) {
+		t.Errorf("cellular_names = %q after changing the caller's copies", got)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	d, err := policy.Describe("backup-cellular")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"cellular_names": []string{}, "hold_time": "2s", "close_dead": true}
+	got := make(map[string]any)
+	for _, o := range d.Options {
+		got[o.Name] = o.Default
+		if o.Help == "" || o.Type == "" {
+			t.Errorf("option %s lacks help or type", o.Name)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("option defaults (-want +got):\n%s", diff)
+	}
+	if d.Name != "backup-cellular" || d.Summary == "" {
+		t.Errorf("Describe = %+v", d)
+	}
+}
+
+// The test host: eth0 (index 2) and eth1 (index 3) are wired, wwan0
+// (index 4) is cellular by kind, usb0 (index 5) only by name.
+var (
+	t0   = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	a4   = addr("192.0.2.1")     // eth0
+	b4   = addr("198.51.100.1")  // eth1
+	c4   = addr("203.0.113.1")   // wwan0
+	d6   = addr("2001:db8:5::1") // usb0
+	r0   = addrPort("203.0.113.7:443")
+	r6   = addrPort("[2001:db8:9::7]:443")
+	eth0 = policy.Link{Name: "eth0", Index: 2, Kind: policy.LinkWired, Up: true, Usable: true}
+	eth1 = policy.Link{Name: "eth1", Index: 3, Kind: policy.LinkWired, Up: true, Usable: true}
+	wwan = policy.Link{Name: "wwan0", Index: 4, Kind: policy.LinkCellular, Up: true, Usable: true}
+	usb0 = policy.Link{Name: "usb0", Index: 5, Kind: policy.LinkUnknown, Up: true, Usable: true}
+)
+
+func loc(a netip.Addr, l policy.Link) policy.LocalAddr {
+	return policy.LocalAddr{Addr: a, Link: l.Name, IfIndex: l.Index, Usable: true}
+}
+
+// host is a view's host: links and addresses, changed by mods.
+type host struct {
+	links []policy.Link
+	addrs []policy.LocalAddr
+}
+
+func newHost(links ...policy.Link) host {
+	h := host{links: slices.Clone(links)}
+	for _, l := range links {
+		switch l.Name {
+		case "eth0":
+			h.addrs = append(h.addrs, loc(a4, l))
+		case "eth1":
+			h.addrs = append(h.addrs, loc(b4, l))
+		case "wwan0":
+			h.addrs = append(h.addrs, loc(c4, l))
+		case "usb0":
+			h.addrs = append(h.addrs, loc(d6, l))
+		}
+	}
+	return h
+}
+
+func (h host) view(mode policy.Mode, now time.Duration) policy.View {
+	return policy.View{Mode: mode, Now: t0.Add(now), Links: slices.Clone(h.links), Addrs: slices.Clone(h.addrs)}
+}
+
+// link changes the link named name.
+func (h host) link(name string, f func(*policy.Link)) host {
+	h.links = slices.Clone(h.links)
+	for i := range h.links {
+		if h.links[i].Name == name {
+			f(&h.links[i])
+		}
+	}
+	return h
+}
+
+// addr changes the address a.
+func (h host) addr(a netip.Addr, f func(*policy.LocalAddr)) host {
+	h.addrs = slices.Clone(h.addrs)
+	for i := range h.addrs {
+		if h.addrs[i].Addr == a {
+			f(&h.addrs[i])
+		}
+	}
+	return h
+}
+
+func stalledSince(at time.Duration) policy.Health {
+	return policy.Health{Unacked: 20, LastAckRecv: 250 * time.Millisecond, Stalled: true, StalledChanged: t0.Add(at)}
+}
+
+func recoveredAt(at time.Duration) policy.Health {
+	return policy.Health{Unacked: 2, StalledChanged: t0.Add(at)}
+}
+
+func TestKernel(t *testing.T) {
+	t.Parallel()
+	ep := func(a netip.Addr, l policy.Link, backup bool) policy.Endpoint {
+		return policy.Endpoint{Addr: a, Dev: l.Name, IfIndex: l.Index, Subflow: true, Fullmesh: true, Backup: backup}
+	}
+	base := newHost(eth0, wwan)
+	tests := []struct {
+		name   string
+		config string
+		host   host
+		now    time.Duration
+		want   []policy.Endpoint
+	}{
+		{name: "primary works: cellular is backup", host: base, now: time.Hour,
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, true)}},
+		{name: "primary up since the start (unknown time)", host: base,
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, true)}},
+		{name: "primary address gone: promoted", now: time.Hour,
+			host: base.addr(a4, func(a *policy.LocalAddr) { a.Usable, a.Reason, a.Changed = false, "deprecated", t0.Add(time.Minute) }),
+			want: []policy.Endpoint{ep(c4, wwan, false)}},
+		{name: "primary link down: promoted", now: time.Hour,
+			host: base.link("eth0", func(l *policy.Link) { l.Up, l.Usable, l.Changed = false, false, t0.Add(time.Minute) }),
+			want: []policy.Endpoint{ep(c4, wwan, false)}},
+		{name: "primary link stalled: promoted", now: time.Hour,
+			host: base.link("eth0", func(l *policy.Link) { l.Health = stalledSince(time.Hour - time.Second) }),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
+		{name: "primary recovered within hold_time: still promoted", now: 10 * time.Second,
+			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(8*time.Second + time.Millisecond) }),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
+		{name: "primary recovered hold_time ago: demoted", now: 10 * time.Second,
+			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(8 * time.Second) }),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, true)}},
+		{name: "primary link came up within hold_time", now: 10 * time.Second,
+			host: base.link("eth0", func(l *policy.Link) { l.Changed = t0.Add(9 * time.Second) }),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
+		{name: "primary address usable within hold_time", now: 10 * time.Second, config: `{"hold_time":"500ms"}`,
+			host: base.addr(a4, func(a *policy.LocalAddr) { a.Changed = t0.Add(9600 * time.Millisecond) }),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
+		{name: "hold_time 0 demotes at once", now: 10 * time.Second, config: `{"hold_time":"0s"}`,
+			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(10 * time.Second) }),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, true)}},
+		{name: "one of two primaries stalled: the other holds", now: time.Hour,
+			host: newHost(eth0, eth1, wwan).link("eth0", func(l *policy.Link) { l.Health = stalledSince(time.Hour - time.Second) }),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(b4, eth1, false), ep(c4, wwan, true)}},
+		{name: "cellular by name", config: `{"cellular_names":["usb*"]}`, now: time.Hour,
+			host: newHost(eth0, usb0),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(d6, usb0, true)}},
+		{name: "not cellular without the name", now: time.Hour, host: newHost(eth0, usb0),
+			want: []policy.Endpoint{ep(a4, eth0, false), ep(d6, usb0, false)}},
+		{name: "only cellular: promoted", now: time.Hour, host: newHost(wwan),
+			want: []policy.Endpoint{ep(c4, wwan, false)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := chain(t, tt.config).Kernel(tt.host.view(policy.ModeKernel, tt.now), policy.KernelPlan{})
+			if diff := cmp.Diff(tt.want, got.Endpoints, netOpts); diff != "" {
+				t.Errorf("endpoints (-want +got):\n%s", diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("invalid plan: %v", err)
+			}
+		})
+	}
+}
+
+// A client connection from eth0 (the initial subflow) with a subflow over
+// wwan0, both established at t0.
+var (
+	initial  = policy.Subflow{Local: netip.AddrPortFrom(a4, 40000), Remote: r0, Established: true, EstablishedAt: t0}
+	cellSub  = policy.Subflow{Local: netip.AddrPortFrom(c4, 40001), Remote: r0, LocalID: 2, Established: true, EstablishedAt: t0, IfIndex: 4}
+	eth1Sub  = policy.Subflow{Local: netip.AddrPortFrom(b4, 40002), Remote: r0, LocalID: 1, Established: true, EstablishedAt: t0, IfIndex: 3}
+	baseConn = policy.Conn{Token: 1, Side: policy.SideClient, Local: initial.Local, Remote: r0,
+		PeerAddrs: []policy.PeerAddr{{Addr: r0}}, Subflows: []policy.Subflow{initial, cellSub}}
+)
+
+func conn(subs ...policy.Subflow) policy.Conn {
+	c := baseConn
+	c.Subflows = subs
+	return c
+}
+
+func with(s policy.Subflow, f func(*policy.Subflow)) policy.Subflow {
+	f(&s)
+	return s
+}
+
+func path(a netip.Addr, l policy.Link, backup bool) policy.Path {
+	return policy.Path{Local: a, Dev: l.Name, IfIndex: l.Index, Remote: r0, Backup: backup}
+}
+
+func TestConn(t *testing.T) {
+	t.Parallel()
+	base := newHost(eth0, wwan)
+	stalledInitial := with(initial, func(s *policy.Subflow) { s.Health = stalledSince(10 * time.Second) })
+	tests := []struct {
+		name   string
+		config string
+		host   host
+		conn   policy.Conn
+		now    time.Duration
+		want   []policy.Path
+	}{
+		{name: "primary works: cellular path is backup", host: base, conn: baseConn, now: time.Second,
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, true)}},
+		{name: "a new connection's cellular subflow is created backup", host: base, conn: conn(initial),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, true)}},
+		{name: "primary stalled: promoted and the dead subflow dropped", host: base, now: 10 * time.Second,
+			conn: conn(stalledInitial, cellSub),
+			want: []policy.Path{path(c4, wwan, false)}},
+		{name: "primary stalled, close_dead off: promoted, kept", host: base, config: `{"close_dead":false}`, now: 10 * time.Second,
+			conn: conn(stalledInitial, cellSub),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "primary stalled, cellular not up yet: promoted, kept", host: base, now: 10 * time.Second,
+			conn: conn(stalledInitial, with(cellSub, func(s *policy.Subflow) { s.Established = false })),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "primary stalled, cellular stalled too: kept", host: base, now: 10 * time.Second,
+			conn: conn(stalledInitial, with(cellSub, func(s *policy.Subflow) { s.Health = stalledSince(10 * time.Second) })),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "primary subflow closed: promoted, re-created", host: base, now: 10 * time.Second, conn: conn(cellSub),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "primary address gone: promoted", now: 10 * time.Second, conn: baseConn,
+			host: base.addr(a4, func(a *policy.LocalAddr) { a.Usable, a.Reason = false, "deprecated" }),
+			want: []policy.Path{path(c4, wwan, false)}},
+		{name: "primary link down: promoted", now: 10 * time.Second, conn: baseConn,
+			host: base.link("eth0", func(l *policy.Link) { l.Up, l.Usable = false, false }),
+			want: []policy.Path{path(c4, wwan, false)}},
+		{name: "primary link stalled, subflow idle: promoted, not dropped", now: 10 * time.Second, conn: baseConn,
+			host: base.link("eth0", func(l *policy.Link) { l.Health = stalledSince(10 * time.Second) }),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "new primary subflow within hold_time: promoted", host: base, now: 11 * time.Second,
+			conn: conn(cellSub, with(initial, func(s *policy.Subflow) {
+				s.Local, s.EstablishedAt = netip.AddrPortFrom(a4, 40005), t0.Add(9*time.Second+time.Millisecond)
+			})),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "new primary subflow hold_time ago: demoted", host: base, now: 11 * time.Second,
+			conn: conn(cellSub, with(initial, func(s *policy.Subflow) {
+				s.Local, s.EstablishedAt = netip.AddrPortFrom(a4, 40005), t0.Add(9*time.Second)
+			})),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, true)}},
+		{name: "subflow recovered within hold_time: promoted", host: base, now: 11 * time.Second,
+			conn: conn(with(initial, func(s *policy.Subflow) { s.Health = recoveredAt(10 * time.Second) }), cellSub),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "link recovered within hold_time: promoted", conn: baseConn, now: 11 * time.Second,
+			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(10 * time.Second) }),
+			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
+		{name: "one of two primaries stalled: the other holds, the dead one dropped", now: 11 * time.Second,
+			host: newHost(eth0, eth1, wwan), conn: conn(stalledInitial, eth1Sub, cellSub),
+			want: []policy.Path{path(b4, eth1, false), path(c4, wwan, true)}},
+		{name: "cellular by name", config: `{"cellular_names":["usb?"]}`, now: time.Second,
+			host: newHost(eth0, usb0), conn: policy.Conn{Side: policy.SideClient, Local: addrPort("[2001:db8:1::1]:40000"), Remote: r6,
+				Subflows: []policy.Subflow{{Local: addrPort("[2001:db8:1::1]:40000"), Remote: r6, Established: true}}},
+			want: []policy.Path{{Local: addr("2001:db8:1::1"), Remote: r6}, {Local: d6, Dev: "usb0", IfIndex: 5, Remote: r6, Backup: true}}},
+		{name: "IPv4-mapped subflows", host: base, now: 10 * time.Second,
+			conn: policy.Conn{Side: policy.SideClient, Local: addrPort("[::ffff:192.0.2.1]:40000"), Remote: addrPort("[::ffff:203.0.113.7]:443"),
+				Subflows: []policy.Subflow{
+					with(stalledInitial, func(s *policy.Subflow) {
+						s.Local, s.Remote = addrPort("[::ffff:192.0.2.1]:40000"), addrPort("[::ffff:203.0.113.7]:443")
+					}),
+					with(cellSub, func(s *policy.Subflow) { s.Local = addrPort("[::ffff:203.0.113.1]:40001") }),
+				}},
+			want: []policy.Path{path(c4, wwan, false)}},
+		{name: "server side: backup bits, nothing dropped", host: base, now: 10 * time.Second,
+			conn: policy.Conn{Side: policy.SideServer, Local: addrPort("192.0.2.1:443"), Remote: addrPort("203.0.113.50:50000"),
+				Subflows: []policy.Subflow{
+					{Local: addrPort("192.0.2.1:443"), Remote: addrPort("203.0.113.50:50000"), Established: true, Health: stalledSince(9 * time.Second)},
+					{Local: addrPort("203.0.113.1:443"), Remote: addrPort("203.0.113.51:50001"), Established: true, IfIndex: 4},
+				}},
+			want: []policy.Path{
+				{Local: a4, Dev: "eth0", IfIndex: 2, Remote: addrPort("203.0.113.50:50000")},
+				{Local: c4, Dev: "wwan0", IfIndex: 4, Remote: addrPort("203.0.113.51:50001")},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := chain(t, tt.config).Conn(tt.host.view(policy.ModeUserspace, tt.now), tt.conn, policy.ConnPlan{})
+			if diff := cmp.Diff(tt.want, got.Paths, netOpts); diff != "" {
+				t.Errorf("paths (-want +got):\n%s", diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("invalid plan: %v", err)
+			}
+		})
+	}
+}
+
+// TestFailoverTimeline walks one connection through a failover as the
+// engine would present it, with a fake clock: stall, promotion and
+// closing, a probe over the dead link, a flapping recovery, and the
+// demotion hold_time after the primary has worked without interruption.
+func TestFailoverTimeline(t *testing.T) {
+	t.Parallel()
+	c := chain(t, `{"hold_time":"1s"}`)
+	h := newHost(eth0, wwan)
+	s := time.Second
+	ms := time.Millisecond
+	probe := func(port uint16, est time.Duration, health policy.Health) policy.Subflow {
+		return policy.Subflow{Local: netip.AddrPortFrom(a4, port), Remote: r0, Established: true,
+			EstablishedAt: t0.Add(est), Health: health}
+	}
+	type step struct {
+		at     time.Duration
+		host   host
+		subs   []policy.Subflow
+		backup bool // the cellular path's bit
+		dead   bool // the primary path left out
+	}
+	steps := []step{
+		{at: 0, subs: []policy.Subflow{initial}, backup: true},
+		{at: s, subs: []policy.Subflow{initial, cellSub}, backup: true},
+		{at: 5 * s, subs: []policy.Subflow{with(initial, func(s *policy.Subflow) { s.Health.Unacked = 30 }), cellSub}, backup: true},
+		// The path went silent at 5 s; the sampler reports the stall.
+		{at: 5*s + 205*ms, subs: []policy.Subflow{with(initial, func(x *policy.Subflow) { x.Health = stalledSince(5*s + 205*ms) }), cellSub},
+			backup: false, dead: true},
+		// The engine closed it; the base policy proposes the path again
+		// (a probe) while the cellular path stays promoted.
+		{at: 5*s + 210*ms, subs: []policy.Subflow{cellSub}, backup: false},
+		{at: 7 * s, subs: []policy.Subflow{cellSub}, backup: false},
+		// The probe comes up when the link works again...
+		{at: 8 * s, subs: []policy.Subflow{cellSub, probe(40010, 8*s, policy.Health{})}, backup: false},
+		// ...stalls once more within hold_time...
+		{at: 8*s + 600*ms, subs: []policy.Subflow{cellSub, probe(40010, 8*s, stalledSince(8*s+600*ms))}, backup: false, dead: true},
+		{at: 8*s + 610*ms, subs: []policy.Subflow{cellSub}, backup: false},
+		// ...and a new probe that keeps working.
+		{at: 9 * s, subs: []policy.Subflow{cellSub, probe(40011, 9*s, policy.Health{})}, backup: false},
+		{at: 9*s + 999*ms, subs: []policy.Subflow{cellSub, probe(40011, 9*s, policy.Health{})}, backup: false},
+		{at: 10 * s, subs: []policy.Subflow{cellSub, probe(40011, 9*s, policy.Health{})}, backup: true},
+		// A short stall recovered by the kernel itself (no close) restarts
+		// the hold time from its end.
+		{at: 12 * s, subs: []policy.Subflow{cellSub, probe(40011, 9*s, stalledSince(12*s))}, backup: false, dead: true},
+		{at: 12*s + 100*ms, subs: []policy.Subflow{cellSub, probe(40011, 9*s, recoveredAt(12*s+100*ms))}, backup: false},
+		{at: 13*s + 99*ms, subs: []policy.Subflow{cellSub, probe(40011, 9*s, recoveredAt(12*s+100*ms))}, backup: false},
+		{at: 13*s + 100*ms, subs: []policy.Subflow{cellSub, probe(40011, 9*s, recoveredAt(12*s+100*ms))}, backup: true},
+		// The link goes down: promoted at once, back hold_time after it
+		// is up again.
+		{at: 20 * s, host: h.link("eth0", func(l *policy.Link) { l.Up, l.Usable, l.Changed = false, false, t0.Add(20*s) }),
+			subs: []policy.Subflow{cellSub}, backup: false, dead: true},
+		{at: 21 * s, host: h.link("eth0", func(l *policy.Link) { l.Changed = t0.Add(21 * s) }),
+			subs: []policy.Subflow{cellSub, probe(40012, 21*s, policy.Health{})}, backup: false},
+		{at: 22 * s, host: h.link("eth0", func(l *policy.Link) { l.Changed = t0.Add(21 * s) }),
+			subs: []policy.Subflow{cellSub, probe(40012, 21*s, policy.Health{})}, backup: true},
+	}
+	for _, st := range steps {
+		hs := st.host
+		if hs.links == nil {
+			hs = h
+		}
+		got := c.Conn(hs.view(policy.ModeUserspace, st.at), conn(st.subs...), policy.ConnPlan{})
+		want := []policy.Path{path(c4, wwan, st.backup)}
+		if !st.dead {
+			want = append([]policy.Path{path(a4, eth0, false)}, want...)
+		}
+		if diff := cmp.Diff(want, got.Paths, netOpts); diff != "" {
+			t.Errorf("at %v: paths (-want +got):\n%s", st.at, diff)
+		}
+	}
+}
