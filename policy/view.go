@@ -110,7 +110,9 @@ type Link struct {
 	// the link has no accounting.
 	UsageSince time.Time `json:"usage_since,omitzero"`
 	// Health summarises the subflows over the link: the smallest RTT and
-	// the largest loss seen, and Stalled only when every one is stalled.
+	// the largest loss seen, and Stalled when one of them is stalled and
+	// none got an ACK within its threshold. The verdict stays while the
+	// link carries no subflow, until one shows it works again.
 	Health Health `json:"health,omitzero"`
 }
 
