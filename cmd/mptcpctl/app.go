@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 )
 
 // version is the program version, set with
@@ -28,7 +30,7 @@ func programVersion() string {
 
 // groupKernel is the help group of the commands that talk to the kernel
 // directly. The daemon's commands (status, links, paths, policies, reload,
-// events) get a group of their own beside it.
+// events) have a group of their own beside it, groupDaemon.
 const groupKernel = "kernel"
 
 // app is one invocation of mptcpctl: its output streams and global options.
@@ -39,6 +41,8 @@ type app struct {
 	// netns is -n/--netns: act in /run/netns/NAME instead of the current
 	// network namespace.
 	netns string
+	// socket is --socket: the daemon's control socket.
+	socket string
 	// now is the clock used for monitor timestamps.
 	now func() time.Time
 	// subscribed, if set, is called once monitor is subscribed to events.
@@ -97,6 +101,11 @@ daemon: the in-kernel path manager's endpoints and limits, the MPTCP
 connections and their subflows, the path-manager event stream, and the
 namespace's path manager.
 
+The daemon commands ask the mptcpgod daemon over its control socket
+(--socket, default /run/mptcpgod/mptcpgod.sock) for its own state: status,
+links, paths, policies, events; reload changes it. When the daemon is not
+running they say so; the kernel commands keep working.
+
 Every command prints a table by default and documented JSON with --json.
 -n NAME acts in the named network namespace /run/netns/NAME, as ip -n does.
 
@@ -124,9 +133,11 @@ kernel's reason is printed), 2 on bad usage (nothing was changed).`,
 	pf.BoolVar(&a.json, "json", false, "print JSON (documented, stable field names) instead of a table")
 	pf.StringVarP(&a.netns, "netns", "n", "", "act in the network namespace `NAME` (/run/netns/NAME), as ip -n does")
 	_ = root.RegisterFlagCompletionFunc("netns", completeNetns)
+	pf.StringVar(&a.socket, "socket", ctlapi.DefaultSocket, "reach the daemon through the control socket `PATH` (daemon commands)")
 
 	root.AddGroup(
 		&cobra.Group{ID: groupKernel, Title: "Kernel commands (work with or without the daemon):"},
+		&cobra.Group{ID: groupDaemon, Title: "Daemon commands (ask mptcpgod over its control socket):"},
 	)
 	for _, c := range []*cobra.Command{
 		a.endpointsCmd(),
@@ -137,6 +148,17 @@ kernel's reason is printed), 2 on bad usage (nothing was changed).`,
 		a.pmCmd(),
 	} {
 		c.GroupID = groupKernel
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{
+		a.statusCmd(),
+		a.linksCmd(),
+		a.pathsCmd(),
+		a.policiesCmd(),
+		a.reloadCmd(),
+		a.eventsCmd(),
+	} {
+		c.GroupID = groupDaemon
 		root.AddCommand(c)
 	}
 	root.AddCommand(a.genDocsCmd())

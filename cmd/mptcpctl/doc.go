@@ -17,6 +17,17 @@
 //	mptcpctl monitor
 //	mptcpctl pm [kernel|userspace]
 //
+// Its daemon commands ask the mptcpgod daemon over its control socket
+// (--socket PATH; package internal/ctlapi) for its own state and decisions;
+// when the daemon is not running they say so in one line.
+//
+//	mptcpctl status
+//	mptcpctl links
+//	mptcpctl paths [TOKEN]
+//	mptcpctl policies
+//	mptcpctl reload
+//	mptcpctl events
+//
 // Exit status is 0 on success, 1 when the kernel or the system refused (the
 // kernel's reason is printed), and 2 on bad usage, in which case nothing was
 // changed. docs/mptcpctl.md is the full reference, including the JSON fields;

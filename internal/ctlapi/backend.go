@@ -1,0 +1,42 @@
+package ctlapi
+
+import (
+	"context"
+
+	"github.com/mptcpgod/mptcpgod/pm"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// Backend is what a Handler serves; the daemon implements it. Every method
+// may be called from many goroutines at once and must honour ctx.
+type Backend interface {
+	// Status returns a copy of the engine's state (pm.Engine.Status).
+	Status(ctx context.Context) (pm.Status, error)
+	// Conn returns the state of the connection token; errors.Is(err,
+	// pm.ErrNoConn) when the engine does not track it (pm.Engine.Conn).
+	Conn(ctx context.Context, token uint32) (pm.ConnStatus, error)
+	// Info returns what the daemon knows beside the engine.
+	Info(ctx context.Context) (Info, error)
+	// Reload reads the configuration file again and applies it; an error
+	// says why the running configuration stays.
+	Reload(ctx context.Context) error
+	// Events returns the engine's decisions from now on, until ctx is
+	// done, when the channel is closed (Feed.Subscribe does that).
+	Events(ctx context.Context) (<-chan Event, error)
+}
+
+// Info is the daemon's part of the answers.
+type Info struct {
+	// Version is the daemon's program version.
+	Version string
+	// Mode is the path manager the daemon drives.
+	Mode policy.Mode
+	// ConfigFile is the configuration file Reload reads.
+	ConfigFile string
+	// Policy is the policy configuration in force.
+	Policy policy.Config
+	// Links are the interfaces with their addresses, Addr.Usable and
+	// Addr.Reason set; the Handler fills in the rest of each Addr from
+	// the engine's state.
+	Links []Link
+}

@@ -1,0 +1,124 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The engine's metrics, read from pm.Status at each scrape.
+var (
+	engineUp = prometheus.NewDesc("mptcpgod_engine_up",
+		"1 when the engine answered this scrape's status query, 0 when it did not (the other engine metrics are then missing).", nil, nil)
+	engineReady = prometheus.NewDesc("mptcpgod_engine_ready",
+		"1 once the engine has adopted the kernel's state and reconciled it.", nil, nil)
+	engineInfo = prometheus.NewDesc("mptcpgod_engine_info",
+		"The path manager the engine drives and its policy, as labels; always 1.", []string{"mode", "policy"}, nil)
+	engineStart = prometheus.NewDesc("mptcpgod_engine_start_time_seconds",
+		"When the engine started, in seconds since the epoch.", nil, nil)
+	engineActions = prometheus.NewDesc("mptcpgod_engine_actions_total",
+		"Kernel commands handed to the workers, by command (add_endpoint, create_subflow, ...).", []string{"op"}, nil)
+	engineFailures = prometheus.NewDesc("mptcpgod_engine_action_failures_total",
+		"Kernel commands that failed, by command.", []string{"op"}, nil)
+	engineEvents = prometheus.NewDesc("mptcpgod_engine_kernel_events_total",
+		"Path-manager events received from the kernel, by type.", []string{"type"}, nil)
+	engineBatches = prometheus.NewDesc("mptcpgod_engine_event_batches_total",
+		"Batches of kernel events received.", nil, nil)
+	engineResyncs = prometheus.NewDesc("mptcpgod_engine_resyncs_total",
+		"Full re-reads of the kernel's state after events were lost.", nil, nil)
+	engineBackoffs = prometheus.NewDesc("mptcpgod_engine_backoffs_total",
+		"Failures that put a path, announce, endpoint or the limits in backoff.", nil, nil)
+	engineConns = prometheus.NewDesc("mptcpgod_engine_connections",
+		"Connections the engine tracks (userspace mode).", nil, nil)
+	enginePaths = prometheus.NewDesc("mptcpgod_engine_paths",
+		"Paths of the tracked connections by state: established, connecting, queued, backoff, blocked, closing, kept (userspace mode).", []string{"state"}, nil)
+	engineEndpoints = prometheus.NewDesc("mptcpgod_engine_endpoints",
+		"Endpoints by state: ok, pending, backoff, removing, foreign, blocked, left_out, unusable (kernel mode).", []string{"state"}, nil)
+	engineInFlight = prometheus.NewDesc("mptcpgod_engine_commands_in_flight",
+		"Kernel commands with the workers.", nil, nil)
+	engineQueued = prometheus.NewDesc("mptcpgod_engine_commands_queued",
+		"Kernel commands waiting for their connection's previous one.", nil, nil)
+)
+
+// engineCollector exports a pm.Status.
+type engineCollector struct {
+	src     Source
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// Describe implements prometheus.Collector.
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{engineUp, engineReady, engineInfo, engineStart, engineActions, engineFailures,
+		engineEvents, engineBatches, engineResyncs, engineBackoffs, engineConns, enginePaths,
+		engineEndpoints, engineInFlight, engineQueued} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	st, err := c.src.Status(ctx)
+	if err != nil {
+		c.log.Warn("the engine did not answer the scrape", "error", err)
+		ch <- prometheus.MustNewConstMetric(engineUp, prometheus.GaugeValue, 0)
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(engineUp, 1)
+	gauge(engineReady, boolFloat(st.Ready))
+	gauge(engineInfo, 1, string(st.Mode), st.Policy)
+	if !st.Started.IsZero() {
+		gauge(engineStart, float64(st.Started.UnixNano())/1e9)
+	}
+	for op, n := range st.Counters.Actions {
+		counter(engineActions, n, op)
+	}
+	for op, n := range st.Counters.Failures {
+		counter(engineFailures, n, op)
+	}
+	for typ, n := range st.Counters.Events {
+		counter(engineEvents, n, typ)
+	}
+	counter(engineBatches, st.Counters.EventBatches)
+	counter(engineResyncs, st.Counters.Resyncs)
+	counter(engineBackoffs, st.Counters.Backoffs)
+	gauge(engineConns, float64(len(st.Conns)))
+	gauge(engineInFlight, float64(st.InFlight))
+	gauge(engineQueued, float64(st.Queued))
+
+	paths := map[string]int{}
+	for _, cs := range st.Conns {
+		for _, p := range cs.Paths {
+			paths[p.State]++
+		}
+	}
+	for state, n := range paths {
+		gauge(enginePaths, float64(n), state)
+	}
+	eps := map[string]int{}
+	for _, e := range st.Endpoints {
+		eps[e.State]++
+	}
+	for state, n := range eps {
+		gauge(engineEndpoints, float64(n), state)
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var _ prometheus.Collector = (*engineCollector)(nil)

@@ -1,0 +1,246 @@
+//go:build linux
+
+package metrics_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/mptcpgod/mptcpgod/internal/metrics"
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/pm"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// fakeEngine answers Status with a canned status.
+type fakeEngine struct{ st pm.Status }
+
+func (f fakeEngine) Status(context.Context) (pm.Status, error) { return f.st, nil }
+
+// scrape fetches h and parses it with the Prometheus text parser.
+func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept", "text/plain")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(rec.Body.Bytes()))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, rec.Body)
+	}
+	return fams
+}
+
+// value returns the value of the sample of name whose labels include
+// labels (name=value pairs), and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.Metric {
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.Label {
+				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// TestKernelMetrics: the kernel's metrics of a namespace move when an
+// MPTCP connection is made in it; the engine's come from its status; the
+// latency histogram from Observe.
+func TestKernelMetrics(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 2)
+	st := pm.Status{Mode: policy.ModeKernel, Policy: "fullmesh", Ready: true, Started: time.Unix(1700000000, 0),
+		Counters: pm.Counters{Actions: map[string]uint64{"add_endpoint": 2}, Failures: map[string]uint64{"add_endpoint": 1},
+			Events: map[string]uint64{"created": 1}, Resyncs: 1, Backoffs: 3},
+		Endpoints: []pm.EndpointStatus{{State: "ok"}, {State: "ok"}, {State: "backoff"}}}
+	m, err := metrics.New(metrics.Config{NetNS: tb.Client.NetNS(), Engine: fakeEngine{st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	h := m.Handler()
+
+	before := scrape(t, h)
+	if v, ok := value(before, "mptcpgod_kernel_connections"); !ok || v != 0 {
+		t.Errorf("connections before: %v %v", v, ok)
+	}
+	syn0, ok := value(before, "mptcpgod_kernel_mptcpext_total", "name", "MPCapableSYNTX")
+	if !ok {
+		t.Fatalf("no MPCapableSYNTX counter: %v", before["mptcpgod_kernel_mptcpext_total"])
+	}
+
+	ln := tb.Server.Listen("tcp", netip.AddrPortFrom(tb.Links[0].Server4, 0).String())
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c, err := tb.Client.Dial("tcp", "", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	sc := <-accepted
+	t.Cleanup(func() { _ = sc.Close() })
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(sc, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+
+	m.Observe(pm.Decision{Kind: pm.DecisionAction, Op: "add_endpoint", Latency: 3 * time.Millisecond})
+	m.Observe(pm.Decision{Kind: pm.DecisionAction, Op: "add_endpoint"}) // a retry: no latency
+	m.Observe(pm.Decision{Kind: pm.DecisionResync})
+	deadline := time.Now().Add(10 * time.Second)
+	var after map[string]*dto.MetricFamily
+	for {
+		after = scrape(t, h)
+		v, _ := value(after, "mptcpgod_kernel_subflows", "link", "eth0")
+		if v == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checks := []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"mptcpgod_kernel_connections", nil, 1},
+		{"mptcpgod_kernel_subflows", []string{"link", "eth0"}, 1},
+		{"mptcpgod_kernel_mptcpext", []string{"name", "MPCurrEstab"}, 1},
+		{"mptcpgod_engine_up", nil, 1},
+		{"mptcpgod_engine_ready", nil, 1},
+		{"mptcpgod_engine_info", []string{"mode", "kernel", "policy", "fullmesh"}, 1},
+		{"mptcpgod_engine_actions_total", []string{"op", "add_endpoint"}, 2},
+		{"mptcpgod_engine_action_failures_total", []string{"op", "add_endpoint"}, 1},
+		{"mptcpgod_engine_kernel_events_total", []string{"type", "created"}, 1},
+		{"mptcpgod_engine_resyncs_total", nil, 1},
+		{"mptcpgod_engine_backoffs_total", nil, 3},
+		{"mptcpgod_engine_endpoints", []string{"state", "ok"}, 2},
+		{"mptcpgod_engine_endpoints", []string{"state", "backoff"}, 1},
+		{"mptcpgod_engine_start_time_seconds", nil, 1700000000},
+		{"mptcpgod_event_to_action_seconds", []string{"op", "add_endpoint"}, 1},
+		{"mptcpgod_engine_decisions_total", []string{"kind", "action"}, 2},
+		{"mptcpgod_engine_decisions_total", []string{"kind", "resync"}, 1},
+	}
+	for _, c := range checks {
+		if v, ok := value(after, c.name, c.labels...); !ok || v != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
+		}
+	}
+	if syn, _ := value(after, "mptcpgod_kernel_mptcpext_total", "name", "MPCapableSYNTX"); syn != syn0+1 {
+		t.Errorf("MPCapableSYNTX %v after one connection, was %v", syn, syn0)
+	}
+	if f := after["mptcpgod_event_to_action_seconds"]; f == nil || f.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("latency is not a histogram: %v", f)
+	} else if sum := f.Metric[0].Histogram.GetSampleSum(); sum != 0.003 {
+		t.Errorf("latency sum %v, want 0.003", sum)
+	}
+}
+
+// TestServe: the TCP exporter serves /metrics and stops with its context.
+func TestServe(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 1)
+	m, err := metrics.New(metrics.Config{NetNS: tb.Client.NetNS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	// The namespace is the test's own: any port is free there.
+	const addr = "127.0.0.1:9464"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- metrics.Serve(ctx, tb.Client.NetNS(), addr, m.Handler(), nil) }()
+	var body string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := get(tb.Client, addr, "/metrics")
+		if err == nil {
+			body = b
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /metrics: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(body, "mptcpgod_kernel_connections 0") || strings.Contains(body, "mptcpgod_engine_up") {
+		t.Errorf("metrics without an engine:\n%s", body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// get fetches path from addr inside h's namespace.
+func get(h *netnstest.Host, addr, path string) (string, error) {
+	var c net.Conn
+	if err := h.Do(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return string(b), err
+}
