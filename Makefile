@@ -51,3 +51,86 @@ clean:
 # demo builds the binaries and runs the daemon on a throwaway testbed (root).
 demo: build
 	$(GO) run ./internal/demo -bin $(BIN)
+
+# install copies the binaries, the systemd unit, the sysusers.d entry, the
+# default configuration, the man pages, the shell completions and the docs
+# into $(DESTDIR)$(PREFIX), the unit into $(PREFIX)/lib/systemd/system (in
+# systemd's search path for /usr and /usr/local) with ExecStart= and
+# Documentation= pointing at $(BINDIR) and $(DOCDIR). The configuration goes to $(SYSCONFDIR)/mptcpgod (default /etc,
+# whatever PREFIX is, since the daemon reads /etc/mptcpgod/mptcpgod.toml) and
+# an existing one is never overwritten. Then, as root: systemd-sysusers,
+# systemctl daemon-reload, systemctl enable --now mptcpgod (docs/install.md).
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+DOCDIR      ?= $(DATADIR)/doc/mptcpgod
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+# zsh: Debian's fpath has vendor-completions for /usr, site-functions elsewhere.
+ZSHCOMPDIR  ?= $(DATADIR)/zsh/$(if $(filter /usr,$(PREFIX)),vendor-completions,site-functions)
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+MANPAGES    := $(wildcard docs/man/*.[1-9])
+DOCFILES    := README.md $(wildcard docs/*.md)
+
+# deb builds $(DEBDIR)/mptcpgod_VERSION_ARCH.deb with nfpm (installed at the
+# pinned version into $(GOBIN); 2.46 and later need modules the Go proxy
+# cannot serve here). The files are staged by `make install`.
+NFPM_VERSION := v2.45.2
+NFPM        := $(GOBIN)/nfpm
+DEBDIR      ?= $(BIN)
+DEB_ROOT     = $(BIN)/deb-root
+DEB_VERSION ?= $(shell sh dist/debversion.sh)
+DEB_ARCH    ?= $(or $(GOARCH),$(shell $(GO) env GOARCH))
+DEB_LAYOUT  := PREFIX=/usr SYSCONFDIR=/etc BINDIR=/usr/bin \
+	UNITDIR=/usr/lib/systemd/system SYSUSERSDIR=/usr/lib/sysusers.d \
+	DATADIR=/usr/share MANDIR=/usr/share/man DOCDIR=/usr/share/doc/mptcpgod \
+	BASHCOMPDIR=/usr/share/bash-completion/completions \
+	ZSHCOMPDIR=/usr/share/zsh/vendor-completions \
+	FISHCOMPDIR=/usr/share/fish/vendor_completions.d
+
+.PHONY: install uninstall deb
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/mptcpgod $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0755 $(BIN)/mptcpgod $(BIN)/mptcpctl $(DESTDIR)$(BINDIR)/
+	sed -e '/^ExecStart=/s|/usr/bin/mptcpgod|$(BINDIR)/mptcpgod|' \
+		-e '/^ExecStart=/s|/etc/mptcpgod/|$(SYSCONFDIR)/mptcpgod/|' \
+		-e '/^Documentation=/s|/usr/share/doc/mptcpgod/|$(DOCDIR)/|' \
+		dist/mptcpgod.service >$(BIN)/mptcpgod.service
+	install -m 0644 $(BIN)/mptcpgod.service $(DESTDIR)$(UNITDIR)/mptcpgod.service
+	install -m 0644 dist/sysusers.d/mptcpgod.conf $(DESTDIR)$(SYSUSERSDIR)/mptcpgod.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/mptcpgod/mptcpgod.toml || \
+		install -m 0644 dist/mptcpgod.toml $(DESTDIR)$(SYSCONFDIR)/mptcpgod/mptcpgod.toml
+	for m in $(MANPAGES); do \
+		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
+	done
+	install -m 0644 dist/completions/mptcpctl.bash $(DESTDIR)$(BASHCOMPDIR)/mptcpctl
+	install -m 0644 dist/completions/_mptcpctl $(DESTDIR)$(ZSHCOMPDIR)/_mptcpctl
+	install -m 0644 dist/completions/mptcpctl.fish $(DESTDIR)$(FISHCOMPDIR)/mptcpctl.fish
+	install -m 0644 $(DOCFILES) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 LICENSE $(DESTDIR)$(DOCDIR)/copyright
+
+# uninstall removes what install put there but the configuration.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mptcpgod $(DESTDIR)$(BINDIR)/mptcpctl \
+		$(DESTDIR)$(UNITDIR)/mptcpgod.service $(DESTDIR)$(SYSUSERSDIR)/mptcpgod.conf \
+		$(DESTDIR)$(BASHCOMPDIR)/mptcpctl $(DESTDIR)$(ZSHCOMPDIR)/_mptcpctl \
+		$(DESTDIR)$(FISHCOMPDIR)/mptcpctl.fish \
+		$(foreach m,$(MANPAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCFILES)) copyright)
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
+deb: build
+	@$(GO) version -m $(NFPM) 2>/dev/null | \
+		grep -Eq '^[[:space:]]+mod[[:space:]]+github.com/goreleaser/nfpm/v2[[:space:]]+$(NFPM_VERSION)[[:space:]]' || \
+		{ echo "installing nfpm $(NFPM_VERSION)"; env -u GOOS -u GOARCH $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION); }
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install $(DEB_LAYOUT) DESTDIR=$(abspath $(DEB_ROOT))
+	[ ! -d $(DEB_ROOT)/usr/share/man ] || find $(DEB_ROOT)/usr/share/man -type f -exec gzip -9n {} +
+	mkdir -p $(DEBDIR)
+	DEB_ROOT=$(abspath $(DEB_ROOT)) DEB_VERSION='$(DEB_VERSION)' DEB_ARCH=$(DEB_ARCH) \
+		$(NFPM) package --config dist/nfpm.yaml --packager deb --target $(DEBDIR)/

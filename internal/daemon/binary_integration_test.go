@@ -1,0 +1,243 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+)
+
+// The mptcpgod binary, built once by the first test that needs it and
+// removed by TestMain.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binary returns the path of the mptcpgod binary, building it on first
+// use.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "mptcpgod-test-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "mptcpgod")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/mptcpgod/mptcpgod/cmd/mptcpgod").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// process is the mptcpgod binary running in a namespace.
+type process struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // of Wait, once done is closed
+}
+
+// run starts the binary in h with the configuration file and waits until
+// it logs that it is ready.
+func run(t *testing.T, h *netnstest.Host, configPath string) *process {
+	t.Helper()
+	p := &process{cmd: h.Command(binary(t), "--config", configPath), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Logf("mptcpgod in %s:\n%s", h.Name(), p.stderr)
+	})
+	p.waitLog(t, `msg="mptcpgod ready"`, 1)
+	return p
+}
+
+// waitLog waits until the process logged s at least n times.
+func (p *process) waitLog(t *testing.T, s string, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("mptcpgod logs %q %d times", s, n), func() (bool, string) {
+		select {
+		case <-p.done:
+			t.Fatalf("mptcpgod exited (%v):\n%s", p.err, p.stderr)
+		default:
+		}
+		return strings.Count(p.stderr.String(), s) >= n, p.stderr.String()
+	})
+}
+
+// signal sends sig to the process.
+func (p *process) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *process) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(waitLimit):
+		t.Fatalf("mptcpgod did not exit within %v", waitLimit)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// writeConfig writes the configuration text to a file in a temporary
+// directory and returns its path.
+func writeConfig(t *testing.T, path, text string) string {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "mptcpgod.toml")
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestKillAndRestart: mptcpgod killed with SIGKILL under traffic and
+// started again adopts what exists: no endpoint or subflow is duplicated,
+// connections keep their mesh, and connections opened while it was down
+// get theirs.
+func TestKillAndRestart(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"kernel", "userspace"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			tb := netnstest.NewTestbed(t, 2)
+			acceptJoins(tb.Server)
+			l0, l1 := tb.Links[0], tb.Links[1]
+			path := writeConfig(t, "", config(mode))
+			p := run(t, tb.Client, path)
+			if mode == "kernel" {
+				waitEndpoints(t, tb.Client, l0.Client4, l1.Client4, l0.Client6, l1.Client6)
+			}
+			ln := tb.Server.Listen("tcp", netip.AddrPortFrom(l0.Server4, 0).String())
+			go serve(ln)
+			srv := addrPort(ln)
+			mesh := pathSet([]netip.Addr{l0.Client4, l1.Client4}, srv)
+			before := []netip.AddrPort{dial(t, tb.Client, srv), dial(t, tb.Client, srv)}
+			for _, c := range before {
+				waitPaths(t, tb.Client, c, mesh)
+			}
+			eps := endpoints(t, tb.Client)
+
+			p.signal(t, syscall.SIGKILL)
+			p.wait(t)
+			during := dial(t, tb.Client, srv)
+
+			run(t, tb.Client, path)
+			waitPaths(t, tb.Client, during, mesh)
+			for _, c := range before {
+				if got := paths(t, tb.Client, c); !equal(got, mesh) {
+					t.Errorf("after the restart, subflows of %s are %v, want %v", c, got, mesh)
+				}
+			}
+			if got := endpoints(t, tb.Client); !maps.Equal(got, eps) {
+				t.Errorf("after the restart, endpoints are %v, want %v as before", got, eps)
+			}
+		})
+	}
+}
+
+// TestSignals: SIGHUP with a broken file is refused with the line and
+// changes nothing; SIGHUP with a good file applies the new policy; SIGTERM
+// withdraws the endpoints, leaves the connection alone and exits 0. (The
+// kernel closes the subflows from an endpoint it deletes, the initial one
+// included, so the endpoint of a live connection's initial address must
+// stay.)
+func TestSignals(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 1)
+	acceptJoins(tb.Server)
+	l0 := tb.Links[0]
+	ipv4 := config("kernel", "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { families = \"ipv4\" }\n")
+	path := writeConfig(t, "", ipv4)
+	p := run(t, tb.Client, path)
+	waitEndpoints(t, tb.Client, l0.Client4)
+	ln := tb.Server.Listen("tcp", netip.AddrPortFrom(l0.Server4, 0).String())
+	go serve(ln)
+	conn := dial(t, tb.Client, addrPort(ln))
+
+	writeConfig(t, path, ipv4+"polcy = 1\n")
+	p.signal(t, syscall.SIGHUP)
+	p.waitLog(t, "configuration refused", 1)
+	line := strings.Count(ipv4, "\n") + 1
+	if want := fmt.Sprintf(`%s:%d: unknown key \"policy.chain.polcy\"`, path, line); !strings.Contains(p.stderr.String(), want) {
+		t.Errorf("the refusal does not say %s:\n%s", want, p.stderr)
+	}
+	if eps := endpoints(t, tb.Client); len(eps) != 1 {
+		t.Errorf("endpoints after a refused reload: %v, want only %s", eps, l0.Client4)
+	}
+
+	writeConfig(t, path, config("kernel"))
+	p.signal(t, syscall.SIGHUP)
+	p.waitLog(t, "configuration reloaded", 1)
+	waitEndpoints(t, tb.Client, l0.Client4, l0.Client6)
+
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit status after SIGTERM: %d, want 0", code)
+	}
+	if eps := endpoints(t, tb.Client); eps[l0.Client6.String()] != "" {
+		t.Errorf("endpoints after SIGTERM: %v, want %s withdrawn", eps, l0.Client6)
+	}
+	if got, want := paths(t, tb.Client, conn), pathSet([]netip.Addr{l0.Client4}, addrPort(ln)); !equal(got, want) {
+		t.Errorf("subflows after SIGTERM: %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,84 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+)
+
+// burstConns is the number of connections TestBurstResync opens.
+const burstConns = 2000
+
+// TestBurstResync opens a burst of connections while the daemon's event
+// socket has a small receive buffer: the kernel drops events, the daemon
+// resynchronises from sock_diag, and in the end no connection is left
+// without its mesh. It takes 10 to 20 seconds; -short skips it.
+func TestBurstResync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a burst of 2,000 connections: 10 to 20 seconds")
+	}
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 2)
+	acceptJoins(tb.Server)
+	cli := start(t, tb.Client, config("userspace", "[engine]\nevent_buffer = 2048\n"))
+	ln := tb.Server.Listen("tcp", netip.AddrPortFrom(tb.Links[0].Server4, 0).String())
+	go serve(ln)
+	srv := addrPort(ln)
+
+	const dialers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, dialers)
+	for range dialers {
+		wg.Go(func() {
+			for range burstConns / dialers {
+				c, err := tb.Client.Dial("tcp", "", srv.String())
+				if err == nil {
+					_, err = c.Write([]byte{1}) // the server's DSS ack makes it fully established
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("dial: %v", err)
+	}
+
+	want := pathSet([]netip.Addr{tb.Links[0].Client4, tb.Links[1].Client4}, srv)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		meshed, total := 0, 0
+		for _, ps := range meshes(t, tb.Client) {
+			total++
+			if equal(ps, want) {
+				meshed++
+			}
+		}
+		if meshed == burstConns {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := cli.Status(context.Background())
+			t.Fatalf("%d of %d connections meshed (%d seen) after 30s; counters %+v", meshed, burstConns, total, st.Counters)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	st, err := cli.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Counters.Resyncs == 0 {
+		t.Errorf("no resync: the burst lost no event, so the test proved nothing (counters %+v)", st.Counters)
+	}
+	t.Logf("resyncs %d, events %v", st.Counters.Resyncs, st.Counters.Events)
+}

@@ -1,0 +1,447 @@
+package daemon
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	_ "github.com/mptcpgod/mptcpgod/plugins/all"
+	"github.com/mptcpgod/mptcpgod/pm"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// configOpts compares Configs by their exported fields.
+var configOpts = cmp.Options{cmpopts.IgnoreUnexported(Config{}), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{})}
+
+func TestDefaultConfig(t *testing.T) {
+	want := &Config{
+		Mode:     ModeAuto,
+		LogLevel: slog.LevelInfo,
+		Links: linkmon.Config{
+			ExcludeKinds: []linkmon.Kind{linkmon.KindVirtual, linkmon.KindLoopback},
+			Settle:       time.Millisecond,
+			MaxSettle:    20 * time.Millisecond,
+		},
+		OwnedIDs:       pm.IDRange{Min: 100, Max: 199},
+		WithdrawOnExit: true,
+		Workers:        4,
+		Backoff:        pm.Backoff{Initial: 50 * time.Millisecond, Max: 30 * time.Second},
+		Policy:         policy.Config{Chain: []policy.Spec{{Name: "fullmesh"}}},
+		Control:        ControlConfig{Socket: "/run/mptcpgod/mptcpgod.sock", Group: "mptcpgod"},
+	}
+	if diff := cmp.Diff(want, DefaultConfig(), configOpts); diff != "" {
+		t.Errorf("DefaultConfig (-want +got):\n%s", diff)
+	}
+	if want.OwnedIDs != pm.DefaultOwnedIDs || want.Backoff != pm.DefaultBackoff || want.Workers != pm.DefaultWorkers {
+		t.Errorf("the daemon's engine defaults differ from pm's: %v %v %d", pm.DefaultOwnedIDs, pm.DefaultBackoff, pm.DefaultWorkers)
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want func(c *Config)
+	}{
+		{
+			name: "empty",
+			want: func(*Config) {},
+		},
+		{
+			name: "top level",
+			in:   "mode = \"userspace\"\nset_path_manager = true\nlog_level = \"debug\"\n",
+			want: func(c *Config) {
+				c.Mode, c.SetPathManager, c.LogLevel = policy.ModeUserspace, true, slog.LevelDebug
+			},
+		},
+		{
+			name: "links",
+			in: `[links]
+include_names = ["eth*"]
+exclude_names = ["docker0"]
+include_kinds = ["virtual", "wifi"]
+cellular_names = ["wwan*"]
+include_ula = true
+include_temporary = true
+connected_routes = true
+settle = "2ms"
+max_settle = "1s"
+`,
+			want: func(c *Config) {
+				c.Links = linkmon.Config{
+					IncludeNames:     []string{"eth*"},
+					ExcludeNames:     []string{"docker0"},
+					IncludeKinds:     []linkmon.Kind{linkmon.KindVirtual, linkmon.KindWifi},
+					ExcludeKinds:     []linkmon.Kind{linkmon.KindLoopback},
+					CellularNames:    []string{"wwan*"},
+					IncludeULA:       true,
+					IncludeTemporary: true,
+					ConnectedRoutes:  true,
+					Settle:           2 * time.Millisecond,
+					MaxSettle:        time.Second,
+				}
+			},
+		},
+		{
+			name: "exclude no kind",
+			in:   "[links]\nexclude_kinds = []\n",
+			want: func(c *Config) { c.Links.ExcludeKinds = []linkmon.Kind{} },
+		},
+		{
+			name: "kernel and engine",
+			in: `[kernel]
+owned_ids = "10-20"
+withdraw_on_exit = false
+[engine]
+workers = 16
+backoff_initial = "10ms"
+backoff_max = "1m"
+event_buffer = 4096
+`,
+			want: func(c *Config) {
+				c.OwnedIDs, c.WithdrawOnExit = pm.IDRange{Min: 10, Max: 20}, false
+				c.Workers, c.EventBuffer = 16, 4096
+				c.Backoff = pm.Backoff{Initial: 10 * time.Millisecond, Max: time.Minute}
+			},
+		},
+		{
+			name: "policy",
+			in: `[[policy.chain]]
+name = "fullmesh"
+[policy.chain.config]
+max_subflows = 2
+limits = { subflows = 3 }
+
+[[policy.rules]]
+peer_prefix = "203.0.113.7/24"
+peer_port = 443
+side = "client"
+[[policy.rules.chain]]
+name = "fullmesh"
+config = { families = "ipv6" }
+
+[[policy.rules]]
+local_port = 80
+[[policy.rules.chain]]
+name = "fullmesh"
+`,
+			want: func(c *Config) {
+				c.Policy = policy.Config{
+					Chain: []policy.Spec{{Name: "fullmesh", Config: []byte(`{"limits":{"subflows":3},"max_subflows":2}`)}},
+					Rules: []policy.RuleSpec{
+						{
+							Match: policy.Match{PeerPrefix: netip.MustParsePrefix("203.0.113.0/24"), PeerPort: 443, Side: policy.SideClient},
+							Chain: []policy.Spec{{Name: "fullmesh", Config: []byte(`{"families":"ipv6"}`)}},
+						},
+						{
+							Match: policy.Match{LocalPort: 80},
+							Chain: []policy.Spec{{Name: "fullmesh"}},
+						},
+					},
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := DefaultConfig()
+			tt.want(want)
+			got, err := Parse("test.toml", []byte(tt.in))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if diff := cmp.Diff(want, got, configOpts); diff != "" {
+				t.Errorf("Parse (-want +got):\n%s", diff)
+			}
+			r, err := got.BuildPolicy()
+			if err != nil {
+				t.Fatalf("BuildPolicy: %v", err)
+			}
+			if err := r.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // the lines of the error
+	}{
+		{
+			name: "unknown key",
+			in:   "mode = \"auto\"\n\npolcy = 1\n",
+			want: []string{`f.toml:3: unknown key "polcy"`},
+		},
+		{
+			name: "unknown keys in tables",
+			in:   "[links]\nsettle = \"1ms\"\nsetle = \"2ms\"\n[engine]\nworker = 3\n",
+			want: []string{`f.toml:3: unknown key "links.setle"`, `f.toml:5: unknown key "engine.worker"`},
+		},
+		{
+			name: "unknown key in a chain",
+			in:   "[[policy.chain]]\nname = \"fullmesh\"\nconfg = {}\n",
+			want: []string{`f.toml:3: unknown key "policy.chain.confg"`},
+		},
+		{
+			name: "unknown key and bad value",
+			in:   "[engine]\nwokers = 2\n[kernel]\nowned_ids = \"1\"\n",
+			want: []string{
+				`f.toml:2: unknown key "engine.wokers"`,
+				`f.toml:4: key "kernel.owned_ids": "1" is not a range MIN-MAX of endpoint ids within 1-255`,
+			},
+		},
+		{
+			name: "syntax",
+			in:   "mode = \"auto\"\nlog_level = \n",
+			want: []string{`f.toml:2: unexpected character U+000A at start of value`},
+		},
+		{
+			name: "wrong type",
+			in:   "[engine]\n\nworkers = \"four\"\n",
+			want: []string{`f.toml:3: key "engine.workers": a TOML string where an integer belongs`},
+		},
+		{
+			name: "wrong element type",
+			in:   "[links]\ninclude_names = [\"eth0\", 1]\n",
+			want: []string{`f.toml:2: key "links.include_names": a TOML integer where a string belongs`},
+		},
+		{
+			name: "out of range integer",
+			in:   "[[policy.rules]]\npeer_port = 70000\n",
+			want: []string{`f.toml:2: key "policy.rules.peer_port": integer value 70000 cannot be stored in uint16`},
+		},
+		{
+			name: "bad values",
+			in: `mode = "kernal"
+log_level = "verbose"
+[links]
+include_kinds = ["wired", "ethernet"]
+exclude_names = ["[eth"]
+settle = "5"
+max_settle = "-1s"
+[kernel]
+owned_ids = "200-100"
+[engine]
+workers = 0
+backoff_initial = "1m"
+backoff_max = "1s"
+event_buffer = -1
+`,
+			want: []string{
+				`f.toml:1: key "mode": "kernal" is not auto, kernel or userspace`,
+				`f.toml:2: key "log_level": "verbose" is not debug, info, warn or error`,
+				`f.toml:4: key "links.include_kinds[1]": "ethernet" is not unknown, wired, wifi, cellular, virtual or loopback`,
+				`f.toml:5: key "links.exclude_names[0]": "[eth" is not a valid glob: syntax error in pattern`,
+				`f.toml:6: key "links.settle": "5" is not a duration such as "50ms" or "30s"`,
+				`f.toml:7: key "links.max_settle": "-1s" is not positive`,
+				`f.toml:9: key "kernel.owned_ids": "200-100" is not a range MIN-MAX of endpoint ids within 1-255`,
+				`f.toml:11: key "engine.workers": 0 is not in 1..64`,
+				`f.toml:13: key "engine.backoff_max": 1s is below backoff_initial 1m0s`,
+				`f.toml:14: key "engine.event_buffer": -1 is negative`,
+			},
+		},
+		{
+			name: "set_path_manager with auto",
+			in:   "\nset_path_manager = true\n",
+			want: []string{`f.toml:2: key "set_path_manager": needs mode "kernel" or "userspace" (mode "auto" follows the sysctl)`},
+		},
+		{
+			name: "max_settle below settle",
+			in:   "[links]\nsettle = \"50ms\"\n",
+			want: []string{`f.toml:1: key "links.max_settle": 20ms is shorter than settle 50ms`},
+		},
+		{
+			name: "owned ids",
+			in:   "[kernel]\nowned_ids = \"0-10\"\n",
+			want: []string{`f.toml:2: key "kernel.owned_ids": "0-10" is not a range MIN-MAX of endpoint ids within 1-255`},
+		},
+		{
+			name: "owned ids past 255",
+			in:   "[kernel]\nowned_ids = \"100-256\"\n",
+			want: []string{`f.toml:2: key "kernel.owned_ids": "100-256" is not a range MIN-MAX of endpoint ids within 1-255`},
+		},
+		{
+			name: "empty chain",
+			in:   "[policy]\nchain = []\n",
+			want: []string{`f.toml:2: key "policy.chain": empty, want at least one policy`},
+		},
+		{
+			name: "chain entry without a name",
+			in:   "[[policy.chain]]\nconfig = { max_subflows = 1 }\n",
+			want: []string{`f.toml:1: key "policy.chain[0].name": missing`},
+		},
+		{
+			name: "rules",
+			in: `[[policy.rules]]
+peer_prefix = "203.0.113.0"
+side = "both"
+[[policy.rules.chain]]
+name = "fullmesh"
+
+[[policy.rules]]
+peer_prefix = "::ffff:192.0.2.0/120"
+`,
+			want: []string{
+				`f.toml:2: key "policy.rules[0].peer_prefix": "203.0.113.0" is not a prefix such as "203.0.113.0/24"`,
+				`f.toml:3: key "policy.rules[0].side": "both" is not any, client or server`,
+				`f.toml:7: key "policy.rules[1].chain": empty, want at least one policy`,
+				`f.toml:8: key "policy.rules[1].peer_prefix": ::ffff:192.0.2.0/120 is IPv4-mapped; write the IPv4 prefix`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.toml", []byte(tt.in))
+			if err == nil {
+				t.Fatal("Parse succeeded")
+			}
+			if diff := cmp.Diff(tt.want, strings.Split(err.Error(), "\n")); diff != "" {
+				t.Errorf("Parse error (-want +got):\n%s", diff)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("Parse error %T is not an *Error", err)
+			}
+		})
+	}
+}
+
+func TestBuildPolicyErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{
+			name: "unknown policy",
+			in:   "[[policy.chain]]\nname = \"fulmesh\"\n",
+			want: `f.toml:2: key "policy.chain[0].name": ` + newError("fulmesh"),
+		},
+		{
+			name: "unknown option",
+			in:   "[[policy.chain]]\nname = \"fullmesh\"\n[policy.chain.config]\nrole = \"client\"\nmax_subflow = 2\n",
+			want: `f.toml:5: key "policy.chain[0].config.max_subflow": policy/fullmesh: unknown option "max_subflow"`,
+		},
+		{
+			name: "bad nested option, inline",
+			in:   "[[policy.chain]]\nname = \"fullmesh\"\n\nconfig = { limits = { subflows = 9 } }\n",
+			want: `f.toml:4: key "policy.chain[0].config.limits.subflows": policy/fullmesh: option "limits.subflows": 9 is above the kernel's maximum 8`,
+		},
+		{
+			name: "bad option type in a rule",
+			in: `[[policy.rules]]
+side = "server"
+[[policy.rules.chain]]
+name = "fullmesh"
+[[policy.rules.chain]]
+name = "fullmesh"
+[policy.rules.chain.config]
+announce = "yes"
+`,
+			want: `f.toml:8: key "policy.rules[0].chain[1].config.announce": policy/fullmesh: option "announce": cannot use string as bool`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("f.toml", []byte(tt.in))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			r, err := c.BuildPolicy()
+			if err == nil {
+				_ = r.Close()
+				t.Fatal("BuildPolicy succeeded")
+			}
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("BuildPolicy error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// newError returns the error of policy.New for name, which names the
+// registered policies.
+func newError(name string) string {
+	if _, err := policy.New(name, nil); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+func TestIndexLines(t *testing.T) {
+	doc := `mode = "auto"
+[links]
+include_names = [
+  "eth0",
+  "eth1",
+]
+a.b = 1
+[[policy.chain]]
+name = "x"
+[policy.chain.config]
+k = { m = 1,
+  n = [ { o = 2 } ] }
+[[policy.chain]]
+name = "y"
+[[policy.rules]]
+[[policy.rules.chain]]
+name = "z"
+[[policy.rules]]
+[[policy.rules.chain]]
+[[policy.rules.chain]]
+name = "w"
+`
+	want := keyLines{
+		"mode":                       1,
+		"links":                      2,
+		"links.include_names":        3,
+		"links.include_names[0]":     4,
+		"links.include_names[1]":     5,
+		"links.a.b":                  7,
+		"policy.chain":               8,
+		"policy.chain[0]":            8,
+		"policy.chain[0].name":       9,
+		"policy.chain[0].config":     10,
+		"policy.chain[0].config.k":   11,
+		"policy.chain[0].config.k.m": 11,
+		"policy.chain[0].config.k.n": 12,
+		// An element that is an inline table starts at its first key.
+		"policy.chain[0].config.k.n[0]":   12,
+		"policy.chain[0].config.k.n[0].o": 12,
+		"policy.chain[1]":                 13,
+		"policy.chain[1].name":            14,
+		"policy.rules":                    15,
+		"policy.rules[0]":                 15,
+		"policy.rules[0].chain":           16,
+		"policy.rules[0].chain[0]":        16,
+		"policy.rules[0].chain[0].name":   17,
+		"policy.rules[1]":                 18,
+		"policy.rules[1].chain":           19,
+		"policy.rules[1].chain[0]":        19,
+		"policy.rules[1].chain[1]":        20,
+		"policy.rules[1].chain[1].name":   21,
+	}
+	if diff := cmp.Diff(want, indexLines([]byte(doc))); diff != "" {
+		t.Errorf("indexLines (-want +got):\n%s", diff)
+	}
+	lines := indexLines([]byte(doc))
+	for path, want := range map[string]int{
+		"policy.chain[0].config.zz": 10, // a parent's line
+		"links.exclude_names":       2,
+		"kernel.owned_ids":          0,
+	} {
+		if got := lines.line(path); got != want {
+			t.Errorf("line(%q) = %d, want %d", path, got, want)
+		}
+	}
+}

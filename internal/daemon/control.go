@@ -1,0 +1,220 @@
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/metrics"
+	"github.com/mptcpgod/mptcpgod/pm"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// DefaultSocket is the control socket unless [control] socket says
+// otherwise.
+const DefaultSocket = ctlapi.DefaultSocket
+
+// ControlConfig is the [control] table, checked.
+type ControlConfig struct {
+	// Socket is the control socket's path; "" turns it off.
+	Socket string
+	// Group may read the daemon's state over the socket; "" means root
+	// and the daemon's own user only.
+	Group string
+}
+
+// fillControl checks the [control] and [metrics] tables and sets c from
+// them.
+func (c *Config) fillControl(k *checker, f *File) {
+	c.Control = ControlConfig{Socket: f.Control.Socket, Group: f.Control.Group}
+	if s := f.Control.Socket; s != "" && !filepath.IsAbs(s) {
+		k.fail("control.socket", "%q is not an absolute path (\"\" turns the socket off)", s)
+	}
+	c.MetricsListen = f.Metrics.Listen
+	if l := f.Metrics.Listen; l != "" {
+		host, port, err := net.SplitHostPort(l)
+		if err == nil {
+			_, err = strconv.ParseUint(port, 10, 16)
+		}
+		if err != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
+			k.fail("metrics.listen", "%q is not an address such as \"127.0.0.1:9464\" or \"[::1]:9464\"", l)
+		}
+	}
+}
+
+// control is the daemon's control socket, its metrics and the fan-out of
+// the engine's decisions. It implements ctlapi.Backend.
+type control struct {
+	d       *Daemon
+	opts    Options
+	feed    *ctlapi.Feed
+	metrics *metrics.Metrics
+	server  *ctlapi.Server // nil when [control] socket is ""
+	listen  string         // [metrics] listen
+	host    atomic.Pointer[hostSnapshot]
+	closed  sync.Once
+}
+
+var _ ctlapi.Backend = (*control)(nil)
+
+// hostSnapshot is what the engine was last told about the host, with the
+// link monitor's reasons.
+type hostSnapshot struct {
+	state linkmon.State
+	links []policy.Link
+}
+
+// newControl opens the metrics' kernel interfaces and prepares the control
+// socket of d. A [control] group that does not exist is logged, and then
+// only root and the daemon's own user may read.
+func newControl(d *Daemon, cfg *Config, opts Options) (*control, error) {
+	c := &control{d: d, opts: opts, feed: ctlapi.NewFeed(0), listen: cfg.MetricsListen}
+	var err error
+	c.metrics, err = metrics.New(metrics.Config{NetNS: opts.NetNS, Engine: d, Logger: d.log})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if cfg.Control.Socket == "" {
+		return c, nil
+	}
+	group := cfg.Control.Group
+	if group != "" {
+		if _, err := ctlapi.LookupGroup(group); err != nil {
+			d.log.Warn("control.group does not exist: only root may use the control socket",
+				"group", group, "error", err, "fix", "systemd-sysusers (creates the group mptcpgod), or set [control] group")
+			group = ""
+		}
+	}
+	c.server, err = ctlapi.NewServer(ctlapi.ServerConfig{Socket: cfg.Control.Socket, Group: group, Backend: c,
+		Metrics: c.metrics.Handler(), Logger: d.log})
+	if err != nil {
+		_ = c.metrics.Close()
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return c, nil
+}
+
+// observe hands a decision of the engine to the metrics and the event
+// streams; it never blocks (pm.Config.Observe).
+func (c *control) observe(dec pm.Decision) {
+	c.metrics.Observe(dec)
+	c.feed.Publish(dec)
+}
+
+// setHost records what the engine is told about the host.
+func (c *control) setHost(st linkmon.State, links []policy.Link) {
+	c.host.Store(&hostSnapshot{state: st, links: links})
+}
+
+// run serves the control socket and the metrics listener until ctx is
+// done.
+func (c *control) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	if c.server != nil {
+		g.Go(func() error { return c.server.Run(gctx) })
+	}
+	if c.listen != "" {
+		g.Go(func() error { return metrics.Serve(gctx, c.d.netns, c.listen, c.metrics.Handler(), c.d.log) })
+	}
+	return g.Wait()
+}
+
+// wait waits until the control socket listens (at once when it is off);
+// false when ctx is done first.
+func (c *control) wait(ctx context.Context) bool {
+	if c.server == nil {
+		return true
+	}
+	select {
+	case <-c.server.Ready():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// close releases what newControl opened; later calls do nothing.
+func (c *control) close() error {
+	var err error
+	c.closed.Do(func() { err = c.metrics.Close() })
+	return err
+}
+
+// Status implements ctlapi.Backend.
+func (c *control) Status(ctx context.Context) (pm.Status, error) { return c.d.engine.Status(ctx) }
+
+// Conn implements ctlapi.Backend.
+func (c *control) Conn(ctx context.Context, token uint32) (pm.ConnStatus, error) {
+	return c.d.engine.Conn(ctx, token)
+}
+
+// Info implements ctlapi.Backend.
+func (c *control) Info(context.Context) (ctlapi.Info, error) {
+	c.d.mu.Lock()
+	pol := c.d.cfg.Policy
+	c.d.mu.Unlock()
+	info := ctlapi.Info{Version: c.opts.Version, Mode: c.d.mode, ConfigFile: c.opts.ConfigFile, Policy: pol}
+	if h := c.host.Load(); h != nil {
+		info.Links = h.apiLinks()
+	}
+	return info, nil
+}
+
+// apiLinks returns the links with their addresses, as the control socket
+// shows them.
+func (h *hostSnapshot) apiLinks() []ctlapi.Link {
+	metered := map[int32]bool{}
+	for _, l := range h.links {
+		metered[l.Index] = l.Metered
+	}
+	out := make([]ctlapi.Link, 0, len(h.state.Links))
+	for _, l := range h.state.Links {
+		al := ctlapi.Link{Name: l.Name, Index: int32(l.Index), Kind: l.Kind.String(), Up: l.Up,
+			Usable: l.Up && l.Included, Reason: l.Reason, Metered: metered[int32(l.Index)], Addrs: []ctlapi.Addr{}}
+		if !l.Up && al.Reason == "" {
+			al.Reason = "link down"
+		}
+		for _, pl := range h.links {
+			if pl.Index == al.Index {
+				al.Changed = pl.Changed
+			}
+		}
+		for _, a := range h.state.Addrs {
+			if a.LinkIndex == l.Index {
+				al.Addrs = append(al.Addrs, ctlapi.Addr{Addr: a.Prefix.Addr().Unmap(), Usable: a.Usable, Reason: a.Reason})
+			}
+		}
+		out = append(out, al)
+	}
+	slices.SortFunc(out, func(a, b ctlapi.Link) int { return cmp.Compare(a.Index, b.Index) })
+	return out
+}
+
+// Reload implements ctlapi.Backend: it loads the configuration as at
+// start (Options.LoadConfig) and applies it.
+func (c *control) Reload(ctx context.Context) error {
+	if c.opts.LoadConfig == nil {
+		return errors.New("daemon: reload: this daemon has no configuration file to read again")
+	}
+	cfg, err := c.opts.LoadConfig()
+	if err != nil {
+		return err
+	}
+	return c.d.Reload(ctx, cfg)
+}
+
+// Events implements ctlapi.Backend.
+func (c *control) Events(ctx context.Context) (<-chan ctlapi.Event, error) {
+	return c.feed.Subscribe(ctx), nil
+}

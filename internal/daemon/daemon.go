@@ -1,0 +1,447 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/pm"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// Options are what a Daemon needs besides its Config.
+type Options struct {
+	// NetNS is a file descriptor of the network namespace to manage; 0
+	// means the namespace of the thread that calls New.
+	NetNS int
+	// Logger receives the logs; nil discards them.
+	Logger *slog.Logger
+	// Level, when set, is set to Config.LogLevel by New and Reload; it
+	// should be the level of Logger's handler.
+	Level *slog.LevelVar
+	// ProcDir is where processes are looked up to detect other MPTCP
+	// managers; "" means /proc.
+	ProcDir string
+	// Version is the program's version, for the control socket.
+	Version string
+	// ConfigFile names the configuration file, for the control socket;
+	// LoadConfig loads it again for a reload over the socket (nil: such
+	// reloads are refused).
+	ConfigFile string
+	LoadConfig func() (*Config, error)
+}
+
+// Daemon is mptcpgod in one network namespace: the link monitor, the
+// kernel's events and the engine, run by Run.
+type Daemon struct {
+	log   *slog.Logger
+	level *slog.LevelVar
+	netns int
+	mode  policy.Mode
+
+	sub    *genl.Subscription // userspace mode
+	conns  *connLister        // userspace mode
+	engine *pm.Engine
+	linksC chan linkmon.Config // one slot, latest wins
+	ready  chan struct{}
+	// running is set when Run starts and stopped when it returns; Reload
+	// needs the engine's loop in between.
+	running, stopped atomic.Bool
+
+	mu      sync.Mutex // serialises Reload and guards what follows
+	cfg     *Config
+	router  *policy.Router
+	retired []*policy.Router // replaced routers not known to be unused yet
+
+	ctl *control // the control socket and the metrics
+}
+
+// New prepares a daemon for the namespace: it opens the mptcp_pm family,
+// fails when MPTCP is unavailable or disabled, sets or checks the path
+// manager, builds the policy, subscribes to the kernel's events
+// (userspace mode) and logs a warning, with the fix, for every other
+// MPTCP manager it finds. Run runs it.
+func New(cfg *Config, opts Options) (_ *Daemon, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Level != nil {
+		opts.Level.Set(cfg.LogLevel)
+	}
+	d := &Daemon{
+		log:    log,
+		level:  opts.Level,
+		netns:  opts.NetNS,
+		linksC: make(chan linkmon.Config, 1),
+		ready:  make(chan struct{}),
+		cfg:    cfg,
+	}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	client, err := genl.New(&genl.Config{NetNS: opts.NetNS})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	defer client.Close()
+	if err := client.CheckEnabled(); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if d.mode, err = d.pathManager(client, cfg); err != nil {
+		return nil, err
+	}
+	if d.router, err = cfg.BuildPolicy(); err != nil {
+		return nil, err
+	}
+
+	// The lister serves both modes: userspace mode adopts connections
+	// from it, kernel mode keeps the endpoints that carry live subflows
+	// when it withdraws on exit.
+	if d.conns, err = newConnLister(opts.NetNS); err != nil {
+		return nil, err
+	}
+	var events pm.EventSource
+	if d.mode == policy.ModeUserspace {
+		if d.sub, err = subscribe(client, cfg.EventBuffer); err != nil {
+			return nil, err
+		}
+		events = d.sub
+	}
+
+	procDir := opts.ProcDir
+	if procDir == "" {
+		procDir = "/proc"
+	}
+	var foreign []genl.Endpoint
+	if d.mode == policy.ModeKernel {
+		eps, err := client.Endpoints()
+		if err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+		foreign = foreignEndpoints(eps, cfg.OwnedIDs)
+	}
+	warnCoexistence(log, d.mode, processes(procDir, networkManager, mptcpd), foreign)
+
+	if d.ctl, err = newControl(d, cfg, opts); err != nil {
+		return nil, err
+	}
+	d.engine, err = pm.New(pm.Config{
+		Observe:        d.ctl.observe,
+		Mode:           d.mode,
+		Policy:         d.router,
+		NewKernel:      func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: opts.NetNS}) },
+		Workers:        cfg.Workers,
+		Events:         events,
+		Conns:          d.conns,
+		OwnedIDs:       cfg.OwnedIDs,
+		WithdrawOnExit: cfg.WithdrawOnExit,
+		Backoff:        cfg.Backoff,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return d, nil
+}
+
+// pathManager returns the mode to run in: the sysctl's path manager for
+// ModeAuto, else cfg.Mode, which the sysctl must equal unless
+// cfg.SetPathManager sets it.
+func (d *Daemon) pathManager(client *genl.Client, cfg *Config) (policy.Mode, error) {
+	cur, err := client.PathManager()
+	if err != nil {
+		return "", fmt.Errorf("daemon: %w", err)
+	}
+	switch {
+	case cfg.Mode == ModeAuto:
+		return policy.Mode(cur), nil
+	case policy.Mode(cur) == cfg.Mode:
+		return cfg.Mode, nil
+	case cfg.SetPathManager:
+		if err := client.SetPathManager(genl.PathManager(cfg.Mode)); err != nil {
+			return "", fmt.Errorf("daemon: set_path_manager: %w", err)
+		}
+		d.log.Info("path manager set", "sysctl", "net.mptcp.path_manager", "old", cur, "new", cfg.Mode)
+		return cfg.Mode, nil
+	}
+	return "", fmt.Errorf("daemon: mode %q, but net.mptcp.path_manager is %q, so new connections would not be "+
+		"mptcpgod's: set set_path_manager = true, set mode = \"auto\", or run "+
+		"\"sysctl -w net.mptcp.path_manager=%s\"", cfg.Mode, cur, cfg.Mode)
+}
+
+// subscribe joins the kernel's event group on a socket of its own, with a
+// receive buffer of bufSize bytes unless it is 0.
+func subscribe(client *genl.Client, bufSize int) (*genl.Subscription, error) {
+	sub, err := client.Subscribe()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if bufSize > 0 {
+		if err := sub.SetReadBuffer(bufSize); err != nil {
+			_ = sub.Close()
+			return nil, fmt.Errorf("daemon: engine.event_buffer: %w", err)
+		}
+	}
+	return sub, nil
+}
+
+// Mode returns the path manager the daemon drives: policy.ModeKernel or
+// policy.ModeUserspace.
+func (d *Daemon) Mode() policy.Mode { return d.mode }
+
+// Ready returns a channel closed once the engine has adopted what exists
+// and reconciled it with the first links and addresses.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Status returns the engine's state; it fails with pm.ErrNotRunning
+// unless Run runs.
+func (d *Daemon) Status(ctx context.Context) (pm.Status, error) { return d.engine.Status(ctx) }
+
+// Run runs the daemon until ctx is done, then stops (in kernel mode,
+// withdrawing the owned endpoints when so configured), releases what New
+// opened (Close) and returns nil; or until a task fails, and returns its
+// error. Run may be called once.
+func (d *Daemon) Run(ctx context.Context) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return errors.New("daemon: run called twice")
+	}
+	defer d.Close()
+	defer d.stopped.Store(true)
+	d.mu.Lock()
+	links := d.cfg.Links
+	d.mu.Unlock()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.engine.Run(gctx) })
+	g.Go(func() error { return d.runLinks(gctx, links) })
+	g.Go(func() error { return d.ctl.run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-d.engine.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		d.settle(gctx)
+		if gctx.Err() != nil || !d.ctl.wait(gctx) {
+			return nil
+		}
+		close(d.ready)
+		d.log.Info("mptcpgod ready", "mode", d.mode)
+		notify(d.log, sd.SdNotifyReady)
+		return nil
+	})
+	return g.Wait()
+}
+
+// settleLimit bounds how long settle waits for the first commands.
+const settleLimit = 2 * time.Second
+
+// settle waits until the engine's first commands have completed, at most
+// settleLimit: the engine is ready once it has decided, and a connection
+// opened before the in-kernel path manager has an endpoint never gets a
+// subflow from it.
+func (d *Daemon) settle(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, settleLimit)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := d.engine.Status(ctx)
+		if err != nil || st.InFlight+st.Queued == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// runLinks runs the link monitor and hands every state it reports to the
+// engine. A new links configuration (Reload) restarts the monitor; its
+// first state replaces the old one.
+func (d *Daemon) runLinks(ctx context.Context, cfg linkmon.Config) error {
+	hv := newHostView()
+	for {
+		cfg.NetNS, cfg.Logger = d.netns, d.log
+		m, err := linkmon.New(&cfg)
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		mctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(mctx) }()
+
+		next, restart := d.feed(ctx, m, hv)
+		cancel()
+		for range m.Events() {
+		}
+		err = errors.Join(<-done, m.Close())
+		if !restart || err != nil {
+			return err
+		}
+		d.log.Info("link monitor restarted with the new [links] configuration")
+		cfg = next
+	}
+}
+
+// feed hands m's states to the engine until m stops or ctx is done
+// (restart false), or Reload sends a new links configuration (restart
+// true).
+func (d *Daemon) feed(ctx context.Context, m *linkmon.Monitor, hv *hostView) (next linkmon.Config, restart bool) {
+	for {
+		select {
+		case dl, ok := <-m.Events():
+			if !ok {
+				return next, false
+			}
+			if !dl.Initial && (dl.AddrsChanged() || dl.LinksChanged()) {
+				d.log.Info("links changed", "change", dl.String())
+			}
+			links, addrs := hv.convert(dl.State, time.Now())
+			d.ctl.setHost(dl.State, links)
+			d.engine.SetHost(links, addrs)
+		case next = <-d.linksC:
+			return next, true
+		case <-ctx.Done():
+			return next, false
+		}
+	}
+}
+
+// Reload applies cfg to the running daemon: the policy (to existing
+// connections too), the [links] filters and the log level. A
+// configuration whose policies do not build is refused with the error,
+// and the old one stays. Keys that only take effect at start are logged
+// when they changed.
+func (d *Daemon) Reload(ctx context.Context, cfg *Config) error {
+	if !d.running.Load() || d.stopped.Load() {
+		return errors.New("daemon: reload: the daemon is not running")
+	}
+	router, err := cfg.BuildPolicy()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	notify(d.log, sd.SdNotifyReloading+"\nMONOTONIC_USEC="+monotonicUsec())
+	defer notify(d.log, sd.SdNotifyReady)
+
+	old := d.cfg
+	for _, key := range restartKeys(old, cfg) {
+		d.log.Warn("config change needs a restart to take effect", "key", key)
+	}
+	if d.level != nil {
+		d.level.Set(cfg.LogLevel)
+	}
+	if !reflect.DeepEqual(old.Links, cfg.Links) {
+		select {
+		case <-d.linksC:
+		default:
+		}
+		d.linksC <- cfg.Links
+	}
+	d.engine.SetPolicy(router)
+	d.retired = append(d.retired, d.router)
+	d.router, d.cfg = router, cfg
+	// Once the engine answers a query after SetPolicy, it no longer uses
+	// the routers it replaced.
+	if _, err := d.engine.Status(ctx); err == nil {
+		d.closeRetired()
+	}
+	d.log.Info("configuration reloaded", "policy", router.Name())
+	return nil
+}
+
+// restartKeys names the keys whose change a running daemon cannot apply.
+func restartKeys(old, cfg *Config) []string {
+	var keys []string
+	add := func(changed bool, key string) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	add(old.Mode != cfg.Mode, "mode")
+	add(old.SetPathManager != cfg.SetPathManager, "set_path_manager")
+	add(old.OwnedIDs != cfg.OwnedIDs, "kernel.owned_ids")
+	add(old.WithdrawOnExit != cfg.WithdrawOnExit, "kernel.withdraw_on_exit")
+	add(old.Workers != cfg.Workers, "engine.workers")
+	add(old.Backoff.Initial != cfg.Backoff.Initial, "engine.backoff_initial")
+	add(old.Backoff.Max != cfg.Backoff.Max, "engine.backoff_max")
+	add(old.EventBuffer != cfg.EventBuffer, "engine.event_buffer")
+	add(old.Control.Socket != cfg.Control.Socket, "control.socket")
+	add(old.Control.Group != cfg.Control.Group, "control.group")
+	add(old.MetricsListen != cfg.MetricsListen, "metrics.listen")
+	return keys
+}
+
+// closeRetired closes the replaced routers; d.mu is held.
+func (d *Daemon) closeRetired() {
+	for _, r := range d.retired {
+		if err := r.Close(); err != nil {
+			d.log.Warn("close replaced policy", "error", err)
+		}
+	}
+	d.retired = nil
+}
+
+// Close releases what New opened; Run calls it when it returns, so only
+// a Daemon that is never run needs it. Later calls do nothing.
+func (d *Daemon) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.router != nil {
+		d.retired = append(d.retired, d.router)
+		d.router = nil
+	}
+	d.closeRetired()
+	var errs []error
+	if d.sub != nil {
+		errs = append(errs, d.sub.Close())
+		d.sub = nil
+	}
+	if d.conns != nil {
+		errs = append(errs, d.conns.Close())
+		d.conns = nil
+	}
+	if d.ctl != nil {
+		errs = append(errs, d.ctl.close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		d.log.Debug("close kernel sockets", "error", err)
+	}
+}
+
+// notify sends state to systemd; without NOTIFY_SOCKET it does nothing.
+func notify(log *slog.Logger, state string) {
+	if _, err := sd.SdNotify(false, state); err != nil {
+		log.Debug("sd_notify", "state", state, "error", err)
+	}
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1.
+func monotonicUsec() string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return "0"
+	}
+	return strconv.FormatInt(ts.Nano()/1000, 10)
+}

@@ -1,0 +1,35 @@
+// Package daemon is mptcpgod put together: it reads the configuration file,
+// and runs the link monitor, the kernel's event stream and the path-manager
+// engine (package pm) as tasks of one network namespace.
+//
+// # Configuration
+//
+// Parse decodes a TOML file strictly into the defaults (File, DefaultFile)
+// and checks every value: an unknown key or a bad value is an *Error that
+// names the file, the line and the key,
+//
+//	/etc/mptcpgod/mptcpgod.toml:12: unknown key "polcy"
+//	/etc/mptcpgod/mptcpgod.toml:7: key "engine.workers": 0 is not in 1..64
+//
+// BuildPolicy builds the policies; each decodes its own options, and its
+// errors are located at the option they name. docs/config.md documents
+// every key.
+//
+// # Running
+//
+// New opens the kernel interfaces of the namespace (genl, sock_diag,
+// rtnetlink), fails clearly when MPTCP is disabled, resolves mode "auto"
+// from net.mptcp.path_manager (or sets the sysctl when asked), and builds
+// the engine. Run runs the tasks under one errgroup until its context is
+// done: the link monitor feeds the engine the host's links and addresses,
+// the event subscription feeds it the kernel's events, and sock_diag lists
+// existing connections when the engine adopts them or resynchronises.
+// The control socket ([control], package ctlapi) serves the engine's state,
+// the links, the compiled-in policies, reloads and the engine's decisions
+// to mptcpctl; the metrics ([metrics], package metrics) are served on it
+// and, when configured, on a TCP address.
+// Ready is closed, and systemd told READY=1, once the engine has adopted
+// and reconciled what exists and the control socket listens. Reload swaps the policy and the link filters
+// of a running daemon; a configuration that does not build is refused and
+// the old one stays.
+package daemon

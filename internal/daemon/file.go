@@ -1,0 +1,138 @@
+package daemon
+
+// DefaultPath is where mptcpgod reads its configuration unless told
+// otherwise.
+const DefaultPath = "/etc/mptcpgod/mptcpgod.toml"
+
+// File is the configuration file's schema, one field per key. Parse
+// decodes a file into the defaults (DefaultFile), strictly, and turns it
+// into a Config. docs/config.md documents every key, and
+// dist/mptcpgod.toml is DefaultFile written out with comments; a test
+// keeps the three in step.
+type File struct {
+	// Mode is the path manager mptcpgod drives: "auto" follows the
+	// net.mptcp.path_manager sysctl, "kernel" or "userspace" insist.
+	Mode string `toml:"mode"`
+	// SetPathManager makes mptcpgod set net.mptcp.path_manager to Mode
+	// (which must not be "auto") when it starts.
+	SetPathManager bool `toml:"set_path_manager"`
+	// LogLevel is "debug", "info", "warn" or "error".
+	LogLevel string `toml:"log_level"`
+
+	Links  LinksFile  `toml:"links"`
+	Kernel KernelFile `toml:"kernel"`
+	Engine EngineFile `toml:"engine"`
+	Policy PolicyFile `toml:"policy"`
+
+	Control ControlFile `toml:"control"`
+	Metrics MetricsFile `toml:"metrics"`
+}
+
+// ControlFile is the [control] table: the control socket mptcpctl and
+// other clients use (docs/control-socket.md).
+type ControlFile struct {
+	// Socket is the socket's path; "" turns the control socket off.
+	Socket string `toml:"socket"`
+	// Group is the group whose members may read the daemon's state over
+	// the socket; "" means root and the daemon's own user only.
+	Group string `toml:"group"`
+}
+
+// MetricsFile is the [metrics] table.
+type MetricsFile struct {
+	// Listen is a TCP address ("127.0.0.1:9464") to serve /metrics on
+	// besides the control socket; "" means only the socket.
+	Listen string `toml:"listen"`
+}
+
+// LinksFile is the [links] table: which interfaces' addresses mptcpgod
+// uses, and how it watches them (linkmon.Config).
+type LinksFile struct {
+	IncludeNames     []string `toml:"include_names"`
+	ExcludeNames     []string `toml:"exclude_names"`
+	IncludeKinds     []string `toml:"include_kinds"`
+	ExcludeKinds     []string `toml:"exclude_kinds"`
+	CellularNames    []string `toml:"cellular_names"`
+	IncludeULA       bool     `toml:"include_ula"`
+	IncludeTemporary bool     `toml:"include_temporary"`
+	ConnectedRoutes  bool     `toml:"connected_routes"`
+	Settle           string   `toml:"settle"`
+	MaxSettle        string   `toml:"max_settle"`
+}
+
+// KernelFile is the [kernel] table: the in-kernel path manager's
+// endpoints.
+type KernelFile struct {
+	// OwnedIDs is the endpoint id range mptcpgod owns, "MIN-MAX".
+	OwnedIDs string `toml:"owned_ids"`
+	// WithdrawOnExit deletes the owned endpoints when mptcpgod stops.
+	WithdrawOnExit bool `toml:"withdraw_on_exit"`
+}
+
+// EngineFile is the [engine] table.
+type EngineFile struct {
+	Workers        int    `toml:"workers"`
+	BackoffInitial string `toml:"backoff_initial"`
+	BackoffMax     string `toml:"backoff_max"`
+	// EventBuffer is the event socket's receive buffer in bytes; 0 keeps
+	// the kernel's default.
+	EventBuffer int `toml:"event_buffer"`
+}
+
+// PolicyFile is the [policy] table: the default chain and the
+// per-connection rules (policy.Config).
+type PolicyFile struct {
+	Chain []SpecFile `toml:"chain"`
+	Rules []RuleFile `toml:"rules"`
+}
+
+// SpecFile is one policy of a chain: its registered name and its options,
+// which the policy decodes itself (strictly).
+type SpecFile struct {
+	Name   string         `toml:"name"`
+	Config map[string]any `toml:"config"`
+}
+
+// RuleFile is one [[policy.rules]] entry: a match and the chain for the
+// connections it selects (userspace mode).
+type RuleFile struct {
+	PeerPrefix string     `toml:"peer_prefix"`
+	PeerPort   uint16     `toml:"peer_port"`
+	LocalPort  uint16     `toml:"local_port"`
+	Side       string     `toml:"side"`
+	Chain      []SpecFile `toml:"chain"`
+}
+
+// DefaultFile returns the configuration of an empty file.
+func DefaultFile() File {
+	return File{
+		Mode:     string(ModeAuto),
+		LogLevel: "info",
+		Links: LinksFile{
+			IncludeNames:  []string{},
+			ExcludeNames:  []string{},
+			IncludeKinds:  []string{},
+			ExcludeKinds:  []string{"virtual", "loopback"},
+			CellularNames: []string{},
+			Settle:        "1ms",
+			MaxSettle:     "20ms",
+		},
+		Kernel: KernelFile{
+			OwnedIDs:       "100-199",
+			WithdrawOnExit: true,
+		},
+		Engine: EngineFile{
+			Workers:        4,
+			BackoffInitial: "50ms",
+			BackoffMax:     "30s",
+		},
+		Policy: PolicyFile{
+			Chain: []SpecFile{{Name: "fullmesh"}},
+			Rules: []RuleFile{},
+		},
+		Control: ControlFile{
+			Socket: DefaultSocket,
+			Group:  "mptcpgod",
+		},
+	}
+}

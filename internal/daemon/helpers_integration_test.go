@@ -1,0 +1,366 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/daemon"
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	_ "github.com/mptcpgod/mptcpgod/plugins/all"
+)
+
+// waitLimit bounds every wait for the kernel and the daemon; they answer
+// in milliseconds.
+const waitLimit = 10 * time.Second
+
+// running is a daemon run in-process by start.
+type running struct {
+	*daemon.Daemon
+	stop func() // stops the daemon and waits for Run
+}
+
+// start runs a daemon with the configuration text in h's namespace until
+// the test ends, and waits until it is ready.
+func start(t *testing.T, h *netnstest.Host, config string) *running {
+	t.Helper()
+	cfg, err := daemon.Parse("test.toml", []byte(config))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).
+		With("host", h.Name())
+	d, err := daemon.New(cfg, daemon.Options{NetNS: h.NetNS(), Logger: log})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	r := &running{Daemon: d, stop: func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}}
+	t.Cleanup(r.stop)
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(waitLimit):
+		t.Fatalf("daemon in %s not ready within %v", h.Name(), waitLimit)
+	}
+	return r
+}
+
+// eventually polls check until it reports true, and fails the test with
+// its last description after waitLimit.
+func eventually(t *testing.T, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		ok, desc := check()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last: %s", what, waitLimit, desc)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// endpoints returns the namespace's endpoints as `ip mptcp endpoint show`
+// prints them, by address: "198.51.100.1 id 100 subflow fullmesh dev eth1".
+func endpoints(t *testing.T, h *netnstest.Host) map[string]string {
+	t.Helper()
+	out := h.MustExec("ip", "mptcp", "endpoint", "show")
+	eps := map[string]string{}
+	for line := range strings.Lines(out) {
+		line = strings.TrimSpace(line)
+		if f := strings.Fields(line); len(f) > 0 {
+			eps[f[0]] = line
+		}
+	}
+	return eps
+}
+
+// waitUsable waits until the daemon's engine counts addr among the
+// usable addresses, or not.
+func waitUsable(t *testing.T, r *running, addr netip.Addr, usable bool) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s usable: %v", addr, usable), func() (bool, string) {
+		st, err := r.Status(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.Contains(st.UsableAddrs, addr) == usable, fmt.Sprint(st.UsableAddrs)
+	})
+}
+
+// waitEndpoints waits until h has endpoints for addrs in mptcpgod's id
+// range: a connection established before the in-kernel path manager has
+// an endpoint gets no subflow from it.
+func waitEndpoints(t *testing.T, h *netnstest.Host, addrs ...netip.Addr) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("endpoints for %v", addrs), func() (bool, string) {
+		eps := endpoints(t, h)
+		for _, a := range addrs {
+			if !owned(eps[a.String()]) {
+				return false, fmt.Sprint(eps)
+			}
+		}
+		return true, ""
+	})
+}
+
+// owned reports whether an `ip mptcp endpoint show` line has an id in
+// mptcpgod's default range.
+func owned(line string) bool {
+	m := epID.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	id, _ := strconv.Atoi(m[1])
+	return id >= 100 && id <= 199
+}
+
+// epID is the id in an `ip mptcp endpoint show` line.
+var epID = regexp.MustCompile(`\bid (\d+)\b`)
+
+// ssTokens matches the MPTCP part of `ss -ti`: the remote and the local
+// token and ids ("token:0000(id:0)/db1dfe16(id:0)").
+var (
+	ssMskToken = regexp.MustCompile(`\btoken:([0-9a-f]+)`)
+	ssSubToken = regexp.MustCompile(`tcp-ulp-mptcp .*token:[0-9a-f]+\(id:\d+\)/([0-9a-f]+)\(id:\d+\)`)
+	ssDev      = regexp.MustCompile(`%[A-Za-z0-9_.-]+`)
+)
+
+// ssRecords runs ss in h with args and returns each socket's lines joined
+// by "\n": the address line, then its details.
+func ssRecords(t *testing.T, h *netnstest.Host, args ...string) []string {
+	t.Helper()
+	out := h.MustExec(append([]string{"ss", "-H", "-n"}, args...)...)
+	var recs []string
+	for line := range strings.Lines(out) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case line == "":
+		case line[0] == ' ' || line[0] == '\t':
+			if len(recs) > 0 {
+				recs[len(recs)-1] += "\n" + line
+			}
+		default:
+			recs = append(recs, line)
+		}
+	}
+	return recs
+}
+
+// ssAddrs returns the local and remote address of an ss record: the last
+// two fields of its first line, without "%dev", IPv4-mapped unmapped.
+func ssAddrs(rec string) (local, remote netip.AddrPort, err error) {
+	first, _, _ := strings.Cut(rec, "\n")
+	f := strings.Fields(first)
+	if len(f) < 2 {
+		return local, remote, fmt.Errorf("ss line %q: too few fields", first)
+	}
+	parse := func(s string) (netip.AddrPort, error) {
+		ap, err := netip.ParseAddrPort(ssDev.ReplaceAllString(s, ""))
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err
+	}
+	if local, err = parse(f[len(f)-2]); err != nil {
+		return local, remote, err
+	}
+	remote, err = parse(f[len(f)-1])
+	return local, remote, err
+}
+
+// paths returns the established subflows of h's MPTCP connection whose
+// initial subflow has the local address and port conn, as
+// "LOCALADDR->REMOTE:PORT", sorted, from ss.
+func paths(t *testing.T, h *netnstest.Host, conn netip.AddrPort) []string {
+	t.Helper()
+	return meshes(t, h)[conn]
+}
+
+// meshes returns paths for every MPTCP connection of h, by the local
+// address and port of its initial subflow.
+func meshes(t *testing.T, h *netnstest.Host) map[netip.AddrPort][]string {
+	t.Helper()
+	byToken := map[string]netip.AddrPort{}
+	for _, rec := range ssRecords(t, h, "-M", "-i", "state", "established") {
+		m := ssMskToken.FindStringSubmatch(rec)
+		local, _, err := ssAddrs(rec)
+		if m == nil || err != nil {
+			continue
+		}
+		byToken[m[1]] = local
+	}
+	out := map[netip.AddrPort][]string{}
+	for _, rec := range ssRecords(t, h, "-t", "-i", "state", "established") {
+		m := ssSubToken.FindStringSubmatch(rec)
+		if m == nil {
+			continue
+		}
+		conn, ok := byToken[m[1]]
+		if !ok {
+			continue
+		}
+		local, remote, err := ssAddrs(rec)
+		if err != nil {
+			t.Fatalf("ss: %v", err)
+		}
+		out[conn] = append(out[conn], local.Addr().String()+"->"+remote.String())
+	}
+	for _, ps := range out {
+		slices.Sort(ps)
+	}
+	return out
+}
+
+// pathSet returns every local address to every remote, sorted, as paths
+// prints them.
+func pathSet(locals []netip.Addr, remotes ...netip.AddrPort) []string {
+	var ps []string
+	for _, l := range locals {
+		for _, r := range remotes {
+			ps = append(ps, l.String()+"->"+r.String())
+		}
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// waitPaths waits until the connection's subflows are exactly want.
+func waitPaths(t *testing.T, h *netnstest.Host, conn netip.AddrPort, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		got := paths(t, h, conn)
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subflows of %s: want %v within %v, have %v\n%s", conn, want, waitLimit, got, debugDump(h))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// debugDump returns what explains a missing subflow: the sockets, the
+// endpoints and the MP_JOIN counters of h.
+func debugDump(h *netnstest.Host) string {
+	var b strings.Builder
+	for _, cmd := range [][]string{
+		{"ss", "-tanio"},
+		{"ip", "mptcp", "endpoint", "show"},
+		{"ip", "mptcp", "limits", "show"},
+		{"sh", "-c", "nstat -az | grep -i -e join -e addaddr -e rmaddr"},
+	} {
+		out, err := h.Exec(cmd...)
+		fmt.Fprintf(&b, "$ %s (%v)\n%s\n", strings.Join(cmd, " "), err, out)
+	}
+	return b.String()
+}
+
+// serve accepts connections on ln until it is closed and discards what
+// they send.
+func serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			_, _ = io.Copy(io.Discard, c)
+			_ = c.Close()
+		}()
+	}
+}
+
+// dial opens an MPTCP connection from h to addr that sends a little data
+// every few milliseconds until the test ends, and returns the local
+// address and port of its initial subflow. The test fails if a write
+// fails: no connection may break.
+func dial(t *testing.T, h *netnstest.Host, addr fmt.Stringer) netip.AddrPort {
+	t.Helper()
+	c, err := h.Dial("tcp", "", addr.String())
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if mp, err := tc.MultipathTCP(); err != nil || !mp {
+			t.Fatalf("connection to %s is not MPTCP (%v)", addr, err)
+		}
+	}
+	local := netip.MustParseAddrPort(c.LocalAddr().String())
+	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	done := make(chan struct{})
+	broke := make(chan error, 1)
+	go func() {
+		defer close(broke)
+		buf := make([]byte, 512)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write(buf); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				broke <- err
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		if err := <-broke; err != nil {
+			t.Errorf("connection %s to %s broke: %v", local, addr, err)
+		}
+		_ = c.Close()
+	})
+	return local
+}
+
+// addrPort returns ln's address as a netip.AddrPort.
+func addrPort(ln net.Listener) netip.AddrPort {
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// config returns a daemon configuration that uses the testbeds' veth
+// links, in mode, with more TOML appended. The control socket is off:
+// parallel daemons would share its default path (cmd/mptcpctl's tests
+// cover it).
+func config(mode string, more ...string) string {
+	return fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n%s",
+		mode, strings.Join(more, "\n"))
+}
+
+// acceptJoins lets h's in-kernel path manager accept up to 8 subflows per
+// connection, for a server without a daemon.
+func acceptJoins(h *netnstest.Host) {
+	h.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
+}
