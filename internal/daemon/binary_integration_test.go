@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -239,5 +240,61 @@ func TestSignals(t *testing.T) {
 	}
 	if got, want := paths(t, tb.Client, conn), pathSet([]netip.Addr{l0.Client4}, addrPort(ln)); !equal(got, want) {
 		t.Errorf("subflows after SIGTERM: %v, want %v", got, want)
+	}
+}
+
+// TestNotifyReadyAndWatchdog: started as systemd starts a Type=notify
+// unit with WatchdogSec=, the daemon sends READY=1 once it is ready and
+// then WATCHDOG=1 within every period.
+func TestNotifyReadyAndWatchdog(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 1)
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	const period = time.Second
+	cmd := tb.Client.Command(binary(t), "--config", writeConfig(t, "", config("kernel")))
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", period.Microseconds()))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Logf("mptcpgod:\n%s", &stderr)
+	})
+
+	// READY=1 first, then pings: at least 3, none more than
+	// a period apart.
+	var states []string
+	var pings []time.Time
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(waitLimit)
+	for len(pings) < 3 {
+		_ = conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("reading the notify socket: %v; got %q", err, states)
+		}
+		for _, st := range strings.Split(strings.TrimSpace(string(buf[:n])), "\n") {
+			states = append(states, st)
+			if st == "WATCHDOG=1" {
+				pings = append(pings, time.Now())
+			}
+		}
+	}
+	if len(states) == 0 || states[0] != "READY=1" {
+		t.Errorf("notifications %q, want READY=1 first", states)
+	}
+	for i := 1; i < len(pings); i++ {
+		if gap := pings[i].Sub(pings[i-1]); gap > period {
+			t.Errorf("watchdog pings %v apart, more than the %v period", gap, period)
+		}
 	}
 }

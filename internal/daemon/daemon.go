@@ -244,9 +244,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		close(d.ready)
 		d.log.Info("mptcpgod ready", "mode", d.mode)
 		notify(d.log, sd.SdNotifyReady)
+		if w := newWatchdog(d.log, d.alive); w != nil {
+			w.run(gctx)
+		}
 		return nil
 	})
 	return g.Wait()
+}
+
+// alive returns nil when the engine's loop answers a status query.
+func (d *Daemon) alive(ctx context.Context) error {
+	_, err := d.engine.Status(ctx)
+	return err
 }
 
 // settleLimit bounds how long settle waits for the first commands.
