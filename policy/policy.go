@@ -33,6 +33,15 @@ type Closer interface {
 	Close() error
 }
 
+// HealthReader is implemented by policies that decide from path health
+// (Link.Health, Subflow.Health). Health is sampled from the kernel every
+// few tens of milliseconds while subflows exist, so the daemon samples it
+// only when a policy it runs reads it.
+type HealthReader interface {
+	// ReadsHealth reports whether the policy reads path health.
+	ReadsHealth() bool
+}
+
 // Describer is implemented by policies that document their options, for
 // `mptcpctl policies`.
 type Describer interface {

@@ -400,16 +400,23 @@ func (k *checker) rule(key string, r RuleFile) policy.RuleSpec {
 // policy that rejects its options gives an Error at the option's key
 // when the policy names it, else at the policy's.
 func (c *Config) BuildPolicy() (*policy.Router, error) {
+	r, _, err := c.buildPolicies()
+	return r, err
+}
+
+// buildPolicies is BuildPolicy, and returns the policies of every chain
+// too, for the daemon to prepare those that run a process (exec).
+func (c *Config) buildPolicies() (*policy.Router, []policy.Policy, error) {
 	def, err := c.buildChain("policy.chain", c.Policy.Chain)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	built := []*policy.Chain{def}
-	fail := func(err error) (*policy.Router, error) {
+	fail := func(err error) (*policy.Router, []policy.Policy, error) {
 		for _, ch := range built {
 			_ = ch.Close()
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	rules := make([]policy.Rule, 0, len(c.Policy.Rules))
 	for i, rs := range c.Policy.Rules {
@@ -424,7 +431,11 @@ func (c *Config) BuildPolicy() (*policy.Router, error) {
 	if err != nil {
 		return fail(c.errorAt("policy.rules", err))
 	}
-	return r, nil
+	var members []policy.Policy
+	for _, ch := range built {
+		members = append(members, ch.Policies()...)
+	}
+	return r, members, nil
 }
 
 // optionName finds the option a policy's error names

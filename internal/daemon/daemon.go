@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/health"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -63,7 +64,16 @@ type Daemon struct {
 	mu      sync.Mutex // serialises Reload and guards what follows
 	cfg     *Config
 	router  *policy.Router
+	members []policy.Policy  // the policies of router's chains
 	retired []*policy.Router // replaced routers not known to be unused yet
+	runCtx  context.Context  // Run's, for the policies' children
+
+	// current is router, for the policies' goroutines (reask).
+	current atomic.Pointer[policy.Router]
+	reaskC  chan struct{} // one slot: the engine should decide again
+
+	// health samples path health when a policy reads it; nil otherwise.
+	health *health.Sampler
 
 	ctl *control // the control socket and the metrics
 }
@@ -86,6 +96,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		level:  opts.Level,
 		netns:  opts.NetNS,
 		linksC: make(chan linkmon.Config, 1),
+		reaskC: make(chan struct{}, 1),
 		ready:  make(chan struct{}),
 		cfg:    cfg,
 	}
@@ -106,8 +117,15 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	if d.mode, err = d.pathManager(client, cfg); err != nil {
 		return nil, err
 	}
-	if d.router, err = cfg.BuildPolicy(); err != nil {
+	if d.router, d.members, err = cfg.buildPolicies(); err != nil {
 		return nil, err
+	}
+	d.current.Store(d.router)
+	d.preparePolicies(d.members)
+	if readsHealth(d.members) {
+		if d.health, err = health.New(health.Config{NetNS: opts.NetNS, Logger: log}); err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
 	}
 
 	// The lister serves both modes: userspace mode adopts connections
@@ -223,12 +241,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer d.Close()
 	defer d.stopped.Store(true)
+	g, gctx := errgroup.WithContext(ctx)
 	d.mu.Lock()
 	links := d.cfg.Links
+	d.runCtx = gctx
+	d.startPolicies(gctx, d.members)
 	d.mu.Unlock()
 
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.engine.Run(gctx) })
+	g.Go(func() error { return d.runReask(gctx) })
+	if d.health != nil {
+		g.Go(func() error { return d.runHealth(gctx) })
+	}
 	g.Go(func() error { return d.runLinks(gctx, links) })
 	g.Go(func() error { return d.ctl.run(gctx) })
 	g.Go(func() error {
@@ -344,12 +368,17 @@ func (d *Daemon) Reload(ctx context.Context, cfg *Config) error {
 	if !d.running.Load() || d.stopped.Load() {
 		return errors.New("daemon: reload: the daemon is not running")
 	}
-	router, err := cfg.BuildPolicy()
+	router, members, err := cfg.buildPolicies()
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.preparePolicies(members)
+	d.startPolicies(d.runCtx, members)
+	if d.health == nil && readsHealth(members) {
+		d.log.Warn("the new policies read path health, which is sampled only when they are configured at start: restart mptcpgod")
+	}
 	notify(d.log, sd.SdNotifyReloading+"\nMONOTONIC_USEC="+monotonicUsec())
 	defer notify(d.log, sd.SdNotifyReady)
 
@@ -367,9 +396,10 @@ func (d *Daemon) Reload(ctx context.Context, cfg *Config) error {
 		}
 		d.linksC <- cfg.Links
 	}
+	d.current.Store(router)
 	d.engine.SetPolicy(router)
 	d.retired = append(d.retired, d.router)
-	d.router, d.cfg = router, cfg
+	d.router, d.members, d.cfg = router, members, cfg
 	// Once the engine answers a query after SetPolicy, it no longer uses
 	// the routers it replaced.
 	if _, err := d.engine.Status(ctx); err == nil {
@@ -432,6 +462,10 @@ func (d *Daemon) Close() {
 	}
 	if d.ctl != nil {
 		errs = append(errs, d.ctl.close())
+	}
+	if d.health != nil {
+		errs = append(errs, d.health.Close())
+		d.health = nil
 	}
 	if err := errors.Join(errs...); err != nil {
 		d.log.Debug("close kernel sockets", "error", err)

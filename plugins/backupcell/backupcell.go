@@ -86,8 +86,9 @@ type BackupCell struct {
 }
 
 var (
-	_ policy.Policy    = (*BackupCell)(nil)
-	_ policy.Describer = (*BackupCell)(nil)
+	_ policy.Policy       = (*BackupCell)(nil)
+	_ policy.Describer    = (*BackupCell)(nil)
+	_ policy.HealthReader = (*BackupCell)(nil)
 )
 
 // New returns the backup-cellular policy for cfg, or an error naming the
@@ -106,6 +107,9 @@ func (c Config) clone() Config {
 
 // Name implements policy.Policy.
 func (b *BackupCell) Name() string { return Name }
+
+// ReadsHealth implements policy.HealthReader: it promotes backup paths when a primary subflow stalls.
+func (b *BackupCell) ReadsHealth() bool { return true }
 
 // Config returns the policy's configuration.
 func (b *BackupCell) Config() Config { return b.cfg.clone() }

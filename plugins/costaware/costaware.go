@@ -182,8 +182,9 @@ type CostAware struct {
 }
 
 var (
-	_ policy.Policy    = (*CostAware)(nil)
-	_ policy.Describer = (*CostAware)(nil)
+	_ policy.Policy       = (*CostAware)(nil)
+	_ policy.Describer    = (*CostAware)(nil)
+	_ policy.HealthReader = (*CostAware)(nil)
 )
 
 // New returns the cost-aware policy for cfg, or an error naming the first
@@ -210,6 +211,9 @@ func (c Config) clone() Config {
 
 // Name implements policy.Policy.
 func (p *CostAware) Name() string { return Name }
+
+// ReadsHealth implements policy.HealthReader: a stalled free link counts as unusable.
+func (p *CostAware) ReadsHealth() bool { return true }
 
 // Config returns the policy's configuration.
 func (p *CostAware) Config() Config { return p.cfg.clone() }

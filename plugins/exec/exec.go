@@ -47,10 +47,11 @@ type Exec struct {
 }
 
 var (
-	_ policy.Policy    = (*Exec)(nil)
-	_ policy.Validator = (*Exec)(nil)
-	_ policy.Closer    = (*Exec)(nil)
-	_ policy.Describer = (*Exec)(nil)
+	_ policy.Policy       = (*Exec)(nil)
+	_ policy.Validator    = (*Exec)(nil)
+	_ policy.Closer       = (*Exec)(nil)
+	_ policy.Describer    = (*Exec)(nil)
+	_ policy.HealthReader = (*Exec)(nil)
 )
 
 // Stats counts what an Exec did. Its JSON keys are snake_case.
@@ -101,6 +102,9 @@ func New(cfg Config) (*Exec, error) {
 
 // Name implements policy.Policy.
 func (p *Exec) Name() string { return Name }
+
+// ReadsHealth implements policy.HealthReader: the external program may decide from it.
+func (p *Exec) ReadsHealth() bool { return true }
 
 // Config returns the policy's configuration.
 func (p *Exec) Config() Config { return p.cfg.clone() }

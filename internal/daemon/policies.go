@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// What the daemon does for policies beyond the Policy interface, found by
+// type assertion: the exec plugin logs through the daemon, runs a child
+// process that Start starts, and tells through OnReady when a child
+// answers, so that the engine asks again what it decided without it.
+type (
+	loggerSetter  interface{ SetLogger(*slog.Logger) }
+	readyNotifier interface{ OnReady(func()) }
+	starter       interface {
+		Start(context.Context, policy.Mode) error
+	}
+)
+
+// policyStartLimit bounds how long a policy's start is waited for; the
+// policy keeps retrying on its own after that.
+const policyStartLimit = 10 * time.Second
+
+// preparePolicies gives the members of a new router the daemon's logger
+// and the engine's re-decision on their children's starts.
+func (d *Daemon) preparePolicies(members []policy.Policy) {
+	for _, p := range members {
+		if s, ok := p.(loggerSetter); ok {
+			s.SetLogger(d.log)
+		}
+		if r, ok := p.(readyNotifier); ok {
+			r.OnReady(d.reask)
+		}
+	}
+}
+
+// startPolicies starts the members' children in the background: the rest
+// of the chain decides meanwhile, and OnReady makes the engine decide
+// again once a child answers.
+func (d *Daemon) startPolicies(ctx context.Context, members []policy.Policy) {
+	for _, p := range members {
+		s, ok := p.(starter)
+		if !ok {
+			continue
+		}
+		go func() {
+			sctx, cancel := context.WithTimeout(ctx, policyStartLimit)
+			defer cancel()
+			if err := s.Start(sctx, d.mode); err != nil && ctx.Err() == nil {
+				d.log.Warn("policy did not start; the rest of its chain decides meanwhile",
+					"policy", p.Name(), "error", err)
+			}
+		}()
+	}
+}
+
+// reask makes the engine decide again with the current policy. Policies
+// call it from their own goroutines, so it never blocks: one pending
+// request covers any number.
+func (d *Daemon) reask() {
+	select {
+	case d.reaskC <- struct{}{}:
+	default:
+	}
+}
+
+// runReask hands reask's requests to the engine until ctx is done.
+func (d *Daemon) runReask(ctx context.Context) error {
+	for {
+		select {
+		case <-d.reaskC:
+			d.engine.SetPolicy(d.current.Load())
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// readsHealth reports whether one of members reads path health.
+func readsHealth(members []policy.Policy) bool {
+	for _, p := range members {
+		if h, ok := p.(policy.HealthReader); ok && h.ReadsHealth() {
+			return true
+		}
+	}
+	return false
+}
+
+// runHealth samples path health and hands every report to the engine
+// until ctx is done. A kernel without MPTCP sock_diag only loses the
+// sampling: the daemon goes on without it.
+func (d *Daemon) runHealth(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for h := range d.health.Updates() {
+			d.engine.SetHealth(h)
+		}
+	}()
+	if err := d.health.Run(ctx); err != nil {
+		d.log.Warn("no path-health sampling", "error", err)
+	}
+	<-done
+	return nil
+}

@@ -1,0 +1,65 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+)
+
+// TestExecPolicyDecides: a chain with an exec policy, configured in the
+// daemon's TOML, runs the program and the engine decides with it: the
+// example policy drops the cellular link (eth1, named cellular in the
+// configuration), which fullmesh alone gives an endpoint.
+func TestExecPolicyDecides(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3: %v (.ci/run installs it)", err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	example := filepath.Join(filepath.Dir(file), "..", "..", "docs", "examples", "prefer_wired.py")
+
+	tb := netnstest.NewTestbed(t, 2)
+	l0, l1 := tb.Links[0], tb.Links[1]
+	r := start(t, tb.Client, fmt.Sprintf(`mode = "kernel"
+set_path_manager = true
+
+[control]
+socket = ""
+
+[links]
+include_kinds = ["virtual", "cellular"]
+cellular_names = ["eth1"]
+
+[[policy.chain]]
+name = "fullmesh"
+config = { families = "ipv4" }
+
+[[policy.chain]]
+name = "exec"
+config = { command = [%q, %q, "--drop", "cellular"] }
+`, python, example))
+	defer r.stop()
+
+	waitEndpoints(t, tb.Client, l0.Client4)
+	eventually(t, "the cellular endpoint withdrawn by the exec policy", func() (bool, string) {
+		eps := endpoints(t, tb.Client)
+		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
+	})
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.Policy, "exec") {
+		t.Errorf("status policy %q, want the chain with exec", st.Policy)
+	}
+	if eps := endpoints(t, tb.Client); !owned(eps[l0.Client4.String()]) {
+		t.Errorf("endpoints %v, want mptcpgod's for %s", eps, l0.Client4)
+	}
+}
