@@ -29,8 +29,8 @@ func programVersion() string {
 }
 
 // groupKernel is the help group of the commands that talk to the kernel
-// directly. The daemon's commands (status, links, paths, policies, reload,
-// events) have a group of their own beside it, groupDaemon.
+// directly. The daemon's commands (status, links, paths, policies, usage,
+// reload, events) have a group of their own beside it, groupDaemon.
 const groupKernel = "kernel"
 
 // app is one invocation of mptcpctl: its output streams and global options.
@@ -103,7 +103,7 @@ namespace's path manager.
 
 The daemon commands ask the mptcpgod daemon over its control socket
 (--socket, default /run/mptcpgod/mptcpgod.sock) for its own state: status,
-links, paths, policies, events; reload changes it. When the daemon is not
+links, paths, policies, usage, events; reload changes it. When the daemon is not
 running they say so; the kernel commands keep working.
 
 Every command prints a table by default and documented JSON with --json.
@@ -155,6 +155,7 @@ kernel's reason is printed), 2 on bad usage (nothing was changed).`,
 		a.linksCmd(),
 		a.pathsCmd(),
 		a.policiesCmd(),
+		a.usageCmd(),
 		a.reloadCmd(),
 		a.eventsCmd(),
 	} {

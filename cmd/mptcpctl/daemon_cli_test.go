@@ -17,6 +17,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all" // the daemon's compiled-in policies
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -38,6 +39,8 @@ type fakeDaemon struct {
 	st      pm.Status
 	reloads int
 	feed    *ctlapi.Feed
+	// usage is the usage report; nil means accounting is off.
+	usage *usage.Report
 }
 
 func (f *fakeDaemon) Status(context.Context) (pm.Status, error) {
@@ -78,6 +81,15 @@ func (f *fakeDaemon) Events(ctx context.Context) (<-chan ctlapi.Event, error) {
 	return f.feed.Subscribe(ctx), nil
 }
 
+func (f *fakeDaemon) Usage(context.Context) (usage.Report, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.usage == nil {
+		return usage.Report{}, ctlapi.ErrUsageOff
+	}
+	return *f.usage, nil
+}
+
 // serveFake runs a control socket for a fake userspace daemon, readable by
 // group gid, in a directory every user may traverse.
 func serveFake(t *testing.T, gid string) (string, *fakeDaemon) {
@@ -92,7 +104,7 @@ func serveFake(t *testing.T, gid string) (string, *fakeDaemon) {
 	}
 	f := &fakeDaemon{feed: ctlapi.NewFeed(0), st: pm.Status{Mode: policy.ModeUserspace, Policy: "fullmesh", Ready: true,
 		Started: time.Now().Add(-time.Hour), Conns: testPaths().Conns,
-		Counters: pm.Counters{Actions: map[string]uint64{"create_subflow": 1}}}}
+		Counters: pm.Counters{Actions: map[string]uint64{"create_subflow": 1}}}, usage: testUsage()}
 	sock := filepath.Join(dir, "mptcpgod.sock")
 	s, err := ctlapi.NewServer(ctlapi.ServerConfig{Socket: sock, Group: gid, Backend: f})
 	if err != nil {
@@ -120,7 +132,7 @@ func serveFake(t *testing.T, gid string) (string, *fakeDaemon) {
 func TestDaemonNotRunning(t *testing.T) {
 	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "none.sock")
-	for _, cmd := range []string{"status", "links", "paths", "policies", "reload", "events"} {
+	for _, cmd := range []string{"status", "links", "paths", "policies", "usage", "reload", "events"} {
 		r := mptcpctl(t, "--socket", sock, cmd)
 		want := "mptcpctl: " + cmd + ": mptcpgod is not running (nothing listens on " + sock +
 			"); start it with: sudo systemctl start mptcpgod\n"
@@ -159,6 +171,8 @@ func TestDaemonCommandsFake(t *testing.T) {
 			func(s string) error { return decodeInto[ctlapi.Paths](s) }},
 		{[]string{"paths", "a"}, "token 0000000a  server", func(s string) error { return decodeInto[ctlapi.Paths](s) }},
 		{[]string{"policies"}, "fullmesh: ", func(s string) error { return decodeInto[ctlapi.Policies](s) }},
+		{[]string{"usage"}, "yes (networkmanager)  2.0 GB  2.0 GB  0 B (reached)",
+			func(s string) error { return decodeInto[usage.Report](s) }},
 		{[]string{"reload"}, "reloaded; policy fullmesh", func(s string) error { return decodeInto[ctlapi.Reload](s) }},
 	}
 	for _, tt := range tests {
@@ -179,6 +193,13 @@ func TestDaemonCommandsFake(t *testing.T) {
 	r := mptcpctl(t, "--socket", sock, "paths", "beef")
 	if want := "mptcpctl: paths: the daemon tracks no connection with token 0000beef\n"; r.code != exitRefused || r.stderr != want {
 		t.Errorf("paths of an unknown token: exit %d, stderr %q, want %q", r.code, r.stderr, want)
+	}
+	f.mu.Lock()
+	f.usage = nil
+	f.mu.Unlock()
+	r = mptcpctl(t, "--socket", sock, "usage")
+	if want := "mptcpctl: usage: usage accounting is off: no [usage] links configured\n"; r.code != exitRefused || r.stderr != want {
+		t.Errorf("usage without [usage] links: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
 	r = mptcpctl(t, "--socket", sock, "-n", "x", "status")
 	if r.code != exitUsage || !strings.HasPrefix(r.stderr, `mptcpctl: status: --netns "x": the daemon commands reach a daemon through its socket; use --socket PATH`) {
@@ -280,7 +301,7 @@ func TestDaemonCommandsAsNobody(t *testing.T) {
 	sock, f := serveFake(t, "4245")
 	member := &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{gid}}
 	stranger := &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
-	for _, cmd := range []string{"status", "links", "paths", "policies"} {
+	for _, cmd := range []string{"status", "links", "paths", "policies", "usage"} {
 		if r := asUser(t, member, "--socket", sock, cmd); r.code != exitOK || r.stdout == "" {
 			t.Errorf("%s as a member: exit %d, stderr %q", cmd, r.code, r.stderr)
 		}

@@ -315,6 +315,12 @@ func TestDaemonUserspace(t *testing.T) {
 		t.Errorf("policies table:\n%s", table)
 	}
 
+	// usage: off without [usage] links
+	u := mptcpctl(t, "--socket", ld.sock, "usage")
+	if want := "mptcpctl: usage: usage accounting is off: no [usage] links configured\n"; u.code != exitRefused || u.stderr != want {
+		t.Errorf("usage: exit %d, stderr %q, want %q", u.code, u.stderr, want)
+	}
+
 	// events: the daemon's subflow creations for this connection
 	waitFor(t, "the create_subflow decisions in the event stream", func() bool {
 		return strings.Count(evOut.String(), `"op":"create_subflow"`) >= len(tb.Links)-1
@@ -624,7 +630,7 @@ func TestDaemonBadRequests(t *testing.T) {
 		body string
 	}{
 		{"malformed JSON", malformed, 400, `{"error":"malformed JSON body: unexpected EOF"}`},
-		{"unknown route", unknown, 404, `{"error":"no such route \"/v0/nope\" (routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/reload, /v0/events, /metrics)"}`},
+		{"unknown route", unknown, 404, `{"error":"no such route \"/v0/nope\" (routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/usage, /v0/reload, /v0/events, /metrics)"}`},
 		{"10 MB body", big, 413, `{"error":"request body of 10485760 bytes is too large (at most 65536)"}`},
 	} {
 		if code, body := answer(t, tt.c); code != tt.code || body != tt.body {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -104,6 +105,27 @@ func testPaths() *ctlapi.Paths {
 	}}
 }
 
+// testUsage is the usage of a metered link under its quota, one over it
+// and an unmetered one that is absent, with a notice.
+func testUsage() *usage.Report {
+	start, end := daemonT0.AddDate(0, 0, -22), daemonT0.AddDate(0, 0, 8)
+	return &usage.Report{
+		Now: daemonT0, StateFile: "/var/lib/mptcpgod/usage.json", Saved: daemonT0.Add(-30 * time.Second),
+		Notices: []string{"usage file /var/lib/mptcpgod/usage.json did not parse; set aside as usage.json.corrupt-20261101T000000Z"},
+		Links: []usage.Link{
+			{Name: "wwan0", IfIndex: 4, Present: true, Metered: true, MeteredBy: "config", UsedBytes: 1_500_000_000,
+				QuotaBytes: 10_000_000_000, RemainingBytes: new(uint64(8_500_000_000)), Period: usage.PeriodMonth,
+				PeriodStart: start, PeriodEnd: end, CostPerGB: 2.5, Cost: 3.75, Sampled: daemonT0},
+			{Name: "wwan1", IfIndex: 5, Present: true, Metered: true, MeteredBy: "networkmanager", UsedBytes: 2_000_123_456,
+				QuotaBytes: 2_000_000_000, RemainingBytes: new(uint64(0)), OverQuota: true, QuotaReachedAt: daemonT0.Add(-time.Hour),
+				Period: usage.PeriodDay, PeriodStart: daemonT0.Truncate(24 * time.Hour), PeriodEnd: daemonT0.Truncate(24 * time.Hour).Add(24 * time.Hour),
+				QuotaReachedTotal: 1, Sampled: daemonT0},
+			{Name: "eth9", Metered: false, MeteredBy: "default", UsedBytes: 12_345, Period: usage.PeriodWeek,
+				PeriodStart: start, PeriodEnd: end},
+		},
+	}
+}
+
 func TestDaemonOutputs(t *testing.T) {
 	t.Parallel()
 	render(t, "status-userspace", testUserspaceStatus(), func(b *bytes.Buffer, v *ctlapi.Status) error { return writeStatus(b, v) })
@@ -122,6 +144,9 @@ func TestDaemonOutputs(t *testing.T) {
 			{Name: "exclude", Type: "array", Help: "Prefixes never used."}}},
 		{Name: "null", Summary: "Wants nothing.", Options: []policy.Option{}},
 	}}, func(b *bytes.Buffer, v *ctlapi.Policies) error { return writePolicies(b, v) })
+	render(t, "usage", testUsage(), func(b *bytes.Buffer, v *usage.Report) error { return writeUsage(b, v) })
+	render(t, "usage-empty", &usage.Report{Now: daemonT0, StateFile: "/var/lib/mptcpgod/usage.json", Links: []usage.Link{}},
+		func(b *bytes.Buffer, v *usage.Report) error { return writeUsage(b, v) })
 	render(t, "reload", &ctlapi.Reload{Policy: "fullmesh (+1 rules)"},
 		func(b *bytes.Buffer, v *ctlapi.Reload) error { return writeReload(b, v) })
 }

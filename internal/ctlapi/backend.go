@@ -2,7 +2,9 @@ package ctlapi
 
 import (
 	"context"
+	"errors"
 
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -23,7 +25,14 @@ type Backend interface {
 	// Events returns the engine's decisions from now on, until ctx is
 	// done, when the channel is closed (Feed.Subscribe does that).
 	Events(ctx context.Context) (<-chan Event, error)
+	// Usage returns the traffic accounting of the metered links;
+	// errors.Is(err, ErrUsageOff) when the daemon accounts no link.
+	Usage(ctx context.Context) (usage.Report, error)
 }
+
+// ErrUsageOff is the Backend's answer about usage when no [usage] links
+// are configured; the Handler answers it with 404.
+var ErrUsageOff = errors.New("usage accounting is off: no [usage] links configured")
 
 // Info is the daemon's part of the answers.
 type Info struct {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 )
 
 // ErrNotFound is wrapped by the errors of requests for something the daemon
@@ -187,6 +189,13 @@ func (c *Client) Conn(ctx context.Context, token uint32) (*Paths, error) {
 // /v0/policies).
 func (c *Client) Policies(ctx context.Context) (*Policies, error) {
 	return get[Policies](ctx, c, http.MethodGet, "/v0/policies", nil)
+}
+
+// Usage returns the traffic accounting of the metered links (GET
+// /v0/usage); errors.Is(err, ErrNotFound) when the daemon accounts no
+// link.
+func (c *Client) Usage(ctx context.Context) (*usage.Report, error) {
+	return get[usage.Report](ctx, c, http.MethodGet, "/v0/usage", nil)
 }
 
 // Reload makes the daemon read its configuration file again (POST

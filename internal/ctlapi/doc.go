@@ -9,12 +9,14 @@
 //	GET  /v0/paths           Paths: desired against actual paths of every connection
 //	GET  /v0/paths/{token}   Paths of one connection (token: up to 8 hex digits)
 //	GET  /v0/policies        Policies: the compiled-in policies and their options
+//	GET  /v0/usage           usage.Report: traffic, quota and cost of the metered links
 //	POST /v0/reload          Reload: re-read the configuration file (root only)
 //	GET  /v0/events          the engine's decisions, one JSON Event per line, until closed
 //	GET  /metrics            Prometheus text exposition, when the server has metrics
 //
 // Errors are JSON, {"error": "..."}, with a status code: 400 bad request,
-// 403 not allowed, 404 unknown route or connection, 405 wrong method, 413
+// 403 not allowed, 404 unknown route or connection or usage accounting
+// off (ErrUsageOff), 405 wrong method, 413
 // body too large, 429 too many event streams, 503 the engine did not
 // answer in time. docs/control-socket.md documents every field.
 //

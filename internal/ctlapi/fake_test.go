@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -37,6 +38,8 @@ type fakeBackend struct {
 	block   bool
 	reloads atomic.Int32
 	feed    *Feed
+	// usage is the usage report; nil means accounting is off.
+	usage *usage.Report
 }
 
 func (b *fakeBackend) Status(ctx context.Context) (pm.Status, error) {
@@ -82,6 +85,15 @@ func (b *fakeBackend) Reload(context.Context) error {
 
 func (b *fakeBackend) Events(ctx context.Context) (<-chan Event, error) {
 	return b.feed.Subscribe(ctx), nil
+}
+
+func (b *fakeBackend) Usage(context.Context) (usage.Report, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.usage == nil {
+		return usage.Report{}, ErrUsageOff
+	}
+	return *b.usage, nil
 }
 
 // userspaceStatus is a userspace-mode engine with two connections: one

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -127,7 +128,7 @@ type route struct {
 
 // routePaths lists the routes, for the 404 answer.
 var routePaths = []string{"/v0/status", "/v0/links", "/v0/paths", "/v0/paths/{token}", "/v0/policies",
-	"/v0/reload", "/v0/events", "/metrics"}
+	"/v0/usage", "/v0/reload", "/v0/events", "/metrics"}
 
 // NewHandler returns a Handler serving b.
 func NewHandler(b Backend, o HandlerOptions) *Handler {
@@ -145,6 +146,7 @@ func NewHandler(b Backend, o HandlerOptions) *Handler {
 		"/v0/paths":    {method: http.MethodGet, serve: (*Handler).paths},
 		"/v0/paths/":   {method: http.MethodGet, serve: (*Handler).conn},
 		"/v0/policies": {method: http.MethodGet, serve: (*Handler).policies},
+		"/v0/usage":    {method: http.MethodGet, serve: (*Handler).usage},
 		"/v0/reload":   {method: http.MethodPost, write: true, serve: (*Handler).reload},
 		"/v0/events":   {method: http.MethodGet, serve: (*Handler).events},
 		"/metrics":     {method: http.MethodGet, serve: (*Handler).serveMetrics},
@@ -256,7 +258,7 @@ func (h *Handler) engineError(err error) error {
 		return errorf(http.StatusServiceUnavailable, "the engine did not answer within %v", h.lim.QueryTimeout)
 	case errors.Is(err, pm.ErrNotRunning):
 		return errorf(http.StatusServiceUnavailable, "the engine is not running")
-	case errors.Is(err, pm.ErrNoConn):
+	case errors.Is(err, pm.ErrNoConn), errors.Is(err, ErrUsageOff):
 		return errorf(http.StatusNotFound, "%v", err)
 	}
 	return err
@@ -382,6 +384,18 @@ func (h *Handler) policies(w http.ResponseWriter, _ *http.Request, _ string) err
 		out.Policies = append(out.Policies, d)
 	}
 	return writeJSON(w, out)
+}
+
+func (h *Handler) usage(w http.ResponseWriter, r *http.Request, _ string) error {
+	var rep usage.Report
+	if err := h.query(r, func(ctx context.Context) (err error) {
+		rep, err = h.b.Usage(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	rep.Links = nonNil(rep.Links)
+	return writeJSON(w, rep)
 }
 
 // reloadRequest is the body of POST /v0/reload: empty, or a JSON object

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh" // a compiled-in policy for /v0/policies
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -197,6 +198,45 @@ func TestPoliciesRoute(t *testing.T) {
 	}
 }
 
+func TestUsageRoute(t *testing.T) {
+	t.Parallel()
+	rem := uint64(500)
+	rep := usage.Report{Now: t0, StateFile: "/var/lib/mptcpgod/usage.json", Links: []usage.Link{
+		{Name: "wwan0", IfIndex: 4, Present: true, Metered: true, MeteredBy: "config", UsedBytes: 1500,
+			QuotaBytes: 2000, RemainingBytes: &rem, Period: usage.PeriodMonth, PeriodStart: t0.AddDate(0, 0, -22),
+			PeriodEnd: t0.AddDate(0, 0, 8), Sampled: t0}}}
+	tests := []struct {
+		name    string
+		usage   *usage.Report
+		want    *usage.Report
+		wantErr string
+	}{
+		{"on", &rep, &rep, ""},
+		{"no links yet", &usage.Report{Now: t0, StateFile: "/s/usage.json"},
+			&usage.Report{Now: t0, StateFile: "/s/usage.json", Links: []usage.Link{}}, ""},
+		{"off", nil, nil, "ctlapi: not found: usage accounting is off: no [usage] links configured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, c := serve(t, &fakeBackend{feed: NewFeed(0), usage: tt.usage}, ServerConfig{})
+			got, err := c.Usage(t.Context())
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrNotFound) || err.Error() != tt.wantErr {
+					t.Errorf("error %v, want %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("usage (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestReloadRoute(t *testing.T) {
 	t.Parallel()
 	b := &fakeBackend{st: userspaceStatus(), info: testInfo(policy.ModeUserspace), feed: NewFeed(0)}
@@ -284,7 +324,7 @@ func TestBadRequests(t *testing.T) {
 	get := func(path string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 	}
-	routes := "(routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/reload, /v0/events, /metrics)"
+	routes := "(routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/usage, /v0/reload, /v0/events, /metrics)"
 	tests := []struct {
 		name string
 		req  string
@@ -304,6 +344,8 @@ func TestBadRequests(t *testing.T) {
 		{"bad token", get("/v0/paths/xyz"), 400, `{"error":"invalid token \"xyz\": expected 1 to 8 hexadecimal digits"}`},
 		{"long token", get("/v0/paths/123456789"), 400, `{"error":"invalid token \"123456789\": expected 1 to 8 hexadecimal digits"}`},
 		{"unknown token", get("/v0/paths/beef"), 404, `{"error":"the daemon tracks no connection with token 0000beef"}`},
+		{"usage off", get("/v0/usage"), 404, `{"error":"usage accounting is off: no [usage] links configured"}`},
+		{"post usage", post("/v0/usage", ""), 405, `{"error":"POST /v0/usage: method not allowed, use GET"}`},
 		{"10 MB body", "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n", 413,
 			`{"error":"request body of 10485760 bytes is too large (at most 65536)"}`},
 		{"chunked body too large", "POST /v0/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -306,7 +307,7 @@ func full(v reflect.Value, depth int) {
 func TestWireFields(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
-	for _, v := range []any{&Status{}, &Links{}, &Paths{}, &Policies{}, &Reload{}, &Event{}, &errorBody{}} {
+	for _, v := range []any{&Status{}, &Links{}, &Paths{}, &Policies{}, &Reload{}, &Event{}, &errorBody{}, &usage.Report{}} {
 		full(reflect.ValueOf(v).Elem(), 0)
 		name := reflect.TypeOf(v).Elem().Name()
 		for _, k := range jsonKeys(t, v) {
@@ -336,8 +337,9 @@ func TestWireFields(t *testing.T) {
 	}
 }
 
-// TestDeps: ctlapi imports pm and policy of ours, for their types, and
-// nothing of the daemon's.
+// TestDeps: ctlapi imports pm, policy and usage of ours, for their types
+// (usage.Report is the answer of /v0/usage; usage reads linkmon's), and
+// nothing else of the daemon's.
 func TestDeps(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
@@ -350,7 +352,7 @@ func TestDeps(t *testing.T) {
 			continue
 		}
 		switch rest {
-		case "internal/ctlapi", "pm", "policy", "genl":
+		case "internal/ctlapi", "pm", "policy", "genl", "internal/usage", "internal/linkmon":
 		default:
 			t.Errorf("ctlapi depends on %s", dep)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -55,6 +56,10 @@ type Config struct {
 	// MetricsListen is the TCP address of the metrics listener; "" means
 	// none.
 	MetricsListen string
+	// Usage is the traffic accounting; it is on when Usage.Links is not
+	// empty. UsageInterval is how often the counters are sampled.
+	Usage         usage.Config
+	UsageInterval time.Duration
 
 	// source and lines locate keys for BuildPolicy's errors.
 	source string
@@ -174,6 +179,8 @@ func tomlType(goType string) string {
 		return "a boolean"
 	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
 		return "an integer"
+	case strings.HasPrefix(goType, "float"):
+		return "a float"
 	case strings.HasPrefix(goType, "[]"):
 		return "an array"
 	}
@@ -270,6 +277,7 @@ func (c *Config) fill(k *checker, f *File) {
 	}
 
 	c.fillControl(k, f)
+	c.fillUsage(k, f.Usage)
 	c.Policy = policy.Config{Chain: k.chain("policy.chain", f.Policy.Chain)}
 	for i, r := range f.Policy.Rules {
 		c.Policy.Rules = append(c.Policy.Rules, k.rule(fmt.Sprintf("policy.rules[%d]", i), r))

@@ -12,13 +12,15 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
 // configOpts compares Configs by their exported fields.
-var configOpts = cmp.Options{cmpopts.IgnoreUnexported(Config{}), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{})}
+var configOpts = cmp.Options{cmpopts.IgnoreUnexported(Config{}), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{}),
+	cmp.Comparer(func(a, b *time.Location) bool { return a.String() == b.String() })}
 
 func TestDefaultConfig(t *testing.T) {
 	want := &Config{
@@ -35,6 +37,8 @@ func TestDefaultConfig(t *testing.T) {
 		Backoff:        pm.Backoff{Initial: 50 * time.Millisecond, Max: 30 * time.Second},
 		Policy:         policy.Config{Chain: []policy.Spec{{Name: "fullmesh"}}},
 		Control:        ControlConfig{Socket: "/run/mptcpgod/mptcpgod.sock", Group: "mptcpgod"},
+		Usage:          usage.Config{StateDir: "/var/lib/mptcpgod", SaveInterval: time.Minute},
+		UsageInterval:  time.Second,
 	}
 	if diff := cmp.Diff(want, DefaultConfig(), configOpts); diff != "" {
 		t.Errorf("DefaultConfig (-want +got):\n%s", diff)
@@ -148,6 +152,33 @@ name = "fullmesh"
 				}
 			},
 		},
+		{
+			name: "usage",
+			in: `[usage]
+state_dir = "/srv/mptcpgod"
+interval = "250ms"
+save_interval = "0s"
+[[usage.links]]
+name = "wwan*"
+cost_per_gb = 2.5
+quota = "20GB"
+reset_day = 15
+reset_time = "06:30"
+timezone = "UTC"
+[[usage.links]]
+name = "wlan0"
+metered = "auto"
+period = "week"
+`,
+			want: func(c *Config) {
+				c.Usage = usage.Config{StateDir: "/srv/mptcpgod", Links: []usage.LinkQuota{
+					{Name: "wwan*", Metered: usage.MeteredYes, CostPerGB: 2.5, QuotaBytes: 20_000_000_000,
+						Period: usage.PeriodMonth, ResetDay: 15, ResetHour: 6, ResetMinute: 30, Location: time.UTC},
+					{Name: "wlan0", Metered: usage.MeteredAuto, Period: usage.PeriodWeek, ResetDay: 1, Location: time.Local},
+				}}
+				c.UsageInterval = 250 * time.Millisecond
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +250,50 @@ func TestParseErrors(t *testing.T) {
 			name: "out of range integer",
 			in:   "[[policy.rules]]\npeer_port = 70000\n",
 			want: []string{`f.toml:2: key "policy.rules.peer_port": integer value 70000 cannot be stored in uint16`},
+		},
+		{
+			name: "usage",
+			in: `[usage]
+state_dir = "var/lib"
+interval = "0s"
+[[usage.links]]
+name = "wwan*"
+quota = "2XB"
+[[usage.links]]
+metered = "maybe"
+[[usage.links]]
+name = "eth1"
+period = "year"
+[[usage.links]]
+name = "eth2"
+cost_per_gb = "cheap"
+`,
+			want: []string{`f.toml:14: key "usage.links.cost_per_gb": a TOML string where a float belongs`},
+		},
+		{
+			name: "usage values",
+			in: `[usage]
+state_dir = "var/lib"
+[[usage.links]]
+name = "wwan*"
+quota = "2XB"
+[[usage.links]]
+metered = "maybe"
+[[usage.links]]
+name = "eth1"
+period = "year"
+[[usage.links]]
+name = "eth2"
+reset_time = "25:00"
+timezone = "Mars/Olympus"
+`,
+			want: []string{
+				`f.toml:2: key "usage.state_dir": "var/lib" is not an absolute path`,
+				`f.toml:5: key "usage.links[0].quota": "2XB" is not a size such as "2MB" or "10GiB": unhandled size name: xb`,
+				`f.toml:6: key "usage.links[1].name": missing`,
+				`f.toml:10: key "usage.links[2].period": "year" is not day, week or month`,
+				`f.toml:13: key "usage.links[3].reset_time": "25:00" is not a time of day HH:MM`,
+			},
 		},
 		{
 			name: "bad values",

@@ -17,6 +17,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/internal/metrics"
+	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -60,8 +61,9 @@ type control struct {
 	opts    Options
 	feed    *ctlapi.Feed
 	metrics *metrics.Metrics
-	server  *ctlapi.Server // nil when [control] socket is ""
-	listen  string         // [metrics] listen
+	server  *ctlapi.Server    // nil when [control] socket is ""
+	listen  string            // [metrics] listen
+	acct    *usage.Accounting // nil without usage accounting
 	host    atomic.Pointer[hostSnapshot]
 	closed  sync.Once
 }
@@ -80,8 +82,13 @@ type hostSnapshot struct {
 // only root and the daemon's own user may read.
 func newControl(d *Daemon, cfg *Config, opts Options) (*control, error) {
 	c := &control{d: d, opts: opts, feed: ctlapi.NewFeed(0), listen: cfg.MetricsListen}
+	mcfg := metrics.Config{NetNS: opts.NetNS, Engine: d, Logger: d.log}
+	if d.usage != nil {
+		c.acct = d.usage.acct
+		mcfg.Usage = c.acct
+	}
 	var err error
-	c.metrics, err = metrics.New(metrics.Config{NetNS: opts.NetNS, Engine: d, Logger: d.log})
+	c.metrics, err = metrics.New(mcfg)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}

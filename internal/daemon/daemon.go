@@ -74,6 +74,9 @@ type Daemon struct {
 
 	// health samples path health when a policy reads it; nil otherwise.
 	health *health.Sampler
+	// usage counts the traffic of metered links; nil when [usage] lists
+	// no link.
+	usage *accounting
 
 	ctl *control // the control socket and the metrics
 }
@@ -156,6 +159,9 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	}
 	warnCoexistence(log, d.mode, processes(procDir, networkManager, mptcpd), foreign)
 
+	if d.usage, err = newAccounting(cfg, log); err != nil {
+		return nil, err
+	}
 	if d.ctl, err = newControl(d, cfg, opts); err != nil {
 		return nil, err
 	}
@@ -337,9 +343,18 @@ func (d *Daemon) runLinks(ctx context.Context, cfg linkmon.Config) error {
 
 // feed hands m's states to the engine until m stops or ctx is done
 // (restart false), or Reload sends a new links configuration (restart
-// true).
+// true). With usage accounting, it samples the counters at every state
+// and every [usage] interval, and hands the engine the links annotated
+// with their usage; a sample that changed nothing is not handed on.
 func (d *Daemon) feed(ctx context.Context, m *linkmon.Monitor, hv *hostView) (next linkmon.Config, restart bool) {
+	tick, tickC := d.usage.ticker()
+	if tick != nil {
+		defer tick.Stop()
+	}
+	var st linkmon.State
+	var last []policy.Link
 	for {
+		changed := true
 		select {
 		case dl, ok := <-m.Events():
 			if !ok {
@@ -348,19 +363,43 @@ func (d *Daemon) feed(ctx context.Context, m *linkmon.Monitor, hv *hostView) (ne
 			if !dl.Initial && (dl.AddrsChanged() || dl.LinksChanged()) {
 				d.log.Info("links changed", "change", dl.String())
 			}
-			links, addrs := hv.convert(dl.State, time.Now())
-			d.ctl.setHost(dl.State, links)
-			d.engine.SetHost(links, addrs)
+			st = dl.State
+		case <-tickC:
+			if last == nil {
+				continue
+			}
+			changed = false
 		case next = <-d.linksC:
 			return next, true
 		case <-ctx.Done():
 			return next, false
 		}
+		last = d.setHost(m, st, hv, last, changed)
 	}
 }
 
+// setHost samples the usage of the accounted links (when there are any)
+// and hands the engine the view of st, unless changed is false and the
+// links are those of last. It returns the links.
+func (d *Daemon) setHost(m *linkmon.Monitor, st linkmon.State, hv *hostView, last []policy.Link, changed bool) []policy.Link {
+	if d.usage != nil {
+		d.usage.poll(m)
+	}
+	links, addrs := hv.convert(st, time.Now())
+	if d.usage != nil {
+		d.usage.acct.Annotate(links)
+	}
+	if !changed && reflect.DeepEqual(links, last) {
+		return last
+	}
+	d.ctl.setHost(st, links)
+	d.engine.SetHost(links, addrs)
+	return links
+}
+
 // Reload applies cfg to the running daemon: the policy (to existing
-// connections too), the [links] filters and the log level. A
+// connections too), the [links] filters, the [usage] links and the log
+// level. A
 // configuration whose policies do not build is refused with the error,
 // and the old one stays. Keys that only take effect at start are logged
 // when they changed.
@@ -383,9 +422,10 @@ func (d *Daemon) Reload(ctx context.Context, cfg *Config) error {
 	defer notify(d.log, sd.SdNotifyReady)
 
 	old := d.cfg
-	for _, key := range restartKeys(old, cfg) {
+	for _, key := range append(restartKeys(old, cfg), usageRestartKeys(old, cfg)...) {
 		d.log.Warn("config change needs a restart to take effect", "key", key)
 	}
+	d.reloadUsage(old, cfg)
 	if d.level != nil {
 		d.level.Set(cfg.LogLevel)
 	}
@@ -466,6 +506,12 @@ func (d *Daemon) Close() {
 	if d.health != nil {
 		errs = append(errs, d.health.Close())
 		d.health = nil
+	}
+	if d.usage != nil {
+		if err := d.usage.close(); err != nil {
+			d.log.Warn("usage file not written", "error", err)
+		}
+		d.usage = nil
 	}
 	if err := errors.Join(errs...); err != nil {
 		d.log.Debug("close kernel sockets", "error", err)

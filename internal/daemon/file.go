@@ -1,5 +1,7 @@
 package daemon
 
+import "github.com/mptcpgod/mptcpgod/internal/usage"
+
 // DefaultPath is where mptcpgod reads its configuration unless told
 // otherwise.
 const DefaultPath = "/etc/mptcpgod/mptcpgod.toml"
@@ -26,6 +28,10 @@ type File struct {
 
 	Control ControlFile `toml:"control"`
 	Metrics MetricsFile `toml:"metrics"`
+
+	// Usage is the [usage] table: the traffic accounting of metered
+	// links, which the cost-aware policy reads (usage.File).
+	Usage usage.File `toml:"usage"`
 }
 
 // ControlFile is the [control] table: the control socket mptcpctl and
@@ -134,5 +140,6 @@ func DefaultFile() File {
 			Socket: DefaultSocket,
 			Group:  "mptcpgod",
 		},
+		Usage: usage.DefaultFile(),
 	}
 }

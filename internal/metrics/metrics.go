@@ -31,6 +31,9 @@ type Config struct {
 	NetNS int
 	// Engine is the engine; nil leaves the engine's metrics out.
 	Engine Source
+	// Usage is the traffic accounting of metered links; nil leaves the
+	// usage metrics out.
+	Usage UsageSource
 	// Timeout bounds the engine query of a scrape; 0 means 2s.
 	Timeout time.Duration
 	// Logger receives scrape failures; nil discards them.
@@ -82,6 +85,9 @@ func New(cfg Config) (*Metrics, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Engine != nil {
 		m.reg.MustRegister(&engineCollector{src: cfg.Engine, timeout: cmp.Or(cfg.Timeout, 2*time.Second), log: log})
+	}
+	if cfg.Usage != nil {
+		m.reg.MustRegister(&usageCollector{src: cfg.Usage})
 	}
 	return m, nil
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/usage"
+)
+
+func (a *app) usageCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "usage",
+		Short: "Show the traffic of the metered links in their accounting periods",
+		Long: `Show the traffic the daemon counted on the links of its [usage] table
+(docs/config.md): per link whether it is metered and who said so, the bytes
+used in the current accounting period, the quota and what is left of it, the
+cost so far and when the period ends. A link that reached its quota is marked
+over quota; the cost-aware policy then takes it out of use. Notices, such as a
+corrupt usage file that was set aside, come first.
+
+The counts survive daemon restarts and reboots (the usage file in [usage]
+state_dir). When no [usage] links are configured the daemon says that usage
+accounting is off.
+
+Reading needs root or membership of the daemon's group. With --json the answer
+of GET /v0/usage is printed as is.`,
+		Example: "  mptcpctl usage\n  mptcpctl usage --json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := ask(cmd.Context(), a, (*ctlapi.Client).Usage)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSON(a.stdout, rep)
+			}
+			return writeUsage(a.stdout, rep)
+		},
+	}
+}
+
+// writeUsage prints the report as a table (usage.Report.WriteTable).
+func writeUsage(w io.Writer, rep *usage.Report) error {
+	return rep.WriteTable(w)
+}
