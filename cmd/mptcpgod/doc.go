@@ -20,9 +20,10 @@
 // which withdraws the endpoints it owns in kernel mode (kernel
 // withdraw_on_exit) and leaves connections alone.
 //
-// Logs are text on standard error, at the level of --log-level, else of
-// log_level; under systemd (JOURNAL_STREAM set) without timestamps, which
-// the journal adds. With NOTIFY_SOCKET set, mptcpgod tells systemd when it
+// Logs go at the level of --log-level, else of log_level. When standard
+// error is the journal (systemd's JOURNAL_STREAM names it) they are native
+// journal entries whose attributes are fields, MPTCPGOD_TOKEN and the like
+// (docs/logging.md); otherwise text on standard error. With NOTIFY_SOCKET set, mptcpgod tells systemd when it
 // is ready, reloading and stopping (Type=notify).
 //
 // Exit status: 0 after a stop by signal, 1 when the daemon fails, 2 on bad

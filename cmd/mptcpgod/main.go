@@ -17,6 +17,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
+	"github.com/mptcpgod/mptcpgod/internal/journal"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all" // the built-in policies
 )
 
@@ -111,7 +112,8 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	}
 
 	level := new(slog.LevelVar)
-	log := newLogger(stderr, level, os.Getenv("JOURNAL_STREAM") != "")
+	log, closeLog := newLogger(stderr, level, os.Getenv("JOURNAL_STREAM"))
+	defer closeLog()
 	cfg, err := loadConfig(o, log)
 	if err != nil {
 		printErrors(stderr, err)
@@ -212,17 +214,41 @@ func printErrors(w io.Writer, err error) {
 	fmt.Fprintf(w, "mptcpgod: %v\n", err)
 }
 
-// newLogger returns a text logger on w at level; without timestamps when
-// journal is set, as the journal adds its own.
-func newLogger(w io.Writer, level slog.Leveler, journal bool) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if journal {
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+// journalSocket is the journal's native socket; tests point it at a
+// stand-in.
+var journalSocket = journal.DefaultSocket
+
+// newLogger returns the logger at level. When stderr is the journal's
+// stream (journalStream, the JOURNAL_STREAM variable, names its device and
+// inode: systemd started mptcpgod with StandardError=journal) it writes
+// native journal entries, each attribute a field (docs/logging.md), and
+// falls back to text on stderr without timestamps, which the journal adds,
+// for an entry the journal socket does not take. Otherwise it writes text
+// on stderr. The returned function closes the journal socket.
+func newLogger(stderr io.Writer, level slog.Leveler, journalStream string) (*slog.Logger, func()) {
+	f, ok := stderr.(*os.File)
+	onJournal := false
+	if ok {
+		// A JOURNAL_STREAM that does not parse is not the journal's.
+		onJournal, _ = journal.IsStream(f, journalStream)
+	}
+	if !onJournal {
+		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), func() {}
+	}
+	text := slog.NewTextHandler(stderr, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}
 			}
 			return a
-		}
+		},
+	})
+	h, err := journal.NewHandler(&journal.Options{Socket: journalSocket, Level: level, Fallback: text})
+	if err != nil {
+		log := slog.New(text)
+		log.Warn("logging as text: no journal socket", "error", err)
+		return log, func() {}
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(h), func() { _ = h.Close() }
 }

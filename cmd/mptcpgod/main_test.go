@@ -2,13 +2,20 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mptcpgod/mptcpgod/internal/journal"
 )
 
 func TestRun(t *testing.T) {
@@ -78,33 +85,138 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// standInJournal listens on a datagram socket in a test directory, as
+// the journal's native socket, and returns its path and the entries'
+// reader: each entry's KEY=VALUE fields by name (the entries here have no
+// multi-line values).
+func standInJournal(t *testing.T) (string, func() map[string]string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "journal.socket")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return path, func() map[string]string {
+		t.Helper()
+		if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1<<16)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("stand-in journal: %v", err)
+		}
+		fields := map[string]string{}
+		for line := range strings.Lines(string(buf[:n])) {
+			k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
+			if k != "CODE_FILE" && k != "CODE_LINE" && k != "CODE_FUNC" {
+				fields[k] = v
+			}
+		}
+		return fields
+	}
+}
+
+// TestNewLogger checks the logger's choice: native journal entries when
+// stderr is the journal's stream, text otherwise, and text without
+// timestamps when the journal's socket is gone.
 func TestNewLogger(t *testing.T) {
+	socket, next := standInJournal(t)
+	journalSocket = socket
+	t.Cleanup(func() { journalSocket = journal.DefaultSocket })
+	missing := filepath.Join(t.TempDir(), "missing.socket")
+
 	tests := []struct {
 		name    string
-		journal bool
+		file    bool   // stderr is a file, not a buffer
+		stream  string // JOURNAL_STREAM: "match" names stderr
+		socket  string
 		level   slog.Level
-		want    []string
+		journal map[string]string // the entry of the Info line, nil for none
+		want    []string          // in the text on stderr
 		notWant []string
 	}{
-		{name: "terminal", level: slog.LevelInfo, want: []string{"time=", `level=INFO msg="subflow created" token=7`}, notWant: []string{"level=DEBUG"}},
-		{name: "journal", journal: true, level: slog.LevelDebug, want: []string{`level=INFO msg="subflow created" token=7`, "level=DEBUG"}, notWant: []string{"time="}},
+		{
+			name: "terminal", level: slog.LevelInfo,
+			want: []string{"time=", `level=INFO msg="subflow created" component=pm token=0000abcd link=wlan0`}, notWant: []string{"level=DEBUG"},
+		},
+		{
+			name: "JOURNAL_STREAM of another file", file: true, stream: "1:1", level: slog.LevelDebug,
+			want: []string{"time=", `level=INFO msg="subflow created" component=pm token=0000abcd link=wlan0`, "level=DEBUG"},
+		},
+		{
+			name: "JOURNAL_STREAM not parsing", file: true, stream: "journal", level: slog.LevelInfo,
+			want: []string{"time=", `level=INFO msg="subflow created"`},
+		},
+		{
+			name: "buffer", stream: "1:1", level: slog.LevelInfo,
+			want: []string{"time=", `level=INFO msg="subflow created"`},
+		},
+		{
+			name: "journal", file: true, stream: "match", socket: socket, level: slog.LevelInfo,
+			journal: map[string]string{
+				"MESSAGE": "subflow created", "PRIORITY": "6", "SYSLOG_IDENTIFIER": "mptcpgod",
+				"MPTCPGOD_COMPONENT": "pm", "MPTCPGOD_TOKEN": "0000abcd", "MPTCPGOD_LINK": "wlan0",
+			},
+			notWant: []string{"subflow created"},
+		},
+		{
+			name: "journal gone", file: true, stream: "match", socket: missing, level: slog.LevelDebug,
+			want: []string{`level=INFO msg="subflow created" component=pm token=0000abcd link=wlan0`, "level=DEBUG"}, notWant: []string{"time="},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			journalSocket = tt.socket
+			var stderr io.Writer
 			var buf bytes.Buffer
+			stderr = &buf
+			var f *os.File
+			if tt.file {
+				var err error
+				if f, err = os.Create(filepath.Join(t.TempDir(), "stderr")); err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				stderr = f
+			}
+			stream := tt.stream
+			if stream == "match" {
+				var st syscall.Stat_t
+				if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+					t.Fatal(err)
+				}
+				stream = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+			}
 			lv := new(slog.LevelVar)
 			lv.Set(tt.level)
-			log := newLogger(&buf, lv, tt.journal)
-			log.Info("subflow created", "token", 7)
+			log, closeLog := newLogger(stderr, lv, stream)
+			log = log.With("component", "pm")
+			log.Info("subflow created", "token", "0000abcd", "link", "wlan0")
 			log.Debug("details")
+			closeLog()
+			if tt.journal != nil {
+				if diff := cmp.Diff(tt.journal, next()); diff != "" {
+					t.Errorf("journal entry (-want +got):\n%s", diff)
+				}
+			}
+			text := buf.String()
+			if f != nil {
+				b, err := os.ReadFile(f.Name())
+				if err != nil {
+					t.Fatal(err)
+				}
+				text = string(b)
+			}
 			for _, s := range tt.want {
-				if !strings.Contains(buf.String(), s) {
-					t.Errorf("log lacks %q:\n%s", s, buf.String())
+				if !strings.Contains(text, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, text)
 				}
 			}
 			for _, s := range tt.notWant {
-				if strings.Contains(buf.String(), s) {
-					t.Errorf("log has %q:\n%s", s, buf.String())
+				if strings.Contains(text, s) {
+					t.Errorf("stderr has %q:\n%s", s, text)
 				}
 			}
 		})
