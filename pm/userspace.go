@@ -47,7 +47,7 @@ func (e *Engine) reconcileConn(c *conn) {
 	for i := range plan.Paths {
 		p := &plan.Paths[i]
 		k := pathKey{p.Local.Unmap(), unmapAP(p.Remote)}
-		if !c.validPath(k) || c.livePath(k) != nil || c.attempt(k) >= 0 || wait(retryKey{path: k}) {
+		if !c.validPath(k) || withdrawn(plan.Withdraw, k.local) || c.livePath(k) != nil || c.attempt(k) >= 0 || wait(retryKey{path: k}) {
 			continue
 		}
 		id, ok := c.subflowID(k.local, &taken)
@@ -100,7 +100,10 @@ func (e *Engine) reconcileConn(c *conn) {
 	live := c.liveSubflows()
 	for i := range c.subs {
 		s := &c.subs[i]
-		if !c.closable(s) || !s.established || s.destroying || live <= 1 ||
+		// The last working subflow stays unless the policy withdraws
+		// its address outright.
+		last := live <= 1 && !withdrawn(plan.Withdraw, s.local.Addr())
+		if !c.closable(s) || !s.established || s.destroying || last ||
 			findPath(plan.Paths, s.path()) != nil || wait(retryKey{path: s.path()}) {
 			continue
 		}
@@ -163,6 +166,16 @@ func (c *conn) validPath(k pathKey) bool {
 		return false
 	}
 	return true
+}
+
+// withdrawn reports whether the plan withdraws the local address addr.
+func withdrawn(addrs []netip.Addr, addr netip.Addr) bool {
+	for _, a := range addrs {
+		if a.Unmap() == addr.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 func findPath(paths []policy.Path, k pathKey) *policy.Path {

@@ -633,6 +633,48 @@ func TestUserspaceDestroyInitial(t *testing.T) {
 	}
 }
 
+// withdrawFrom is a policy that withdraws local addresses outright.
+type withdrawFrom []netip.Addr
+
+func (withdrawFrom) Name() string { return "withdraw-from" }
+
+func (withdrawFrom) Kernel(_ policy.View, next policy.KernelPlan) policy.KernelPlan { return next }
+
+func (w withdrawFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	next.Withdraw = append(next.Withdraw, w...)
+	return next
+}
+
+// TestUserspaceWithdrawLast: a withdrawn address loses its subflows even
+// the connection's last one, and no path from it is created again; an
+// address that is only left out of the plan keeps the last subflow.
+func TestUserspaceWithdrawLast(t *testing.T) {
+	t.Parallel()
+	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newUserspace(t)
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+	h.expect()
+
+	// Both left out: the initial subflow closes, the last one stays.
+	h.e.SetPolicy(policy.Compose(fm, onlyFrom{}))
+	h.expect("destroy 11111111 192.0.2.1:40000 -> 203.0.113.80:443")
+	h.events(event(genl.EventSubClosed, tok1, "192.0.2.1:40000", srv1))
+	h.expect()
+
+	// Its address withdrawn: the last subflow closes too, and fullmesh's
+	// path from it is not created again.
+	h.e.SetPolicy(policy.Compose(fm, onlyFrom{}, withdrawFrom{addrB}))
+	h.expect("destroy 11111111 198.51.100.1:40001 -> 203.0.113.80:443")
+	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+	h.e.SetPolicy(policy.Compose(fm, withdrawFrom{addrB}))
+	h.expect("create 11111111 192.0.2.1 -> 203.0.113.80:443 flags= if=2 id=0")
+}
+
 // TestUserspaceSubflowIDs: every address but the initial one creates its
 // subflows under an id of its own, the same for all of its subflows (the
 // kernel keeps a subflow created without an id under id 0 and then

@@ -73,6 +73,12 @@ type ConnPlan struct {
 	// the engine withdraws (RM_ADDR) those it announced that are no longer
 	// listed.
 	Announces []Announce `json:"announces"`
+	// Withdraw lists local addresses that must carry no subflow of the
+	// connection, even when closing theirs leaves it none until another
+	// path works (a metered link over its quota). Without it the engine
+	// never closes a connection's last working subflow. Paths from these
+	// addresses are not created.
+	Withdraw []netip.Addr `json:"withdraw,omitempty"`
 }
 
 // Path is a wanted subflow.
@@ -176,6 +182,11 @@ func (p ConnPlan) Validate() error {
 			}
 		}
 	}
+	for i, a := range p.Withdraw {
+		if !a.IsValid() {
+			return fmt.Errorf("policy: withdraw[%d]: invalid address", i)
+		}
+	}
 	return nil
 }
 
@@ -229,6 +240,7 @@ func (p *ConnPlan) normalize() {
 		return cmp.Or(a.local.Compare(b.local), a.remote.Compare(b.remote))
 	})
 	p.Announces = sortDedup(p.Announces, Announce.key, netip.AddrPort.Compare)
+	p.Withdraw = sortDedup(p.Withdraw, netip.Addr.Unmap, netip.Addr.Compare)
 }
 
 // sortDedup stably sorts s by key and keeps the first of equal keys.

@@ -396,9 +396,9 @@ func TestConn(t *testing.T) {
 			want: policy.ConnPlan{Paths: []policy.Path{path(eth4, peer, false), path(eth6, peer6, false)}},
 		},
 		{
-			name: "at the quota: paths dropped",
+			name: "at the quota: paths dropped and their addresses withdrawn, the last subflow's too",
 			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(2_000_000)), conn: client(wwan4),
-			want: policy.ConnPlan{Paths: []policy.Path{path(wwan14, peer, false)}},
+			want: policy.ConnPlan{Paths: []policy.Path{path(wwan14, peer, false)}, Withdraw: []netip.Addr{wwan4, wwan6}},
 		},
 		{
 			name: "at the quota: backup",

@@ -60,6 +60,11 @@ func (p *CostAware) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) pol
 		if l, ok := linkOf(v, pa.IfIndex, pa.Dev, pa.Local); ok {
 			if a, act := p.verdict(l, free[family(pa.Local)]); act {
 				if a == Withdraw && c.Side != policy.SideServer {
+					if exhausted(l) {
+						// Over its quota: closed even when it
+						// carries the connection's last subflow.
+						next.Withdraw = append(next.Withdraw, pa.Local)
+					}
 					continue
 				}
 				pa.Backup = true
