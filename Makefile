@@ -42,8 +42,11 @@ fuzz:
 	  done; \
 	done
 
+# bench runs every benchmark, then the side-by-side figures (mptcpgod, the
+# in-kernel path manager, mptcpd when installed), written to bench/results/.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./internal/bench -bench.report
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,26 @@
+// Package bench holds mptcpgod's real-kernel benchmarks (make bench) and the
+// helpers that summarise and report them.
+//
+// Each benchmark builds a client and a server in network namespaces joined
+// by two shaped veth links (package netnstest) and runs the path manager it
+// measures in the client namespace: mptcpgod (the cmd/mptcpgod binary, built
+// once per run), beside the references of the same run: the in-kernel path
+// manager (the floor) and mptcpd from the Debian package (its addr_adv
+// plugin, kernel mode) when it is installed.
+//
+// BenchmarkSubflow measures the time from a connection's ESTABLISHED event
+// to the SUB_ESTABLISHED event of its extra subflow, as seen by a
+// subscription of its own in the client namespace, for connections dialled
+// one at a time and 32 in flight. BenchmarkReaction measures the time from
+// adding an address to a link to the path manager's endpoint for it being
+// listed by the kernel, and from removing it to the endpoint being gone.
+// Both report p50, p90 and p99 in milliseconds (b.ReportMetric);
+// BenchmarkSubflow also reports the connections per second it kept meshed
+// and the path manager process's CPU seconds per 1,000 connections.
+// docs/performance.md explains the method and its limits.
+//
+// With -bench.report the benchmarks that ran are written, with the machine
+// and the kernel, as Markdown and JSON to bench/results (WriteReport):
+//
+//	go test ./internal/bench -run '^$' -bench . -bench.report
+package bench

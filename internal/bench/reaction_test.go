@@ -1,0 +1,138 @@
+//go:build linux
+
+package bench_test
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/bench"
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// pollEvery is how often BenchmarkReaction lists the endpoints: endpoints
+// have no events, so its figures are late by up to this much.
+const pollEvery = 100 * time.Microsecond
+
+// reactionAddr is the address BenchmarkReaction adds to and removes from
+// the client's eth1, beside the testbed's own: eth1 keeps its routes, so
+// the address is usable as soon as it is added.
+var reactionAddr = netip.MustParsePrefix("198.51.100.11/24")
+
+// floorID is the endpoint id of the floor's endpoint, known to it as a
+// path manager knows the ids it gave.
+const floorID = 50
+
+// reactionCase is a path manager run in the client namespace of
+// BenchmarkReaction.
+type reactionCase struct {
+	manager, mode string
+	setup         func(b *testing.B, tb *netnstest.Testbed, cli *genl.Client)
+	// react, when set, is the path manager: the benchmark calls it at
+	// once after adding (added) or removing the address.
+	react func(cli *genl.Client, addr netip.Addr, added bool) error
+}
+
+var reactionCases = []reactionCase{
+	// The floor: the kernel's own time to add and delete the endpoint,
+	// asked at once by the benchmark.
+	{"kernel", "kernel", func(b *testing.B, tb *netnstest.Testbed, _ *genl.Client) {
+		tb.Client.SetPathManager("kernel")
+	}, func(cli *genl.Client, addr netip.Addr, added bool) error {
+		if added {
+			return cli.AddEndpoint(genl.Endpoint{ID: floorID, Addr: addr, Flags: genl.FlagSubflow})
+		}
+		return cli.DelEndpoint(floorID)
+	}},
+	{"mptcpgod", "kernel", func(b *testing.B, tb *netnstest.Testbed, cli *genl.Client) {
+		startDaemon(b, tb.Client, "kernel")
+		waitEndpoint(b, cli, tb.Links[1].Client4)
+	}, nil},
+	{"mptcpd", "kernel", func(b *testing.B, tb *netnstest.Testbed, cli *genl.Client) {
+		tb.Client.SetPathManager("kernel")
+		startMptcpd(b, tb.Client, cli, "subflow", tb.Links[0].Client4, tb.Links[1].Client4)
+	}, nil},
+}
+
+// BenchmarkReaction measures, for each path manager in kernel mode, the
+// time from an address being added to the client's eth1 to the kernel
+// listing an endpoint for it, and from its removal to the endpoint being
+// gone; an iteration is one add and one removal.
+func BenchmarkReaction(b *testing.B) {
+	for _, c := range reactionCases {
+		b.Run(fmt.Sprintf("%s-%s", c.manager, c.mode), func(b *testing.B) {
+			benchReaction(b, c)
+		})
+	}
+}
+
+func benchReaction(b *testing.B, c reactionCase) {
+	tb, _ := testbed(b)
+	cli := newClient(b, tb.Client)
+	c.setup(b, tb, cli)
+	nl, err := netlink.NewHandleAt(netns.NsHandle(tb.Client.NetNS()))
+	if err != nil {
+		b.Fatalf("netlink handle: %v", err)
+	}
+	b.Cleanup(nl.Close)
+	link, err := nl.LinkByName(tb.Links[1].ClientIf)
+	if err != nil {
+		b.Fatalf("link %s: %v", tb.Links[1].ClientIf, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{
+		IP:   reactionAddr.Addr().AsSlice(),
+		Mask: net.CIDRMask(reactionAddr.Bits(), reactionAddr.Addr().BitLen()),
+	}}
+	var added, removed []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if err := nl.AddrAdd(link, addr); err != nil {
+			b.Fatalf("add %s: %v", reactionAddr, err)
+		}
+		if c.react != nil {
+			if err := c.react(cli, reactionAddr.Addr(), true); err != nil {
+				b.Fatalf("add endpoint %s: %v", reactionAddr.Addr(), err)
+			}
+		}
+		added = append(added, waitFor(b, cli, reactionAddr.Addr(), true, start))
+		start = time.Now()
+		if err := nl.AddrDel(link, addr); err != nil {
+			b.Fatalf("remove %s: %v", reactionAddr, err)
+		}
+		if c.react != nil {
+			if err := c.react(cli, reactionAddr.Addr(), false); err != nil {
+				b.Fatalf("delete endpoint %s: %v", reactionAddr.Addr(), err)
+			}
+		}
+		removed = append(removed, waitFor(b, cli, reactionAddr.Addr(), false, start))
+	}
+	add, del := summarize(b, added), summarize(b, removed)
+	b.ReportMetric(add.P50, "add-p50-ms")
+	b.ReportMetric(add.P90, "add-p90-ms")
+	b.ReportMetric(add.P99, "add-p99-ms")
+	b.ReportMetric(del.P50, "del-p50-ms")
+	b.ReportMetric(del.P90, "del-p90-ms")
+	b.ReportMetric(del.P99, "del-p99-ms")
+	record(b,
+		bench.Result{Figure: "add", Manager: c.manager, Mode: c.mode, Summary: add},
+		bench.Result{Figure: "delete", Manager: c.manager, Mode: c.mode, Summary: del})
+}
+
+// waitFor polls the endpoints every pollEvery until one for addr is
+// listed (present) or none is, and returns the time since start.
+func waitFor(b *testing.B, cli *genl.Client, addr netip.Addr, present bool, start time.Time) time.Duration {
+	b.Helper()
+	for hasEndpoint(b, cli, addr) != present {
+		if time.Since(start) > waitLimit {
+			b.Fatalf("endpoint for %s present: want %v within %v", addr, present, waitLimit)
+		}
+		time.Sleep(pollEvery)
+	}
+	return time.Since(start)
+}

@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Summary is a latency distribution in milliseconds.
+type Summary struct {
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50_ms"`
+	P90     float64 `json:"p90_ms"`
+	P99     float64 `json:"p99_ms"`
+	Max     float64 `json:"max_ms"`
+}
+
+// Summarize returns the nearest-rank percentiles of ds; ds is not
+// modified. It returns an error if ds is empty.
+func Summarize(ds []time.Duration) (Summary, error) {
+	if len(ds) == 0 {
+		return Summary{}, fmt.Errorf("bench: summarize: no samples")
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(s)))) - 1
+		return ms(s[max(i, 0)])
+	}
+	return Summary{
+		Samples: len(s),
+		P50:     rank(0.50),
+		P90:     rank(0.90),
+		P99:     rank(0.99),
+		Max:     ms(s[len(s)-1]),
+	}, nil
+}
+
+// ms converts d to milliseconds rounded to the microsecond.
+func ms(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+}
+
+// Result is one measured figure of one path manager.
+type Result struct {
+	// Figure is what was measured: "subflow" (established → extra
+	// subflow established), "add" (address added → endpoint listed) or
+	// "delete" (address removed → endpoint gone).
+	Figure string `json:"figure"`
+	// Manager is the path manager: "mptcpgod", "kernel" (the in-kernel
+	// path manager with a subflow endpoint) or "mptcpd".
+	Manager string `json:"manager"`
+	// Mode is the kernel's path manager mode: "userspace" or "kernel".
+	Mode string `json:"mode"`
+	// InFlight is how many connections were dialled at once (subflow).
+	InFlight int `json:"in_flight,omitempty"`
+	// ConnsPerSec is how many connections per second the run opened and
+	// saw meshed, every one of them (subflow).
+	ConnsPerSec float64 `json:"conns_per_sec,omitempty"`
+	// CPUPer1000 is the path manager process's user and system CPU
+	// seconds per 1,000 connections (subflow; nil for the kernel's, which
+	// has no process), to the 10 ms tick of /proc/PID/stat.
+	CPUPer1000 *float64 `json:"cpu_s_per_1000_conns,omitempty"`
+	Summary
+}
+
+// Machine describes where the benchmarks ran.
+type Machine struct {
+	CPUs   int    `json:"cpus"`
+	CPU    string `json:"cpu"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+	// LoadBefore and LoadAfter are the 1-minute load averages when the
+	// run started and ended: other work on the machine shows in the tails.
+	LoadBefore float64 `json:"load_before"`
+	LoadAfter  float64 `json:"load_after"`
+}
+
+// Report is one run's results.
+type Report struct {
+	Date    time.Time `json:"date"`
+	Machine Machine   `json:"machine"`
+	Results []Result  `json:"results"`
+}
+
+// ThisMachine describes the running machine: the CPUs the Go runtime
+// sees, the CPU model from /proc/cpuinfo, the kernel release and the
+// load average now (LoadAfter).
+func ThisMachine() (Machine, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return Machine{}, fmt.Errorf("bench: uname: %w", err)
+	}
+	load, err := LoadAvg()
+	if err != nil {
+		return Machine{}, err
+	}
+	m := Machine{
+		CPUs:      runtime.NumCPU(),
+		Kernel:    unix.ByteSliceToString(u.Release[:]),
+		Go:        runtime.Version(),
+		LoadAfter: load,
+	}
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return Machine{}, fmt.Errorf("bench: cpu model: %w", err)
+	}
+	defer f.Close()
+	m.CPU = cpuModel(f)
+	return m, nil
+}
+
+// LoadAvg returns the 1-minute load average from /proc/loadavg.
+func LoadAvg() (float64, error) {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, fmt.Errorf("bench: load average: %w", err)
+	}
+	return parseLoadAvg(string(data))
+}
+
+// parseLoadAvg returns the first field of a /proc/loadavg.
+func parseLoadAvg(s string) (float64, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0, fmt.Errorf("bench: load average: empty /proc/loadavg")
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, fmt.Errorf("bench: load average: %w", err)
+	}
+	return v, nil
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat: 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// ParseStatCPU returns the user plus system CPU seconds of a
+// /proc/PID/stat line (fields 14 and 15, after the parenthesised command
+// name, which may hold spaces).
+func ParseStatCPU(stat string) (float64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench: stat: no command name in %q", stat)
+	}
+	// After ")": state is field 3, utime field 14, stime field 15.
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bench: stat: %d fields after the command name, want at least 13", len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: stat: cpu time: %w", err)
+		}
+		ticks += v
+	}
+	return float64(ticks) / clockTicks, nil
+}
+
+// cpuModel returns the first "model name" of a /proc/cpuinfo, or
+// "unknown".
+func cpuModel(r io.Reader) string {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// Markdown renders r as a Markdown table of its results preceded by the
+// machine, the kernel and the date.
+func (r Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s on %d CPUs (%s), Linux %s, %s; load average %.2f before, %.2f after.\n\n",
+		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Machine.CPUs, r.Machine.CPU, r.Machine.Kernel, r.Machine.Go,
+		r.Machine.LoadBefore, r.Machine.LoadAfter)
+	b.WriteString("| Figure | Path manager | Mode | In flight | Samples | p50 ms | p90 ms | p99 ms | max ms | conns/s | CPU s / 1,000 conns |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range r.Results {
+		inFlight, rate, cpu := "–", "–", "–"
+		if x.InFlight > 0 {
+			inFlight = fmt.Sprint(x.InFlight)
+		}
+		if x.ConnsPerSec > 0 {
+			rate = fmt.Sprint(x.ConnsPerSec)
+		}
+		if x.CPUPer1000 != nil {
+			cpu = fmt.Sprintf("%.3f", *x.CPUPer1000)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %.3f | %.3f | %.3f | %.3f | %s | %s |\n",
+			figureText[x.Figure], x.Manager, x.Mode, inFlight, x.Samples, x.P50, x.P90, x.P99, x.Max, rate, cpu)
+	}
+	return b.String()
+}
+
+// figureText names each Result.Figure in the table.
+var figureText = map[string]string{
+	"subflow": "established → extra subflow",
+	"add":     "address added → endpoint",
+	"delete":  "address removed → endpoint gone",
+}
+
+// WriteReport writes r to dir as results.md (Markdown) and results.json.
+func WriteReport(dir string, r Report) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("bench: report: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return fmt.Errorf("bench: report: %w", err)
+	}
+	return nil
+}

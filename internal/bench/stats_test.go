@@ -1,0 +1,195 @@
+package bench
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSummarize(t *testing.T) {
+	t.Parallel()
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		// 100 … 1 ms, in reverse: Summarize sorts.
+		hundred[i] = time.Duration(100-i) * time.Millisecond
+	}
+	tests := []struct {
+		name    string
+		in      []time.Duration
+		want    Summary
+		wantErr string
+	}{
+		{name: "empty", wantErr: "bench: summarize: no samples"},
+		{name: "one", in: []time.Duration{1500 * time.Microsecond},
+			want: Summary{Samples: 1, P50: 1.5, P90: 1.5, P99: 1.5, Max: 1.5}},
+		{name: "hundred", in: hundred,
+			want: Summary{Samples: 100, P50: 50, P90: 90, P99: 99, Max: 100}},
+		{name: "rounded to the microsecond",
+			in:   []time.Duration{1234567 * time.Nanosecond, 3 * time.Millisecond},
+			want: Summary{Samples: 2, P50: 1.235, P90: 3, P99: 3, Max: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Summarize(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("Summarize error: want %q, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Summarize: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Summarize (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSummarizeKeepsInput(t *testing.T) {
+	t.Parallel()
+	in := []time.Duration{3, 1, 2}
+	if _, err := Summarize(in); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]time.Duration{3, 1, 2}, in); diff != "" {
+		t.Errorf("input (-want +got):\n%s", diff)
+	}
+}
+
+func TestCPUModel(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, in, want string }{
+		{"first model", "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nprocessor\t: 1\nmodel name\t: other\n", "AMD EPYC 7B13"},
+		{"none", "processor\t: 0\nFeatures\t: fp\n", "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tt.want, cpuModel(strings.NewReader(tt.in))); diff != "" {
+				t.Errorf("cpuModel (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+var testReport = Report{
+	Date:    time.Date(2026, 11, 23, 15, 30, 0, 0, time.UTC),
+	Machine: Machine{CPUs: 2, CPU: "AMD EPYC", Kernel: "6.18.0", Go: "go1.26", LoadBefore: 0.5, LoadAfter: 1.25},
+	Results: []Result{
+		{Figure: "subflow", Manager: "mptcpgod", Mode: "userspace", InFlight: 32, ConnsPerSec: 2000, CPUPer1000: ptr(0.25),
+			Summary: Summary{Samples: 320, P50: 0.1, P90: 0.2, P99: 0.3, Max: 1.25}},
+		{Figure: "add", Manager: "mptcpd", Mode: "kernel",
+			Summary: Summary{Samples: 10, P50: 1, P90: 2, P99: 3, Max: 4}},
+	},
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func TestMarkdown(t *testing.T) {
+	t.Parallel()
+	want := "Measured 2026-11-23 15:30 UTC on 2 CPUs (AMD EPYC), Linux 6.18.0, go1.26; load average 0.50 before, 1.25 after.\n\n" +
+		"| Figure | Path manager | Mode | In flight | Samples | p50 ms | p90 ms | p99 ms | max ms | conns/s | CPU s / 1,000 conns |\n" +
+		"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
+		"| established → extra subflow | mptcpgod | userspace | 32 | 320 | 0.100 | 0.200 | 0.300 | 1.250 | 2000 | 0.250 |\n" +
+		"| address added → endpoint | mptcpd | kernel | – | 10 | 1.000 | 2.000 | 3.000 | 4.000 | – | – |\n"
+	if diff := cmp.Diff(want, testReport.Markdown()); diff != "" {
+		t.Errorf("Markdown (-want +got):\n%s", diff)
+	}
+}
+
+func TestWriteReport(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "results")
+	if err := WriteReport(dir, testReport); err != nil {
+		t.Fatalf("WriteReport: %v", err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(testReport.Markdown(), string(md)); diff != "" {
+		t.Errorf("results.md (-want +got):\n%s", diff)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	if diff := cmp.Diff(testReport, got); diff != "" {
+		t.Errorf("results.json (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseLoadAvg(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		want     float64
+		wantErr  bool
+	}{
+		{name: "kernel format", in: "3.05 1.71 1.48 3/122 25286\n", want: 3.05},
+		{name: "empty", in: "", wantErr: true},
+		{name: "not a number", in: "x 1 1 1/1 1", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseLoadAvg(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseLoadAvg(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseLoadAvg(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		want     float64
+		wantErr  bool
+	}{
+		{name: "kernel format", in: "29938 (cat) R 29895 29895 9529 0 -1 4194304 101 0 0 0 150 25 0 0 20 0 1 0\n", want: 1.75},
+		{name: "command with spaces and parens", in: "7 (a b) c) S 1 1 1 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0", want: 0.07},
+		{name: "no command", in: "7 S 1", wantErr: true},
+		{name: "short", in: "7 (x) S 1 2 3", wantErr: true},
+		{name: "not a number", in: "7 (x) S 1 1 1 0 -1 0 0 0 0 0 x 4 0", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseStatCPU(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseStatCPU(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseStatCPU(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestThisMachine(t *testing.T) {
+	t.Parallel()
+	m, err := ThisMachine()
+	if err != nil {
+		t.Fatalf("ThisMachine: %v", err)
+	}
+	if m.CPUs < 1 || m.Kernel == "" || !strings.HasPrefix(m.Go, "go") {
+		t.Errorf("ThisMachine = %+v: want CPUs, a kernel release and a Go version", m)
+	}
+}
