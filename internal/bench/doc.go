@@ -17,10 +17,21 @@
 // Both report p50, p90 and p99 in milliseconds (b.ReportMetric);
 // BenchmarkSubflow also reports the connections per second it kept meshed
 // and the path manager process's CPU seconds per 1,000 connections.
-// docs/performance.md explains the method and its limits.
+//
+// BenchmarkFailover runs package failover's scenario (the primary link
+// goes silent in both directions mid-transfer) with mptcpgod and with the
+// in-kernel path manager's backup endpoint and reports the longest stall
+// in the delivered data and the stalls after the first. BenchmarkAggregation
+// reports one connection's throughput over both shaped links as a
+// fraction of their sum. BenchmarkMemory reports the path manager
+// process's resident memory idle and with 10,000 connections open (the
+// server end of those runs in a child process: this test binary started
+// with MPTCPGOD_BENCH_SERVER set). docs/performance.md explains the
+// method and its limits.
 //
 // With -bench.report the benchmarks that ran are written, with the machine
-// and the kernel, as Markdown and JSON to bench/results (WriteReport):
+// and the kernel, as Markdown and JSON to bench/results (WriteReport),
+// with a plot of the latency CDF of BenchmarkSubflow (WriteCDF):
 //
 //	go test ./internal/bench -run '^$' -bench . -bench.report
 package bench

@@ -45,7 +45,8 @@ var results = struct {
 	sync.Mutex
 	names []string
 	by    map[string][]bench.Result
-}{by: map[string][]bench.Result{}}
+	cdf   map[string]bench.Series // the latency CDF plot's series by benchmark name
+}{by: map[string][]bench.Result{}, cdf: map[string]bench.Series{}}
 
 func record(b *testing.B, rs ...bench.Result) {
 	results.Lock()
@@ -56,7 +57,22 @@ func record(b *testing.B, rs ...bench.Result) {
 	results.by[b.Name()] = rs
 }
 
+// recordCDF keeps s for the latency CDF plot, replacing an earlier run of
+// the same benchmark.
+func recordCDF(b *testing.B, s bench.Series) {
+	results.Lock()
+	defer results.Unlock()
+	results.cdf[b.Name()] = s
+}
+
+// cdfManagers are the path managers the latency CDF plot compares, in
+// its legend's order: mptcpgod (userspace) and the in-kernel floor.
+var cdfManagers = []string{"mptcpgod-userspace", "kernel-kernel"}
+
 func TestMain(m *testing.M) {
+	if os.Getenv(serverEnv) != "" {
+		os.Exit(serverMain())
+	}
 	flag.Parse()
 	os.Exit(runMain(m))
 }
@@ -104,7 +120,15 @@ func writeResults(loadBefore float64) error {
 	for _, n := range results.names {
 		r.Results = append(r.Results, results.by[n]...)
 	}
-	return bench.WriteReport(resultsDir, r)
+	var cdf []bench.Series
+	for _, m := range cdfManagers {
+		for _, n := range results.names {
+			if s, ok := results.cdf[n]; ok && s.Manager == m {
+				cdf = append(cdf, s)
+			}
+		}
+	}
+	return bench.WriteReport(resultsDir, r, cdf)
 }
 
 // testbed builds the benchmarks' testbed: two links shaped to linkMbit

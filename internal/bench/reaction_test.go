@@ -120,8 +120,8 @@ func benchReaction(b *testing.B, c reactionCase) {
 	b.ReportMetric(del.P90, "del-p90-ms")
 	b.ReportMetric(del.P99, "del-p99-ms")
 	record(b,
-		bench.Result{Figure: "add", Manager: c.manager, Mode: c.mode, Summary: add},
-		bench.Result{Figure: "delete", Manager: c.manager, Mode: c.mode, Summary: del})
+		bench.Result{Figure: "add", Manager: c.manager, Mode: c.mode, Summary: &add},
+		bench.Result{Figure: "delete", Manager: c.manager, Mode: c.mode, Summary: &del})
 }
 
 // waitFor polls the endpoints every pollEvery until one for addr is

@@ -52,14 +52,19 @@ func ms(d time.Duration) float64 {
 	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
 }
 
-// Result is one measured figure of one path manager.
+// Result is one measured figure of one path manager. Latency figures
+// carry a Summary; the failover, aggregation and memory figures carry
+// their own fields instead.
 type Result struct {
 	// Figure is what was measured: "subflow" (established → extra
-	// subflow established), "add" (address added → endpoint listed) or
-	// "delete" (address removed → endpoint gone).
+	// subflow established), "add" (address added → endpoint listed),
+	// "delete" (address removed → endpoint gone), "failover" (stalls
+	// when the primary link dies), "aggregation" (throughput over both
+	// links) or "memory" (the path manager process's resident memory).
 	Figure string `json:"figure"`
 	// Manager is the path manager: "mptcpgod", "kernel" (the in-kernel
-	// path manager with a subflow endpoint) or "mptcpd".
+	// path manager with a subflow endpoint; "kernel-backup" with a
+	// subflow backup endpoint) or "mptcpd".
 	Manager string `json:"manager"`
 	// Mode is the kernel's path manager mode: "userspace" or "kernel".
 	Mode string `json:"mode"`
@@ -72,7 +77,52 @@ type Result struct {
 	// seconds per 1,000 connections (subflow; nil for the kernel's, which
 	// has no process), to the 10 ms tick of /proc/PID/stat.
 	CPUPer1000 *float64 `json:"cpu_s_per_1000_conns,omitempty"`
-	Summary
+	*Summary
+	Failover    *Failover    `json:"failover,omitempty"`
+	Aggregation *Aggregation `json:"aggregation,omitempty"`
+	Memory      *Memory      `json:"memory,omitempty"`
+}
+
+// Failover is what the failover scenario (package internal/failover)
+// measured over its runs: the gaps of 50 ms or more between two reads of
+// the receiver.
+type Failover struct {
+	Runs int `json:"runs"`
+	// LongestStallMs is the longest stall of any run.
+	LongestStallMs float64 `json:"longest_stall_ms"`
+	// RepeatStalls is the number of stalls after the first one of each
+	// run, over all runs.
+	RepeatStalls int `json:"repeat_stalls"`
+	// StallMsPerRun is the stall time of a run, on average.
+	StallMsPerRun float64 `json:"stall_ms_per_run"`
+	// PromoteMs is how long after the cut the backup subflow stopped
+	// being backup, on average (nil: the path manager never promoted it).
+	PromoteMs *float64 `json:"promote_ms,omitempty"`
+}
+
+// Aggregation is the throughput of one connection over both links.
+type Aggregation struct {
+	Seconds float64 `json:"seconds"`
+	// Mbps is what the receiver read, in Mbit/s.
+	Mbps float64 `json:"mbps"`
+	// LinksMbps is the sum of the links' rates.
+	LinksMbps float64 `json:"links_mbps"`
+	// Fraction is Mbps / LinksMbps.
+	Fraction float64 `json:"fraction"`
+}
+
+// Memory is the path manager process's resident memory (VmRSS), idle and
+// with Conns connections open.
+type Memory struct {
+	IdleKB int `json:"idle_kb"`
+	Conns  int `json:"conns"`
+	// LoadedKB is the resident memory with Conns connections open.
+	LoadedKB int `json:"loaded_kb"`
+	// BytesPerConn is (LoadedKB - IdleKB) / Conns, in bytes.
+	BytesPerConn float64 `json:"bytes_per_conn"`
+	// SetupSeconds is how long opening the Conns connections took, every
+	// one with its extra subflow.
+	SetupSeconds float64 `json:"setup_seconds"`
 }
 
 // Machine describes where the benchmarks ran.
@@ -184,16 +234,33 @@ func cpuModel(r io.Reader) string {
 	return "unknown"
 }
 
-// Markdown renders r as a Markdown table of its results preceded by the
-// machine, the kernel and the date.
-func (r Report) Markdown() string {
+// Markdown renders r as Markdown tables of its results (latency, then
+// failover, aggregation and memory, each when present) preceded by the
+// machine, the kernel and the date, and followed by the latency CDF plot
+// when withPlot.
+func (r Report) Markdown(withPlot bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %d CPUs (%s), Linux %s, %s; load average %.2f before, %.2f after.\n\n",
+	fmt.Fprintf(&b, "Measured %s on %d CPUs (%s), Linux %s, %s; load average %.2f before, %.2f after.\n",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Machine.CPUs, r.Machine.CPU, r.Machine.Kernel, r.Machine.Go,
 		r.Machine.LoadBefore, r.Machine.LoadAfter)
-	b.WriteString("| Figure | Path manager | Mode | In flight | Samples | p50 ms | p90 ms | p99 ms | max ms | conns/s | CPU s / 1,000 conns |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var latency, failover, aggregation, memory []Result
 	for _, x := range r.Results {
+		switch {
+		case x.Summary != nil:
+			latency = append(latency, x)
+		case x.Failover != nil:
+			failover = append(failover, x)
+		case x.Aggregation != nil:
+			aggregation = append(aggregation, x)
+		case x.Memory != nil:
+			memory = append(memory, x)
+		}
+	}
+	if len(latency) > 0 {
+		b.WriteString("\n| Figure | Path manager | Mode | In flight | Samples | p50 ms | p90 ms | p99 ms | max ms | conns/s | CPU s / 1,000 conns |\n")
+		b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	}
+	for _, x := range latency {
 		inFlight, rate, cpu := "–", "–", "–"
 		if x.InFlight > 0 {
 			inFlight = fmt.Sprint(x.InFlight)
@@ -207,6 +274,42 @@ func (r Report) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %.3f | %.3f | %.3f | %.3f | %s | %s |\n",
 			figureText[x.Figure], x.Manager, x.Mode, inFlight, x.Samples, x.P50, x.P90, x.P99, x.Max, rate, cpu)
 	}
+	if len(failover) > 0 {
+		b.WriteString("\nFailover: stalls (gaps of 50 ms or more between reads) while the primary link is silent in both directions.\n\n")
+		b.WriteString("| Path manager | Mode | Runs | Longest stall ms | Stalls after the first | Stall ms / run | Backup promoted after ms |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	}
+	for _, x := range failover {
+		f, promote := x.Failover, "–"
+		if f.PromoteMs != nil {
+			promote = fmt.Sprintf("%.0f", *f.PromoteMs)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %d | %.0f | %s |\n",
+			x.Manager, x.Mode, f.Runs, f.LongestStallMs, f.RepeatStalls, f.StallMsPerRun, promote)
+	}
+	if len(aggregation) > 0 {
+		b.WriteString("\nAggregation: one connection's throughput over both shaped links.\n\n")
+		b.WriteString("| Path manager | Mode | Seconds | Mbit/s | Links Mbit/s | Fraction of the sum |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|\n")
+	}
+	for _, x := range aggregation {
+		a := x.Aggregation
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.0f | %.1f%% |\n",
+			x.Manager, x.Mode, a.Seconds, a.Mbps, a.LinksMbps, a.Fraction*100)
+	}
+	if len(memory) > 0 {
+		b.WriteString("\nMemory: the path manager process's VmRSS, idle and with connections open.\n\n")
+		b.WriteString("| Path manager | Mode | Idle MB | Connections | With them MB | Bytes / connection | Setup s |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	}
+	for _, x := range memory {
+		m := x.Memory
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %d | %.1f | %.0f | %.1f |\n",
+			x.Manager, x.Mode, float64(m.IdleKB)/1024, m.Conns, float64(m.LoadedKB)/1024, m.BytesPerConn, m.SetupSeconds)
+	}
+	if withPlot {
+		fmt.Fprintf(&b, "\n![Latency CDF of established → extra subflow](%s)\n", CDFFile)
+	}
 	return b.String()
 }
 
@@ -217,8 +320,9 @@ var figureText = map[string]string{
 	"delete":  "address removed → endpoint gone",
 }
 
-// WriteReport writes r to dir as results.md (Markdown) and results.json.
-func WriteReport(dir string, r Report) error {
+// WriteReport writes r to dir as results.md (Markdown) and results.json,
+// and, when cdf has series, their latency CDF plot as CDFFile (WriteCDF).
+func WriteReport(dir string, r Report, cdf []Series) error {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("bench: report: %w", err)
@@ -229,7 +333,12 @@ func WriteReport(dir string, r Report) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("bench: report: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.Markdown()), 0o644); err != nil {
+	if len(cdf) > 0 {
+		if err := WriteCDF(filepath.Join(dir, CDFFile), cdf); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.Markdown(len(cdf) > 0)), 0o644); err != nil {
 		return fmt.Errorf("bench: report: %w", err)
 	}
 	return nil

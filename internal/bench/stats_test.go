@@ -85,9 +85,17 @@ var testReport = Report{
 	Machine: Machine{CPUs: 2, CPU: "AMD EPYC", Kernel: "6.18.0", Go: "go1.26", LoadBefore: 0.5, LoadAfter: 1.25},
 	Results: []Result{
 		{Figure: "subflow", Manager: "mptcpgod", Mode: "userspace", InFlight: 32, ConnsPerSec: 2000, CPUPer1000: ptr(0.25),
-			Summary: Summary{Samples: 320, P50: 0.1, P90: 0.2, P99: 0.3, Max: 1.25}},
+			Summary: &Summary{Samples: 320, P50: 0.1, P90: 0.2, P99: 0.3, Max: 1.25}},
 		{Figure: "add", Manager: "mptcpd", Mode: "kernel",
-			Summary: Summary{Samples: 10, P50: 1, P90: 2, P99: 3, Max: 4}},
+			Summary: &Summary{Samples: 10, P50: 1, P90: 2, P99: 3, Max: 4}},
+		{Figure: "failover", Manager: "mptcpgod", Mode: "userspace",
+			Failover: &Failover{Runs: 2, LongestStallMs: 412.5, RepeatStalls: 1, StallMsPerRun: 480, PromoteMs: ptr(1004)}},
+		{Figure: "failover", Manager: "kernel-backup", Mode: "kernel",
+			Failover: &Failover{Runs: 1, LongestStallMs: 1500, StallMsPerRun: 1500}},
+		{Figure: "aggregation", Manager: "kernel", Mode: "kernel",
+			Aggregation: &Aggregation{Seconds: 3, Mbps: 187.25, LinksMbps: 200, Fraction: 0.93625}},
+		{Figure: "memory", Manager: "mptcpgod", Mode: "userspace",
+			Memory: &Memory{IdleKB: 10240, Conns: 10000, LoadedKB: 25600, BytesPerConn: 1572.864, SetupSeconds: 4.25}},
 	},
 }
 
@@ -99,23 +107,45 @@ func TestMarkdown(t *testing.T) {
 		"| Figure | Path manager | Mode | In flight | Samples | p50 ms | p90 ms | p99 ms | max ms | conns/s | CPU s / 1,000 conns |\n" +
 		"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
 		"| established → extra subflow | mptcpgod | userspace | 32 | 320 | 0.100 | 0.200 | 0.300 | 1.250 | 2000 | 0.250 |\n" +
-		"| address added → endpoint | mptcpd | kernel | – | 10 | 1.000 | 2.000 | 3.000 | 4.000 | – | – |\n"
-	if diff := cmp.Diff(want, testReport.Markdown()); diff != "" {
-		t.Errorf("Markdown (-want +got):\n%s", diff)
+		"| address added → endpoint | mptcpd | kernel | – | 10 | 1.000 | 2.000 | 3.000 | 4.000 | – | – |\n" +
+		"\nFailover: stalls (gaps of 50 ms or more between reads) while the primary link is silent in both directions.\n\n" +
+		"| Path manager | Mode | Runs | Longest stall ms | Stalls after the first | Stall ms / run | Backup promoted after ms |\n" +
+		"|---|---|---:|---:|---:|---:|---:|\n" +
+		"| mptcpgod | userspace | 2 | 412 | 1 | 480 | 1004 |\n" +
+		"| kernel-backup | kernel | 1 | 1500 | 0 | 1500 | – |\n" +
+		"\nAggregation: one connection's throughput over both shaped links.\n\n" +
+		"| Path manager | Mode | Seconds | Mbit/s | Links Mbit/s | Fraction of the sum |\n" +
+		"|---|---|---:|---:|---:|---:|\n" +
+		"| kernel | kernel | 3.0 | 187.2 | 200 | 93.6% |\n" +
+		"\nMemory: the path manager process's VmRSS, idle and with connections open.\n\n" +
+		"| Path manager | Mode | Idle MB | Connections | With them MB | Bytes / connection | Setup s |\n" +
+		"|---|---|---:|---:|---:|---:|---:|\n" +
+		"| mptcpgod | userspace | 10.0 | 10000 | 25.0 | 1573 | 4.2 |\n"
+	if diff := cmp.Diff(want, testReport.Markdown(false)); diff != "" {
+		t.Errorf("Markdown(false) (-want +got):\n%s", diff)
+	}
+	plot := want + "\n![Latency CDF of established → extra subflow](latency-cdf.png)\n"
+	if diff := cmp.Diff(plot, testReport.Markdown(true)); diff != "" {
+		t.Errorf("Markdown(true) (-want +got):\n%s", diff)
 	}
 }
 
 func TestWriteReport(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "results")
-	if err := WriteReport(dir, testReport); err != nil {
+	cdf := []Series{{Label: "mptcpgod", Manager: "mptcpgod-userspace", InFlight: 1,
+		Samples: []time.Duration{100 * time.Microsecond, time.Millisecond}}}
+	if err := WriteReport(dir, testReport, cdf); err != nil {
 		t.Fatalf("WriteReport: %v", err)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(testReport.Markdown(), string(md)); diff != "" {
+	if _, err := os.Stat(filepath.Join(dir, CDFFile)); err != nil {
+		t.Errorf("plot: %v", err)
+	}
+	if diff := cmp.Diff(testReport.Markdown(true), string(md)); diff != "" {
 		t.Errorf("results.md (-want +got):\n%s", diff)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "results.json"))

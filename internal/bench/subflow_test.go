@@ -220,8 +220,9 @@ func benchSubflow(b *testing.B, c subflowCase, inFlight int) {
 		}
 	}
 	elapsed, cpuUsed := time.Since(start), cpu()-cpuStart
-	s := summarize(b, w.samples())
-	r := bench.Result{Figure: "subflow", Manager: c.manager, Mode: c.mode, InFlight: inFlight, Summary: s,
+	samples := w.samples()
+	s := summarize(b, samples)
+	r := bench.Result{Figure: "subflow", Manager: c.manager, Mode: c.mode, InFlight: inFlight, Summary: &s,
 		ConnsPerSec: math.Round(float64(timed) / elapsed.Seconds())}
 	if pid != 0 {
 		per1000 := math.Round(cpuUsed*1000/float64(timed)*1000) / 1000
@@ -233,6 +234,8 @@ func benchSubflow(b *testing.B, c subflowCase, inFlight int) {
 	b.ReportMetric(s.P99, "p99-ms")
 	b.ReportMetric(r.ConnsPerSec, "conns/s")
 	record(b, r)
+	recordCDF(b, bench.Series{Label: fmt.Sprintf("%s (%s mode), %d in flight", c.manager, c.mode, inFlight),
+		Manager: c.manager + "-" + c.mode, InFlight: inFlight, Samples: samples})
 }
 
 // dialBatch dials n MPTCP connections from h to server at once and sends

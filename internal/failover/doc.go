@@ -1,5 +1,5 @@
-// Package failover holds mptcpgod's real-kernel failover test and
-// benchmark; it has no code of its own.
+// Package failover is mptcpgod's real-kernel failover scenario (Run),
+// its test, and the stall figures internal/bench reports from it.
 //
 // Each run builds a client and a server joined by two veth links (package
 // netnstest): eth0 is the "wired" primary and eth1 the "cellular" backup.
@@ -18,9 +18,12 @@
 //   - kernel-backup: the in-kernel path manager with a "subflow backup"
 //     endpoint on eth1.
 //
-// TestFailover checks what must hold whatever the timing: the transfer
-// completes and arrives intact, the cellular link carries almost nothing
-// before the cut, its subflow is promoted during the cut and demoted
-// after the primary is back. BenchmarkFailover reports the stalls of both
-// path managers.
+// Run builds the testbed, runs the scenario with one of them and returns
+// its Outcome: every read of the receiver, the cut and the restore, and
+// when the cellular subflow was promoted and demoted. TestFailover checks
+// what must hold whatever the timing: the transfer completes and arrives
+// intact, the cellular link carries almost nothing before the cut, its
+// subflow is promoted during the cut and demoted after the primary is
+// back. internal/bench's BenchmarkFailover reports the stalls of both
+// path managers (Outcome.Stalls).
 package failover
