@@ -12,7 +12,7 @@ STATICCHECK ?= $(GOBIN)/staticcheck
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build test lint fuzz bench demo clean
+.PHONY: all build test lint fuzz bench soak demo clean
 
 all: build
 
@@ -47,6 +47,13 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./internal/bench -bench.report
+
+# soak runs the endurance suite (bounded: SOAKFLAGS='-soak.duration 2m'),
+# which make test skips: link flaps, kill -9 and restarts under traffic,
+# connection floods and bad control-socket requests (docs/soak.md).
+SOAKFLAGS ?=
+soak:
+	$(GO) test -v -count=1 -run '^TestSoak$$' -timeout 30m ./internal/soak -soak $(SOAKFLAGS)
 
 clean:
 	rm -rf $(BIN)
