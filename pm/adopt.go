@@ -118,11 +118,18 @@ func (e *Engine) resync() {
 
 func (e *Engine) applyResync(r resyncResult) {
 	e.resyncing = false
+	defer func() { e.sweeping = false }()
 	if r.err != nil {
 		e.log.Warn("resynchronisation failed", "error", r.err)
 	} else {
+		before := len(e.conns)
 		e.merge(r.conns, r.start, true)
-		e.log.Info("resynchronised", "connections", len(e.conns))
+		switch {
+		case !e.sweeping:
+			e.log.Info("resynchronised", "connections", len(e.conns))
+		case len(e.conns) < before:
+			e.log.Info("forgot connections the kernel no longer has", "forgotten", before-len(e.conns))
+		}
 	}
 	if e.resyncAgain {
 		e.resyncAgain = false

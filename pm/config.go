@@ -42,6 +42,11 @@ type Config struct {
 	// Backoff is the retry delay of failed actions; zero fields mean
 	// those of DefaultBackoff.
 	Backoff Backoff
+	// SweepEvery is how often userspace mode lists the connections
+	// (Conns) and forgets those the kernel no longer has: a connection
+	// whose connect was cancelled can leave without a CLOSED event. Zero
+	// means DefaultSweepEvery; negative turns the sweep off.
+	SweepEvery time.Duration
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Run's goroutines
@@ -59,6 +64,10 @@ const DefaultWorkers = 4
 // DefaultOwnedIDs is the endpoint id range mptcpgod owns when
 // Config.OwnedIDs is zero.
 var DefaultOwnedIDs = IDRange{Min: 100, Max: 199}
+
+// DefaultSweepEvery is the connection sweep's period when
+// Config.SweepEvery is zero.
+const DefaultSweepEvery = 30 * time.Second
 
 // DefaultBackoff is the retry delay when Config.Backoff is zero.
 var DefaultBackoff = Backoff{Initial: 50 * time.Millisecond, Max: 30 * time.Second}
@@ -123,6 +132,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.OwnedIDs.Min == 0 || cfg.OwnedIDs.Max < cfg.OwnedIDs.Min {
 		return cfg, fmt.Errorf("pm: config: owned ids: %s is not a range within 1-255", cfg.OwnedIDs)
+	}
+	if cfg.SweepEvery == 0 {
+		cfg.SweepEvery = DefaultSweepEvery
 	}
 	if cfg.Backoff.Initial == 0 {
 		cfg.Backoff.Initial = DefaultBackoff.Initial

@@ -78,6 +78,10 @@ type Engine struct {
 	counters counters
 	recent   errRing
 	warned   map[string]bool
+	// sweep is the connection sweep's wake; sweeping is set while the
+	// resync it started runs, so that it logs quietly.
+	sweep    wake
+	sweeping bool
 	// lost counts the event losses since the last log line (warnLost).
 	lost struct {
 		count  uint64
@@ -318,6 +322,10 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 func (e *Engine) loop(ctx context.Context) error {
 	e.takeSlots()
 	e.flush()
+	if e.cfg.Mode == policy.ModeUserspace && e.cfg.Conns != nil && e.cfg.SweepEvery > 0 {
+		e.sweep = wake{idx: -1, sweep: true}
+		e.setWake(&e.sweep, e.now().Add(e.cfg.SweepEvery))
+	}
 	for {
 		e.armTimer()
 		var workC chan command
@@ -519,6 +527,12 @@ func (e *Engine) fire() {
 	for len(e.wakes) > 0 && !e.wakes[0].at.After(now) {
 		w := e.wakes[0]
 		e.setWake(w, time.Time{})
+		if w.sweep {
+			e.sweeping = true
+			e.resync()
+			e.setWake(w, now.Add(e.cfg.SweepEvery))
+			continue
+		}
 		if w.c == nil {
 			e.kdirty = true
 		} else {

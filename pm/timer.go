@@ -12,7 +12,9 @@ import (
 type wake struct {
 	at  time.Time
 	idx int
-	c   *conn // nil for kernel mode
+	c   *conn // nil for kernel mode and the sweep
+	// sweep marks the connection sweep's wake (Config.SweepEvery).
+	sweep bool
 }
 
 // wakeHeap orders wakes by time.

@@ -151,9 +151,15 @@ func TestUserspaceMesh(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.e.conns) != 0 || len(h.e.wakes) != 0 || h.e.rq.len() != 0 || len(h.e.dirty) != 0 {
+	connWakes := 0
+	for _, w := range h.e.wakes {
+		if !w.sweep {
+			connWakes++
+		}
+	}
+	if len(h.e.conns) != 0 || connWakes != 0 || h.e.rq.len() != 0 || len(h.e.dirty) != 0 {
 		t.Errorf("state left after CLOSED: %d conns, %d wakes, %d ready, %d dirty",
-			len(h.e.conns), len(h.e.wakes), h.e.rq.len(), len(h.e.dirty))
+			len(h.e.conns), connWakes, h.e.rq.len(), len(h.e.dirty))
 	}
 }
 
@@ -673,6 +679,44 @@ func TestUserspaceWithdrawLast(t *testing.T) {
 	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 	h.e.SetPolicy(policy.Compose(fm, withdrawFrom{addrB}))
 	h.expect("create 11111111 192.0.2.1 -> 203.0.113.80:443 flags= if=2 id=0")
+}
+
+// TestUserspaceSweep: every SweepEvery the engine lists the connections
+// and forgets those the kernel no longer has, such as one whose connect
+// was cancelled and whose CLOSED never came; listed ones stay.
+func TestUserspaceSweep(t *testing.T) {
+	t.Parallel()
+	h := newUserspace(t)
+	h.open(tok1, "192.0.2.1:40000", srv1)
+	h.open(tok2, "192.0.2.1:40001", srv1)
+	h.expect(
+		"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
+		"create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
+	)
+	h.lister.set(ExistingConn{
+		Token: tok2, Side: policy.SideClient,
+		Local:    netip.MustParseAddrPort("192.0.2.1:40001"),
+		Remote:   netip.MustParseAddrPort(srv1),
+		Subflows: []ExistingSubflow{{Local: netip.MustParseAddrPort("192.0.2.1:40001"), Remote: netip.MustParseAddrPort(srv1)}},
+	})
+	tokens := func() []uint32 {
+		var out []uint32
+		for _, c := range h.settle().Conns {
+			out = append(out, c.Token)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]uint32{tok1, tok2}, tokens()); diff != "" {
+		t.Fatalf("connections before the sweep (-want +got):\n%s", diff)
+	}
+	h.clock.Advance(DefaultSweepEvery)
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(tokens(), []uint32{tok2}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections after the sweep: %08x, want only %08x", tokens(), tok2)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestUserspaceSubflowIDs: every address but the initial one creates its
