@@ -151,48 +151,7 @@ var epID = regexp.MustCompile(`\bid (\d+)\b`)
 var (
 	ssMskToken = regexp.MustCompile(`\btoken:([0-9a-f]+)`)
 	ssSubToken = regexp.MustCompile(`tcp-ulp-mptcp .*token:[0-9a-f]+\(id:\d+\)/([0-9a-f]+)\(id:\d+\)`)
-	ssDev      = regexp.MustCompile(`%[A-Za-z0-9_.-]+`)
 )
-
-// ssRecords runs ss in h with args and returns each socket's lines joined
-// by "\n": the address line, then its details.
-func ssRecords(t *testing.T, h *netnstest.Host, args ...string) []string {
-	t.Helper()
-	out := h.MustExec(append([]string{"ss", "-H", "-n"}, args...)...)
-	var recs []string
-	for line := range strings.Lines(out) {
-		line = strings.TrimRight(line, "\n")
-		switch {
-		case line == "":
-		case line[0] == ' ' || line[0] == '\t':
-			if len(recs) > 0 {
-				recs[len(recs)-1] += "\n" + line
-			}
-		default:
-			recs = append(recs, line)
-		}
-	}
-	return recs
-}
-
-// ssAddrs returns the local and remote address of an ss record: the last
-// two fields of its first line, without "%dev", IPv4-mapped unmapped.
-func ssAddrs(rec string) (local, remote netip.AddrPort, err error) {
-	first, _, _ := strings.Cut(rec, "\n")
-	f := strings.Fields(first)
-	if len(f) < 2 {
-		return local, remote, fmt.Errorf("ss line %q: too few fields", first)
-	}
-	parse := func(s string) (netip.AddrPort, error) {
-		ap, err := netip.ParseAddrPort(ssDev.ReplaceAllString(s, ""))
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err
-	}
-	if local, err = parse(f[len(f)-2]); err != nil {
-		return local, remote, err
-	}
-	remote, err = parse(f[len(f)-1])
-	return local, remote, err
-}
 
 // paths returns the established subflows of h's MPTCP connection whose
 // initial subflow has the local address and port conn, as
@@ -207,16 +166,16 @@ func paths(t *testing.T, h *netnstest.Host, conn netip.AddrPort) []string {
 func meshes(t *testing.T, h *netnstest.Host) map[netip.AddrPort][]string {
 	t.Helper()
 	byToken := map[string]netip.AddrPort{}
-	for _, rec := range ssRecords(t, h, "-M", "-i", "state", "established") {
+	for _, rec := range h.SSRecords("-M", "-i", "state", "established") {
 		m := ssMskToken.FindStringSubmatch(rec)
-		local, _, err := ssAddrs(rec)
+		local, _, err := netnstest.SSAddrs(rec)
 		if m == nil || err != nil {
 			continue
 		}
 		byToken[m[1]] = local
 	}
 	out := map[netip.AddrPort][]string{}
-	for _, rec := range ssRecords(t, h, "-t", "-i", "state", "established") {
+	for _, rec := range h.SSRecords("-t", "-i", "state", "established") {
 		m := ssSubToken.FindStringSubmatch(rec)
 		if m == nil {
 			continue
@@ -225,7 +184,7 @@ func meshes(t *testing.T, h *netnstest.Host) map[netip.AddrPort][]string {
 		if !ok {
 			continue
 		}
-		local, remote, err := ssAddrs(rec)
+		local, remote, err := netnstest.SSAddrs(rec)
 		if err != nil {
 			t.Fatalf("ss: %v", err)
 		}

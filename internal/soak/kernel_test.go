@@ -3,7 +3,6 @@
 package soak_test
 
 import (
-	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -45,52 +44,12 @@ func endpoints(t *testing.T, h *netnstest.Host) []endpoint {
 	return eps
 }
 
-// ss's MPTCP details: the msk's token, a subflow's tokens ("token:
-// 0000(id:0)/db1dfe16(id:0)": the remote and the local one), and the
-// "%dev" suffix of addresses.
+// ss's MPTCP details: the msk's token and a subflow's tokens ("token:
+// 0000(id:0)/db1dfe16(id:0)": the remote and the local one).
 var (
 	ssMskToken = regexp.MustCompile(`\btoken:([0-9a-f]+)`)
 	ssSubToken = regexp.MustCompile(`tcp-ulp-mptcp .*token:[0-9a-f]+\(id:\d+\)/([0-9a-f]+)\(id:\d+\)`)
-	ssDev      = regexp.MustCompile(`%[A-Za-z0-9_.-]+`)
 )
-
-// ssRecords runs ss in h with args and returns each socket's lines
-// joined by "\n".
-func ssRecords(t *testing.T, h *netnstest.Host, args ...string) []string {
-	t.Helper()
-	var recs []string
-	for line := range strings.Lines(h.MustExec(append([]string{"ss", "-H", "-n"}, args...)...)) {
-		line = strings.TrimRight(line, "\n")
-		switch {
-		case line == "":
-		case line[0] == ' ' || line[0] == '\t':
-			if len(recs) > 0 {
-				recs[len(recs)-1] += "\n" + line
-			}
-		default:
-			recs = append(recs, line)
-		}
-	}
-	return recs
-}
-
-// ssAddrs returns the local and remote address of an ss record.
-func ssAddrs(rec string) (local, remote netip.AddrPort, err error) {
-	first, _, _ := strings.Cut(rec, "\n")
-	f := strings.Fields(first)
-	if len(f) < 2 {
-		return local, remote, fmt.Errorf("ss line %q: too few fields", first)
-	}
-	parse := func(s string) (netip.AddrPort, error) {
-		ap, err := netip.ParseAddrPort(ssDev.ReplaceAllString(s, ""))
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err
-	}
-	if local, err = parse(f[len(f)-2]); err != nil {
-		return local, remote, err
-	}
-	remote, err = parse(f[len(f)-1])
-	return local, remote, err
-}
 
 // kernelConns is what ss says of h's established MPTCP connections: the
 // subflows of each ("LOCALADDR->REMOTE:PORT", sorted, duplicates kept) by
@@ -107,21 +66,21 @@ func readConns(t *testing.T, h *netnstest.Host) kernelConns {
 	t.Helper()
 	byToken := map[string]netip.AddrPort{}
 	kc := kernelConns{conns: map[netip.AddrPort][]string{}}
-	for _, rec := range ssRecords(t, h, "-M", "-i", "state", "established") {
+	for _, rec := range h.SSRecords("-M", "-i", "state", "established") {
 		m := ssMskToken.FindStringSubmatch(rec)
-		local, _, err := ssAddrs(rec)
+		local, _, err := netnstest.SSAddrs(rec)
 		if m == nil || err != nil {
 			continue
 		}
 		byToken[m[1]] = local
 		kc.conns[local] = nil
 	}
-	for _, rec := range ssRecords(t, h, "-t", "-i", "state", "established") {
+	for _, rec := range h.SSRecords("-t", "-i", "state", "established") {
 		m := ssSubToken.FindStringSubmatch(rec)
 		if m == nil {
 			continue
 		}
-		local, remote, err := ssAddrs(rec)
+		local, remote, err := netnstest.SSAddrs(rec)
 		if err != nil {
 			t.Fatalf("ss: %v", err)
 		}
