@@ -168,7 +168,7 @@ func TestExitCode(t *testing.T) {
 		})
 	}
 	pmErr := pmSetError(genl.PathManagerUserspace, &os.PathError{Op: "open", Path: "/proc/sys/net/mptcp/path_manager", Err: unix.EACCES})
-	if got, want := pmErr.Error(), "set path manager userspace: permission denied: setting the path manager needs root (try sudo)"; got != want || exitCode(pmErr) != exitRefused {
+	if got, want := pmErr.Error(), "set path manager userspace: permission denied: setting the path manager needs CAP_NET_ADMIN (try sudo)"; got != want || exitCode(pmErr) != exitRefused {
 		t.Errorf("pmSetError = %q (exit %d), want %q (exit 1)", got, exitCode(pmErr), want)
 	}
 	if err := kernelError("x", eperm); !errors.Is(err, os.ErrPermission) {

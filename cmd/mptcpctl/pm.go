@@ -20,7 +20,8 @@ net.mptcp.pm_type before Linux 6.15):
     kernel     the in-kernel path manager, driven by endpoints and limits
     userspace  a userspace daemon (mptcpgod, mptcpd) decides for each connection
 
-A connection keeps the path manager it was created with. Setting needs root.
+A connection keeps the path manager it was created with. Setting needs
+CAP_NET_ADMIN (root, or the daemon's unit).
 With --json, pm prints {"path_manager": "kernel"|"userspace"}, after the change
 when one is given.`,
 		Example: "  mptcpctl pm\n  sudo mptcpctl pm userspace",
@@ -76,7 +77,7 @@ func (a *app) pm(args []string) error {
 // pmSetError explains a failure to set the path manager.
 func pmSetError(want genl.PathManager, err error) error {
 	if errors.Is(err, os.ErrPermission) {
-		return &refusedError{msg: fmt.Sprintf("set path manager %s: permission denied: setting the path manager needs root (try sudo)", want), err: err}
+		return &refusedError{msg: fmt.Sprintf("set path manager %s: permission denied: setting the path manager needs CAP_NET_ADMIN (try sudo)", want), err: err}
 	}
 	return kernelError("set path manager "+string(want), err)
 }
