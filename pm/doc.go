@@ -53,9 +53,12 @@
 // would refuse the next one). The engine destroys the subflows it opened,
 // with MP_JOIN or, on the client side, as the initial subflow, but never
 // those the peer opened and never a connection's last established
-// subflow: a policy that drops a dead path gets its data sent again at
-// once over the others. Connections run by the in-kernel path manager are
-// recognised by the kernel's answer and left alone.
+// subflow, unless the plan withdraws its address (ConnPlan.Withdraw, a
+// metered link over its quota): a policy that drops a dead path gets its
+// data sent again at once over the others. Every Config.SweepEvery it
+// lists the connections again and forgets those the kernel no longer has.
+// Connections run by the in-kernel path manager are recognised by the
+// kernel's answer and left alone.
 //
 // # Health
 //
