@@ -63,3 +63,46 @@ config = { command = [%q, %q, "--drop", "cellular"] }
 		t.Errorf("endpoints %v, want mptcpgod's for %s", eps, l0.Client4)
 	}
 }
+
+// TestExecPolicyReadyRedecides: an exec child that takes a second to
+// answer leaves the rest of the chain deciding meanwhile (fullmesh gives
+// eth1 an endpoint); once the child is up, the engine decides again on
+// the policy's OnReady, with no change on the host to prompt it, and the
+// cellular endpoint goes.
+func TestExecPolicyReadyRedecides(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3: %v (.ci/run installs it)", err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	example := filepath.Join(filepath.Dir(file), "..", "..", "docs", "examples", "prefer_wired.py")
+
+	tb := netnstest.NewTestbed(t, 2)
+	l0, l1 := tb.Links[0], tb.Links[1]
+	r := start(t, tb.Client, fmt.Sprintf(`mode = "kernel"
+set_path_manager = true
+
+[control]
+socket = ""
+
+[links]
+include_kinds = ["virtual", "cellular"]
+cellular_names = ["eth1"]
+
+[[policy.chain]]
+name = "fullmesh"
+config = { families = "ipv4" }
+
+[[policy.chain]]
+name = "exec"
+config = { command = ["/bin/sh", "-c", "sleep 1.5; exec \"$0\" \"$@\"", %q, %q, "--drop", "cellular"] }
+`, python, example))
+	defer r.stop()
+
+	waitEndpoints(t, tb.Client, l0.Client4, l1.Client4)
+	eventually(t, "the cellular endpoint withdrawn once the exec child is up", func() (bool, string) {
+		eps := endpoints(t, tb.Client)
+		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
+	})
+}
