@@ -184,8 +184,7 @@ func (e *Engine) mergeSubflows(c *conn, a *adoptedConn, start uint64, prune bool
 		i := slices.IndexFunc(c.subs, func(x subflow) bool { return x.local == local && x.remote == remote })
 		if i < 0 {
 			c.subs = append(c.subs, subflow{local: local, remote: remote, since: now,
-				initial: local == c.local && remote == c.remote, joined: es.Joined,
-				health: e.healthOf(c.token, local, remote)})
+				initial: local == c.local && remote == c.remote, joined: es.Joined})
 			i = len(c.subs) - 1
 			k := c.subs[i].path()
 			if j := c.attempt(k); j >= 0 {

@@ -2,7 +2,13 @@ package pm
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"log/slog"
 	"net/netip"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -101,4 +107,148 @@ func BenchmarkEstablishedToCreate(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}
+
+// heapProfile names a file connMemory writes a heap profile to while the
+// connections are tracked (go tool pprof -sample_index=inuse_space).
+var heapProfile = flag.String("pm.heapprofile", "", "write a heap profile of the connections to `file` (BenchmarkConnMemory)")
+
+// memKernel accepts every command and answers a CreateSubflow with the
+// SUB_ESTABLISHED the kernel would send once the join completed.
+type memKernel struct {
+	benchKernel
+	events chanEvents
+}
+
+func (k memKernel) CreateSubflow(token uint32, local genl.Endpoint, remote netip.AddrPort) error {
+	k.events <- []genl.Event{{Type: genl.EventSubEstablished, Token: token,
+		Local: netip.AddrPortFrom(local.Addr, uint16(token)), Remote: remote,
+		LocalID: local.ID, IfIndex: local.IfIndex}}
+	return nil
+}
+
+// connMemory has an engine in userspace mode with the default policy
+// (fullmesh) and a 2×1 mesh track n client-side connections, each with
+// the extra subflow it made, and returns the live heap the engine holds
+// per connection: HeapAlloc after a collection with the connections,
+// less HeapAlloc after one before them. The connections go to one
+// server address and port, or with distinct each to a port of its own
+// (no two want the same paths).
+func connMemory(tb testing.TB, n int, distinct bool) float64 {
+	tb.Helper()
+	if *heapProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation, for an exact profile
+	}
+	events := make(chanEvents, n+16)
+	e, err := New(Config{
+		Mode:      policy.ModeUserspace,
+		Policy:    defaultPolicy(tb),
+		NewKernel: func() (Kernel, error) { return memKernel{events: events}, nil },
+		Events:    events,
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.SetHost([]policy.Link{
+		{Name: "eth0", Index: 2, Up: true, Usable: true},
+		{Name: "eth1", Index: 3, Up: true, Usable: true},
+	}, []policy.LocalAddr{
+		{Addr: addrA, Link: "eth0", IfIndex: 2, Usable: true},
+		{Addr: addrB, Link: "eth1", IfIndex: 3, Usable: true},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+	}()
+	<-e.Ready()
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	remote := netip.MustParseAddrPort(srv1)
+	for i := range n {
+		tok := uint32(i + 1)
+		local := netip.AddrPortFrom(addrA, uint16(10000+i%50000))
+		if distinct {
+			remote = netip.AddrPortFrom(remote.Addr(), uint16(1+i%65000))
+		}
+		events <- []genl.Event{
+			{Type: genl.EventCreated, Token: tok, Local: local, Remote: remote},
+			{Type: genl.EventEstablished, Token: tok, Local: local, Remote: remote},
+		}
+	}
+	// Events are applied in order, and the last connection's extra
+	// subflow comes after every connection's CREATED and ESTABLISHED;
+	// the extra subflows themselves may be applied in any order, so wait
+	// for each.
+	deadline := time.Now().Add(30 * time.Second)
+	for tok := uint32(1); tok <= uint32(n); {
+		cs, err := e.Conn(ctx, tok)
+		if err == nil && len(cs.Paths) == 2 && cs.Paths[0].State == "established" && cs.Paths[1].State == "established" {
+			tok++
+			continue
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("connection %08x not meshed after 30s: %+v, %v", tok, cs, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if *heapProfile != "" {
+		writeHeapProfile(tb, *heapProfile)
+	}
+	return (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(n)
+}
+
+// writeHeapProfile writes the heap profile as of the last collection to
+// path.
+func writeHeapProfile(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := errors.Join(pprof.WriteHeapProfile(f), f.Close()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkConnMemory reports the live heap the engine holds per tracked
+// connection (B/conn), each with its extra subflow, over 10,000
+// connections to one server port, and to a port each.
+func BenchmarkConnMemory(b *testing.B) {
+	for _, distinct := range []bool{false, true} {
+		name := map[bool]string{false: "one-service", true: "distinct-peers"}[distinct]
+		b.Run(name, func(b *testing.B) {
+			var per float64
+			for b.Loop() {
+				per = connMemory(b, 10_000, distinct)
+			}
+			b.ReportMetric(per, "B/conn")
+		})
+	}
+}
+
+// connMemoryLimit bounds the live heap per tracked connection that
+// TestConnMemory accepts: the engine keeps about 640 bytes per
+// client-side connection with its extra subflow, 800 when no two
+// connections want the same paths (docs/performance.md, "Memory").
+const connMemoryLimit = 1000
+
+// TestConnMemory fails when the engine's per-connection state grows past
+// connMemoryLimit. It does not run in parallel: other tests' allocations
+// would blur the heap it measures.
+func TestConnMemory(t *testing.T) {
+	if per := connMemory(t, 2_000, true); per > connMemoryLimit {
+		t.Errorf("the engine holds %.0f bytes per connection, want at most %d", per, connMemoryLimit)
+	} else {
+		t.Logf("%.0f bytes per connection", per)
+	}
 }

@@ -30,56 +30,74 @@ func announceKey(a netip.Addr, port uint16) retryKey {
 	return retryKey{path: pathKey{local: a, remote: netip.AddrPortFrom(netip.Addr{}, port)}, announce: true}
 }
 
-// conn is the engine's state of one userspace-PM connection.
+// conn is the engine's state of one userspace-PM connection. The engine
+// tracks every connection of the host, so the record is kept small: the
+// policy's view of it is built on demand (Engine.policyConn), the wanted
+// paths are stored compactly and shared between connections that want
+// the same ones (Engine.keepPlan), and the slices and the wake exist only
+// while they hold something.
 type conn struct {
 	l lane
-	w wake
+	// w is the connection's entry in the timer heap while a backoff runs
+	// out; nil otherwise.
+	w *wake
 
 	token       uint32
 	side        policy.Side
-	local       netip.AddrPort // of the initial subflow
-	remote      netip.AddrPort
 	denyJoinID0 bool
 	established bool
 	// unmanaged: the in-kernel path manager runs the connection.
 	unmanaged bool
 	// queued: the connection is in the engine's dirty list.
 	queued bool
+	// addrsStale: refresh locals (ConnectionAddrs) before announcing.
+	addrsStale bool
 	// touched is the event sequence number of the last change.
 	touched uint64
 	created time.Time
+	local   netip.AddrPort // of the initial subflow
+	remote  netip.AddrPort
 
 	peers    []policy.PeerAddr // announced by the peer, by id
 	subs     []subflow
 	attempts []attempt
 	retries  []pathRetry
 	locals   []localAddr // the kernel's local address list, as far as known
-	// addrsStale: refresh locals (ConnectionAddrs) before announcing.
-	addrsStale bool
 
-	plan policy.ConnPlan // the last desired state
-	pc   policy.Conn     // reused for the policy
+	// want and wantAnnounces are the last desired state's paths and
+	// announces (the latter unmapped addresses with their ports), for
+	// Status. want may be shared with other connections and is never
+	// changed in place.
+	want          []wantPath
+	wantAnnounces []netip.AddrPort
 	// trigger is when the earliest input arrived that the connection has
 	// not finished acting on.
 	trigger time.Time
 }
 
-// subflow is a live subflow.
+// wantPath is a path of a connection's desired state.
+type wantPath struct {
+	key     pathKey
+	dev     string
+	ifindex int32
+	backup  bool
+}
+
+// subflow is a live subflow. Its health is the engine's (Engine.healthOf).
 type subflow struct {
-	local, remote     netip.AddrPort
-	localID, remoteID uint8
+	local, remote netip.AddrPort
+	since         time.Time
+	touched       uint64
+	ifindex       int32
+	localID       uint8
+	remoteID      uint8
 	// backup is this host's backup bit; peerBackup the peer's (events).
 	backup, peerBackup bool
-	ifindex            int32
 	// joined: this host opened it with MP_JOIN; initial: the MP_CAPABLE one.
 	joined, initial bool
 	established     bool
 	// destroying: DestroySubflow was sent.
 	destroying bool
-	since      time.Time
-	touched    uint64
-	// health is the subflow's last reported health (SetHealth).
-	health policy.Health
 }
 
 func (s *subflow) path() pathKey { return pathKey{s.local.Addr(), s.remote} }
@@ -159,6 +177,9 @@ func (c *conn) attempt(k pathKey) int {
 
 func (c *conn) dropAttempt(i int) {
 	c.attempts = slices.Delete(c.attempts, i, i+1)
+	if len(c.attempts) == 0 {
+		c.attempts = nil
+	}
 }
 
 func (c *conn) retry(k retryKey) *retry {
@@ -180,6 +201,9 @@ func (c *conn) retryFor(k retryKey) *retry {
 
 func (c *conn) resetRetry(k retryKey) {
 	c.retries = slices.DeleteFunc(c.retries, func(r pathRetry) bool { return r.key == k })
+	if len(c.retries) == 0 {
+		c.retries = nil
+	}
 }
 
 // localID returns the id the kernel has for addr in the connection's
@@ -213,9 +237,10 @@ func (c *conn) learnLocal(addr netip.Addr, port uint16, id uint8, signal bool) {
 	c.locals = append(c.locals, localAddr{addr: addr, port: port, id: id, signal: signal})
 }
 
-// policyConn returns the connection as policies see it, reusing buffers.
-func (c *conn) policyConn() policy.Conn {
-	pc := &c.pc
+// policyConn returns c as policies see it, in buffers the engine reuses
+// for every connection: a policy keeps no reference to its view.
+func (e *Engine) policyConn(c *conn) policy.Conn {
+	pc := &e.pc
 	pc.Token, pc.Side, pc.Local, pc.Remote, pc.DenyJoinID0 = c.token, c.side, c.local, c.remote, c.denyJoinID0
 	pc.PeerAddrs = append(pc.PeerAddrs[:0], policy.PeerAddr{Addr: c.remote, Source: policy.SourceInitial})
 	pc.PeerAddrs = append(pc.PeerAddrs, c.peers...)
@@ -225,16 +250,49 @@ func (c *conn) policyConn() policy.Conn {
 		pc.Subflows = append(pc.Subflows, policy.Subflow{
 			Local: s.local, Remote: s.remote, LocalID: s.localID, RemoteID: s.remoteID,
 			Backup: s.backup, Established: s.established, EstablishedAt: s.since, IfIndex: s.ifindex,
-			Health: s.health,
+			Health: e.healthOf(c.token, s.local, s.remote),
 		})
 	}
 	return *pc
 }
 
+// keepPlan stores the paths and announces of plan in c for Status. A
+// connection whose wanted paths equal those stored last, for this or
+// another connection (a client's connections to one service), shares
+// that copy.
+func (e *Engine) keepPlan(c *conn, plan *policy.ConnPlan) {
+	buf := e.wantBuf[:0]
+	for _, p := range plan.Paths {
+		buf = append(buf, wantPath{key: pathKey{p.Local.Unmap(), unmapAP(p.Remote)}, dev: p.Dev,
+			ifindex: p.IfIndex, backup: p.Backup})
+	}
+	e.wantBuf = buf
+	switch {
+	case len(buf) == 0:
+		c.want = nil
+	case slices.Equal(buf, c.want):
+	case slices.Equal(buf, e.lastWant):
+		c.want = e.lastWant
+	default:
+		c.want = slices.Clone(buf)
+		e.lastWant = c.want
+	}
+	key := func(a policy.Announce) netip.AddrPort { return netip.AddrPortFrom(a.Addr.Unmap(), a.Port) }
+	if slices.EqualFunc(c.wantAnnounces, plan.Announces, func(w netip.AddrPort, a policy.Announce) bool { return w == key(a) }) {
+		return
+	}
+	c.wantAnnounces = nil
+	if len(plan.Announces) > 0 {
+		c.wantAnnounces = make([]netip.AddrPort, len(plan.Announces))
+		for i, a := range plan.Announces {
+			c.wantAnnounces[i] = key(a)
+		}
+	}
+}
+
 // newConn starts tracking token.
 func (e *Engine) newConn(token uint32) *conn {
 	c := &conn{token: token, created: e.now()}
-	c.w.idx, c.w.c = -1, c
 	e.conns[token] = c
 	return c
 }
@@ -244,7 +302,29 @@ func (e *Engine) dropConn(c *conn) {
 	delete(e.conns, c.token)
 	c.l.closed = true
 	c.l.queue = nil
-	e.setWake(&c.w, time.Time{})
+	e.setConnWake(c, time.Time{})
+}
+
+// setConnWake schedules c's wake at t, or unschedules it when t is zero.
+func (e *Engine) setConnWake(c *conn, t time.Time) {
+	if c.w == nil {
+		if t.IsZero() {
+			return
+		}
+		c.w = &wake{idx: -1, c: c}
+	}
+	e.setWake(c.w, t)
+	if t.IsZero() {
+		c.w = nil
+	}
+}
+
+// wakeAt returns when c's wake is due; zero when it has none.
+func (c *conn) wakeAt() time.Time {
+	if c.w == nil {
+		return time.Time{}
+	}
+	return c.w.at
 }
 
 // markDirty asks for c to be reconciled at the end of the loop iteration.
@@ -327,8 +407,7 @@ func (e *Engine) connEvent(ev *genl.Event) {
 		}
 		s := c.sub(local, remote)
 		if s == nil {
-			c.subs = append(c.subs, subflow{local: local, remote: remote, initial: true, since: e.now(),
-				health: e.healthOf(c.token, local, remote)})
+			c.subs = append(c.subs, subflow{local: local, remote: remote, initial: true, since: e.now()})
 			s = &c.subs[len(c.subs)-1]
 		}
 		s.touched = e.seq
@@ -350,7 +429,7 @@ func (e *Engine) subEstablished(c *conn, ev *genl.Event) {
 	now := e.now()
 	s := c.sub(local, remote)
 	if s == nil {
-		c.subs = append(c.subs, subflow{local: local, remote: remote, since: now, health: e.healthOf(c.token, local, remote)})
+		c.subs = append(c.subs, subflow{local: local, remote: remote, since: now})
 		s = &c.subs[len(c.subs)-1]
 		k := s.path()
 		if i := c.attempt(k); i >= 0 {
@@ -408,7 +487,7 @@ func (e *Engine) observePathFailed(c *conn, local, remote netip.AddrPort, now ti
 func (e *Engine) pathFailed(c *conn, k pathKey, now time.Time, why string) {
 	r := c.retryFor(retryKey{path: k})
 	until := e.fail(r, now, why)
-	e.setWake(&c.w, earliest(c.w.at, until))
+	e.setConnWake(c, earliest(c.wakeAt(), until))
 	lvl := slog.LevelDebug
 	if r.fails == 1 {
 		lvl = slog.LevelInfo

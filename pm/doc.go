@@ -60,6 +60,19 @@
 // Connections run by the in-kernel path manager are recognised by the
 // kernel's answer and left alone.
 //
+// # Memory
+//
+// The engine tracks every connection of the host, so it keeps little per
+// connection: a record with the connection's subflows, the local address
+// ids it learnt and the wanted paths and announces that Status reports.
+// The policy's view of a connection is built in buffers shared by all
+// connections whenever the policy is asked, commands are dropped once a
+// worker took them, backoff state and the timer entry exist only while a
+// backoff runs, subflow health stays in the engine's latest report, and
+// connections that want the same paths (a client's connections to one
+// service) share one copy of them. BenchmarkConnMemory and TestConnMemory
+// measure the live heap per connection.
+//
 // # Health
 //
 // SetHealth gives the engine the subflows' and links' health, sampled

@@ -65,7 +65,13 @@ type Engine struct {
 
 	conns map[uint32]*conn
 	dirty []*conn
-	km    kernelState
+	// pc, cmdBuf and wantBuf are buffers reconcileConn reuses for every
+	// connection; lastWant is the wanted paths it stored last (keepPlan).
+	pc       policy.Conn
+	cmdBuf   []command
+	wantBuf  []wantPath
+	lastWant []wantPath
+	km       kernelState
 	// kdirty: reconcile kernel mode at the end of the iteration.
 	kdirty bool
 	// seq counts the events applied.
@@ -536,6 +542,7 @@ func (e *Engine) fire() {
 		if w.c == nil {
 			e.kdirty = true
 		} else {
+			w.c.w = nil
 			e.markDirty(w.c)
 		}
 	}

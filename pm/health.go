@@ -85,6 +85,7 @@ func (e *Engine) applyHealth(h Health) {
 		}
 		l.Health = nh
 	}
+	old := e.subHealth
 	e.subHealth = make(map[subflowKey]policy.Health, len(h.Subflows))
 	for _, s := range h.Subflows {
 		e.subHealth[subflowKey{s.Token, unmapAP(s.Local), unmapAP(s.Remote)}] = s.Health
@@ -99,20 +100,19 @@ func (e *Engine) applyHealth(h Health) {
 		e.reconcileAll()
 	}
 	for _, c := range e.conns {
-		changed := false
 		for i := range c.subs {
-			s := &c.subs[i]
-			if nh := e.subHealth[subflowKey{c.token, s.local, s.remote}]; nh != s.health {
-				s.health, changed = nh, true
+			k := subflowKey{c.token, c.subs[i].local, c.subs[i].remote}
+			if old[k] != e.subHealth[k] {
+				e.markDirty(c)
+				break
 			}
-		}
-		if changed {
-			e.markDirty(c)
 		}
 	}
 }
 
-// healthOf returns the last reported health of a subflow of token.
+// healthOf returns the last reported health of a subflow of token: the
+// health of every subflow the engine tracks, kept here rather than in
+// each subflow.
 func (e *Engine) healthOf(token uint32, local, remote netip.AddrPort) policy.Health {
 	return e.subHealth[subflowKey{token, local, remote}]
 }

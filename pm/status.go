@@ -404,15 +404,15 @@ func (e *Engine) connStatus(c *conn) ConnStatus {
 		cs.Paths = append(cs.Paths, PathStatus{Local: k.local, Remote: k.remote})
 		return &cs.Paths[len(cs.Paths)-1]
 	}
-	for _, p := range c.plan.Paths {
-		ps := pathAt(pathKey{p.Local.Unmap(), unmapAP(p.Remote)})
-		ps.Desired, ps.WantBackup, ps.Dev, ps.IfIndex = true, p.Backup, p.Dev, p.IfIndex
+	for _, p := range c.want {
+		ps := pathAt(p.key)
+		ps.Desired, ps.WantBackup, ps.Dev, ps.IfIndex = true, p.backup, p.dev, p.ifindex
 	}
 	for _, s := range c.subs {
 		ps := pathAt(s.path())
 		ps.Subflows = append(ps.Subflows, SubflowStatus{Local: s.local, Remote: s.remote, LocalID: s.localID,
 			RemoteID: s.remoteID, Backup: s.backup, PeerBackup: s.peerBackup, Joined: s.joined, Initial: s.initial,
-			Established: s.established, IfIndex: s.ifindex, Since: s.since, Health: s.health})
+			Established: s.established, IfIndex: s.ifindex, Since: s.since, Health: e.healthOf(c.token, s.local, s.remote)})
 	}
 	for _, a := range c.attempts {
 		pathAt(a.path)
@@ -448,16 +448,16 @@ func (e *Engine) connStatus(c *conn) ConnStatus {
 			ps.State = "blocked"
 		}
 	}
-	for _, a := range c.plan.Announces {
-		addr := a.Addr.Unmap()
-		as := AnnounceStatus{Addr: addr, Port: a.Port, Desired: true, State: "queued"}
+	for _, a := range c.wantAnnounces {
+		addr := a.Addr()
+		as := AnnounceStatus{Addr: addr, Port: a.Port(), Desired: true, State: "queued"}
 		if id, ok := c.localID(addr); ok {
 			as.ID = id
 		}
-		if c.announced(addr, a.Port) {
+		if c.announced(addr, a.Port()) {
 			as.Announced, as.State = true, "announced"
 		}
-		if r := c.retry(announceKey(addr, a.Port)); r != nil {
+		if r := c.retry(announceKey(addr, a.Port())); r != nil {
 			as.Failures, as.LastError = r.fails, r.lastErr
 			if r.waiting(now) && !as.Announced {
 				as.State, as.BackoffUntil = "backoff", r.until
@@ -466,7 +466,7 @@ func (e *Engine) connStatus(c *conn) ConnStatus {
 		cs.Announces = append(cs.Announces, as)
 	}
 	for _, l := range c.locals {
-		if l.signal && !announceWanted(c.plan.Announces, l.addr, l.port) {
+		if l.signal && !slices.Contains(c.wantAnnounces, netip.AddrPortFrom(l.addr, l.port)) {
 			cs.Announces = append(cs.Announces, AnnounceStatus{Addr: l.addr, Port: l.port, ID: l.id,
 				Announced: true, State: "withdrawing"})
 		}

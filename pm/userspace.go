@@ -30,9 +30,9 @@ func (e *Engine) reconcileConn(c *conn) {
 	now := e.now()
 	v := e.view
 	v.Now = now
-	plan := e.policy.Conn(v, c.policyConn(), policy.ConnPlan{})
-	c.plan = plan
-	q := c.l.queue[:0]
+	plan := e.policy.Conn(v, e.policyConn(c), policy.ConnPlan{})
+	e.keepPlan(c, &plan)
+	q := e.cmdBuf[:0]
 	var next time.Time
 	wait := func(k retryKey) bool {
 		r := c.retry(k)
@@ -123,11 +123,14 @@ func (e *Engine) reconcileConn(c *conn) {
 	}
 
 	stamp(q, c.trigger)
-	c.l.queue = q
-	e.setWake(&c.w, next)
+	c.l.queue = nil
 	if len(q) > 0 {
+		c.l.queue = slices.Clone(q)
+		clear(q)
 		e.rq.push(&c.l)
 	}
+	e.cmdBuf = q[:0]
+	e.setConnWake(c, next)
 }
 
 // closable reports whether the engine may close s when the plan drops it:
@@ -359,7 +362,7 @@ func (e *Engine) connResult(r *result) {
 func (e *Engine) actionFailed(c *conn, k retryKey, now time.Time, cmd *command, err error) {
 	r := c.retryFor(k)
 	until := e.fail(r, now, err.Error())
-	e.setWake(&c.w, earliest(c.w.at, until))
+	e.setConnWake(c, earliest(c.wakeAt(), until))
 	lvl := slog.LevelDebug
 	if r.fails == 1 {
 		lvl = slog.LevelWarn
@@ -381,7 +384,7 @@ func (e *Engine) unmanage(c *conn) {
 	c.unmanaged = true
 	c.l.queue = nil
 	c.attempts = nil
-	e.setWake(&c.w, time.Time{})
+	e.setConnWake(c, time.Time{})
 	e.log.Info("connection is run by the in-kernel path manager, leaving it alone", "token", hexToken(c.token),
 		"local", c.local, "remote", c.remote)
 }

@@ -189,6 +189,9 @@ func (l *lane) take() command {
 	n := copy(l.queue, l.queue[1:])
 	l.queue[n] = command{}
 	l.queue = l.queue[:n]
+	if n == 0 {
+		l.queue = nil // a lane holds no array while idle
+	}
 	l.busy = true
 	return c
 }

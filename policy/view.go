@@ -51,15 +51,22 @@ func (v View) Link(index int32) (Link, bool) {
 func (v View) UsableAddrs() []LocalAddr {
 	var out []LocalAddr
 	for _, a := range v.Addrs {
-		if !a.Usable || !a.Addr.IsValid() {
-			continue
+		if v.Usable(a) {
+			out = append(out, a)
 		}
-		if l, ok := v.Link(a.IfIndex); ok && !l.Usable {
-			continue
-		}
-		out = append(out, a)
 	}
 	return out
+}
+
+// Usable reports whether UsableAddrs lists a: it is usable, valid, and
+// on a usable link or one the view does not list. Policies that look at
+// one address at a time use it instead of UsableAddrs, which allocates.
+func (v View) Usable(a LocalAddr) bool {
+	if !a.Usable || !a.Addr.IsValid() {
+		return false
+	}
+	l, ok := v.Link(a.IfIndex)
+	return !ok || l.Usable
 }
 
 // LocalAddr is an address of the host.
@@ -149,6 +156,9 @@ type Health struct {
 }
 
 // Conn is one MPTCP connection managed by the userspace path manager.
+// Like the View, it is the engine's: policies must not modify it or keep
+// references to its slices, which the engine reuses for the next
+// connection.
 type Conn struct {
 	// Token is the connection's local token, as in the kernel's events.
 	Token uint32 `json:"token"`

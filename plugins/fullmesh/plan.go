@@ -77,33 +77,35 @@ func (f *FullMesh) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) poli
 // a link's addresses in address order (IPv4 first). A cap on the result
 // then takes from every link before it takes a second address from any.
 func (f *FullMesh) locals(v policy.View) []policy.LocalAddr {
-	var as []policy.LocalAddr
-	seen := make(map[netip.Addr]bool)
-	for _, a := range v.UsableAddrs() {
-		a.Addr = a.Addr.Unmap()
-		if seen[a.Addr] || !a.Addr.IsGlobalUnicast() || !f.family(a.Addr) {
+	type ranked struct {
+		policy.LocalAddr
+		rank int // the address's place among its link's
+	}
+	var as []ranked
+	for _, a := range v.Addrs {
+		if !v.Usable(a) {
 			continue
 		}
-		seen[a.Addr] = true
-		as = append(as, a)
+		a.Addr = a.Addr.Unmap()
+		if !a.Addr.IsGlobalUnicast() || !f.family(a.Addr) ||
+			slices.ContainsFunc(as, func(r ranked) bool { return r.Addr == a.Addr }) {
+			continue
+		}
+		as = append(as, ranked{LocalAddr: a})
 	}
-	slices.SortFunc(as, func(a, b policy.LocalAddr) int {
+	byLink := func(a, b ranked) int {
 		return cmp.Or(cmp.Compare(a.IfIndex, b.IfIndex), cmp.Compare(a.Link, b.Link), a.Addr.Compare(b.Addr))
-	})
-	rank := make([]int, len(as))
+	}
+	slices.SortFunc(as, byLink)
 	for i := 1; i < len(as); i++ {
 		if as[i].IfIndex == as[i-1].IfIndex && as[i].Link == as[i-1].Link {
-			rank[i] = rank[i-1] + 1
+			as[i].rank = as[i-1].rank + 1
 		}
 	}
-	order := make([]int, len(as))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(rank[i], rank[j]) })
+	slices.SortFunc(as, func(a, b ranked) int { return cmp.Or(cmp.Compare(a.rank, b.rank), byLink(a, b)) })
 	out := make([]policy.LocalAddr, len(as))
-	for i, o := range order {
-		out[i] = as[o]
+	for i, a := range as {
+		out[i] = a.LocalAddr
 	}
 	return out
 }
@@ -128,16 +130,14 @@ func (f *FullMesh) peers(c policy.Conn) []netip.AddrPort {
 		return cmp.Or(cmp.Compare(a.ID, b.ID), a.Addr.Compare(b.Addr))
 	})
 	var out []netip.AddrPort
-	seen := make(map[netip.AddrPort]bool)
 	for _, p := range ps {
 		ap := unmap(p.Addr)
 		if ap.Port() == 0 {
 			ap = netip.AddrPortFrom(ap.Addr(), initial.Port())
 		}
-		if seen[ap] || !ap.Addr().IsGlobalUnicast() || ap.Port() == 0 || !f.family(ap.Addr()) {
+		if !ap.Addr().IsGlobalUnicast() || ap.Port() == 0 || !f.family(ap.Addr()) || slices.Contains(out, ap) {
 			continue
 		}
-		seen[ap] = true
 		out = append(out, ap)
 	}
 	return out
@@ -153,72 +153,97 @@ type pathKey struct {
 }
 
 // mesh builds one connection's paths on top of those already proposed.
+// A connection has a handful of addresses and paths, so it looks them up
+// in the view's and the connection's slices: the engine calls Conn for
+// every connection at every change, and maps would make each call
+// allocate kilobytes.
 type mesh struct {
+	v       policy.View
 	c       policy.Conn
 	initial pathKey
-	locals  []policy.LocalAddr
-	local   map[netip.Addr]policy.LocalAddr // the usable locals
-	listed  map[netip.Addr]policy.LocalAddr // every address of the view
-	live    map[pathKey]policy.Subflow      // current subflows
+	locals  []policy.LocalAddr // the usable locals
 	paths   []policy.Path
-	have    map[pathKey]bool
 	extra   int // paths other than the initial one
-	usedL   map[netip.Addr]bool
-	usedR   map[netip.AddrPort]bool
 }
 
-func newMesh(v policy.View, c policy.Conn, next policy.ConnPlan, locals []policy.LocalAddr) *mesh {
-	m := &mesh{
+func newMesh(v policy.View, c policy.Conn, next policy.ConnPlan, locals []policy.LocalAddr) mesh {
+	m := mesh{
+		v:       v,
 		c:       c,
 		initial: pathKey{c.Local.Addr().Unmap(), unmap(c.Remote)},
 		locals:  locals,
-		local:   make(map[netip.Addr]policy.LocalAddr, len(locals)),
-		listed:  make(map[netip.Addr]policy.LocalAddr, len(v.Addrs)),
-		live:    make(map[pathKey]policy.Subflow, len(c.Subflows)),
 		paths:   next.Paths,
-		have:    make(map[pathKey]bool),
-		usedL:   make(map[netip.Addr]bool),
-		usedR:   make(map[netip.AddrPort]bool),
-	}
-	for _, a := range locals {
-		m.local[a.Addr] = a
-	}
-	usable := make(map[netip.Addr]bool)
-	for _, a := range v.UsableAddrs() {
-		usable[a.Addr.Unmap()] = true
-	}
-	for _, a := range v.Addrs {
-		a.Usable = usable[a.Addr.Unmap()]
-		m.listed[a.Addr.Unmap()] = a
-	}
-	for _, s := range c.Subflows {
-		m.live[pathKey{s.Local.Addr().Unmap(), unmap(s.Remote)}] = s
 	}
 	for _, p := range next.Paths {
-		m.mark(pathKey{p.Local.Unmap(), unmap(p.Remote)})
+		m.count(keyOf(p))
 	}
 	return m
 }
 
-func (m *mesh) mark(k pathKey) {
-	m.have[k] = true
-	m.usedL[k.local] = true
-	m.usedR[k.remote] = true
+func keyOf(p policy.Path) pathKey { return pathKey{p.Local.Unmap(), unmap(p.Remote)} }
+
+// count counts the path k, now in m.paths.
+func (m *mesh) count(k pathKey) {
 	if k != m.initial {
 		m.extra++
 	}
 }
 
+// have reports whether the plan has the path k.
+func (m *mesh) have(k pathKey) bool {
+	return slices.ContainsFunc(m.paths, func(p policy.Path) bool { return keyOf(p) == k })
+}
+
+// usedLocal and usedRemote report whether a path of the plan is from the
+// local address or to the peer address.
+func (m *mesh) usedLocal(a netip.Addr) bool {
+	return slices.ContainsFunc(m.paths, func(p policy.Path) bool { return p.Local.Unmap() == a })
+}
+
+func (m *mesh) usedRemote(r netip.AddrPort) bool {
+	return slices.ContainsFunc(m.paths, func(p policy.Path) bool { return unmap(p.Remote) == r })
+}
+
+// usable reports whether a is one of the usable locals.
+func (m *mesh) usable(a netip.Addr) bool {
+	return slices.ContainsFunc(m.locals, func(l policy.LocalAddr) bool { return l.Addr == a })
+}
+
+// listed returns the view's last entry for the address a, with Usable
+// set when any entry of a is usable.
+func (m *mesh) listed(a netip.Addr) (policy.LocalAddr, bool) {
+	for i := len(m.v.Addrs) - 1; i >= 0; i-- {
+		if l := m.v.Addrs[i]; l.Addr.Unmap() == a {
+			l.Usable = slices.ContainsFunc(m.v.Addrs, func(o policy.LocalAddr) bool {
+				return o.Addr.Unmap() == a && m.v.Usable(o)
+			})
+			return l, true
+		}
+	}
+	return policy.LocalAddr{}, false
+}
+
+// live returns the connection's last subflow on the path k.
+func (m *mesh) live(k pathKey) (policy.Subflow, bool) {
+	for i := len(m.c.Subflows) - 1; i >= 0; i-- {
+		s := m.c.Subflows[i]
+		if (pathKey{s.Local.Addr().Unmap(), unmap(s.Remote)}) == k {
+			return s, true
+		}
+	}
+	return policy.Subflow{}, false
+}
+
 // add appends the path k unless it is already there.
 func (m *mesh) add(k pathKey, backup bool) {
-	if m.have[k] {
+	if m.have(k) {
 		return
 	}
-	m.mark(k)
+	m.count(k)
 	p := policy.Path{Local: k.local, Remote: k.remote, Backup: backup}
-	if a, ok := m.listed[k.local]; ok {
+	if a, ok := m.listed(k.local); ok {
 		p.Dev, p.IfIndex = a.Link, a.IfIndex
-	} else if s, ok := m.live[k]; ok {
+	} else if s, ok := m.live(k); ok {
 		p.IfIndex = s.IfIndex
 	}
 	m.paths = append(m.paths, p)
@@ -228,7 +253,7 @@ func (m *mesh) add(k pathKey, backup bool) {
 // does not list its address as unusable. Addresses the view does not list
 // (loopback) are not fullmesh's to judge.
 func (m *mesh) keepable(local netip.Addr) bool {
-	a, ok := m.listed[local]
+	a, ok := m.listed(local)
 	return !ok || a.Usable
 }
 
@@ -240,9 +265,8 @@ func (m *mesh) keepInitial() {
 	if !k.local.IsValid() || !k.remote.IsValid() {
 		return
 	}
-	_, live := m.live[k]
-	_, usable := m.local[k.local]
-	if (live && m.keepable(k.local)) || (!live && usable && !m.c.DenyJoinID0) {
+	_, live := m.live(k)
+	if (live && m.keepable(k.local)) || (!live && m.usable(k.local) && !m.c.DenyJoinID0) {
 		m.add(k, false)
 	}
 }
@@ -250,14 +274,15 @@ func (m *mesh) keepInitial() {
 // keepSubflows adds every live subflow whose address is still usable,
 // with its current backup bit: on the server side the peer chooses paths.
 func (m *mesh) keepSubflows() {
-	keys := make([]pathKey, 0, len(m.live))
-	for k := range m.live {
-		keys = append(keys, k)
+	keys := make([]pathKey, 0, len(m.c.Subflows))
+	for _, s := range m.c.Subflows {
+		keys = append(keys, pathKey{s.Local.Addr().Unmap(), unmap(s.Remote)})
 	}
 	slices.SortFunc(keys, comparePaths)
-	for _, k := range keys {
+	for _, k := range slices.Compact(keys) {
 		if k.local.IsValid() && k.remote.IsValid() && m.keepable(k.local) {
-			m.add(k, m.live[k].Backup)
+			s, _ := m.live(k)
+			m.add(k, s.Backup)
 		}
 	}
 }
@@ -279,7 +304,7 @@ func (m *mesh) fill(peers []netip.AddrPort, limit int) {
 			case l.Addr.Is4() != r.Addr().Is4():
 			case k == m.initial:
 			case m.c.DenyJoinID0 && r == m.initial.remote:
-			case m.have[k]:
+			case m.have(k):
 			default:
 				cands = append(cands, k)
 			}
@@ -290,29 +315,27 @@ func (m *mesh) fill(peers []netip.AddrPort, limit int) {
 			if m.extra >= limit {
 				return
 			}
-			if !m.have[k] && ok(k) {
+			if !m.have(k) && ok(k) {
 				m.add(k, false)
 			}
 		}
 	}
-	take(func(k pathKey) bool { _, live := m.live[k]; return live })
-	take(func(k pathKey) bool { return !m.usedL[k.local] && !m.usedR[k.remote] })
-	take(func(k pathKey) bool { return !m.usedL[k.local] || !m.usedR[k.remote] })
+	take(func(k pathKey) bool { _, live := m.live(k); return live })
+	take(func(k pathKey) bool { return !m.usedLocal(k.local) && !m.usedRemote(k.remote) })
+	take(func(k pathKey) bool { return !m.usedLocal(k.local) || !m.usedRemote(k.remote) })
 	take(func(pathKey) bool { return true })
 }
 
 // announces returns next with the usable addresses other than the initial
 // one appended, up to policy.MaxEndpoints in all.
 func (m *mesh) announces(next []policy.Announce) []policy.Announce {
-	have := make(map[netip.Addr]bool, len(next))
-	for _, a := range next {
-		have[a.Addr.Unmap()] = true
-	}
+	n := len(next)
 	for _, a := range m.locals {
 		if len(next) >= policy.MaxEndpoints {
 			break
 		}
-		if a.Addr == m.initial.local || have[a.Addr] {
+		if a.Addr == m.initial.local ||
+			slices.ContainsFunc(next[:n], func(o policy.Announce) bool { return o.Addr.Unmap() == a.Addr }) {
 			continue
 		}
 		next = append(next, policy.Announce{Addr: a.Addr, Dev: a.Link, IfIndex: a.IfIndex})
