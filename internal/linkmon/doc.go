@@ -83,7 +83,19 @@
 //
 // The kernel flushes the IPv4 routes of a link set administratively down
 // without sending RTM_DELROUTE (IPv6 sends them, and removes the link's
-// addresses). The monitor drops them too, so when the link comes back up its
-// IPv4 addresses stay "no route" until someone adds the routes again, as
-// NetworkManager or a DHCP client does.
+// addresses). It does the same when the last IPv4 address of a link is
+// deleted (fib_inetaddr_event calls fib_disable_ip): every IPv4 route
+// through the link goes, the default route via a gateway of the address's
+// subnet included; deleting an IPv6 address leaves the link's routes. The
+// monitor drops them too, so when the link comes back up, or the address
+// comes back, its IPv4 addresses stay "no route" until someone adds the
+// routes again, as NetworkManager or a DHCP client does.
+// After a link change and after an IPv4 address deletion it also lists the
+// routes again, because the link, address and route messages arrive on
+// separate sockets whose order is lost, and because other routes may go
+// silently with an address (those whose preferred source it was, on kernels
+// older than 2023). The listing runs beside the link and address messages,
+// which it does not hold up (an address added right after a deletion is
+// reported as fast as any), and a burst of changes costs at most two
+// listings.
 package linkmon

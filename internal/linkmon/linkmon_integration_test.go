@@ -4,6 +4,7 @@ package linkmon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -80,13 +81,18 @@ func await(t testing.TB, m *linkmon.Monitor, what string, ok func(linkmon.Delta)
 	}
 }
 
-// describe prints a State's addresses for failure messages.
+// describe prints a State's addresses and links for failure messages.
 func describe(s linkmon.State) string {
 	var parts []string
 	for _, a := range s.Addrs {
 		parts = append(parts, fmt.Sprintf("%s@%s usable=%v %q", a.Prefix, s.Links[a.LinkIndex].Name, a.Usable, a.Reason))
 	}
-	return strings.Join(parts, ", ")
+	var links []string
+	for _, l := range s.Links {
+		links = append(links, fmt.Sprintf("%s up=%v route4=%v route6=%v", l.Name, l.Up, l.HasRoute4, l.HasRoute6))
+	}
+	sort.Strings(links)
+	return strings.Join(parts, ", ") + "; links: " + strings.Join(links, ", ")
 }
 
 // find returns the address p in as.
@@ -405,4 +411,101 @@ func BenchmarkReaction(b *testing.B) {
 	}
 	report("add", adds)
 	report("del", dels)
+}
+
+// kernelRoute reports whether `ip route` shows h's link ifname a route of
+// family fam ("-4" or "-6") that counts by the package's rule: unicast,
+// outside the local table, and a default route, through a gateway, or not
+// added by the kernel. It is the oracle linkmon's HasRoute4/6 must match.
+func kernelRoute(t testing.TB, h *netnstest.Host, fam, ifname string) bool {
+	t.Helper()
+	var routes []struct {
+		Type, Dst, Gateway, Table, Protocol string
+	}
+	out := h.MustExec("ip", "-j", fam, "route", "show", "table", "all", "dev", ifname)
+	if err := json.Unmarshal([]byte(out), &routes); err != nil {
+		t.Fatalf("ip -j %s route: %v: %q", fam, err, out)
+	}
+	for _, r := range routes {
+		if (r.Type == "" || r.Type == "unicast") && r.Table != "local" &&
+			(r.Dst == "default" || r.Gateway != "" || r.Protocol != "kernel") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAddrDeleteFlushesRoutes deletes and adds back the addresses of a link
+// whose table has a default route through a gateway in the IPv4 address's
+// subnet. Deleting a link's last IPv4 address makes the kernel flush every
+// IPv4 route through the link without a word (fib_inetaddr_event →
+// fib_disable_ip → fib_flush), so once the address is back it has no route
+// until someone restores them, as a DHCP client does; IPv6 keeps its routes.
+// After each step, linkmon's view must be what `ip route` shows.
+func TestAddrDeleteFlushesRoutes(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 2)
+	h, l := tb.Client, tb.Links[1]
+	m, _ := start(t, h, linkmon.Config{}, slog.LevelDebug)
+	p4 := netip.PrefixFrom(l.Client4, 24)
+	p6 := netip.PrefixFrom(l.Client6, 64)
+	restore := fmt.Sprintf("route replace default via %s dev %s table 101", l.Server4, l.ClientIf)
+	del := []string{"addr del " + p4.String() + " dev " + l.ClientIf, "addr del " + p6.String() + " dev " + l.ClientIf}
+	add := []string{"addr add " + p4.String() + " dev " + l.ClientIf, "addr add " + p6.String() + " dev " + l.ClientIf + " nodad"}
+
+	// batch runs ip commands in one process, so that they follow each other
+	// within microseconds.
+	batch := func(cmds ...string) {
+		t.Helper()
+		c := h.Command("ip", "-batch", "-")
+		c.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("ip -batch %q: %v: %s", cmds, err, out)
+		}
+	}
+	// matches waits until linkmon's link and addresses agree with the
+	// kernel, and checks that the kernel is in the state the step expects.
+	matches := func(step string, route4 bool, reason4, reason6 string) {
+		t.Helper()
+		k4, k6 := kernelRoute(t, h, "-4", l.ClientIf), kernelRoute(t, h, "-6", l.ClientIf)
+		if k4 != route4 || !k6 {
+			t.Fatalf("%s: the kernel has routes v4 %v v6 %v on %s, want v4 %v v6 true:\n%s", step, k4, k6, l.ClientIf, route4,
+				h.MustExec("ip", "route", "show", "table", "all", "dev", l.ClientIf))
+		}
+		addr := func(s linkmon.State, p netip.Prefix, reason string) bool {
+			a, ok := find(s.Addrs, p)
+			if reason == "removed" {
+				return !ok
+			}
+			return ok && a.Reason == reason && a.Usable == (reason == "")
+		}
+		ok := func(s linkmon.State) bool {
+			lk, found := s.LinkByName(l.ClientIf)
+			return found && lk.HasRoute4 == k4 && lk.HasRoute6 == k6 && addr(s, p4, reason4) && addr(s, p6, reason6)
+		}
+		if ok(m.State()) {
+			return
+		}
+		await(t, m, step, func(d linkmon.Delta) bool { return ok(d.State) })
+	}
+
+	matches("the start", true, "", "")
+	// One step at a time.
+	batch(del...)
+	matches("the addresses deleted", false, "removed", "removed")
+	batch(add...)
+	matches("the addresses added back", false, "no route", "")
+	batch(restore)
+	matches("the route restored", true, "", "")
+	// As a DHCP client renewing: deleted and added back at once, the
+	// routes some time later. Nothing else changes in between, so a
+	// monitor that missed the flush sends no Delta at all.
+	batch(append(del, add...)...)
+	matches("the addresses deleted and added back at once", false, "no route", "")
+	batch(restore)
+	matches("the route restored again", true, "", "")
+	// All at once, as the soak's flaps do: the routes come back before the
+	// monitor may even have seen the deletion.
+	batch(slices.Concat(del, add, []string{restore})...)
+	matches("deleted, added and restored at once", true, "", "")
 }

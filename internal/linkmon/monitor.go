@@ -180,12 +180,16 @@ func (m *Monitor) loop(ctx context.Context, msgs <-chan msg, errc <-chan error) 
 		case err := <-errc:
 			return fmt.Errorf("linkmon: %w", err)
 		case mm := <-msgs:
-			t.apply(mm)
+			changed := t.apply(mm)
 			if _, ok := mm.(snapshotMsg); ok {
 				if loaded {
 					log.Info("re-listed links, addresses and routes", t.logAttrs()...)
 				}
 				loaded = true
+			}
+			if !changed {
+				// Nothing to settle: a Delta due is not put off.
+				continue
 			}
 			now := time.Now()
 			if !dirty {

@@ -93,9 +93,18 @@ type nlSource struct {
 	closeOnce sync.Once
 
 	sub *subscription // nil until the first Receive and after a loss
-	// relistRoutes asks Receive to send a routesMsg next: a link changed
-	// (see routesMsg).
+	// relistRoutes asks Receive to list the routes again: a link changed
+	// or an IPv4 address was deleted (see routesMsg).
 	relistRoutes bool
+	// relisted receives the routes the listing in flight found; nil when
+	// none is in flight.
+	relisted chan relistResult
+}
+
+// relistResult is the outcome of a route listing made beside Receive.
+type relistResult struct {
+	routes []routeMsg
+	err    error
 }
 
 func newNLSource(ns netns.NsHandle, h *netlink.Handle, log *slog.Logger, rcvBuf, chanLen int) *nlSource {
@@ -127,10 +136,15 @@ func drain[T any](c <-chan T) func() {
 }
 
 // Receive implements source.
+//
+// The routes are listed again on a goroutine of their own, so that link and
+// address messages are not held up by the listing; route messages wait
+// until it is sent, since it replaces the routes.
 func (s *nlSource) Receive() (msg, error) {
 	for {
 		select {
 		case <-s.closed:
+			s.abandonRelist()
 			if s.sub != nil {
 				s.sub.stop()
 				s.sub = nil
@@ -141,16 +155,26 @@ func (s *nlSource) Receive() (msg, error) {
 		if s.sub == nil {
 			return s.resync()
 		}
-		if s.relistRoutes {
-			s.relistRoutes = false
-			routes, err := s.dumpRoutes()
-			if err == nil {
-				return routesMsg{routes: routes}, nil
+		if s.relistRoutes && s.relisted == nil {
+			if !s.startRelist() {
+				continue
 			}
-			s.log.Warn("cannot re-list routes after a link change", "err", err)
+		}
+		routes := s.sub.routes
+		if s.relisted != nil {
+			routes = nil
 		}
 		select {
 		case <-s.closed:
+		case r := <-s.relisted:
+			s.relisted = nil
+			if r.err != nil {
+				s.log.Warn("cannot re-list routes, re-listing everything", "err", r.err)
+				s.sub.stop()
+				s.sub = nil
+				continue
+			}
+			return routesMsg{routes: r.routes}, nil
 		case u, ok := <-s.sub.links:
 			if !ok {
 				s.lost("links")
@@ -163,10 +187,17 @@ func (s *nlSource) Receive() (msg, error) {
 				s.lost("addresses")
 				continue
 			}
-			if m, ok := addrFromNetlink(u.LinkAddress, u.LinkIndex, u.Flags, u.Scope, !u.NewAddr); ok {
-				return m, nil
+			m, ok := addrFromNetlink(u.LinkAddress, u.LinkIndex, u.Flags, u.Scope, !u.NewAddr)
+			if !ok {
+				continue
 			}
-		case u, ok := <-s.sub.routes:
+			// Deleting an IPv4 address may take routes the kernel never
+			// reports deleted (see routesMsg).
+			if m.del && m.prefix.Addr().Is4() {
+				s.relistRoutes = true
+			}
+			return m, nil
+		case u, ok := <-routes:
 			if !ok {
 				s.lost("routes")
 				continue
@@ -178,6 +209,33 @@ func (s *nlSource) Receive() (msg, error) {
 	}
 }
 
+// startRelist drops the route messages already queued, which the listing
+// supersedes (a stale one applied after it could bring back a route the
+// kernel flushed), and starts the listing. It returns false when the route
+// subscription ended.
+func (s *nlSource) startRelist() bool {
+	s.relistRoutes = false
+drain:
+	for {
+		select {
+		case _, ok := <-s.sub.routes:
+			if !ok {
+				s.lost("routes")
+				return false
+			}
+		default:
+			break drain
+		}
+	}
+	c := make(chan relistResult, 1)
+	s.relisted = c
+	go func() {
+		routes, err := s.dumpRoutes()
+		c <- relistResult{routes: routes, err: err}
+	}()
+	return true
+}
+
 // Close implements source. Receive, which owns the subscriptions, ends them.
 func (s *nlSource) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
@@ -187,8 +245,19 @@ func (s *nlSource) Close() error {
 // lost drops the subscriptions after one of them ended.
 func (s *nlSource) lost(what string) {
 	s.log.Warn("rtnetlink subscription ended, re-listing", "subscription", what)
+	s.abandonRelist() // the snapshot that follows supersedes it
 	s.sub.stop()
 	s.sub = nil
+}
+
+// abandonRelist waits for the route listing in flight, if any, to end and
+// drops its result: nothing is left using the netlink handle once Receive
+// returned errSourceClosed.
+func (s *nlSource) abandonRelist() {
+	if s.relisted != nil {
+		<-s.relisted
+		s.relisted = nil
+	}
 }
 
 // resync subscribes and dumps, retrying with backoff.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +251,117 @@ func TestSourceResyncsAfterOverflow(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("after 10s: %d resyncs, %d of the %d addresses", resyncs, count(), n)
 		}
+	}
+}
+
+// TestSourceRelistsRoutesAfterAddrDelete checks that the source re-lists
+// the routes after an IPv4 address is deleted, which may take routes the
+// kernel never reports deleted with it, and not after an IPv6 one.
+func TestSourceRelistsRoutesAfterAddrDelete(t *testing.T) {
+	t.Parallel()
+	h := netnstest.NewHost(t, "relist")
+	ns := netns.NsHandle(h.NetNS())
+	nh, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	src := newNLSource(ns, nh, slog.New(slog.NewTextHandler(t.Output(), nil)), defaultRcvBuf, defaultChanLen)
+	// Receive runs on the test's goroutine, so that the test decides what
+	// the kernel does between two calls; a watchdog ends a Receive that
+	// waits for a message that never comes.
+	watchdog := time.AfterFunc(10*time.Second, func() { src.Close() })
+	defer watchdog.Stop()
+	defer src.Close()
+	receive := func() msg {
+		t.Helper()
+		m, err := src.Receive()
+		if err != nil {
+			t.Fatalf("Receive: %v (the watchdog closes the source after 10s)", err)
+		}
+		return m
+	}
+	if _, ok := receive().(snapshotMsg); !ok {
+		t.Fatal("first message is not a snapshot")
+	}
+	lo, err := nh.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nlAddr := func(p netip.Prefix) *netlink.Addr {
+		return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Flags: unix.IFA_F_NODAD}
+	}
+	// change adds or deletes p and returns the messages up to the one of
+	// p, one letter each: a (address), r (route), R (routes re-listed),
+	// l (link).
+	change := func(p netip.Prefix, del bool) string {
+		t.Helper()
+		op := nh.AddrAdd
+		if del {
+			op = nh.AddrDel
+		}
+		if err := op(lo, nlAddr(p)); err != nil {
+			t.Fatalf("add (%v) or delete (%v) %s: %v", !del, del, p, err)
+		}
+		var kinds []byte
+		for range 1000 {
+			switch m := receive().(type) {
+			case addrMsg:
+				if m.prefix == p && m.del == del {
+					return string(kinds)
+				}
+				kinds = append(kinds, 'a')
+			case routeMsg:
+				kinds = append(kinds, 'r')
+			case routesMsg:
+				kinds = append(kinds, 'R')
+			case linkMsg:
+				kinds = append(kinds, 'l')
+			}
+		}
+		t.Fatalf("no message for %s in 1000", p)
+		return ""
+	}
+	// untilRelist returns the messages up to the next routes re-list.
+	untilRelist := func() string {
+		t.Helper()
+		var kinds []byte
+		for range 1000 {
+			switch receive().(type) {
+			case routesMsg:
+				return string(kinds)
+			case addrMsg:
+				kinds = append(kinds, 'a')
+			case routeMsg:
+				kinds = append(kinds, 'r')
+			case linkMsg:
+				kinds = append(kinds, 'l')
+			}
+		}
+		t.Fatal("no routes re-listed in 1000 messages")
+		return ""
+	}
+	// relisting reports whether the source is about to list the routes
+	// again, or is listing them.
+	relisting := func() bool { return src.relistRoutes || src.relisted != nil }
+	v4, v6 := netip.MustParsePrefix("192.0.2.9/32"), netip.MustParsePrefix("2001:db8::9/128")
+	for _, p := range []netip.Prefix{v4, v6} {
+		change(p, false)
+	}
+	if relisting() {
+		t.Fatal("routes re-listed after adding addresses")
+	}
+	if got := change(v6, true); strings.Contains(got, "R") || relisting() {
+		t.Fatalf("routes re-listed after an IPv6 deletion (messages %q)", got)
+	}
+	if got := change(v4, true); strings.Contains(got, "R") {
+		t.Fatalf("routes re-listed before the IPv4 deletion: %q", got)
+	}
+	if !relisting() {
+		t.Fatal("no re-list due after an IPv4 deletion")
+	}
+	untilRelist()
+	if relisting() {
+		t.Fatal("a re-list still due after the routes were sent")
 	}
 }

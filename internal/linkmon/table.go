@@ -3,6 +3,7 @@ package linkmon
 import (
 	"bytes"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -63,10 +64,14 @@ type snapshotMsg struct {
 }
 
 // routesMsg is a complete dump of the routes: the table's routes are
-// replaced by it. Sources send one after a link message, because the link,
-// address and route notifications come on separate sockets and their order
-// is lost: a link-down processed after the routes re-added by the link's
-// return would otherwise leave them dropped (dropLink).
+// replaced by it. Sources send one after a link message and after an IPv4
+// address deletion, because the kernel removes routes with both without
+// reporting it (dropLink models the link's routes; kernels older than 2023
+// also flush the routes whose preferred source was the address silently),
+// and because the link, address and route notifications come on separate
+// sockets and their order is lost: a link-down or an address deletion
+// processed after the routes re-added by its undoing would otherwise leave
+// them dropped.
 type routesMsg struct {
 	routes []routeMsg
 }
@@ -127,8 +132,10 @@ func (t *table) reset() {
 	t.routed = make(map[linkFamily]int)
 }
 
-// apply changes the table by one message.
-func (t *table) apply(m msg) {
+// apply changes the table by one message. It returns false when the
+// message cannot have changed the State: a routes listing that leaves every
+// link's routes as they were.
+func (t *table) apply(m msg) bool {
 	switch m := m.(type) {
 	case linkMsg:
 		t.applyLink(m)
@@ -137,11 +144,13 @@ func (t *table) apply(m msg) {
 	case routeMsg:
 		t.applyRoute(m)
 	case routesMsg:
+		before := t.routed
 		t.routes = make(map[routeKey]map[nexthop]hopInfo)
 		t.routed = make(map[linkFamily]int)
 		for _, r := range m.routes {
 			t.applyRoute(r)
 		}
+		return !maps.Equal(before, t.routed)
 	case snapshotMsg:
 		t.reset()
 		for _, l := range m.links {
@@ -154,6 +163,7 @@ func (t *table) apply(m msg) {
 			t.applyRoute(r)
 		}
 	}
+	return true
 }
 
 func (t *table) applyLink(m linkMsg) {
@@ -200,8 +210,8 @@ func (t *table) readSysfs(m linkMsg) sysInfo {
 }
 
 // dropLink forgets what the kernel removed with a link: its routes (only the
-// IPv4 single-path ones when v4Down, the link being set down) and, when the
-// link is gone, its addresses.
+// IPv4 single-path ones when v4Down, the link being set down or its last
+// IPv4 address deleted) and, when the link is gone, its addresses.
 func (t *table) dropLink(index int, v4Down bool) {
 	for k, hops := range t.routes {
 		if v4Down && k.family != afInet {
@@ -226,10 +236,30 @@ func (t *table) dropLink(index int, v4Down bool) {
 func (t *table) applyAddr(m addrMsg) {
 	k := addrKey{m.link, m.prefix}
 	if m.del {
+		if _, ok := t.addrs[k]; !ok {
+			return
+		}
 		delete(t.addrs, k)
+		// The kernel flushes the IPv4 routes through a link whose last
+		// IPv4 address is deleted without telling anyone, as when the link
+		// is set down (seen on 6.18: fib_inetaddr_event calls
+		// fib_disable_ip).
+		if m.prefix.Addr().Is4() && !t.hasAddr4(m.link) {
+			t.dropLink(m.link, true)
+		}
 		return
 	}
 	t.addrs[k] = m
+}
+
+// hasAddr4 reports whether link index has an IPv4 address.
+func (t *table) hasAddr4(index int) bool {
+	for k := range t.addrs {
+		if k.link == index && k.prefix.Addr().Is4() {
+			return true
+		}
+	}
+	return false
 }
 
 // routeCounts reports whether next hop h of route m gives its link a way out:

@@ -310,3 +310,70 @@ func TestRoutesRelistAfterReorder(t *testing.T) {
 		t.Fatalf("after a re-list without the default route: %+v, want no route", a)
 	}
 }
+
+// TestAddrDeleteDropsRoutes: deleting a link's last IPv4 address flushes
+// its IPv4 routes as silently as setting it down; deleting one of several
+// does not, and IPv6 routes stay either way.
+func TestAddrDeleteDropsRoutes(t *testing.T) {
+	t.Parallel()
+	gw4, gw6 := defaultRoute(2, 101, "192.0.2.254"), defaultRoute(2, 101, "2001:db8:1::fe")
+	multi := routeMsg{family: afInet, table: 254, typ: rtnUnicast, protocol: 3, dst: netip.MustParsePrefix("203.0.113.0/24"),
+		hops: []nexthop{{link: 2, gw: netip.MustParseAddr("192.0.2.254")}, {link: 3, gw: netip.MustParseAddr("198.51.100.254")}}}
+	base := []msg{upLink(2, "eth0"), upLink(3, "eth1"), gw4, gw6}
+	tests := []struct {
+		name       string
+		msgs       []msg
+		want4      bool // HasRoute4 of link 2 after msgs
+		wantReason string
+	}{
+		{"last ipv4 address deleted and added back", []msg{addr(2, "192.0.2.1/24"), delAddr(2, "192.0.2.1/24"), addr(2, "192.0.2.1/24")}, false, "no route"},
+		{"one of two ipv4 addresses deleted", []msg{addr(2, "192.0.2.1/24"), addr(2, "192.0.2.9/24"), delAddr(2, "192.0.2.9/24")}, true, ""},
+		{"ipv4 address of another link deleted", []msg{addr(2, "192.0.2.1/24"), addr(3, "198.51.100.1/24"), delAddr(3, "198.51.100.1/24")}, true, ""},
+		{"unknown ipv4 address deleted", []msg{addr(2, "192.0.2.1/24"), delAddr(2, "192.0.2.9/24")}, true, ""},
+		{"last ipv6 address deleted", []msg{addr(2, "192.0.2.1/24"), addr(2, "2001:db8:1::1/64"), delAddr(2, "2001:db8:1::1/64")}, true, ""},
+		{"multipath route keeps its next hop", []msg{del(gw4), multi, addr(2, "192.0.2.1/24"), delAddr(2, "192.0.2.1/24"), addr(2, "192.0.2.1/24")}, true, ""},
+		{"routes restored after the address", []msg{addr(2, "192.0.2.1/24"), delAddr(2, "192.0.2.1/24"), addr(2, "192.0.2.1/24"), gw4}, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb := tableWith(t, nil, append(base, tt.msgs...)...)
+			s := tb.state()
+			if l := s.Links[2]; l.HasRoute4 != tt.want4 || !l.HasRoute6 {
+				t.Fatalf("link 2 HasRoute4 %v HasRoute6 %v, want %v true (routes %v)", l.HasRoute4, l.HasRoute6, tt.want4, tb.routes)
+			}
+			if a := addrOf(t, s, 2, "192.0.2.1/24"); a.Reason != tt.wantReason {
+				t.Fatalf("192.0.2.1/24: %+v, want reason %q", a, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestApplyReportsChange: a routes listing that leaves every link's routes
+// as they were cannot change the State, so the monitor does not wait for
+// it to settle; every other message may.
+func TestApplyReportsChange(t *testing.T) {
+	t.Parallel()
+	gw := defaultRoute(2, 101, "192.0.2.254")
+	other := defaultRoute(2, 102, "192.0.2.253")
+	tests := []struct {
+		name string
+		m    msg
+		want bool
+	}{
+		{"same routes", routesMsg{routes: []routeMsg{gw, connected(2, "192.0.2.1/24")}}, false},
+		{"another route, same links", routesMsg{routes: []routeMsg{other}}, false},
+		{"a route more", routesMsg{routes: []routeMsg{gw, other}}, true},
+		{"route gone", routesMsg{routes: []routeMsg{connected(2, "192.0.2.1/24")}}, true},
+		{"route message", gw, true},
+		{"address message", addr(2, "192.0.2.1/24"), true},
+		{"link message", upLink(2, "eth0"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb := tableWith(t, nil, upLink(2, "eth0"), addr(2, "192.0.2.1/24"), gw)
+			if got := tb.apply(tt.m); got != tt.want {
+				t.Fatalf("apply = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
