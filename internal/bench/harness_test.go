@@ -73,6 +73,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(serverEnv) != "" {
 		os.Exit(serverMain())
 	}
+	if load := os.Getenv(churnEnv); load != "" {
+		os.Exit(churnMain(load))
+	}
 	flag.Parse()
 	os.Exit(runMain(m))
 }

@@ -81,6 +81,71 @@ type Result struct {
 	Failover    *Failover    `json:"failover,omitempty"`
 	Aggregation *Aggregation `json:"aggregation,omitempty"`
 	Memory      *Memory      `json:"memory,omitempty"`
+	Churn       *Churn       `json:"churn,omitempty"`
+}
+
+// Churn is the churn figure of one path manager: the highest rate of new
+// connections it kept meshed, none missed and the p99 (established →
+// extra subflow) in bounds. The Result's Summary, ConnsPerSec and
+// CPUPer1000 are those of the Ceiling step.
+type Churn struct {
+	// Load is "closed" (a step that keeps Result.InFlight connections in
+	// flight, each replaced when it is meshed) or "open" (steps that
+	// start connections on a schedule at a rising rate, however many are
+	// in flight).
+	Load string `json:"load"`
+	// Ceiling is the highest step that passed (nil: none did); for a
+	// closed load, its one step when it passed.
+	Ceiling *ChurnStep `json:"ceiling,omitempty"`
+	// Next is the first step that failed (nil: none did).
+	Next *ChurnStep `json:"next,omitempty"`
+	// Steps are all the open-loop steps run, in order.
+	Steps []ChurnStep `json:"steps,omitempty"`
+}
+
+// ChurnStep is one step of load of the churn figure.
+type ChurnStep struct {
+	// Offered is the rate connections were started at (0: closed loop).
+	Offered float64 `json:"offered_conns_per_sec,omitempty"`
+	// Rate is the connections meshed per second.
+	Rate         float64 `json:"conns_per_sec"`
+	MeanInFlight float64 `json:"mean_in_flight"`
+	// Missed connections got no extra subflow within the deadline;
+	// Failed ones did not connect.
+	Missed int     `json:"missed"`
+	Failed int     `json:"failed"`
+	P50    float64 `json:"p50_ms"`
+	P99    float64 `json:"p99_ms"`
+	// CPUPer1000 is the path manager process's CPU seconds per 1,000
+	// connections meshed (nil: the kernel's, no process).
+	CPUPer1000 *float64 `json:"cpu_s_per_1000_conns,omitempty"`
+	// MachinePer1000 is the whole machine's busy CPU seconds per 1,000
+	// connections meshed: with a quiet machine, the cost of a connection
+	// end to end (both ends' kernel, the generator, the server and the
+	// path manager), comparable between path managers.
+	MachinePer1000 float64 `json:"machine_cpu_s_per_1000_conns"`
+	// ManagerCPU, GeneratorCPU, ServerCPU, KernelThreadsCPU and
+	// MachineBusy are the path manager process's, the load generator's,
+	// the server's, the kernel's threads' (kworkers, where the in-kernel
+	// path manager opens subflows, and ksoftirqd) and all the machine's
+	// busy CPU time over the step, as shares of the machine's (every
+	// CPU's) time, 0 to 1. A process's system time includes the
+	// kernel's network work (softirq) done while it ran, which on veth
+	// links is most of both ends' TCP and MPTCP work; GeneratorUserCPU
+	// is the generator's own (user) part, ManagerUserCPU the path
+	// manager's.
+	ManagerCPU       *float64 `json:"manager_cpu,omitempty"`
+	ManagerUserCPU   *float64 `json:"manager_user_cpu,omitempty"`
+	GeneratorCPU     float64  `json:"generator_cpu"`
+	GeneratorUserCPU float64  `json:"generator_user_cpu"`
+	ServerCPU        float64  `json:"server_cpu"`
+	KernelThreadsCPU float64  `json:"kernel_threads_cpu"`
+	MachineBusy      float64  `json:"machine_busy"`
+	// Failure says why the step did not pass ("" when it did).
+	Failure string `json:"failure,omitempty"`
+	// Tries is 2 when the step's first try failed and these are the
+	// figures of the second (a step fails when both do).
+	Tries int `json:"tries"`
 }
 
 // Failover is what the failover scenario (package internal/failover)
@@ -193,32 +258,92 @@ func parseLoadAvg(s string) (float64, error) {
 	return v, nil
 }
 
+// CPUs is the number of CPUs the machine's time is shared by in
+// ChurnStep: the CPUs the Go runtime sees.
+func CPUs() int { return runtime.NumCPU() }
+
+// ParseProcStatBusy returns the busy CPU seconds of all CPUs from a
+// /proc/stat: the "cpu" line's user, nice, system, irq, softirq and steal
+// time (everything but idle and iowait; guest time is inside user).
+func ParseProcStatBusy(stat string) (float64, error) {
+	for line := range strings.Lines(stat) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "cpu" {
+			continue
+		}
+		if len(f) < 9 {
+			return 0, fmt.Errorf("bench: /proc/stat: %d cpu fields, want at least 8", len(f)-1)
+		}
+		var ticks uint64
+		for i, s := range f[1:9] {
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("bench: /proc/stat: cpu field %d: %w", i+1, err)
+			}
+			if i != 3 && i != 4 { // idle, iowait
+				ticks += v
+			}
+		}
+		return float64(ticks) / clockTicks, nil
+	}
+	return 0, fmt.Errorf("bench: /proc/stat: no cpu line")
+}
+
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat: 100
 // on every Linux architecture Go supports.
 const clockTicks = 100
 
 // ParseStatCPU returns the user plus system CPU seconds of a
+// /proc/PID/stat line (ParseStatTimes).
+func ParseStatCPU(stat string) (float64, error) {
+	user, system, err := ParseStatTimes(stat)
+	return user + system, err
+}
+
+// ParseStatTimes returns the user and the system CPU seconds of a
 // /proc/PID/stat line (fields 14 and 15, after the parenthesised command
 // name, which may hold spaces).
-func ParseStatCPU(stat string) (float64, error) {
+func ParseStatTimes(stat string) (user, system float64, err error) {
+	f, err := statFields(stat)
+	if err != nil {
+		return 0, 0, err
+	}
+	var ticks [2]uint64
+	for j, s := range f[11:13] {
+		if ticks[j], err = strconv.ParseUint(s, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("bench: stat: cpu time: %w", err)
+		}
+	}
+	return float64(ticks[0]) / clockTicks, float64(ticks[1]) / clockTicks, nil
+}
+
+// ParseStatParent returns the parent process id of a /proc/PID/stat line
+// (field 4): 2, kthreadd, for the kernel's threads (kworkers, ksoftirqd).
+func ParseStatParent(stat string) (int, error) {
+	f, err := statFields(stat)
+	if err != nil {
+		return 0, err
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, fmt.Errorf("bench: stat: parent: %w", err)
+	}
+	return ppid, nil
+}
+
+// statFields returns the fields of a /proc/PID/stat line after the
+// parenthesised command name (which may hold spaces), from the state
+// (field 3) on, at least 13 of them.
+func statFields(stat string) ([]string, error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("bench: stat: no command name in %q", stat)
+		return nil, fmt.Errorf("bench: stat: no command name in %q", stat)
 	}
-	// After ")": state is field 3, utime field 14, stime field 15.
 	f := strings.Fields(stat[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("bench: stat: %d fields after the command name, want at least 13", len(f))
+		return nil, fmt.Errorf("bench: stat: %d fields after the command name, want at least 13", len(f))
 	}
-	var ticks uint64
-	for _, s := range f[11:13] {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("bench: stat: cpu time: %w", err)
-		}
-		ticks += v
-	}
-	return float64(ticks) / clockTicks, nil
+	return f, nil
 }
 
 // cpuModel returns the first "model name" of a /proc/cpuinfo, or
@@ -243,9 +368,11 @@ func (r Report) Markdown(withPlot bool) string {
 	fmt.Fprintf(&b, "Measured %s on %d CPUs (%s), Linux %s, %s; load average %.2f before, %.2f after.\n",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Machine.CPUs, r.Machine.CPU, r.Machine.Kernel, r.Machine.Go,
 		r.Machine.LoadBefore, r.Machine.LoadAfter)
-	var latency, failover, aggregation, memory []Result
+	var latency, failover, aggregation, memory, churn []Result
 	for _, x := range r.Results {
 		switch {
+		case x.Churn != nil:
+			churn = append(churn, x)
 		case x.Summary != nil:
 			latency = append(latency, x)
 		case x.Failover != nil:
@@ -307,10 +434,52 @@ func (r Report) Markdown(withPlot bool) string {
 		fmt.Fprintf(&b, "| %s | %s | %.1f | %d | %.1f | %.0f | %.1f |\n",
 			x.Manager, x.Mode, float64(m.IdleKB)/1024, m.Conns, float64(m.LoadedKB)/1024, m.BytesPerConn, m.SetupSeconds)
 	}
+	if len(churn) > 0 {
+		writeChurn(&b, churn)
+	}
 	if withPlot {
 		fmt.Fprintf(&b, "\n![Latency CDF of established → extra subflow](%s)\n", CDFFile)
 	}
 	return b.String()
+}
+
+// writeChurn writes the churn table of rs.
+func writeChurn(b *strings.Builder, rs []Result) {
+	b.WriteString("\nChurn: the most new connections per second kept meshed, none missed, p99 (established → extra subflow) " +
+		"under 10 ms; closed: 32 kept in flight, each replaced when meshed; open: connections started on a schedule, " +
+		"the highest rate step that passed. CPU shares are of both CPUs' time over the step; a process's system time " +
+		"holds the kernel's network work done while it ran.\n\n")
+	b.WriteString("| Path manager | Mode | Load | Mean in flight | conns/s | p50 ms | p99 ms | CPU s / 1,000 conns (user) | " +
+		"Machine CPU s / 1,000 conns | Path manager CPU | Generator CPU (user) | Server CPU | Kernel threads CPU | Machine busy | Next step |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	pct := func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
+	for _, x := range rs {
+		c := x.Churn
+		next := "–"
+		if n := c.Next; n != nil {
+			next = n.Failure
+			if n.Offered > 0 {
+				next = fmt.Sprintf("%.0f/s offered: %s", n.Offered, n.Failure)
+			}
+		}
+		s := c.Ceiling
+		if s == nil {
+			fmt.Fprintf(b, "| %s | %s | %s | – | – | – | – | – | – | – | – | – | – | – | %s |\n", x.Manager, x.Mode, c.Load, next)
+			continue
+		}
+		cpu, manager := "–", "–"
+		if s.CPUPer1000 != nil && s.ManagerUserCPU != nil && s.ManagerCPU != nil {
+			user := 0.0
+			if *s.ManagerCPU > 0 {
+				user = *s.CPUPer1000 * *s.ManagerUserCPU / *s.ManagerCPU
+			}
+			cpu = fmt.Sprintf("%.3f (%.3f)", *s.CPUPer1000, user)
+			manager = pct(*s.ManagerCPU)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %.1f | %.0f | %.3f | %.3f | %s | %.3f | %s | %s (%s) | %s | %s | %s | %s |\n",
+			x.Manager, x.Mode, c.Load, s.MeanInFlight, s.Rate, s.P50, s.P99, cpu, s.MachinePer1000, manager,
+			pct(s.GeneratorCPU), pct(s.GeneratorUserCPU), pct(s.ServerCPU), pct(s.KernelThreadsCPU), pct(s.MachineBusy), next)
+	}
 }
 
 // figureText names each Result.Figure in the table.

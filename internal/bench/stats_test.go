@@ -96,8 +96,27 @@ var testReport = Report{
 			Aggregation: &Aggregation{Seconds: 3, Mbps: 187.25, LinksMbps: 200, Fraction: 0.93625}},
 		{Figure: "memory", Manager: "mptcpgod", Mode: "userspace",
 			Memory: &Memory{IdleKB: 10240, Conns: 10000, LoadedKB: 25600, BytesPerConn: 1572.864, SetupSeconds: 4.25}},
+		{Figure: "churn", Manager: "mptcpgod", Mode: "userspace", ConnsPerSec: 3950, CPUPer1000: ptr(0.176),
+			Summary: &Summary{Samples: 5925, P50: 0.388, P90: 2, P99: 7.093, Max: 9},
+			Churn:   &Churn{Load: "open", Ceiling: &churnCeiling, Next: &churnNext, Steps: []ChurnStep{churnCeiling, churnNext}}},
+		{Figure: "churn", Manager: "kernel", Mode: "kernel", InFlight: 32, ConnsPerSec: 4207,
+			Summary: &Summary{Samples: 6310, P50: 0.091, P90: 3, P99: 9.9, Max: 12},
+			Churn: &Churn{Load: "closed", Ceiling: &ChurnStep{Rate: 4207, MeanInFlight: 24.3, P50: 0.091, P99: 9.9,
+				MachinePer1000: 0.474, GeneratorCPU: 0.318, GeneratorUserCPU: 0.06, ServerCPU: 0.169, KernelThreadsCPU: 0.104, MachineBusy: 0.994, Tries: 1}}},
+		{Figure: "churn", Manager: "mptcpd", Mode: "kernel",
+			Churn: &Churn{Load: "open", Next: &ChurnStep{Offered: 2000, Rate: 1998, Missed: 3, Failure: "3 of 3000 missed", Tries: 2}}},
 	},
 }
+
+// churnCeiling and churnNext are the churn steps of testReport.
+var (
+	churnCeiling = ChurnStep{Offered: 3950, Rate: 3950, MeanInFlight: 11.3, P50: 0.388, P99: 7.093,
+		CPUPer1000: ptr(0.176), MachinePer1000: 0.432, ManagerCPU: ptr(0.344), ManagerUserCPU: ptr(0.146),
+		GeneratorCPU: 0.308, GeneratorUserCPU: 0.05, ServerCPU: 0.142, KernelThreadsCPU: 0.02, MachineBusy: 0.848, Tries: 1}
+	churnNext = ChurnStep{Offered: 4950, Rate: 4881, MeanInFlight: 393.2, P50: 17.7, P99: 270.4,
+		CPUPer1000: ptr(0.168), MachinePer1000: 0.5, ManagerCPU: ptr(0.317), ManagerUserCPU: ptr(0.124),
+		GeneratorCPU: 0.271, GeneratorUserCPU: 0.049, ServerCPU: 0.108, MachineBusy: 0.951, Failure: "p99 270.4 ms", Tries: 2}
+)
 
 func ptr(f float64) *float64 { return &f }
 
@@ -120,7 +139,17 @@ func TestMarkdown(t *testing.T) {
 		"\nMemory: the path manager process's VmRSS, idle and with connections open.\n\n" +
 		"| Path manager | Mode | Idle MB | Connections | With them MB | Bytes / connection | Setup s |\n" +
 		"|---|---|---:|---:|---:|---:|---:|\n" +
-		"| mptcpgod | userspace | 10.0 | 10000 | 25.0 | 1573 | 4.2 |\n"
+		"| mptcpgod | userspace | 10.0 | 10000 | 25.0 | 1573 | 4.2 |\n" +
+		"\nChurn: the most new connections per second kept meshed, none missed, p99 (established → extra subflow) " +
+		"under 10 ms; closed: 32 kept in flight, each replaced when meshed; open: connections started on a schedule, " +
+		"the highest rate step that passed. CPU shares are of both CPUs' time over the step; a process's system time " +
+		"holds the kernel's network work done while it ran.\n\n" +
+		"| Path manager | Mode | Load | Mean in flight | conns/s | p50 ms | p99 ms | CPU s / 1,000 conns (user) | " +
+		"Machine CPU s / 1,000 conns | Path manager CPU | Generator CPU (user) | Server CPU | Kernel threads CPU | Machine busy | Next step |\n" +
+		"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" +
+		"| mptcpgod | userspace | open | 11.3 | 3950 | 0.388 | 7.093 | 0.176 (0.075) | 0.432 | 34% | 31% (5%) | 14% | 2% | 85% | 4950/s offered: p99 270.4 ms |\n" +
+		"| kernel | kernel | closed | 24.3 | 4207 | 0.091 | 9.900 | – | 0.474 | – | 32% (6%) | 17% | 10% | 99% | – |\n" +
+		"| mptcpd | kernel | open | – | – | – | – | – | – | – | – | – | – | – | 2000/s offered: 3 of 3000 missed |\n"
 	if diff := cmp.Diff(want, testReport.Markdown(false)); diff != "" {
 		t.Errorf("Markdown(false) (-want +got):\n%s", diff)
 	}
@@ -208,6 +237,88 @@ func TestParseStatCPU(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("ParseStatCPU(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestParseStatParent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		want     int
+		wantErr  bool
+	}{
+		{name: "kworker", in: "41 (kworker/0:1-events) I 2 0 0 0 -1 69238880 0 0 0 0 0 12 0 0 20 0 1 0 9 0 0\n", want: 2},
+		{name: "command with spaces and parens", in: "7 (a b) c) S 1234 1 1 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0", want: 1234},
+		{name: "no command", in: "7 S 1", wantErr: true},
+		{name: "short", in: "7 (x) S 1 2 3", wantErr: true},
+		{name: "not a number", in: "7 (x) S p 1 1 0 -1 0 0 0 0 0 3 4 0", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseStatParent(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseStatParent(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseStatParent(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestParseStatTimes(t *testing.T) {
+	t.Parallel()
+	type times struct{ User, System float64 }
+	tests := []struct {
+		name, in string
+		want     times
+		wantErr  bool
+	}{
+		{name: "kernel format", in: "29938 (cat) R 29895 29895 9529 0 -1 4194304 101 0 0 0 150 25 0 0 20 0 1 0\n",
+			want: times{User: 1.5, System: 0.25}},
+		{name: "no command", in: "7 S 1", wantErr: true},
+		{name: "bad system time", in: "7 (x) S 1 1 1 0 -1 0 0 0 0 0 3 -4 0", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			user, system, err := ParseStatTimes(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseStatTimes(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, times{user, system}); diff != "" {
+				t.Errorf("ParseStatTimes(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestParseProcStatBusy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		want     float64
+		wantErr  bool
+	}{
+		// user 100 nice 5 system 50 idle 1000 iowait 20 irq 3 softirq 40 steal 2: 200 ticks busy.
+		{name: "kernel format", in: "cpu  100 5 50 1000 20 3 40 2 0 0\ncpu0 50 2 25 500 10 1 20 1 0 0\nintr 1\n", want: 2},
+		{name: "cpu line not first", in: "cpu0 1 1 1 1 1 1 1 1\ncpu 100 0 0 0 0 0 0 0\n", want: 1},
+		{name: "no cpu line", in: "intr 1\n", wantErr: true},
+		{name: "short", in: "cpu 1 2 3\n", wantErr: true},
+		{name: "not a number", in: "cpu 1 2 x 4 5 6 7 8\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseProcStatBusy(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseProcStatBusy(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseProcStatBusy(%q) (-want +got):\n%s", tt.in, diff)
 			}
 		})
 	}
