@@ -42,10 +42,11 @@ fuzz:
 	  done; \
 	done
 
-# bench runs every benchmark, then the side-by-side figures (mptcpgod, the
-# in-kernel path manager, mptcpd when installed), written to bench/results/.
+# bench runs every package's benchmarks, then the side-by-side figures
+# (mptcpgod, the in-kernel path manager, mptcpd when installed), once,
+# written to bench/results/.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v '/internal/bench$$')
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./internal/bench -bench.report
 
 # soak runs the endurance suite (bounded: SOAKFLAGS='-soak.duration 2m'),
