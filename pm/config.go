@@ -47,6 +47,18 @@ type Config struct {
 	// whose connect was cancelled can leave without a CLOSED event. Zero
 	// means DefaultSweepEvery; negative turns the sweep off.
 	SweepEvery time.Duration
+	// RepairAfter is how long after adding a subflow endpoint kernel mode
+	// first checks, with Conns, that the connections older than the add
+	// got a subflow from it, and replaces the endpoint when some did not
+	// (the subflow repair, see the package doc); also the delay of the
+	// check after a subflow closed with an error. Zero means
+	// DefaultRepairAfter; negative turns the repair off. Without Conns
+	// there is no repair.
+	RepairAfter time.Duration
+	// RepairEvery is the period of the later checks of each subflow
+	// endpoint. Zero means DefaultRepairEvery; negative leaves only the
+	// check after an add and those after a subflow closed with an error.
+	RepairEvery time.Duration
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Run's goroutines
@@ -68,6 +80,15 @@ var DefaultOwnedIDs = IDRange{Min: 100, Max: 199}
 // DefaultSweepEvery is the connection sweep's period when
 // Config.SweepEvery is zero.
 const DefaultSweepEvery = 30 * time.Second
+
+// DefaultRepairAfter is the delay of the first repair check after an add
+// when Config.RepairAfter is zero: the kernel's own attempt has had its
+// chance by then.
+const DefaultRepairAfter = time.Second
+
+// DefaultRepairEvery is the period of the later repair checks when
+// Config.RepairEvery is zero.
+const DefaultRepairEvery = 30 * time.Second
 
 // DefaultBackoff is the retry delay when Config.Backoff is zero.
 var DefaultBackoff = Backoff{Initial: 50 * time.Millisecond, Max: 30 * time.Second}
@@ -135,6 +156,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.SweepEvery == 0 {
 		cfg.SweepEvery = DefaultSweepEvery
+	}
+	if cfg.RepairAfter == 0 {
+		cfg.RepairAfter = DefaultRepairAfter
+	}
+	if cfg.RepairEvery == 0 {
+		cfg.RepairEvery = DefaultRepairEvery
 	}
 	if cfg.Backoff.Initial == 0 {
 		cfg.Backoff.Initial = DefaultBackoff.Initial

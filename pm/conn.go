@@ -342,6 +342,9 @@ func (e *Engine) applyEvent(ev *genl.Event) {
 		e.counters.events[ev.Type]++
 	}
 	if e.cfg.Mode != policy.ModeUserspace {
+		if ev.Type == genl.EventSubClosed && ev.Error != 0 {
+			e.repairSoon()
+		}
 		return
 	}
 	e.seq++

@@ -36,6 +36,36 @@
 // usable again, which is also how the in-kernel path manager is made to
 // re-create subflows it closed.
 //
+// # Subflow repair (kernel mode)
+//
+// When an endpoint is added, the in-kernel path manager tries it once on
+// every established connection and marks its id used there whatever the
+// outcome: a join that failed (bind or connect error, join refused, SYN
+// lost) leaves that connection without a subflow from the endpoint until
+// the endpoint is deleted and added again. So, with Config.Conns, the
+// engine checks each subflow endpoint it added: Config.RepairAfter after
+// the add, then every Config.RepairEvery, and RepairAfter after a subflow
+// closed with an error. It counts the connections that existed when the
+// endpoint was last added (the first listing after the add names them) or
+// that a check saw with a subflow from the endpoint's address (the peer
+// accepts their joins), so that a new connection whose join the peer
+// refused is never counted; among those, the connections that are
+// established, on the client side, not fallen back to TCP, of the
+// endpoint's family, not opened from its address, below the subflow limit,
+// and have no subflow, in any state, from its address. If any and the
+// address is usable, it replaces the endpoint (delete, then add with the
+// same id and flags), which briefly closes the endpoint's subflows on
+// every connection and re-creates them at once. Replacements of one
+// endpoint back off (Config.Backoff) until a check finds every connection
+// served; a connection still without its subflow after 3 replacements is
+// given up (the peer refuses joins or the path is dead).
+// Counters.EndpointRepairs and RepairsGivenUp count both. The engine keeps
+// per subflow endpoint the sorted tokens of the connections it counts (4
+// bytes each), and those of the connections being repaired or given up;
+// the listings themselves are dropped after each check. Endpoints adopted
+// at start, whose add the engine did not see, are repaired only after the
+// engine itself added them again.
+//
 // # Userspace mode
 //
 // Every connection follows the policy's ConnPlan. The engine learns

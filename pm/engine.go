@@ -38,6 +38,7 @@ type Engine struct {
 	results chan result        // from the workers
 	work    chan command       // to the workers
 	resyncC chan resyncResult  // from a resync
+	repairC chan repairListing // from a repair listing
 	readyC  chan struct{}      // closed when ready
 	doneC   chan struct{}      // closed when Run returns
 	running atomic.Bool
@@ -146,6 +147,7 @@ func New(cfg Config) (*Engine, error) {
 		results: make(chan result, cfg.Workers),
 		work:    make(chan command),
 		resyncC: make(chan resyncResult, 1),
+		repairC: make(chan repairListing, 1),
 		readyC:  make(chan struct{}),
 		doneC:   make(chan struct{}),
 		policy:  cfg.Policy,
@@ -157,6 +159,8 @@ func New(cfg Config) (*Engine, error) {
 	e.km.w.idx = -1
 	e.km.retries = make(map[netip.AddrPort]*retry)
 	e.km.notes = make(map[netip.AddrPort]string)
+	e.km.rep.w = wake{idx: -1, repair: true}
+	e.km.rep.eps = make(map[netip.AddrPort]*repairEP)
 	return e, nil
 }
 
@@ -314,6 +318,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if e.resyncing {
 		<-e.resyncC
 	}
+	if e.km.rep.listing {
+		<-e.repairC
+	}
 	readers.Wait()
 	if e.timerStop != nil {
 		e.timerStop()
@@ -373,6 +380,8 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.fire()
 		case r := <-e.resyncC:
 			e.applyResync(r)
+		case l := <-e.repairC:
+			e.applyRepairListing(l)
 		}
 		e.flush()
 	}
@@ -537,6 +546,10 @@ func (e *Engine) fire() {
 			e.sweeping = true
 			e.resync()
 			e.setWake(w, now.Add(e.cfg.SweepEvery))
+			continue
+		}
+		if w.repair {
+			e.repairList()
 			continue
 		}
 		if w.c == nil {

@@ -302,6 +302,13 @@ func (f *fakeLister) ListConns() ([]ExistingConn, error) {
 	return slices.Clone(f.conns), nil
 }
 
+// count returns the number of listings.
+func (f *fakeLister) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
 func (f *fakeLister) set(cs ...ExistingConn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -491,7 +498,7 @@ func (h *harness) settle() Status {
 			h.t.Fatal(err)
 		}
 		processed := int(st.Counters.EventBatches + st.Counters.Resyncs)
-		if processed == h.ev.count() && st.InFlight == 0 && st.Queued == 0 && !st.Resyncing {
+		if processed == h.ev.count() && st.InFlight == 0 && st.Queued == 0 && !st.Resyncing && !st.RepairListing {
 			return st
 		}
 		if time.Now().After(deadline) {

@@ -60,6 +60,9 @@ type ExistingConn struct {
 	Local, Remote netip.AddrPort
 	// Subflows are the connection's current subflows.
 	Subflows []ExistingSubflow
+	// Fallback reports that the connection fell back to plain TCP
+	// (sock_diag MPTCP_INFO_FLAG_FALLBACK): it gets no more subflows.
+	Fallback bool
 }
 
 // ExistingSubflow is a subflow of an ExistingConn.

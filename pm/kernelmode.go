@@ -39,6 +39,8 @@ type kernelState struct {
 	// trigger is when the earliest input arrived that kernel mode has not
 	// finished acting on.
 	trigger time.Time
+	// rep is the subflow repair's state.
+	rep repairState
 }
 
 // wantEndpoint is a desired endpoint, resolved.
@@ -209,7 +211,10 @@ func (e *Engine) reconcileKernel() {
 		if wait(k.retry(w.key)) {
 			continue
 		}
-		id := e.freeID(&used)
+		id := e.repairID(w.key, &used)
+		if id == 0 {
+			id = e.freeID(&used)
+		}
 		if id == 0 {
 			k.notes[w.key] = fmt.Sprintf("no free endpoint id in %s", e.cfg.OwnedIDs)
 			continue
@@ -225,7 +230,16 @@ func (e *Engine) reconcileKernel() {
 				"left_out", s, "endpoints", len(k.actual))
 		}
 	}
-	for _, part := range [][]command{lim, dels, flags, repl, adds} {
+	queued := func(key netip.AddrPort) bool {
+		for _, part := range [][]command{flags, repl} {
+			if slices.ContainsFunc(part, func(c command) bool { return epKey(c.ep) == key }) {
+				return true
+			}
+		}
+		return k.retry(key).waiting(now)
+	}
+	rep := e.repairCommands(wants, have, queued)
+	for _, part := range [][]command{lim, dels, flags, repl, rep, adds} {
 		k.l.queue = append(k.l.queue, part...)
 	}
 	stamp(k.l.queue, k.trigger)
@@ -311,11 +325,21 @@ func (e *Engine) kernelResult(r *result) {
 	case opAddEndpoint:
 		k.actual = append(k.actual, c.ep)
 		delete(k.retries, epKey(c.ep))
-		e.log.Info("endpoint added", kernelAttrs(c)...)
+		if c.repair {
+			e.repaired(c.ep)
+		} else {
+			e.log.Info("endpoint added", kernelAttrs(c)...)
+		}
+		e.repairAdded(c.ep, now)
 	case opDelEndpoint:
 		k.actual = slices.DeleteFunc(k.actual, func(a genl.Endpoint) bool { return a.ID == c.id })
 		delete(k.retries, epKey(c.ep))
-		e.log.Info("endpoint deleted", kernelAttrs(c)...)
+		if c.repair {
+			e.log.Debug("endpoint deleted to repair it", kernelAttrs(c)...)
+		} else {
+			e.repairDeleted(c.ep)
+			e.log.Info("endpoint deleted", kernelAttrs(c)...)
+		}
 	case opSetEndpointFlags:
 		if i := slices.IndexFunc(k.actual, func(a genl.Endpoint) bool { return a.ID == c.ep.ID }); i >= 0 {
 			k.actual[i].Flags = k.actual[i].Flags&^changeableFlags | c.ep.Flags&changeableFlags

@@ -37,6 +37,9 @@ type Status struct {
 	Queued   int `json:"queued"`
 	// Resyncing reports that a resynchronisation is reading the kernel.
 	Resyncing bool `json:"resyncing,omitempty"`
+	// RepairListing reports that the subflow repair is listing the
+	// connections (kernel mode).
+	RepairListing bool `json:"repair_listing,omitempty"`
 	// Counters count what happened since Run started.
 	Counters Counters `json:"counters"`
 	// RecentErrors are the last failed commands, oldest first.
@@ -179,6 +182,12 @@ type Counters struct {
 	PolicySwaps  uint64 `json:"policy_swaps"`
 	// HealthUpdates counts the health reports received (SetHealth).
 	HealthUpdates uint64 `json:"health_updates"`
+	// EndpointRepairs counts the subflow endpoints replaced because
+	// connections had no subflow from them (kernel mode, see the package
+	// doc); RepairsGivenUp counts the connections given up, still without
+	// the subflow after 3 replacements.
+	EndpointRepairs uint64 `json:"endpoint_repairs"`
+	RepairsGivenUp  uint64 `json:"repairs_given_up"`
 }
 
 // ErrorRecord is a failed command.
@@ -201,20 +210,24 @@ type counters struct {
 	unknownToken             uint64
 	hostUpdates, policySwaps uint64
 	healthUpdates            uint64
+	endpointRepairs          uint64
+	repairGivenUp            uint64
 }
 
 func (c *counters) export() Counters {
 	out := Counters{
-		Actions:       make(map[string]uint64),
-		Failures:      make(map[string]uint64),
-		Events:        make(map[string]uint64),
-		EventBatches:  c.batches,
-		Resyncs:       c.resyncs,
-		Backoffs:      c.backoffs,
-		UnknownToken:  c.unknownToken,
-		HostUpdates:   c.hostUpdates,
-		PolicySwaps:   c.policySwaps,
-		HealthUpdates: c.healthUpdates,
+		Actions:         make(map[string]uint64),
+		Failures:        make(map[string]uint64),
+		Events:          make(map[string]uint64),
+		EventBatches:    c.batches,
+		Resyncs:         c.resyncs,
+		Backoffs:        c.backoffs,
+		UnknownToken:    c.unknownToken,
+		HostUpdates:     c.hostUpdates,
+		PolicySwaps:     c.policySwaps,
+		HealthUpdates:   c.healthUpdates,
+		EndpointRepairs: c.endpointRepairs,
+		RepairsGivenUp:  c.repairGivenUp,
 	}
 	for o := range numOps {
 		if n := c.actions[o]; n > 0 {
@@ -283,13 +296,14 @@ func (e *Engine) answer(q query) {
 		return
 	}
 	st := Status{
-		Mode:         e.cfg.Mode,
-		Policy:       e.policy.Name(),
-		Started:      e.started,
-		Ready:        e.isReady,
-		Resyncing:    e.resyncing,
-		Counters:     e.counters.export(),
-		RecentErrors: e.recent.list(),
+		Mode:          e.cfg.Mode,
+		Policy:        e.policy.Name(),
+		Started:       e.started,
+		Ready:         e.isReady,
+		Resyncing:     e.resyncing,
+		RepairListing: e.km.rep.listing,
+		Counters:      e.counters.export(),
+		RecentErrors:  e.recent.list(),
 	}
 	for _, a := range e.view.UsableAddrs() {
 		st.UsableAddrs = append(st.UsableAddrs, a.Addr)

@@ -13,8 +13,9 @@ type wake struct {
 	at  time.Time
 	idx int
 	c   *conn // nil for kernel mode and the sweep
-	// sweep marks the connection sweep's wake (Config.SweepEvery).
-	sweep bool
+	// sweep marks the connection sweep's wake (Config.SweepEvery);
+	// repair the subflow repair's checks (kernel mode).
+	sweep, repair bool
 }
 
 // wakeHeap orders wakes by time.

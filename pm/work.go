@@ -54,6 +54,9 @@ type command struct {
 	local  netip.AddrPort
 	remote netip.AddrPort
 	backup bool
+	// repair marks the delete and add that replace an endpoint for the
+	// subflow repair (kernel mode).
+	repair bool
 	path   pathKey
 	// sent is when a worker took the command; trigger is when the input
 	// that caused it arrived (zero for retries and the like).

@@ -75,7 +75,8 @@ func (l *connLister) ListConns() ([]pm.ExistingConn, error) {
 			side = policy.SideServer
 		}
 		byToken[c.Token] = len(conns)
-		conns = append(conns, pm.ExistingConn{Token: c.Token, Side: side, Local: c.Local, Remote: c.Remote})
+		conns = append(conns, pm.ExistingConn{Token: c.Token, Side: side, Local: c.Local, Remote: c.Remote,
+			Fallback: c.Info.Flags&sockdiag.InfoFallback != 0})
 		return nil
 	})
 	if err != nil {
