@@ -30,6 +30,10 @@ var (
 		"Full re-reads of the kernel's state after events were lost.", nil, nil)
 	engineBackoffs = prometheus.NewDesc("mptcpgod_engine_backoffs_total",
 		"Failures that put a path, announce, endpoint or the limits in backoff.", nil, nil)
+	engineRepairs = prometheus.NewDesc("mptcpgod_engine_endpoint_repairs_total",
+		"Subflow endpoints replaced so that the kernel tries them again on connections that missed their subflow (kernel mode).", nil, nil)
+	engineRepairsGivenUp = prometheus.NewDesc("mptcpgod_engine_repairs_given_up_total",
+		"Connections still without an endpoint's subflow after three repairs, no longer repaired for it (kernel mode).", nil, nil)
 	engineConns = prometheus.NewDesc("mptcpgod_engine_connections",
 		"Connections the engine tracks (userspace mode).", nil, nil)
 	enginePaths = prometheus.NewDesc("mptcpgod_engine_paths",
@@ -52,7 +56,7 @@ type engineCollector struct {
 // Describe implements prometheus.Collector.
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{engineUp, engineReady, engineInfo, engineStart, engineActions, engineFailures,
-		engineEvents, engineBatches, engineResyncs, engineBackoffs, engineConns, enginePaths,
+		engineEvents, engineBatches, engineResyncs, engineBackoffs, engineRepairs, engineRepairsGivenUp, engineConns, enginePaths,
 		engineEndpoints, engineInFlight, engineQueued} {
 		ch <- d
 	}
@@ -92,6 +96,8 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(engineBatches, st.Counters.EventBatches)
 	counter(engineResyncs, st.Counters.Resyncs)
 	counter(engineBackoffs, st.Counters.Backoffs)
+	counter(engineRepairs, st.Counters.EndpointRepairs)
+	counter(engineRepairsGivenUp, st.Counters.RepairsGivenUp)
 	gauge(engineConns, float64(len(st.Conns)))
 	gauge(engineInFlight, float64(st.InFlight))
 	gauge(engineQueued, float64(st.Queued))

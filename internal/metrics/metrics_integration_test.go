@@ -90,7 +90,8 @@ func TestKernelMetrics(t *testing.T) {
 	tb := netnstest.NewTestbed(t, 2)
 	st := pm.Status{Mode: policy.ModeKernel, Policy: "fullmesh", Ready: true, Started: time.Unix(1700000000, 0),
 		Counters: pm.Counters{Actions: map[string]uint64{"add_endpoint": 2}, Failures: map[string]uint64{"add_endpoint": 1},
-			Events: map[string]uint64{"created": 1}, Resyncs: 1, Backoffs: 3},
+			Events: map[string]uint64{"created": 1}, Resyncs: 1, Backoffs: 3,
+			EndpointRepairs: 4, RepairsGivenUp: 5},
 		Endpoints: []pm.EndpointStatus{{State: "ok"}, {State: "ok"}, {State: "backoff"}}}
 	m, err := metrics.New(metrics.Config{NetNS: tb.Client.NetNS(), Engine: fakeEngine{st}})
 	if err != nil {
@@ -160,6 +161,8 @@ func TestKernelMetrics(t *testing.T) {
 		{"mptcpgod_engine_kernel_events_total", []string{"type", "created"}, 1},
 		{"mptcpgod_engine_resyncs_total", nil, 1},
 		{"mptcpgod_engine_backoffs_total", nil, 3},
+		{"mptcpgod_engine_endpoint_repairs_total", nil, 4},
+		{"mptcpgod_engine_repairs_given_up_total", nil, 5},
 		{"mptcpgod_engine_endpoints", []string{"state", "ok"}, 2},
 		{"mptcpgod_engine_endpoints", []string{"state", "backoff"}, 1},
 		{"mptcpgod_engine_start_time_seconds", nil, 1700000000},
