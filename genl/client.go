@@ -296,10 +296,15 @@ type Subscription struct {
 	s *subscription
 }
 
-// Receive blocks until the kernel sends events and returns all the events
-// of one datagram. It returns ctx.Err() when ctx is done, and an error
-// matching ErrEventsLost when the kernel dropped events (ENOBUFS); the next
-// call then goes on with the stream.
+// Receive blocks until the kernel sends events, then returns them together
+// with every event already queued behind them, in the kernel's order, so
+// that a burst costs one call. Each datagram takes one read into a buffer
+// the subscription reuses; the events returned are values that do not
+// refer to it. It returns ctx.Err() when ctx is done, and an error matching
+// ErrEventsLost when the kernel dropped events (ENOBUFS); the next call then
+// goes on with the stream. An error met after some events were decoded is
+// returned by the next call. After Close, it returns an error matching
+// net.ErrClosed.
 func (s *Subscription) Receive(ctx context.Context) ([]Event, error) { return s.s.receive(ctx) }
 
 // SetReadBuffer sets the socket's receive buffer size; a larger buffer

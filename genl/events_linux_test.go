@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,32 +18,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// recvResult is what one fakeConn.Receive returns.
+// recvResult is what one fakeConn.Read returns: a datagram or an error.
 type recvResult struct {
-	msgs  []genetlink.Message
-	nmsgs []netlink.Message
-	err   error
+	b   []byte
+	err error
 }
 
-// fakeConn is an eventConn whose Receive blocks until a result is queued
-// or the read deadline passes, like a netlink socket.
+// fakeConn is an eventConn whose Read blocks until a result is queued or
+// the read deadline passes, like a netlink socket.
 type fakeConn struct {
 	recv      chan recvResult
-	receiving chan struct{} // gets a value each time Receive starts waiting
+	receiving chan struct{} // gets a value each time a waiting Read starts
 
-	mu       sync.Mutex
-	deadline time.Time
-	kick     chan struct{} // closed when the deadline changes
-	joined   []uint32
-	joinErr  error
-	readBuf  int
-	closed   bool
+	mu        sync.Mutex
+	deadline  time.Time
+	deadlines int           // SetReadDeadline calls
+	kick      chan struct{} // closed when the deadline changes
+	joined    []uint32
+	joinErr   error
+	readBuf   int
+	closed    bool
 }
 
 func newFakeConn() *fakeConn {
 	return &fakeConn{
-		recv:      make(chan recvResult, 16),
-		receiving: make(chan struct{}, 16),
+		recv:      make(chan recvResult, maxBatch+16),
+		receiving: make(chan struct{}, maxBatch+16),
 		kick:      make(chan struct{}),
 	}
 }
@@ -57,7 +58,27 @@ func (f *fakeConn) JoinGroup(group uint32) error {
 	return nil
 }
 
-func (f *fakeConn) Receive() ([]genetlink.Message, []netlink.Message, error) {
+func (f *fakeConn) Read(b []byte, wait bool) (int, error) {
+	deliver := func(r recvResult) (int, error) {
+		if r.err != nil {
+			return 0, r.err
+		}
+		return copy(b, r.b), nil
+	}
+	f.mu.Lock()
+	dl := f.deadline
+	f.mu.Unlock()
+	if !dl.IsZero() && !time.Now().Before(dl) {
+		return 0, &netlink.OpError{Op: "receive", Err: os.ErrDeadlineExceeded}
+	}
+	if !wait {
+		select {
+		case r := <-f.recv:
+			return deliver(r)
+		default:
+			return 0, errWouldBlock
+		}
+	}
 	f.receiving <- struct{}{}
 	for {
 		f.mu.Lock()
@@ -67,7 +88,7 @@ func (f *fakeConn) Receive() ([]genetlink.Message, []netlink.Message, error) {
 		if !dl.IsZero() {
 			d := time.Until(dl)
 			if d <= 0 {
-				return nil, nil, &netlink.OpError{Op: "receive", Err: os.ErrDeadlineExceeded}
+				return 0, &netlink.OpError{Op: "receive", Err: os.ErrDeadlineExceeded}
 			}
 			tm := time.NewTimer(d)
 			defer tm.Stop()
@@ -75,7 +96,7 @@ func (f *fakeConn) Receive() ([]genetlink.Message, []netlink.Message, error) {
 		}
 		select {
 		case r := <-f.recv:
-			return r.msgs, r.nmsgs, r.err
+			return deliver(r)
 		case <-timeout:
 		case <-kick:
 		}
@@ -86,6 +107,7 @@ func (f *fakeConn) SetReadDeadline(t time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deadline = t
+	f.deadlines++
 	close(f.kick)
 	f.kick = make(chan struct{})
 	return nil
@@ -119,13 +141,31 @@ func subscribeFake(t *testing.T) (*Subscription, *fakeConn) {
 	return s, fc
 }
 
-// datagram is one received datagram holding msgs of the mptcp_pm family.
-func datagram(msgs ...genetlink.Message) recvResult {
-	r := recvResult{msgs: msgs}
-	for range msgs {
-		r.nmsgs = append(r.nmsgs, netlink.Message{Header: netlink.Header{Type: testFamilyID}})
+// datagram is one datagram holding msgs as messages of the mptcp_pm
+// family.
+func datagram(t *testing.T, msgs ...genetlink.Message) recvResult {
+	t.Helper()
+	var b []byte
+	for _, m := range msgs {
+		b = append(b, netlinkMsg(t, testFamilyID, m)...)
 	}
-	return r
+	return recvResult{b: b}
+}
+
+// netlinkMsg encodes m as a netlink message of type typ.
+func netlinkMsg(t *testing.T, typ netlink.HeaderType, m genetlink.Message) []byte {
+	t.Helper()
+	gb, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatalf("marshal generic netlink message: %v", err)
+	}
+	nm := netlink.Message{Header: netlink.Header{Type: typ}, Data: gb}
+	nm.Header.Length = uint32(unix.NLMSG_HDRLEN + len(gb))
+	nb, err := nm.MarshalBinary()
+	if err != nil {
+		t.Fatalf("marshal netlink message: %v", err)
+	}
+	return nb
 }
 
 func closedEvent(t *testing.T, tok uint32) genetlink.Message {
@@ -187,10 +227,9 @@ func TestReceive(t *testing.T) {
 	t.Run("all events of a datagram", func(t *testing.T) {
 		t.Parallel()
 		s, fc := subscribeFake(t)
-		r := datagram(closedEvent(t, 1), eventMsg(t, EventRemoved, u32(_MPTCP_ATTR_TOKEN, 2), u8(_MPTCP_ATTR_REM_ID, 3)))
+		r := datagram(t, closedEvent(t, 1), eventMsg(t, EventRemoved, u32(_MPTCP_ATTR_TOKEN, 2), u8(_MPTCP_ATTR_REM_ID, 3)))
 		// A message of another family in the same datagram is skipped.
-		r.msgs = append(r.msgs, closedEvent(t, 99))
-		r.nmsgs = append(r.nmsgs, netlink.Message{Header: netlink.Header{Type: netlink.Error}})
+		r.b = append(r.b, netlinkMsg(t, netlink.Error, closedEvent(t, 99))...)
 		fc.recv <- r
 		got, err := s.Receive(context.Background())
 		if err != nil {
@@ -208,7 +247,7 @@ func TestReceive(t *testing.T) {
 		fc.recv <- recvResult{err: &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.ENOBUFS)}}
 		// Queued behind the overflow: older than the caller's resync, so
 		// Receive drains it before reporting the loss.
-		fc.recv <- datagram(closedEvent(t, 4))
+		fc.recv <- datagram(t, closedEvent(t, 4))
 		_, err := s.Receive(context.Background())
 		if !errors.Is(err, ErrEventsLost) || !errors.Is(err, unix.ENOBUFS) {
 			t.Fatalf("Receive error = %v, want ErrEventsLost wrapping ENOBUFS", err)
@@ -216,7 +255,7 @@ func TestReceive(t *testing.T) {
 		if n := len(fc.recv); n != 0 {
 			t.Fatalf("%d datagrams still queued after the loss, want them drained", n)
 		}
-		fc.recv <- datagram(closedEvent(t, 5))
+		fc.recv <- datagram(t, closedEvent(t, 5))
 		got, err := s.Receive(context.Background())
 		if err != nil {
 			t.Fatalf("Receive after ENOBUFS: %v", err)
@@ -229,8 +268,8 @@ func TestReceive(t *testing.T) {
 	t.Run("malformed event is an error, the next one is fine", func(t *testing.T) {
 		t.Parallel()
 		s, fc := subscribeFake(t)
-		fc.recv <- datagram(eventMsg(t, EventClosed, raw(_MPTCP_ATTR_TOKEN, 1)))
-		fc.recv <- datagram(closedEvent(t, 6))
+		fc.recv <- datagram(t, eventMsg(t, EventClosed, raw(_MPTCP_ATTR_TOKEN, 1)))
+		fc.recv <- datagram(t, closedEvent(t, 6))
 		if _, err := s.Receive(context.Background()); err == nil {
 			t.Fatal("Receive accepted a 1-byte token")
 		}
@@ -262,7 +301,7 @@ func TestReceive(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("Receive did not return after cancel")
 		}
-		fc.recv <- datagram(closedEvent(t, 7))
+		fc.recv <- datagram(t, closedEvent(t, 7))
 		got, err := s.Receive(context.Background())
 		if err != nil {
 			t.Fatalf("Receive after cancel: %v", err)
@@ -285,7 +324,7 @@ func TestReceive(t *testing.T) {
 	t.Run("done context returns at once", func(t *testing.T) {
 		t.Parallel()
 		s, fc := subscribeFake(t)
-		fc.recv <- datagram(closedEvent(t, 8))
+		fc.recv <- datagram(t, closedEvent(t, 8))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := s.Receive(ctx); !errors.Is(err, context.Canceled) {
@@ -293,6 +332,167 @@ func TestReceive(t *testing.T) {
 		}
 		if len(fc.recv) != 1 {
 			t.Error("Receive read from the socket with a done context")
+		}
+	})
+
+	t.Run("one Receive returns every queued datagram", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		fc.recv <- datagram(t, closedEvent(t, 10))
+		fc.recv <- datagram(t, closedEvent(t, 11), closedEvent(t, 12))
+		fc.recv <- datagram(t, closedEvent(t, 13))
+		got, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		want := []Event{{Type: EventClosed, Token: 10}, {Type: EventClosed, Token: 11}, {Type: EventClosed, Token: 12}, {Type: EventClosed, Token: 13}}
+		if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+		if n := len(fc.receiving); n != 1 {
+			t.Errorf("Receive waited %d times, want once", n)
+		}
+	})
+
+	t.Run("a batch is bounded", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		for i := range maxBatch + 3 {
+			fc.recv <- datagram(t, closedEvent(t, uint32(i)))
+		}
+		for _, want := range []int{maxBatch, 3} {
+			got, err := s.Receive(context.Background())
+			if err != nil {
+				t.Fatalf("Receive: %v", err)
+			}
+			if len(got) != want {
+				t.Errorf("Receive returned %d events, want %d", len(got), want)
+			}
+		}
+	})
+
+	t.Run("an error after decoded events comes with the next Receive", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		fc.recv <- datagram(t, closedEvent(t, 20))
+		fc.recv <- datagram(t, closedEvent(t, 21), eventMsg(t, EventClosed, raw(_MPTCP_ATTR_TOKEN, 1)))
+		fc.recv <- datagram(t, closedEvent(t, 22))
+		got, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		// The malformed datagram is refused whole, like on its own.
+		if diff := cmp.Diff([]Event{{Type: EventClosed, Token: 20}}, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+		if got, err := s.Receive(context.Background()); err == nil || len(got) != 0 {
+			t.Fatalf("second Receive = %+v, %v; want the decoding error", got, err)
+		}
+		got, err = s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("third Receive: %v", err)
+		}
+		if diff := cmp.Diff([]Event{{Type: EventClosed, Token: 22}}, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("ENOBUFS after decoded events", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		fc.recv <- datagram(t, closedEvent(t, 30))
+		fc.recv <- recvResult{err: &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.ENOBUFS)}}
+		fc.recv <- datagram(t, closedEvent(t, 31))
+		got, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		if diff := cmp.Diff([]Event{{Type: EventClosed, Token: 30}}, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+		if n := len(fc.recv); n != 0 {
+			t.Fatalf("%d datagrams still queued after the overflow, want them drained", n)
+		}
+		if _, err := s.Receive(context.Background()); !errors.Is(err, ErrEventsLost) {
+			t.Fatalf("second Receive error = %v, want ErrEventsLost", err)
+		}
+		fc.recv <- datagram(t, closedEvent(t, 32))
+		got, err = s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive after the loss: %v", err)
+		}
+		if diff := cmp.Diff([]Event{{Type: EventClosed, Token: 32}}, got, cmpAddrs); diff != "" {
+			t.Errorf("unexpected events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("the read deadline is set only when it changes", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		far := time.Now().Add(time.Hour)
+		dctx, dcancel := context.WithDeadline(context.Background(), far)
+		defer dcancel()
+		cctx, ccancel := context.WithCancel(context.Background())
+		steps := []struct {
+			name string
+			ctx  context.Context
+			want int // SetReadDeadline calls so far
+		}{
+			{"first", context.Background(), 1},
+			{"same, no deadline", context.Background(), 1},
+			{"cancellable, no deadline", cctx, 1},
+			{"a deadline", dctx, 2},
+			{"the same deadline", dctx, 2},
+			{"no deadline again", context.Background(), 3},
+		}
+		for _, st := range steps {
+			fc.recv <- datagram(t, closedEvent(t, 40))
+			if _, err := s.Receive(st.ctx); err != nil {
+				t.Fatalf("%s: Receive: %v", st.name, err)
+			}
+			fc.mu.Lock()
+			got := fc.deadlines
+			fc.mu.Unlock()
+			if got != st.want {
+				t.Errorf("%s: %d SetReadDeadline calls, want %d", st.name, got, st.want)
+			}
+		}
+		// A cancellation leaves a past deadline: the next Receive clears it.
+		go func() {
+			<-fc.receiving
+			ccancel()
+		}()
+		if _, err := s.Receive(cctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Receive error = %v, want context.Canceled", err)
+		}
+		fc.recv <- datagram(t, closedEvent(t, 41))
+		if _, err := s.Receive(context.Background()); err != nil {
+			t.Fatalf("Receive after a cancellation: %v", err)
+		}
+	})
+
+	t.Run("returned events do not share the receive buffer", func(t *testing.T) {
+		t.Parallel()
+		s, fc := subscribeFake(t)
+		ev := func(tok uint32, addr string) genetlink.Message {
+			return eventMsg(t, EventAnnounced, u32(_MPTCP_ATTR_TOKEN, tok), u16(_MPTCP_ATTR_FAMILY, unix.AF_INET6),
+				ip(_MPTCP_ATTR_DADDR6, addr), u8(_MPTCP_ATTR_REM_ID, 1))
+		}
+		fc.recv <- datagram(t, ev(50, "2001:db8::1"))
+		first, err := s.Receive(context.Background())
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		want := slices.Clone(first)
+		fc.recv <- datagram(t, ev(51, "2001:db8::2"))
+		if _, err := s.Receive(context.Background()); err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		if diff := cmp.Diff(want, first, cmpAddrs); diff != "" {
+			t.Errorf("the next Receive changed returned events (-before +after):\n%s", diff)
+		}
+		if !first[0].Remote.Addr().IsValid() {
+			t.Errorf("event %+v has no remote address", first[0])
 		}
 	})
 

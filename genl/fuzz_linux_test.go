@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 )
@@ -128,4 +129,36 @@ func encodeEvent(t *testing.T, ev Event) []byte {
 		t.Fatalf("encode %+v: %v", ev, err)
 	}
 	return b
+}
+
+// FuzzParseDatagram decodes arbitrary datagrams of the event socket, as a
+// message type and bytes, and checks that the events survive being encoded
+// into a datagram of one message each and decoded again. The seeds are
+// datagrams read from a Linux 6.18 event socket (family 28 there), and
+// three of them back to back as the kernel may batch them.
+func FuzzParseDatagram(f *testing.F) {
+	f.Fuzz(func(t *testing.T, family uint16, b []byte) {
+		evs, err := parseDatagram(nil, b, family)
+		if err != nil {
+			if len(evs) != 0 {
+				t.Fatalf("parseDatagram returned %d events with error %v", len(evs), err)
+			}
+			return
+		}
+		var again []byte
+		for _, ev := range evs {
+			gm := genetlink.Message{
+				Header: genetlink.Header{Command: uint8(ev.Type), Version: _MPTCP_PM_VER},
+				Data:   encodeEvent(t, ev),
+			}
+			again = append(again, netlinkMsg(t, netlink.HeaderType(family), gm)...)
+		}
+		got, err := parseDatagram(nil, again, family)
+		if err != nil {
+			t.Fatalf("decode re-encoded %+v: %v", evs, err)
+		}
+		if diff := cmp.Diff(evs, got, cmpAddrs, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("round trip changed the events (-first +again):\n%s", diff)
+		}
+	})
 }
