@@ -3,6 +3,9 @@
 package soak_test
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -36,6 +39,33 @@ func TestRaces(t *testing.T) {
 		}
 		if diff := cmp.Diff(tt.want, d.races()); diff != "" {
 			t.Errorf("%s: races (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+// TestVerdict: only a reply with a count and a different checksum counts
+// as corrupted; a missing or truncated reply is a failure of another kind.
+func TestVerdict(t *testing.T) {
+	t.Parallel()
+	sum := sha256.Sum256([]byte("payload"))
+	other := sha256.Sum256([]byte("pay1oad"))
+	reply := func(n uint64, s [32]byte) []byte { return append(binary.BigEndian.AppendUint64(nil, n), s[:]...) }
+	tests := []struct {
+		name          string
+		got           []byte
+		ok, corrupted bool
+	}{
+		{name: "match", got: reply(7, sum), ok: true},
+		{name: "other checksum", got: reply(7, other), corrupted: true},
+		{name: "other count", got: reply(6, sum), corrupted: true},
+		{name: "no answer", got: nil},
+		{name: "truncated", got: reply(7, sum)[:20]},
+	}
+	for _, tt := range tests {
+		err := verdict(7, sum[:], tt.got)
+		got := []bool{err == nil, errors.Is(err, errCorrupt)}
+		if diff := cmp.Diff([]bool{tt.ok, tt.corrupted}, got); diff != "" {
+			t.Errorf("%s: verdict = %v; [ok corrupted] (-want +got):\n%s", tt.name, err, diff)
 		}
 	}
 }

@@ -28,6 +28,11 @@ var (
 	soakRSS      = flag.Float64("soak.rss-tolerance", 1.5, "final RSS may be at most this factor of the baseline, plus 16 MiB")
 	soakGor      = flag.Int("soak.goroutine-tolerance", 10, "final goroutines may exceed the baseline by at most this many")
 	soakRace     = flag.Bool("soak.race", false, "build the daemon with the race detector and fail on any race it reports")
+
+	soakCorrupt         = flag.Bool("soak.corrupt", false, "run TestCorrupt, the subflow-churn corruption reproducer (opt-in)")
+	soakCorruptDuration = flag.Duration("soak.corrupt.duration", time.Minute, "time of each TestCorrupt case")
+	soakCorruptCases    = flag.String("soak.corrupt.cases", "none,create,destroy", "comma-separated TestCorrupt cases (none, create, create-early, destroy, destroy-once, destroy-initial, backup, resubscribe, duplicate, kernel-pm, all); none is the control")
+	soakCorruptCsum     = flag.Bool("soak.corrupt.csum", false, "TestCorrupt: set net.mptcp.checksum_enabled=1 on both hosts")
 )
 
 // longStreams is how many connections stay open for the whole soak of a
@@ -399,14 +404,20 @@ func measure(t *testing.T, d *daemon) (rss int64, gor int) {
 // waitBaseline waits until the daemon's RSS and goroutines are back
 // within the tolerances of the baseline (idle connections and half-open
 // clients take a few seconds to time out), fails the test if they are not
-// within waitLimit, and returns the last measure.
+// within waitLimit, and returns the last measure. With -soak.race the RSS
+// is not checked: the race detector's shadow memory grows with every
+// allocation and is never given back (157 MiB against a 42 MiB baseline
+// in a 2-minute userspace soak).
 func waitBaseline(t *testing.T, d *daemon, baseRSS int64, baseGor int) (rss int64, gor int) {
 	t.Helper()
 	maxRSS := int64(float64(baseRSS)**soakRSS) + 16<<20
+	if *soakRace {
+		t.Log("soak: -soak.race: the daemon's RSS is measured but not checked")
+	}
 	deadline := time.Now().Add(waitLimit)
 	for {
 		rss, gor = measure(t, d)
-		okRSS := rss <= maxRSS
+		okRSS := rss <= maxRSS || *soakRace
 		okGor := baseGor < 0 || gor <= baseGor+*soakGor
 		if okRSS && okGor {
 			return rss, gor

@@ -55,6 +55,10 @@ type stats struct {
 
 	mu       sync.Mutex
 	failures []string
+
+	// explain, if set, describes how a corrupted transfer's bytes differ
+	// from what was sent.
+	explain func(seed uint64, local netip.AddrPort, size, chunk int) string
 }
 
 // fail records a transfer that did not complete.
@@ -104,15 +108,20 @@ func openStream(ctx context.Context, h *netnstest.Host, srv netip.AddrPort, seed
 		return nil, fmt.Errorf("connection to %s is not MPTCP (%v)", srv, err)
 	}
 	local := netip.MustParseAddrPort(c.LocalAddr().String())
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
 	return &stream{
 		conn:  tc,
 		local: netip.AddrPortFrom(local.Addr().Unmap(), local.Port()),
-		rng:   rand.NewChaCha8(key),
+		rng:   seedRand(seed),
 		sum:   sha256.New(),
 		buf:   make([]byte, chunk),
 	}, nil
+}
+
+// seedRand returns the pseudo-random source of the stream with seed.
+func seedRand(seed uint64) *rand.ChaCha8 {
+	var key [32]byte
+	binary.BigEndian.PutUint64(key[:], seed)
+	return rand.NewChaCha8(key)
 }
 
 // send writes one chunk of pseudo-random bytes.
@@ -137,14 +146,25 @@ func (s *stream) finish() error {
 	if err != nil {
 		return err
 	}
-	if want := s.sum.Sum(binary.BigEndian.AppendUint64(nil, s.sent)); !bytes.Equal(got, want) {
-		if len(got) == len(want) {
-			return fmt.Errorf("%w: sent %d bytes, the server received %d (sha256 %x, server's %x)",
-				errCorrupt, s.sent, binary.BigEndian.Uint64(got), want[8:], got[8:])
-		}
-		return fmt.Errorf("%w: sent %d bytes with sha256 %x, the server answered %x", errCorrupt, s.sent, want[8:], got)
+	return verdict(s.sent, s.sum.Sum(nil), got)
+}
+
+// verdict compares the server's reply got with the count and the SHA-256
+// of what was sent: errCorrupt only when the server answered a count and
+// a checksum and they differ; a reply of another length (the server hung
+// up without answering, as it does when its read fails) is a failed
+// transfer, not a corrupted one.
+func verdict(sent uint64, sum, got []byte) error {
+	want := append(binary.BigEndian.AppendUint64(nil, sent), sum...)
+	switch {
+	case bytes.Equal(got, want):
+		return nil
+	case len(got) != len(want):
+		return fmt.Errorf("soak: sent %d bytes with sha256 %x, the server answered %d bytes (%x), want %d", sent, sum, len(got), got, len(want))
+	default:
+		return fmt.Errorf("%w: sent %d bytes, the server received %d (sha256 %x, server's %x)",
+			errCorrupt, sent, binary.BigEndian.Uint64(got), sum, got[8:])
 	}
-	return nil
 }
 
 // transfer sends size bytes from h to srv in chunks and checks the
@@ -168,6 +188,9 @@ func transfer(ctx context.Context, h *netnstest.Host, srv netip.AddrPort, seed u
 	if err := s.finish(); err != nil {
 		if errors.Is(err, errCorrupt) {
 			st.corrupt.Add(1)
+			if st.explain != nil {
+				err = fmt.Errorf("%w; %s", err, st.explain(seed, s.local, size, chunk))
+			}
 		}
 		st.fail("transfer %d from %s: %v", seed, s.local, err)
 		return
