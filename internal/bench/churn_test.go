@@ -3,7 +3,6 @@
 package bench_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,7 +103,7 @@ func BenchmarkChurn(b *testing.B) {
 	for _, c := range subflowCases {
 		b.Run(c.manager+"-"+c.mode, func(b *testing.B) {
 			tb, _ := testbed(b)
-			server, serverPid := startChurnServer(b, tb)
+			server, serverPid := startServer(b, tb)
 			pid := c.setup(b, tb)
 			var rs []bench.Result
 			for b.Loop() {
@@ -397,46 +395,6 @@ func kernelThreadsDelta(before, after map[int]float64) float64 {
 		d += max(0, s-before[pid])
 	}
 	return d
-}
-
-// startChurnServer runs this test binary as a server (serverMain) in tb's
-// server namespace until the benchmark ends and returns its address on the
-// server's eth0 and its process id.
-func startChurnServer(b *testing.B, tb *netnstest.Testbed) (netip.AddrPort, int) {
-	b.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := tb.Server.Command(exe)
-	cmd.Env = append(os.Environ(), serverEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start the server: %v", err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			b.Errorf("server: %v", err)
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("server address: %v", err)
-	}
-	port, err := strconv.ParseUint(strings.TrimSpace(line), 10, 16)
-	if err != nil {
-		b.Fatalf("server port %q: %v", line, err)
-	}
-	return netip.AddrPortFrom(tb.Links[0].Server4, uint16(port)), cmd.Process.Pid
 }
 
 // churnMain is the generator process: it runs the load of its

@@ -59,7 +59,7 @@ func BenchmarkMemory(b *testing.B) {
 // the testbed go when the benchmark ends.
 func memoryLoad(b *testing.B, c subflowCase) bench.Memory {
 	tb, _ := testbed(b)
-	server := startServer(b, tb)
+	server, _ := startServer(b, tb)
 	pid := c.setup(b, tb)
 	w := watch(b, tb.Client)
 	time.Sleep(memSettle)
@@ -118,8 +118,8 @@ const serverEnv = "MPTCPGOD_BENCH_SERVER"
 
 // startServer runs this test binary as a server (serverMain) in tb's
 // server namespace until the benchmark ends and returns its address on
-// the server's eth0.
-func startServer(b *testing.B, tb *netnstest.Testbed) netip.AddrPort {
+// the server's eth0 and its process id.
+func startServer(b *testing.B, tb *netnstest.Testbed) (netip.AddrPort, int) {
 	b.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -153,7 +153,7 @@ func startServer(b *testing.B, tb *netnstest.Testbed) netip.AddrPort {
 	if err != nil {
 		b.Fatalf("server port %q: %v", line, err)
 	}
-	return netip.AddrPortFrom(tb.Links[0].Server4, uint16(port))
+	return netip.AddrPortFrom(tb.Links[0].Server4, uint16(port)), cmd.Process.Pid
 }
 
 // serverMain listens for MPTCP connections on every address of the

@@ -18,34 +18,9 @@ import (
 // configuration), which fullmesh alone gives an endpoint.
 func TestExecPolicyDecides(t *testing.T) {
 	t.Parallel()
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3: %v (.ci/run installs it)", err)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	example := filepath.Join(filepath.Dir(file), "..", "..", "docs", "examples", "prefer_wired.py")
-
-	tb := netnstest.NewTestbed(t, 2)
-	l0, l1 := tb.Links[0], tb.Links[1]
-	r := start(t, tb.Client, fmt.Sprintf(`mode = "kernel"
-set_path_manager = true
-
-[control]
-socket = ""
-
-[links]
-include_kinds = ["virtual", "cellular"]
-cellular_names = ["eth1"]
-
-[[policy.chain]]
-name = "fullmesh"
-config = { families = "ipv4" }
-
-[[policy.chain]]
-name = "exec"
-config = { command = [%q, %q, "--drop", "cellular"] }
-`, python, example))
+	tb, r := startExecChain(t, "")
 	defer r.stop()
+	l0, l1 := tb.Links[0], tb.Links[1]
 
 	waitEndpoints(t, tb.Client, l0.Client4)
 	eventually(t, "the cellular endpoint withdrawn by the exec policy", func() (bool, string) {
@@ -71,6 +46,23 @@ config = { command = [%q, %q, "--drop", "cellular"] }
 // cellular endpoint goes.
 func TestExecPolicyReadyRedecides(t *testing.T) {
 	t.Parallel()
+	tb, r := startExecChain(t, "sleep 1.5; ")
+	defer r.stop()
+	l0, l1 := tb.Links[0], tb.Links[1]
+
+	waitEndpoints(t, tb.Client, l0.Client4, l1.Client4)
+	eventually(t, "the cellular endpoint withdrawn once the exec child is up", func() (bool, string) {
+		eps := endpoints(t, tb.Client)
+		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
+	})
+}
+
+// startExecChain starts the daemon in kernel mode on a two-link testbed
+// with the chain fullmesh | exec, the exec policy running the example
+// prefer_wired.py that drops the cellular link (eth1), started by
+// /bin/sh after the shell commands first.
+func startExecChain(t *testing.T, first string) (*netnstest.Testbed, *running) {
+	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Fatalf("python3: %v (.ci/run installs it)", err)
@@ -79,7 +71,6 @@ func TestExecPolicyReadyRedecides(t *testing.T) {
 	example := filepath.Join(filepath.Dir(file), "..", "..", "docs", "examples", "prefer_wired.py")
 
 	tb := netnstest.NewTestbed(t, 2)
-	l0, l1 := tb.Links[0], tb.Links[1]
 	r := start(t, tb.Client, fmt.Sprintf(`mode = "kernel"
 set_path_manager = true
 
@@ -96,13 +87,7 @@ config = { families = "ipv4" }
 
 [[policy.chain]]
 name = "exec"
-config = { command = ["/bin/sh", "-c", "sleep 1.5; exec \"$0\" \"$@\"", %q, %q, "--drop", "cellular"] }
-`, python, example))
-	defer r.stop()
-
-	waitEndpoints(t, tb.Client, l0.Client4, l1.Client4)
-	eventually(t, "the cellular endpoint withdrawn once the exec child is up", func() (bool, string) {
-		eps := endpoints(t, tb.Client)
-		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
-	})
+config = { command = ["/bin/sh", "-c", %q, %q, %q, "--drop", "cellular"] }
+`, first+`exec "$0" "$@"`, python, example))
+	return tb, r
 }
