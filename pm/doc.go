@@ -80,12 +80,28 @@
 // the initial one carry the address's id: the one the kernel already has
 // for it, else a free one allocated from the top (a subflow created
 // without an id would take id 0, the initial address's, and the kernel
-// would refuse the next one). The engine destroys the subflows it opened,
-// with MP_JOIN or, on the client side, as the initial subflow, but never
-// those the peer opened and never a connection's last established
-// subflow, unless the plan withdraws its address (ConnPlan.Withdraw, a
-// metered link over its quota): a policy that drops a dead path gets its
-// data sent again at once over the others. Every Config.SweepEvery it
+// would refuse the next one). The engine destroys the subflows it opened
+// with MP_JOIN, but never those the peer opened and never a connection's
+// last established subflow, unless the plan withdraws its address
+// (ConnPlan.Withdraw, a metered link over its quota): a policy that drops
+// a dead path gets its data sent again at once over the others.
+//
+// A client's initial subflow that the plan drops is demoted instead
+// (SetSubflowBackup true) while its address is usable, and promoted again
+// per the plan's Backup bit when the plan wants its path back: on Linux
+// 6.18, destroying a connection's initial subflow through the userspace
+// path manager while it carries data loses the connection (after the
+// client's shutdown the server's data is retransmitted hundreds of times
+// and never acknowledged; internal/soak's TestCorrupt, case
+// destroy-initial). A backup subflow is sent new data only when no other
+// subflow is left. The initial subflow is destroyed when its address is
+// gone or not usable, or when it is stalled (policy.Health): it is dead,
+// and only closing it makes the kernel send the data queued on it again
+// at once over the others. It is destroyed too when the plan withdraws
+// its address: Withdraw is an explicit request to stop all traffic on a
+// metered path and is honoured, at the risk of that kernel bug.
+//
+// Every Config.SweepEvery it
 // lists the connections again and forgets those the kernel no longer has.
 // Connections run by the in-kernel path manager are recognised by the
 // kernel's answer and left alone.

@@ -80,7 +80,8 @@ func sfHealth(token uint32, local, remote string, h policy.Health) SubflowHealth
 
 // TestUserspaceHealth: a health report reaches the policy's view of the
 // connection; the stalled initial subflow is promoted away from at once:
-// the backup path's bit is cleared, then the initial subflow is closed.
+// the backup path's bit is cleared, then the initial subflow is closed (a
+// stalled subflow is dead: see Engine.demotes).
 func TestUserspaceHealth(t *testing.T) {
 	t.Parallel()
 	h := newUserspace(t, withDropStalled(t))

@@ -2,6 +2,7 @@ package pm_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -554,4 +555,115 @@ func TestServerAnnounceKernel(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// dropFrom is a test policy modifier that leaves the paths from one local
+// address out of every connection's plan.
+type dropFrom struct{ addr netip.Addr }
+
+func (dropFrom) Name() string { return "drop-from" }
+
+func (dropFrom) Kernel(_ policy.View, next policy.KernelPlan) policy.KernelPlan { return next }
+
+func (d dropFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	next.Paths = slices.DeleteFunc(next.Paths, func(p policy.Path) bool { return p.Local == d.addr })
+	return next
+}
+
+// TestDemoteInitialKernel: when the plan drops a client connection's
+// initial path mid-transfer, the engine demotes the initial subflow to
+// backup instead of destroying it (Linux 6.18 loses connections whose
+// initial subflow the userspace path manager destroys while data flows);
+// the transfer, echoed back by the server after the client's shutdown,
+// completes intact.
+func TestDemoteInitialKernel(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 2)
+	l0, l1 := tb.Links[0], tb.Links[1]
+	tb.Client.SetPathManager("userspace")
+	e := startEngine(t, tb.Client, policy.ModeUserspace, true)
+	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
+	waitReady(t, e)
+
+	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(c, c)
+				_ = c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	c, err := tb.Client.Dial("tcp4", l0.Client4.String(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	local := unmap(c.LocalAddr().(*net.TCPAddr).AddrPort())
+	echoed := make(chan string, 1)
+	go func() {
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		echoed <- fmt.Sprintf("%d bytes %x err=%v", n, h.Sum(nil), err)
+	}()
+	sent := sha256.New()
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() { wrote <- writeUntil(c, sent, stop) }()
+
+	poll(t, "second subflow", func() string {
+		if !hasSubflowFrom(t, tb.Client, local, l1.Client4) {
+			return "none"
+		}
+		return ""
+	})
+	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetPolicy(policy.Compose(fm, dropFrom{l0.Client4}))
+	initialBackup := func() string {
+		var got []string
+		for _, s := range subflows(t, tb.Client, local) {
+			if unmap(s.Local) == local && s.Flags&sockdiag.SubflowBackupLocal != 0 {
+				return ""
+			}
+			got = append(got, fmt.Sprintf("%s %s", unmap(s.Local), s.Flags))
+		}
+		return "no initial subflow with backup set: " + strings.Join(got, ", ")
+	}
+	poll(t, "initial subflow demoted", initialBackup)
+	poll(t, "engine status", func() string {
+		st, err := e.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cs := range st.Conns {
+			for _, p := range cs.Paths {
+				if p.Local == l0.Client4 && p.State == "kept" && len(p.Subflows) == 1 && p.Subflows[0].Backup {
+					return ""
+				}
+			}
+		}
+		return fmt.Sprintf("%+v", st.Conns)
+	})
+	close(stop)
+	if err := <-wrote; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-echoed:
+		if w := fmt.Sprintf("%x err=<nil>", sent.Sum(nil)); !strings.HasSuffix(got, w) {
+			t.Errorf("client received back %s, sent sha256 %s", got, w)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server's echo did not end")
+	}
 }

@@ -116,8 +116,11 @@ type PathStatus struct {
 	// retried at BackoffUntil), "blocked" (the peer denies joins to its
 	// initial address, or the path is incomplete), "closing", or "kept"
 	// (not desired, but a subflow the engine does not close: one the peer
-	// opened, the initial subflow of a server-side connection, or the
-	// connection's last established subflow).
+	// opened, the initial subflow of a server-side connection, the
+	// connection's last established subflow, or the initial subflow of a
+	// client-side connection, from a usable address and not stalled,
+	// which the engine demotes to backup instead: its Subflows show
+	// Backup).
 	State        string          `json:"state"`
 	Subflows     []SubflowStatus `json:"subflows,omitempty"`
 	Failures     int             `json:"failures,omitempty"`
@@ -443,7 +446,8 @@ func (e *Engine) connStatus(c *conn) ConnStatus {
 		closing := queuedFor(c, opDestroySubflow, k) ||
 			slices.ContainsFunc(c.subs, func(s subflow) bool { return s.path() == k && s.destroying })
 		kept := !closing && slices.ContainsFunc(c.subs, func(s subflow) bool {
-			return s.path() == k && !s.destroying && (!c.closable(&s) || (s.established && established <= 1))
+			return s.path() == k && !s.destroying &&
+				(!c.closable(&s) || (s.established && established <= 1) || e.demotes(c, &s))
 		})
 		switch {
 		case !ps.Desired && kept:

@@ -15,9 +15,10 @@ import (
 
 // reconcileConn asks the policy for c's desired state, diffs it against
 // what c has and queues the commands that close the gap: creates first,
-// then backup changes, announces, destroys and removes. It destroys the
-// subflows this host opened that the plan drops (closable), as long as
-// another subflow stays established.
+// then backup changes, announces, destroys, a demotion and removes. It
+// destroys the subflows this host opened that the plan drops (closable),
+// as long as another subflow stays established, but demotes a client's
+// initial subflow that is alive to backup instead (demotes).
 func (e *Engine) reconcileConn(c *conn) {
 	if c.l.closed || c.unmanaged || !c.established || !e.haveHost {
 		return
@@ -98,18 +99,31 @@ func (e *Engine) reconcileConn(c *conn) {
 	}
 
 	live := c.liveSubflows()
+	var demote *subflow
 	for i := range c.subs {
 		s := &c.subs[i]
-		// The last working subflow stays unless the policy withdraws
-		// its address outright.
-		last := live <= 1 && !withdrawn(plan.Withdraw, s.local.Addr())
-		if !c.closable(s) || !s.established || s.destroying || last ||
+		if !c.closable(s) || !s.established || s.destroying ||
 			findPath(plan.Paths, s.path()) != nil || wait(retryKey{path: s.path()}) {
+			continue
+		}
+		// A client's initial subflow from a usable address stays,
+		// demoted to backup below; the last working subflow stays
+		// unless the policy withdraws its address outright.
+		gone := withdrawn(plan.Withdraw, s.local.Addr())
+		if !gone && e.demotes(c, s) {
+			demote = s
+			continue
+		}
+		if live <= 1 && !gone {
 			continue
 		}
 		q = append(q, command{op: opDestroySubflow, token: c.token, conn: c, path: s.path(),
 			local: s.local, remote: s.remote})
 		live--
+	}
+	if demote != nil && !demote.backup && live > 1 {
+		q = append(q, command{op: opSetSubflowBackup, token: c.token, conn: c, path: demote.path(),
+			local: demote.local, remote: demote.remote, backup: true})
 	}
 
 	if !c.addrsStale {
@@ -138,6 +152,23 @@ func (e *Engine) reconcileConn(c *conn) {
 // initial subflow. The peer's subflows are the peer's to close.
 func (c *conn) closable(s *subflow) bool {
 	return s.joined || (s.initial && c.side == policy.SideClient)
+}
+
+// demotes reports whether the engine sets the backup bit of s instead of
+// closing it when the plan drops it and another subflow is established:
+// s is a client's initial subflow, its address is usable and it is not
+// stalled. Linux 6.18 loses connections whose initial subflow the
+// userspace path manager destroys while data flows (the server's data
+// after the client's shutdown is retransmitted and never acknowledged;
+// see internal/soak/corrupt_test.go, case destroy-initial); a backup
+// subflow is sent new data only when no other subflow is left. An initial
+// subflow whose address is gone or unusable, or that is stalled, is dead
+// anyway and is closed: only closing it makes the kernel send the data
+// queued on it again at once over the others (a demoted dead subflow
+// holds its data until retransmission timeouts move it, 200 ms each).
+func (e *Engine) demotes(c *conn, s *subflow) bool {
+	return s.initial && c.side == policy.SideClient && e.usable[s.local.Addr()] &&
+		!e.healthOf(c.token, s.local, s.remote).Stalled
 }
 
 // liveSubflows counts the established subflows not being destroyed: the

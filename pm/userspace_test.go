@@ -572,9 +572,10 @@ func (o onlyFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) polic
 }
 
 // TestUserspaceDestroyInitial: the engine closes the subflows it opened
-// that the plan drops, the initial subflow of a client-side connection
-// included, but never the connection's last established subflow nor a
-// subflow the peer opened.
+// with MP_JOIN that the plan drops, demotes a client-side connection's
+// initial subflow from a usable address to backup instead, and never
+// closes the connection's last established subflow nor a subflow the
+// peer opened.
 func TestUserspaceDestroyInitial(t *testing.T) {
 	t.Parallel()
 	fm, err := fullmesh.New(fullmesh.DefaultConfig())
@@ -591,17 +592,17 @@ func TestUserspaceDestroyInitial(t *testing.T) {
 	}{
 		{
 			name: "initial dropped, another established", join: true, keep: onlyFrom{addrB},
-			want:   []string{"destroy 11111111 192.0.2.1:40000 -> 203.0.113.80:443"},
-			states: []string{"192.0.2.1 -> 203.0.113.80:443 closing", "198.51.100.1 -> 203.0.113.80:443 established"},
+			want:   []string{"backup 11111111 192.0.2.1:40000 -> 203.0.113.80:443 true"},
+			states: []string{"192.0.2.1 -> 203.0.113.80:443 kept", "198.51.100.1 -> 203.0.113.80:443 established"},
 		},
 		{
 			name: "initial dropped, the last one", keep: onlyFrom{addrB},
 			states: []string{"192.0.2.1 -> 203.0.113.80:443 kept", "198.51.100.1 -> 203.0.113.80:443 connecting"},
 		},
 		{
-			name: "both dropped: the last one stays", join: true, keep: onlyFrom{},
-			want:   []string{"destroy 11111111 192.0.2.1:40000 -> 203.0.113.80:443"},
-			states: []string{"192.0.2.1 -> 203.0.113.80:443 closing", "198.51.100.1 -> 203.0.113.80:443 kept"},
+			name: "both dropped: the initial one stays", join: true, keep: onlyFrom{},
+			want:   []string{"destroy 11111111 198.51.100.1:40001 -> 203.0.113.80:443"},
+			states: []string{"192.0.2.1 -> 203.0.113.80:443 kept", "198.51.100.1 -> 203.0.113.80:443 closing"},
 		},
 		{
 			name: "server side: the peer's subflows stay", server: true, join: true, keep: onlyFrom{},
@@ -666,19 +667,126 @@ func TestUserspaceWithdrawLast(t *testing.T) {
 	h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 	h.expect()
 
-	// Both left out: the initial subflow closes, the last one stays.
+	// Both left out: the joined subflow closes, the initial one stays
+	// (the last one, so not demoted).
 	h.e.SetPolicy(policy.Compose(fm, onlyFrom{}))
-	h.expect("destroy 11111111 192.0.2.1:40000 -> 203.0.113.80:443")
-	h.events(event(genl.EventSubClosed, tok1, "192.0.2.1:40000", srv1))
+	h.expect("destroy 11111111 198.51.100.1:40001 -> 203.0.113.80:443")
+	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 	h.expect()
 
 	// Its address withdrawn: the last subflow closes too, and fullmesh's
 	// path from it is not created again.
-	h.e.SetPolicy(policy.Compose(fm, onlyFrom{}, withdrawFrom{addrB}))
-	h.expect("destroy 11111111 198.51.100.1:40001 -> 203.0.113.80:443")
-	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
-	h.e.SetPolicy(policy.Compose(fm, withdrawFrom{addrB}))
-	h.expect("create 11111111 192.0.2.1 -> 203.0.113.80:443 flags= if=2 id=0")
+	h.e.SetPolicy(policy.Compose(fm, onlyFrom{}, withdrawFrom{addrA}))
+	h.expect("destroy 11111111 192.0.2.1:40000 -> 203.0.113.80:443")
+	h.events(event(genl.EventSubClosed, tok1, "192.0.2.1:40000", srv1))
+	h.e.SetPolicy(policy.Compose(fm, withdrawFrom{addrA}))
+	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+}
+
+// backupFrom is a policy modifier that makes the paths from its addresses
+// backup.
+type backupFrom []netip.Addr
+
+func (backupFrom) Name() string { return "backup-from" }
+
+func (backupFrom) Kernel(_ policy.View, next policy.KernelPlan) policy.KernelPlan { return next }
+
+func (b backupFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	for i := range next.Paths {
+		if slices.Contains(b, next.Paths[i].Local) {
+			next.Paths[i].Backup = true
+		}
+	}
+	return next
+}
+
+// TestUserspaceDemoteInitial: a client's initial subflow that the plan
+// drops while another subflow is established is demoted to backup, not
+// destroyed (Linux 6.18 loses the connection), and promoted again when the
+// plan wants its path back as a primary one; it is destroyed when its
+// address stops being usable or the plan withdraws it (and when it
+// stalls: TestUserspaceHealth).
+func TestUserspaceDemoteInitial(t *testing.T) {
+	t.Parallel()
+	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const initialSub = "192.0.2.1:40000 -> 203.0.113.80:443"
+	type step struct {
+		policy policy.Policy
+		usable []netip.Addr // nil: the host does not change
+		want   []string
+		states []string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "dropped, then wanted again",
+			steps: []step{
+				{policy: policy.Compose(fm, onlyFrom{addrB}), want: []string{"backup 11111111 " + initialSub + " true"},
+					states: []string{"192.0.2.1 -> 203.0.113.80:443 kept", "198.51.100.1 -> 203.0.113.80:443 established"}},
+				{policy: policy.Compose(fm, onlyFrom{addrB})}, // demoted once
+				{policy: fm, want: []string{"backup 11111111 " + initialSub + " false"},
+					states: []string{"192.0.2.1 -> 203.0.113.80:443 established", "198.51.100.1 -> 203.0.113.80:443 established"}},
+			},
+		},
+		{
+			name: "dropped, then wanted again as backup",
+			steps: []step{
+				{policy: policy.Compose(fm, onlyFrom{addrB}), want: []string{"backup 11111111 " + initialSub + " true"}},
+				{policy: policy.Compose(fm, backupFrom{addrA}),
+					states: []string{"192.0.2.1 -> 203.0.113.80:443 established", "198.51.100.1 -> 203.0.113.80:443 established"}},
+			},
+		},
+		{
+			name: "address no longer usable",
+			steps: []step{
+				{policy: fm, usable: []netip.Addr{addrB}, want: []string{"destroy 11111111 " + initialSub},
+					states: []string{"192.0.2.1 -> 203.0.113.80:443 closing", "198.51.100.1 -> 203.0.113.80:443 established"}},
+			},
+		},
+		{
+			name: "demoted, then its address no longer usable",
+			steps: []step{
+				{policy: policy.Compose(fm, onlyFrom{addrB}), want: []string{"backup 11111111 " + initialSub + " true"}},
+				{policy: policy.Compose(fm, onlyFrom{addrB}), usable: []netip.Addr{addrB},
+					want: []string{"destroy 11111111 " + initialSub}},
+			},
+		},
+		{
+			name: "address withdrawn",
+			steps: []step{
+				{policy: policy.Compose(fm, onlyFrom{addrB}, withdrawFrom{addrA}), want: []string{"destroy 11111111 " + initialSub},
+					states: []string{"192.0.2.1 -> 203.0.113.80:443 closing", "198.51.100.1 -> 203.0.113.80:443 established"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newUserspace(t)
+			h.open(tok1, "192.0.2.1:40000", srv1)
+			h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+			h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+			h.expect()
+			for i, s := range tt.steps {
+				if s.usable != nil {
+					h.setHost(s.usable...)
+				}
+				h.e.SetPolicy(s.policy)
+				h.expect(s.want...)
+				if s.states == nil {
+					continue
+				}
+				if diff := cmp.Diff(s.states, h.pathStates(tok1)); diff != "" {
+					t.Errorf("step %d: paths (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
 }
 
 // TestUserspaceSweep: every SweepEvery the engine lists the connections
