@@ -67,7 +67,10 @@ type ConnPlan struct {
 	// its remote address and port. The engine creates the paths no
 	// subflow matches, destroys the subflows no path matches, and sets
 	// the backup bit where it differs. A path that matches the live
-	// initial subflow keeps it; leaving it out asks for it to be closed.
+	// initial subflow keeps it; leaving it out asks for it to be closed,
+	// which for a client's initial subflow that still works the engine
+	// does by making it backup (Linux 6.18 can lose a connection whose
+	// initial subflow is destroyed while data flows; see package pm).
 	Paths []Path `json:"paths"`
 	// Announces are the local addresses to announce to the peer (ADD_ADDR);
 	// the engine withdraws (RM_ADDR) those it announced that are no longer
@@ -77,7 +80,8 @@ type ConnPlan struct {
 	// connection, even when closing theirs leaves it none until another
 	// path works (a metered link over its quota). Without it the engine
 	// never closes a connection's last working subflow. Paths from these
-	// addresses are not created.
+	// addresses are not created, and their subflows are closed, the
+	// initial one included (with the kernel's risk above).
 	Withdraw []netip.Addr `json:"withdraw,omitempty"`
 }
 

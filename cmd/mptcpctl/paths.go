@@ -27,8 +27,9 @@ path manager) followed by its paths:
     WANTED          yes if the policy wants it (backup: wanted as a backup)
     STATE           established, connecting, queued, backoff (the last try
                     failed; retried later), blocked (the peer forbids it, or
-                    it is incomplete), closing, or kept (not wanted, but the
-                    initial subflow or one the peer opened, never closed)
+                    it is incomplete), closing, or kept (not wanted, but one
+                    the peer opened, never closed, or the initial subflow,
+                    made backup instead of closed)
     SUBFLOWS        its live subflows
     WHY             for a missing path: the failures so far, when the next try
                     is, and the kernel's last error

@@ -41,8 +41,11 @@
 // The same per path of each connection: the alternative is another path
 // of the connection, or an address announced to its peer, over a link
 // that costs nothing. Withdraw drops the path, and the engine closes its
-// subflow; but the engine never closes the subflows the peer opened
-// (every subflow of a server-side connection), so there withdraw makes
-// the paths backup instead. Announces of addresses on withdrawn links are
+// subflow, but makes a client's initial subflow backup instead (package
+// pm: the kernel can lose a connection whose initial subflow is closed);
+// at the quota the address is withdrawn outright (ConnPlan.Withdraw) and
+// even that one is closed. The engine never closes the subflows the peer
+// opened (every subflow of a server-side connection), so there withdraw
+// makes the paths backup instead. Announces of addresses on withdrawn links are
 // dropped.
 package costaware

@@ -39,7 +39,8 @@ func (p *CostAware) Kernel(v policy.View, next policy.KernelPlan) policy.KernelP
 // endpoint: the alternative that keeps a metered path in standby is
 // another path of the connection, or an address announced to its peer,
 // of the same family, over a link that costs nothing. Withdraw drops the
-// path, which asks the engine to close its subflow; but on the server
+// path, which asks the engine to close its subflow (a client's initial
+// subflow it makes backup instead); but on the server
 // side the peer opened every subflow and the engine never closes those,
 // so there withdraw makes the paths backup instead. Announces of
 // addresses whose link is withdrawn are dropped; backup keeps them.
