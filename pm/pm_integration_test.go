@@ -99,6 +99,13 @@ func startEngineWith(t testing.TB, h *netnstest.Host, mode policy.Mode, events b
 			cfg.Events = wrap(sub)
 		}
 	}
+	return runEngine(t, cfg)
+}
+
+// runEngine runs an engine of cfg until the test ends and checks Run's
+// error then.
+func runEngine(t testing.TB, cfg pm.Config) *pm.Engine {
+	t.Helper()
 	e, err := pm.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package pm_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -112,24 +111,11 @@ func startRepairEngine(t *testing.T, h *netnstest.Host, after, every time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := pm.New(pm.Config{
+	return runEngine(t, pm.Config{
 		Mode: policy.ModeKernel, Policy: policy.Compose(fm), Workers: 1, Conns: diagConns{d},
 		NewKernel:   func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: h.NetNS()}) },
 		RepairAfter: after, RepairEvery: every, Logger: testLogger(t),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return e
 }
 
 // TestRepairKernel: in kernel mode, a connection whose join from a new
