@@ -44,8 +44,8 @@
 // lost) leaves that connection without a subflow from the endpoint until
 // the endpoint is deleted and added again. So, with Config.Conns, the
 // engine checks each subflow endpoint it added: Config.RepairAfter after
-// the add, then every Config.RepairEvery, and RepairAfter after a subflow
-// closed with an error. It counts the connections that existed when the
+// the add, then every Config.RepairEvery, and, when it has Config.Events,
+// RepairAfter after a subflow closed with an error. It counts the connections that existed when the
 // endpoint was last added (the first listing after the add names them) or
 // that a check saw with a subflow from the endpoint's address (the peer
 // accepts their joins), so that a new connection whose join the peer
