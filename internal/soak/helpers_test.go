@@ -3,10 +3,12 @@
 package soak_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -66,6 +68,37 @@ func TestVerdict(t *testing.T) {
 		got := []bool{err == nil, errors.Is(err, errCorrupt)}
 		if diff := cmp.Diff([]bool{tt.ok, tt.corrupted}, got); diff != "" {
 			t.Errorf("%s: verdict = %v; [ok corrupted] (-want +got):\n%s", tt.name, err, diff)
+		}
+	}
+}
+
+// lateContext is a context whose deadline has passed while its own timer
+// has not said so yet: the moment a dial bounded by it fails at once.
+type lateContext struct{ context.Context }
+
+func (lateContext) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// TestEnded: a transfer's dial error counts only while its phase runs,
+// and the phase is over from its deadline on, whatever ctx.Err says.
+func TestEnded(t *testing.T) {
+	t.Parallel()
+	live, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want bool
+	}{
+		{"running", live, false},
+		{"no deadline", context.Background(), false},
+		{"cancelled", done, true},
+		{"past its deadline, not yet done", lateContext{context.Background()}, true},
+	}
+	for _, tt := range tests {
+		if got := ended(tt.ctx); got != tt.want {
+			t.Errorf("%s: ended = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -173,7 +173,7 @@ func transfer(ctx context.Context, h *netnstest.Host, srv netip.AddrPort, seed u
 	st.connections.Add(1)
 	s, err := openStream(ctx, h, srv, seed, chunk)
 	if err != nil {
-		if ctx.Err() == nil {
+		if !ended(ctx) {
 			st.fail("transfer %d: %v", seed, err)
 		}
 		return
@@ -199,13 +199,22 @@ func transfer(ctx context.Context, h *netnstest.Host, srv netip.AddrPort, seed u
 	st.bytes.Add(int64(size))
 }
 
+// ended reports whether ctx is done or past its deadline: a dial bounded
+// by ctx times out on the socket's deadline (ctx's) a moment before ctx's
+// own timer says it is done, and every dial started in that moment fails
+// at once.
+func ended(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(dl)
+}
+
 // bulk runs workers that each repeat size-byte transfers until ctx is
 // done; it returns a function that waits for them.
 func bulk(ctx context.Context, h *netnstest.Host, srv netip.AddrPort, workers, size int, seeds *atomic.Uint64, st *stats) (wait func()) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for ctx.Err() == nil {
+			for !ended(ctx) {
 				transfer(ctx, h, srv, seeds.Add(1), size, 64<<10, st)
 			}
 		})
@@ -219,7 +228,7 @@ func flood(ctx context.Context, h *netnstest.Host, srv netip.AddrPort, n, parall
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for range n {
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			break
 		}
 		sem <- struct{}{}
