@@ -73,8 +73,9 @@ func testKernelStatus() *ctlapi.Status {
 			{Addr: daddr("2001:db8:1::1"), WantFlags: "subflow", Desired: true, State: "blocked",
 				Reason: "address taken by endpoint id 3, not mptcpgod's"},
 		},
-		Resyncing:    true,
-		Counters:     pm.Counters{Actions: map[string]uint64{}, Failures: map[string]uint64{}, Events: map[string]uint64{}},
+		Resyncing: true,
+		Counters: pm.Counters{Actions: map[string]uint64{}, Failures: map[string]uint64{}, Events: map[string]uint64{},
+			EndpointRepairs: 3, RepairsGivenUp: 1},
 		RecentErrors: []pm.ErrorRecord{},
 	}
 }

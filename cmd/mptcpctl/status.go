@@ -101,6 +101,10 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 	fmt.Fprintf(&b, "failures  %s\n", formatCounts(c.Failures))
 	fmt.Fprintf(&b, "events    %s in %d batches; resyncs %d, backoffs %d\n", formatCounts(c.Events), c.EventBatches,
 		c.Resyncs, c.Backoffs)
+	if st.Mode == policy.ModeKernel {
+		fmt.Fprintf(&b, "repairs   %d (endpoints replaced), given up %d (connections)\n",
+			c.EndpointRepairs, c.RepairsGivenUp)
+	}
 
 	b.WriteString("\n")
 	t := newTable(&b)
