@@ -463,7 +463,7 @@ func TestDaemonKernel(t *testing.T) {
 	}
 	var body string
 	waitFor(t, "the metrics listener", func() bool {
-		b, err := nsGet(tb.Client, "127.0.0.1:9464", "/metrics")
+		b, err := tb.Client.HTTPGet("127.0.0.1:9464", "/metrics")
 		body = b
 		return err == nil
 	})
@@ -475,33 +475,6 @@ func TestDaemonKernel(t *testing.T) {
 	if v := sample(tcp, "mptcpgod_engine_info", "mode", "kernel"); v != 1 {
 		t.Errorf("mptcpgod_engine_info{mode=kernel} over TCP: %v", v)
 	}
-}
-
-// nsGet fetches path from addr inside h's namespace.
-func nsGet(h *netnstest.Host, addr, path string) (string, error) {
-	var c net.Conn
-	if err := h.Do(func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", addr, time.Second)
-		return err
-	}); err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
-		return "", err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return string(b), err
 }
 
 // TestDaemonAccess: nobody in the daemon's group reads with every

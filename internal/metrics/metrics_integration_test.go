@@ -3,10 +3,8 @@
 package metrics_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -202,7 +200,7 @@ func TestServe(t *testing.T) {
 	var body string
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b, err := get(tb.Client, addr, "/metrics")
+		b, err := tb.Client.HTTPGet(addr, "/metrics")
 		if err == nil {
 			body = b
 			break
@@ -219,31 +217,4 @@ func TestServe(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
-}
-
-// get fetches path from addr inside h's namespace.
-func get(h *netnstest.Host, addr, path string) (string, error) {
-	var c net.Conn
-	if err := h.Do(func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", addr, time.Second)
-		return err
-	}); err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
-		return "", err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return string(b), err
 }

@@ -3,7 +3,9 @@ package netnstest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -77,4 +79,33 @@ func resolveLocal(network, laddr string) (*net.TCPAddr, error) {
 		return nil, fmt.Errorf("netnstest: dial %s: laddr %q: want an IP address with an optional port", network, laddr)
 	}
 	return net.TCPAddrFromAddrPort(ap), nil
+}
+
+// HTTPGet fetches http://addr/path from inside the namespace, within
+// DialTimeout, and returns the body; a status other than 200 is an error
+// with the status and the body.
+func (h *Host) HTTPGet(addr, path string) (string, error) {
+	c := &http.Client{
+		Timeout: DialTimeout,
+		Transport: &http.Transport{DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var c net.Conn
+				err := h.Do(func() error {
+					var err error
+					c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+					return err
+				})
+				return c, err
+			}},
+	}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		return "", fmt.Errorf("netnstest: GET %s%s in %s: %w", addr, path, h.name, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("netnstest: GET %s%s in %s: %s: %s", addr, path, h.name, resp.Status, b)
+	}
+	return string(b), err
 }
