@@ -115,15 +115,11 @@ func (a *app) endpointsShow(args []string) error {
 		}
 		id = uint8(n)
 	}
-	s, err := a.open()
+	s, gc, err := a.openKernel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	gc, err := s.genl()
-	if err != nil {
-		return err
-	}
 	if id == 0 {
 		return a.printEndpoints(s)
 	}
@@ -258,15 +254,11 @@ func (a *app) endpointsDel(args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open()
+	s, gc, err := a.openKernel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	gc, err := s.genl()
-	if err != nil {
-		return err
-	}
 	id := ref.ID
 	if ref.Addr.IsValid() {
 		eps, err := a.dumpEndpoints(s)
@@ -292,15 +284,11 @@ func (a *app) endpointsSet(args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open()
+	s, gc, err := a.openKernel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	gc, err := s.genl()
-	if err != nil {
-		return err
-	}
 	eps, err := a.dumpEndpoints(s)
 	if err != nil {
 		return err
@@ -322,15 +310,11 @@ func (a *app) endpointsSet(args []string) error {
 
 // endpointsFlush implements endpoints flush.
 func (a *app) endpointsFlush() error {
-	s, err := a.open()
+	s, gc, err := a.openKernel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	gc, err := s.genl()
-	if err != nil {
-		return err
-	}
 	if err := gc.FlushEndpoints(); err != nil {
 		return kernelError("", err)
 	}

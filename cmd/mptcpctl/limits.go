@@ -52,15 +52,11 @@ change.`,
 
 // limits shows the limits, after applying u when it is not nil.
 func (a *app) limits(u *genl.LimitsUpdate) error {
-	s, err := a.open()
+	s, gc, err := a.openKernel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	gc, err := s.genl()
-	if err != nil {
-		return err
-	}
 	if u != nil {
 		if err := gc.SetLimits(*u); err != nil {
 			return kernelError("", err)

@@ -71,15 +71,11 @@ type eventOut struct {
 
 // monitor implements the monitor command.
 func (a *app) monitor(ctx context.Context) error {
-	s, err := a.open()
+	s, gc, err := a.openKernel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	gc, err := s.genl()
-	if err != nil {
-		return err
-	}
 	sub, err := gc.Subscribe()
 	if err != nil {
 		if errors.Is(err, genl.ErrEventsUnsupported) {

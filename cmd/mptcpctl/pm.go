@@ -46,15 +46,11 @@ func (a *app) pm(args []string) error {
 		}
 		want = pm
 	}
-	s, err := a.open()
+	s, gc, err := a.openKernel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	gc, err := s.genl()
-	if err != nil {
-		return err
-	}
 	if want != "" {
 		if err := gc.SetPathManager(want); err != nil {
 			return pmSetError(want, err)

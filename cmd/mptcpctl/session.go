@@ -171,3 +171,18 @@ func (s *session) ifaces() (*ifaces, error) {
 	}
 	return f, nil
 }
+
+// openKernel opens a session and its mptcp_pm client; the caller closes
+// the session.
+func (a *app) openKernel() (*session, *genl.Client, error) {
+	s, err := a.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	gc, err := s.genl()
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, gc, nil
+}
