@@ -11,11 +11,20 @@
 // BenchmarkSubflow measures the time from a connection's ESTABLISHED event
 // to the SUB_ESTABLISHED event of its extra subflow, as seen by a
 // subscription of its own in the client namespace, for connections dialled
-// one at a time and 32 in flight. BenchmarkReaction measures the time from
-// adding an address to a link to the path manager's endpoint for it being
-// listed by the kernel, and from removing it to the endpoint being gone.
-// Both report p50, p90 and p99 in milliseconds (b.ReportMetric);
-// BenchmarkSubflow also reports the connections per second it kept meshed
+// one at a time and 32 in flight. BenchmarkReaction measures, in kernel
+// mode, the time from adding an address (IPv4, and IPv6 without duplicate
+// address detection in its -ipv6 runs) to a link to the path manager's
+// endpoint for it being listed by the kernel, and from removing it to the
+// endpoint being gone. Its mesh runs measure, in either mode, the time
+// from adding an address to every one of 8 established connections
+// having an established subflow from it (SUB_ESTABLISHED events read by a
+// subscription of its own; also each connection on its own) and from
+// removing it to all those subflows being closed (SUB_CLOSED), with fresh
+// connections each repetition; its link runs time, the same way, the
+// link set down to the subflows over it being closed on every connection
+// and, once the link is up again with its route restored, to them being
+// back. Both report p50, p90 and p99 in
+// milliseconds (b.ReportMetric); BenchmarkSubflow also reports the connections per second it kept meshed
 // and the path manager process's CPU seconds per 1,000 connections.
 //
 // BenchmarkFailover runs package failover's scenario (the primary link

@@ -58,9 +58,16 @@ func ms(d time.Duration) float64 {
 type Result struct {
 	// Figure is what was measured: "subflow" (established → extra
 	// subflow established), "add" (address added → endpoint listed),
-	// "delete" (address removed → endpoint gone), "failover" (stalls
-	// when the primary link dies), "aggregation" (throughput over both
-	// links) or "memory" (the path manager process's resident memory).
+	// "delete" (address removed → endpoint gone), "add6" and "delete6"
+	// (the same with an IPv6 address), "mesh" (address added → a subflow
+	// from it on every one of Conns established connections), "mesh-conn"
+	// (the same, each connection a sample), "unmesh" (address removed →
+	// every such subflow closed), "link-down" (the link set down → the
+	// subflows over it closed on every one of Conns connections),
+	// "link-up" (the link usable again → those subflows back on every
+	// one), "failover" (stalls when the primary link dies),
+	// "aggregation" (throughput over both links) or "memory" (the path
+	// manager process's resident memory).
 	Figure string `json:"figure"`
 	// Manager is the path manager: "mptcpgod", "kernel" (the in-kernel
 	// path manager with a subflow endpoint; "kernel-backup" with a
@@ -70,6 +77,9 @@ type Result struct {
 	Mode string `json:"mode"`
 	// InFlight is how many connections were dialled at once (subflow).
 	InFlight int `json:"in_flight,omitempty"`
+	// Conns is how many established connections the address or link
+	// changed under (mesh, mesh-conn, unmesh, link-down, link-up).
+	Conns int `json:"conns,omitempty"`
 	// ConnsPerSec is how many connections per second the run opened and
 	// saw meshed, every one of them (subflow).
 	ConnsPerSec float64 `json:"conns_per_sec,omitempty"`
@@ -398,8 +408,12 @@ func (r Report) Markdown(withPlot bool) string {
 		if x.CPUPer1000 != nil {
 			cpu = fmt.Sprintf("%.3f", *x.CPUPer1000)
 		}
+		figure := figureText[x.Figure]
+		if x.Conns > 0 {
+			figure = fmt.Sprintf(figure, x.Conns)
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %.3f | %.3f | %.3f | %.3f | %s | %s |\n",
-			figureText[x.Figure], x.Manager, x.Mode, inFlight, x.Samples, x.P50, x.P90, x.P99, x.Max, rate, cpu)
+			figure, x.Manager, x.Mode, inFlight, x.Samples, x.P50, x.P90, x.P99, x.Max, rate, cpu)
 	}
 	if len(failover) > 0 {
 		b.WriteString("\nFailover: stalls (gaps of 50 ms or more between reads) while the primary link is silent in both directions.\n\n")
@@ -482,11 +496,18 @@ func writeChurn(b *strings.Builder, rs []Result) {
 	}
 }
 
-// figureText names each Result.Figure in the table.
+// figureText names each Result.Figure in the table; %d is Result.Conns.
 var figureText = map[string]string{
-	"subflow": "established → extra subflow",
-	"add":     "address added → endpoint",
-	"delete":  "address removed → endpoint gone",
+	"subflow":   "established → extra subflow",
+	"add":       "address added → endpoint",
+	"delete":    "address removed → endpoint gone",
+	"add6":      "IPv6 address added → endpoint",
+	"delete6":   "IPv6 address removed → endpoint gone",
+	"mesh":      "address added → subflow on all %d connections",
+	"mesh-conn": "address added → subflow, each of %d connections",
+	"unmesh":    "address removed → subflows gone on all %d connections",
+	"link-down": "link down → its subflows gone on all %d connections",
+	"link-up":   "link usable again → subflows on all %d connections",
 }
 
 // WriteReport writes r to dir as results.md (Markdown) and results.json,

@@ -88,6 +88,14 @@ var testReport = Report{
 			Summary: &Summary{Samples: 320, P50: 0.1, P90: 0.2, P99: 0.3, Max: 1.25}},
 		{Figure: "add", Manager: "mptcpd", Mode: "kernel",
 			Summary: &Summary{Samples: 10, P50: 1, P90: 2, P99: 3, Max: 4}},
+		{Figure: "delete6", Manager: "kernel", Mode: "kernel",
+			Summary: &Summary{Samples: 10, P50: 15, P90: 16, P99: 27.5, Max: 28}},
+		{Figure: "mesh", Manager: "mptcpgod", Mode: "userspace", Conns: 8,
+			Summary: &Summary{Samples: 50, P50: 2.5, P90: 3, P99: 4, Max: 4.25}},
+		{Figure: "mesh-conn", Manager: "mptcpgod", Mode: "userspace", Conns: 8,
+			Summary: &Summary{Samples: 400, P50: 1.5, P90: 2.5, P99: 3.5, Max: 4.25}},
+		{Figure: "link-up", Manager: "kernel", Mode: "kernel", Conns: 8,
+			Summary: &Summary{Samples: 50, P50: 1, P90: 1.25, P99: 1.5, Max: 1.75}},
 		{Figure: "failover", Manager: "mptcpgod", Mode: "userspace",
 			Failover: &Failover{Runs: 2, LongestStallMs: 412.5, RepeatStalls: 1, StallMsPerRun: 480, PromoteMs: ptr(1004)}},
 		{Figure: "failover", Manager: "kernel-backup", Mode: "kernel",
@@ -127,6 +135,10 @@ func TestMarkdown(t *testing.T) {
 		"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
 		"| established → extra subflow | mptcpgod | userspace | 32 | 320 | 0.100 | 0.200 | 0.300 | 1.250 | 2000 | 0.250 |\n" +
 		"| address added → endpoint | mptcpd | kernel | – | 10 | 1.000 | 2.000 | 3.000 | 4.000 | – | – |\n" +
+		"| IPv6 address removed → endpoint gone | kernel | kernel | – | 10 | 15.000 | 16.000 | 27.500 | 28.000 | – | – |\n" +
+		"| address added → subflow on all 8 connections | mptcpgod | userspace | – | 50 | 2.500 | 3.000 | 4.000 | 4.250 | – | – |\n" +
+		"| address added → subflow, each of 8 connections | mptcpgod | userspace | – | 400 | 1.500 | 2.500 | 3.500 | 4.250 | – | – |\n" +
+		"| link usable again → subflows on all 8 connections | kernel | kernel | – | 50 | 1.000 | 1.250 | 1.500 | 1.750 | – | – |\n" +
 		"\nFailover: stalls (gaps of 50 ms or more between reads) while the primary link is silent in both directions.\n\n" +
 		"| Path manager | Mode | Runs | Longest stall ms | Stalls after the first | Stall ms / run | Backup promoted after ms |\n" +
 		"|---|---|---:|---:|---:|---:|---:|\n" +
