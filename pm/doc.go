@@ -86,6 +86,20 @@
 // (ConnPlan.Withdraw, a metered link over its quota): a policy that drops
 // a dead path gets its data sent again at once over the others.
 //
+// When an address the engine opened subflows from is gone from the host
+// or not usable, it first withdraws the address's id (REMOVE, which
+// sends RM_ADDR over another subflow) and then destroys the subflows. On
+// Linux 6.18 the FIN or RST of a subflow destroyed after its address was
+// deleted never leaves, so the peer keeps its end until the connection
+// ends and counts it against its subflow limit (8 add/remove cycles left
+// a server with 56 dead subflows, refusing every new join); and
+// SUBFLOW_DESTROY deletes the kernel's entry of the id, after which
+// REMOVE answers "address with id N not found" and sends nothing. REMOVE
+// alone closes only the peer's ends, not the local subflow. "Not found"
+// counts as done; other errors back off. Id 0, the initial subflow's,
+// is never removed, and an address the policy drops while it is usable
+// only has its subflows destroyed (their FIN reaches the peer).
+//
 // A client's initial subflow that the plan drops is demoted instead
 // (SetSubflowBackup true) while its address is usable, and promoted again
 // per the plan's Backup bit when the plan wants its path back: on Linux

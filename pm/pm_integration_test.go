@@ -674,3 +674,110 @@ func TestDemoteInitialKernel(t *testing.T) {
 		t.Fatal("the server's echo did not end")
 	}
 }
+
+// TestAddressGoneKernel: when a client address with a subflow is deleted
+// from its interface, the engine withdraws the address's id (REMOVE,
+// which sends RM_ADDR over the other subflow) before it destroys the
+// subflow, so the server closes its end at once: the subflow's own FIN
+// cannot leave from the deleted address, and a server left with it
+// would count it against its subflow limit until the connection ends.
+// Three cycles of deleting and adding the address back each leave the
+// server with no subflow from it; the connection carries its data intact
+// throughout.
+func TestAddressGoneKernel(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 2)
+	l0, l1 := tb.Links[0], tb.Links[1]
+	tb.Client.SetPathManager("userspace")
+	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
+	e := startEngine(t, tb.Client, policy.ModeUserspace, true)
+	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
+	waitReady(t, e)
+
+	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
+	srv := newHashServer(ln)
+	c, err := tb.Client.Dial("tcp4", l0.Client4.String(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	local := unmap(c.LocalAddr().(*net.TCPAddr).AddrPort())
+	sent := sha256.New()
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() { wrote <- writeUntil(c, sent, stop) }()
+
+	d, err := sockdiag.Dial(&sockdiag.Config{NetNS: tb.Server.NetNS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	// serverSide describes the server's end of the connection: its
+	// extra subflows and its established subflows from l1's address.
+	serverSide := func() (extra int, fromL1 int) {
+		var token uint32
+		err := d.Connections(func(sc *sockdiag.Connection) error {
+			if unmap(sc.Remote) == local {
+				token, extra = sc.Token, int(sc.Info.ExtraSubflows)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Subflows(func(s *sockdiag.Subflow) error {
+			if token != 0 && s.Token == token && s.State == sockdiag.StateEstablished &&
+				unmap(s.Remote).Addr() == l1.Client4 {
+				fromL1++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return extra, fromL1
+	}
+	prefix := netip.PrefixFrom(l1.Client4, 24)
+	both := map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}
+	for cycle := range 3 {
+		poll(t, fmt.Sprintf("cycle %d: subflow from eth1", cycle), func() string {
+			has := hasSubflowFrom(t, tb.Client, local, l1.Client4)
+			if extra, fromL1 := serverSide(); !has || extra != 1 || fromL1 != 1 {
+				return fmt.Sprintf("client has it: %v; server: %d extra subflows, %d from %s", has, extra, fromL1, l1.Client4)
+			}
+			return ""
+		})
+		tb.Client.DelAddr("eth1", prefix)
+		e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0"}))
+		poll(t, fmt.Sprintf("cycle %d: server's subflow from the deleted address closed", cycle), func() string {
+			if extra, fromL1 := serverSide(); extra != 0 || fromL1 != 0 {
+				return fmt.Sprintf("server: %d extra subflows, %d established from %s", extra, fromL1, l1.Client4)
+			}
+			return ""
+		})
+		poll(t, fmt.Sprintf("cycle %d: client's subflow closed", cycle), func() string {
+			if hasSubflowFrom(t, tb.Client, local, l1.Client4) {
+				return "still established"
+			}
+			return ""
+		})
+		tb.Client.AddAddr("eth1", prefix)
+		e.SetHost(hostView(t, tb.Client, both))
+	}
+
+	close(stop)
+	if err := <-wrote; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-srv.sum(local):
+		if w := fmt.Sprintf("%x err=<nil>", sent.Sum(nil)); !strings.HasSuffix(got, w) {
+			t.Errorf("server received %s, sent sha256 %s", got, w)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server's copy did not end")
+	}
+}

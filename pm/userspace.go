@@ -99,6 +99,24 @@ func (e *Engine) reconcileConn(c *conn) {
 	}
 
 	live := c.liveSubflows()
+	// Withdraw the ids of unusable addresses before their subflows are
+	// destroyed: the subflows' FIN or RST cannot leave from an address
+	// that is gone or unusable, so only the RM_ADDR, sent over another
+	// subflow, makes the peer close its ends (it would keep them, and
+	// count them against its subflow limit, until the connection ends).
+	// SUBFLOW_DESTROY deletes the kernel's entry of the id, after which
+	// REMOVE finds nothing to withdraw: REMOVE goes first.
+	var removed idSet
+	if !c.addrsStale {
+		for _, l := range c.locals {
+			if !e.withdrawsID(c, &plan, l) || wait(announceKey(l.addr, l.port)) {
+				continue
+			}
+			removed.add(l.id)
+			q = append(q, command{op: opRemove, token: c.token, conn: c, id: l.id,
+				ep: genl.Endpoint{ID: l.id, Addr: l.addr, Port: l.port}})
+		}
+	}
 	var demote *subflow
 	for i := range c.subs {
 		s := &c.subs[i]
@@ -128,7 +146,8 @@ func (e *Engine) reconcileConn(c *conn) {
 
 	if !c.addrsStale {
 		for _, l := range c.locals {
-			if !l.signal || announceWanted(plan.Announces, l.addr, l.port) || wait(announceKey(l.addr, l.port)) {
+			if !l.signal || removed.has(l.id) || announceWanted(plan.Announces, l.addr, l.port) ||
+				wait(announceKey(l.addr, l.port)) {
 				continue
 			}
 			q = append(q, command{op: opRemove, token: c.token, conn: c, id: l.id,
@@ -145,6 +164,30 @@ func (e *Engine) reconcileConn(c *conn) {
 	}
 	e.cmdBuf = q[:0]
 	e.setConnWake(c, next)
+}
+
+// withdrawsID reports whether the engine withdraws l, an entry of c's
+// local address list, with REMOVE before destroying its subflows: its
+// address is gone from the host or not usable, the plan wants no path
+// from it and does not announce it (the peer closes every subflow with
+// the id), every subflow from it is one the engine may close (the peer's
+// subflows are the peer's to close), and another subflow stays
+// established to carry the RM_ADDR. Id 0 is never withdrawn: the kernel
+// takes REMOVE 0 as an RM_ADDR of the initial subflow's address, whose
+// subflow the engine keeps as a backup while the address is usable and
+// otherwise only destroys (see demotes); the peer does not count that
+// subflow against its subflow limit. A usable address the policy drops
+// needs no RM_ADDR: its subflows' FIN leaves from it and the peer closes
+// its ends.
+func (e *Engine) withdrawsID(c *conn, plan *policy.ConnPlan, l localAddr) bool {
+	if l.id == 0 || e.usable[l.addr] || announceWanted(plan.Announces, l.addr, l.port) ||
+		slices.ContainsFunc(plan.Paths, func(p policy.Path) bool { return p.Local.Unmap() == l.addr }) ||
+		slices.ContainsFunc(c.subs, func(s subflow) bool { return s.local.Addr() == l.addr && !c.closable(&s) }) {
+		return false
+	}
+	return slices.ContainsFunc(c.subs, func(s subflow) bool {
+		return s.established && !s.destroying && s.local.Addr() != l.addr
+	})
 }
 
 // closable reports whether the engine may close s when the plan drops it:

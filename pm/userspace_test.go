@@ -511,9 +511,13 @@ func TestUserspaceAdopt(t *testing.T) {
 	if len(st.Conns) != 3 {
 		t.Errorf("adopted %d connections, want 3: %+v", len(st.Conns), st.Conns)
 	}
-	// The adopted announce stays; when its address goes it is withdrawn.
+	// The adopted announce stays; when its address becomes unusable it
+	// is withdrawn, and so are the ids the connections learnt for it
+	// (tok1's subflow, tok4's attempt), each before its subflows are
+	// destroyed.
 	h.setHost(addrA)
-	h.expect("destroy 11111111 198.51.100.1:40001 -> 203.0.113.80:443", "remove 33333333 id=7")
+	h.expect("remove 11111111 id=1", "remove 33333333 id=7", "remove 44444444 id=255",
+		"destroy 11111111 198.51.100.1:40001 -> 203.0.113.80:443")
 }
 
 // TestUserspaceKernelPMConn: a connection the in-kernel path manager runs
