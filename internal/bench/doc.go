@@ -28,8 +28,10 @@
 // and the path manager process's CPU seconds per 1,000 connections.
 //
 // BenchmarkFailover runs package failover's scenario (the primary link
-// goes silent in both directions mid-transfer) with mptcpgod and with the
-// in-kernel path manager's backup endpoint and reports the longest stall
+// goes silent in both directions mid-transfer) with the mptcpgod binary
+// and a configuration file (failover.RunUserspace), with mptcpgod's engine
+// and health sampler alone in the benchmark process, and with the
+// in-kernel path manager's backup endpoint, and reports the longest stall
 // in the delivered data and the stalls after the first. BenchmarkAggregation
 // reports one connection's throughput over both shaped links as a
 // fraction of their sum. BenchmarkMemory reports the path manager

@@ -5,26 +5,70 @@ package bench_test
 import (
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/failover"
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
-// failoverCases are the path managers of BenchmarkFailover: internal/
-// failover's scenario names them, the report by manager and mode.
-var failoverCases = []struct{ scenario, manager, mode string }{
-	{failover.Mptcpgod, "mptcpgod", "userspace"},
-	{failover.KernelBackup, "kernel-backup", "kernel"},
+// failoverCases are the path managers of BenchmarkFailover, by manager and
+// mode as the report names them: the mptcpgod binary with its
+// configuration file, the engine and the health sampler alone in this
+// process (internal/failover's Mptcpgod) and the in-kernel path manager's
+// backup endpoint. promotes marks the rows whose cellular subflow's
+// promotion is reported.
+var failoverCases = []struct {
+	manager, mode string
+	promotes      bool
+	run           func(b *testing.B) *failover.Outcome
+}{
+	{"mptcpgod", "userspace", true, func(b *testing.B) *failover.Outcome {
+		return failover.RunUserspace(b, startFailoverDaemon)
+	}},
+	{"mptcpgod-engine", "userspace", true, func(b *testing.B) *failover.Outcome {
+		return failover.Run(b, failover.Mptcpgod, slog.New(slog.DiscardHandler))
+	}},
+	{"kernel-backup", "kernel", false, func(b *testing.B) *failover.Outcome {
+		return failover.Run(b, failover.KernelBackup, slog.New(slog.DiscardHandler))
+	}},
 }
+
+// failoverConfig is the mptcpgod binary's configuration file in
+// BenchmarkFailover: userspace mode, the veth links used, eth1 named
+// cellular, the chain fullmesh | backup-cellular with a hold time of 1 s;
+// the health sampler runs with the daemon's defaults (the configuration
+// has no key for it).
+const failoverConfig = `mode = "userspace"
+
+[control]
+socket = ""
+
+[links]
+include_kinds = ["virtual", "cellular"]
+cellular_names = ["eth1"]
+
+[[policy.chain]]
+name = "fullmesh"
+
+[[policy.chain]]
+name = "backup-cellular"
+[policy.chain.config]
+hold_time = "1s"
+`
 
 // BenchmarkFailover runs internal/failover's scenario (a paced stream
 // whose primary link goes silent in both directions for 1.5 s) with
-// mptcpgod (fullmesh | backup-cellular, eth1 cellular) and with the
-// in-kernel path manager's "subflow backup" endpoint, and reports the
-// longest stall in the delivered data and the number of stalls after the
-// first one; an iteration is one scenario on a testbed of its own.
+// mptcpgod (fullmesh | backup-cellular, eth1 cellular), as the binary and
+// as the engine alone in this process, and with the in-kernel path
+// manager's "subflow backup" endpoint, and reports the longest stall in
+// the delivered data and the number of stalls after the first one; an
+// iteration is one scenario on a testbed of its own.
 func BenchmarkFailover(b *testing.B) {
 	for _, c := range failoverCases {
 		b.Run(c.manager+"-"+c.mode, func(b *testing.B) {
@@ -32,7 +76,7 @@ func BenchmarkFailover(b *testing.B) {
 			var total, promote time.Duration
 			promoted := 0
 			for b.Loop() {
-				o := failover.Run(b, c.scenario, slog.New(slog.DiscardHandler))
+				o := c.run(b)
 				if !o.Intact() {
 					b.Fatalf("received %d bytes, sent %d, or the data differs", o.GotN, o.SentN)
 				}
@@ -51,7 +95,7 @@ func BenchmarkFailover(b *testing.B) {
 				}
 			}
 			f.StallMsPerRun = math.Round(msOf(total) / float64(f.Runs))
-			if c.scenario == failover.Mptcpgod && promoted > 0 {
+			if c.promotes && promoted > 0 {
 				p := math.Round(msOf(promote) / float64(promoted))
 				f.PromoteMs = &p
 				b.ReportMetric(p, "promote-ms")
@@ -61,6 +105,42 @@ func BenchmarkFailover(b *testing.B) {
 			b.ReportMetric(f.StallMsPerRun, "stall-ms/op")
 			record(b, bench.Result{Figure: "failover", Manager: c.manager, Mode: c.mode, Failover: &f})
 		})
+	}
+}
+
+// startFailoverDaemon runs the mptcpgod binary with failoverConfig in h's
+// namespace until the scenario ends and waits until it logs that it is
+// ready; it is internal/failover's Starter.
+func startFailoverDaemon(tb testing.TB, h *netnstest.Host) {
+	tb.Helper()
+	config := filepath.Join(tb.TempDir(), "mptcpgod.toml")
+	if err := os.WriteFile(config, []byte(failoverConfig), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	out := &syncBuffer{}
+	cmd := h.Command(binaryPath, "--config", config)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start mptcpgod: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-done; err != nil {
+			tb.Errorf("mptcpgod: %v\n%s", err, out.String())
+		}
+	})
+	deadline := time.After(waitLimit)
+	for !strings.Contains(out.String(), `msg="mptcpgod ready"`) {
+		select {
+		case err := <-done:
+			done <- err
+			tb.Fatalf("mptcpgod exited before ready: %v\n%s", err, out.String())
+		case <-deadline:
+			tb.Fatalf("mptcpgod in %s not ready within %v\n%s", h.Name(), waitLimit, out.String())
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 

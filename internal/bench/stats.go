@@ -69,9 +69,11 @@ type Result struct {
 	// "aggregation" (throughput over both links) or "memory" (the path
 	// manager process's resident memory).
 	Figure string `json:"figure"`
-	// Manager is the path manager: "mptcpgod", "kernel" (the in-kernel
-	// path manager with a subflow endpoint; "kernel-backup" with a
-	// subflow backup endpoint) or "mptcpd".
+	// Manager is the path manager: "mptcpgod" (the binary),
+	// "mptcpgod-engine" (failover: the engine and the health sampler in
+	// the benchmark process), "kernel" (the in-kernel path manager with a
+	// subflow endpoint; "kernel-backup" with a subflow backup endpoint) or
+	// "mptcpd".
 	Manager string `json:"manager"`
 	// Mode is the kernel's path manager mode: "userspace" or "kernel".
 	Mode string `json:"mode"`

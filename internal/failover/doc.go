@@ -24,6 +24,9 @@
 // what must hold whatever the timing: the transfer completes and arrives
 // intact, the cellular link carries almost nothing before the cut, its
 // subflow is promoted during the cut and demoted after the primary is
-// back. internal/bench's BenchmarkFailover reports the stalls of both
-// path managers (Outcome.Stalls).
+// back. RunUserspace runs the same scenario with a userspace path manager
+// the caller starts in the client namespace (a Starter) in place of the
+// in-process engine: internal/bench runs the mptcpgod binary with its
+// configuration file that way. internal/bench's BenchmarkFailover reports
+// the stalls of every path manager (Outcome.Stalls).
 package failover

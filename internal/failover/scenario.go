@@ -150,7 +150,7 @@ type Outcome struct {
 	CellBeforeCut uint64
 	// Promoted is when the cellular subflow stopped being backup during
 	// the cut, Demoted when it was backup again after the restore (zero:
-	// never; Demoted is watched for mptcpgod only).
+	// never; Demoted is watched for Mptcpgod and RunUserspace only).
 	Promoted, Demoted time.Time
 	SentN, GotN       int64
 	SentSum, GotSum   []byte
@@ -201,20 +201,54 @@ func since(t, ref time.Time) string {
 // fails tb only when the scenario cannot run.
 func Run(tb testing.TB, pmName string, log *slog.Logger) *Outcome {
 	tb.Helper()
+	var setup func(cli *netnstest.Host, cell netnstest.Link)
+	switch pmName {
+	case Mptcpgod:
+		setup = func(cli *netnstest.Host, _ netnstest.Link) {
+			cli.SetPathManager("userspace")
+			startMptcpgod(tb, cli, log)
+		}
+	case KernelBackup:
+		setup = func(cli *netnstest.Host, cell netnstest.Link) {
+			cli.MustExec("ip", "mptcp", "limits", "set", "subflows", "2", "add_addr_accepted", "0")
+			cli.MustExec("ip", "mptcp", "endpoint", "add", cell.Client4.String(), "dev", cell.ClientIf, "subflow", "backup")
+		}
+	default:
+		tb.Fatalf("unknown path manager %q", pmName)
+	}
+	return run(tb, setup, pmName == Mptcpgod)
+}
+
+// Starter starts a userspace path manager in the client namespace h,
+// which is already in userspace mode, and returns once it is ready; it
+// stops the path manager with tb.Cleanup.
+type Starter func(tb testing.TB, h *netnstest.Host)
+
+// RunUserspace runs the scenario as Run does with Mptcpgod, with the path
+// manager start runs (such as the mptcpgod binary with its configuration
+// file) in place of the engine Run wires in this process. The path manager
+// must give the connection a backup subflow over eth1, the cellular link;
+// its promotion during the cut and its demotion after the restore are
+// watched as for Mptcpgod.
+func RunUserspace(tb testing.TB, start Starter) *Outcome {
+	tb.Helper()
+	return run(tb, func(cli *netnstest.Host, _ netnstest.Link) {
+		cli.SetPathManager("userspace")
+		start(tb, cli)
+	}, true)
+}
+
+// run runs the scenario on a testbed of its own with the path manager
+// setup starts in the client namespace (cell is the cellular link), and
+// watches the cellular subflow's demotion after the restore when
+// watchDemote is set.
+func run(tb testing.TB, setup func(cli *netnstest.Host, cell netnstest.Link), watchDemote bool) *Outcome {
+	tb.Helper()
 	bed := netnstest.NewTestbed(tb, 2)
 	cli, srv := bed.Client, bed.Server
 	l0, l1 := bed.Links[0], bed.Links[1]
 	srv.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
-	switch pmName {
-	case Mptcpgod:
-		cli.SetPathManager("userspace")
-		startMptcpgod(tb, cli, log)
-	case KernelBackup:
-		cli.MustExec("ip", "mptcp", "limits", "set", "subflows", "2", "add_addr_accepted", "0")
-		cli.MustExec("ip", "mptcp", "endpoint", "add", l1.Client4.String(), "dev", l1.ClientIf, "subflow", "backup")
-	default:
-		tb.Fatalf("unknown path manager %q", pmName)
-	}
+	setup(cli, l1)
 	diag, err := sockdiag.Dial(&sockdiag.Config{NetNS: cli.NetNS(), States: sockdiag.StateMask(sockdiag.StateEstablished)})
 	if err != nil {
 		tb.Fatal(err)
@@ -297,7 +331,7 @@ func Run(tb testing.TB, pmName string, log *slog.Logger) *Outcome {
 	o.Restore = time.Now()
 	cli.ClearQdisc(l0.ClientIf)
 	srv.ClearQdisc(l0.ServerIf)
-	if pmName == Mptcpgod {
+	if watchDemote {
 		poll(tb, "cellular subflow demoted", 10*time.Second, func() string {
 			sfs := subflows()
 			if !backup(sfs) || len(over(sfs, l0.Client4)) == 0 {
