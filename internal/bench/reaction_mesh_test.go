@@ -18,7 +18,6 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // meshConns is how many established connections the mesh and link runs
@@ -99,15 +98,7 @@ func benchMesh(b *testing.B, c meshCase) {
 	cli := newClient(b, tb.Client)
 	w := watchAddr(b, tb.Client)
 	c.setup(b, tb, cli)
-	nl, err := netlink.NewHandleAt(netns.NsHandle(tb.Client.NetNS()))
-	if err != nil {
-		b.Fatalf("netlink handle: %v", err)
-	}
-	b.Cleanup(nl.Close)
-	link, err := nl.LinkByName(tb.Links[1].ClientIf)
-	if err != nil {
-		b.Fatalf("link %s: %v", tb.Links[1].ClientIf, err)
-	}
+	nl, link := clientEth1(b, tb)
 	ifindex, addr, prefix := int32(link.Attrs().Index), netlinkAddr(reactionAddr), reactionAddr
 	var all, each, removed []time.Duration
 	for b.Loop() {
@@ -399,16 +390,8 @@ func benchLink(b *testing.B, c meshCase) {
 	cli := newClient(b, tb.Client)
 	w := watchAddr(b, tb.Client)
 	c.setup(b, tb, cli)
-	nl, err := netlink.NewHandleAt(netns.NsHandle(tb.Client.NetNS()))
-	if err != nil {
-		b.Fatalf("netlink handle: %v", err)
-	}
-	b.Cleanup(nl.Close)
+	nl, link := clientEth1(b, tb)
 	l := tb.Links[1]
-	link, err := nl.LinkByName(l.ClientIf)
-	if err != nil {
-		b.Fatalf("link %s: %v", l.ClientIf, err)
-	}
 	ifindex, addr := int32(link.Attrs().Index), l.Client4
 	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: l.Server4.AsSlice(), Table: 101}
 	var down, up []time.Duration

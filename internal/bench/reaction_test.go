@@ -97,14 +97,10 @@ func BenchmarkReaction(b *testing.B) {
 	}
 }
 
-// reactionFigures are the Result.Figure names of benchReaction's two
-// figures for an address of each family.
-var reactionFigures = map[bool][2]string{false: {"add", "delete"}, true: {"add6", "delete6"}}
-
-func benchReaction(b *testing.B, c reactionCase, prefix netip.Prefix) {
-	tb, _ := testbed(b)
-	cli := newClient(b, tb.Client)
-	c.setup(b, tb, cli)
+// clientEth1 returns an rtnetlink handle in tb's client namespace, closed
+// at cleanup, and the client's link of tb.Links[1].
+func clientEth1(b *testing.B, tb *netnstest.Testbed) (*netlink.Handle, netlink.Link) {
+	b.Helper()
 	nl, err := netlink.NewHandleAt(netns.NsHandle(tb.Client.NetNS()))
 	if err != nil {
 		b.Fatalf("netlink handle: %v", err)
@@ -114,6 +110,18 @@ func benchReaction(b *testing.B, c reactionCase, prefix netip.Prefix) {
 	if err != nil {
 		b.Fatalf("link %s: %v", tb.Links[1].ClientIf, err)
 	}
+	return nl, link
+}
+
+// reactionFigures are the Result.Figure names of benchReaction's two
+// figures for an address of each family.
+var reactionFigures = map[bool][2]string{false: {"add", "delete"}, true: {"add6", "delete6"}}
+
+func benchReaction(b *testing.B, c reactionCase, prefix netip.Prefix) {
+	tb, _ := testbed(b)
+	cli := newClient(b, tb.Client)
+	c.setup(b, tb, cli)
+	nl, link := clientEth1(b, tb)
 	addr := netlinkAddr(prefix)
 	var added, removed []time.Duration
 	for b.Loop() {
