@@ -9,9 +9,10 @@ import (
 
 // Defaults used for zero Config fields.
 const (
-	// DefaultSettle is the default Config.Settle: short enough that an
-	// address is reported about a millisecond after the kernel announces it,
-	// long enough to gather the burst of messages one change causes.
+	// DefaultSettle is the default Config.Settle: long enough to gather the
+	// burst of messages a link coming up causes. Changes complete by
+	// themselves (an address added or deleted, a link going down) do not
+	// wait for it.
 	DefaultSettle = time.Millisecond
 	// DefaultMaxSettle is the default Config.MaxSettle.
 	DefaultMaxSettle = 20 * time.Millisecond
@@ -54,7 +55,8 @@ type Config struct {
 	ConnectedRoutes bool
 
 	// Settle is how long the monitor waits for more messages after the last
-	// one before it reports a change; 0 means DefaultSettle.
+	// one before it reports a change that later messages may complete (see
+	// the package documentation); 0 means DefaultSettle.
 	Settle time.Duration
 	// MaxSettle bounds the wait from the first message of a burst, so a
 	// steady stream of messages cannot delay a report forever; 0 means

@@ -7,18 +7,45 @@
 // exists, and keeps a model of the namespace. Run delivers a first Delta with
 // Initial set once the existing state is loaded (Ready is closed then), and
 // one Delta per settled change after that. A change that leaves the State as
-// it was (a duplicate message, a flag set and cleared, an address added and
-// removed within the settle window) produces no Delta. When the kernel drops
-// messages (ENOBUFS), the monitor subscribes again and re-lists everything;
-// the next Delta compares against what the receiver last got.
+// it was (a duplicate message, a flag set and cleared, a route deleted and
+// added back within the settle window) produces no Delta. When the kernel
+// drops messages (ENOBUFS), the monitor subscribes again and re-lists
+// everything; the next Delta compares against what the receiver last got.
 //
 // # Debouncing
 //
-// One change makes the kernel send a burst of messages within tens of
-// microseconds (an address brings its local, broadcast and prefix routes).
-// The monitor reports Config.Settle (1 ms by default) after the last message
-// of a burst, and at most Config.MaxSettle (20 ms) after its first, so an
-// address is reported about a millisecond after the kernel announces it.
+// Only the changes that later messages may complete wait. A change complete
+// by itself is reported at once, together with the messages already queued
+// behind it:
+//
+//   - an address added usable, or deleted, but for a usable IPv6 address
+//     (its local, prefix and broadcast routes come with it, in either
+//     order, but do not count);
+//   - a link going down or away (the kernel then deletes its IPv6 addresses
+//     and routes, which nothing in the burst can bring back);
+//   - a route added that gives an up link its first route of a family (one
+//     RTM_NEWROUTE), or a route deleted from a link that is down.
+//
+// Any other change opens its link: a link coming up (the kernel sends the
+// connected routes it adds back before the link message, and the oper state
+// goes through lower-layer-down), an address not usable yet (its link or
+// route may follow), a usable IPv6 address deleted (the kernel deletes them
+// when their link goes down, and the link socket may deliver the link's
+// message after them: reported alone, the deletion would show a State that
+// never was), a route deleted from an up link (it may be replaced by the next
+// message), a route listing that gives a link a route. The monitor then
+// reports Config.Settle (1 ms by default) after the last message of the
+// burst, and at most Config.MaxSettle (20 ms) after its first, unless every
+// open link has gone down or away in the meantime: the route socket may
+// deliver the deletion of a link's routes before the link socket delivers
+// its down. The rule never reports an address usable before its link is up
+// and routed (those are conditions of Usable), and the window keeps a route
+// replaced by a deletion and an addition from flapping.
+//
+// A shorter window would save nothing: a Go timer of less than a
+// millisecond fires after about 1.09 ms in an idle process (the runtime's
+// netpoller waits in whole milliseconds), so only reporting at once gains.
+//
 // Events never blocks the monitor: a receiver that is slow gets one Delta
 // that sums up everything since the last one it took.
 //

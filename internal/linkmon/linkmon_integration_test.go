@@ -64,7 +64,13 @@ func start(t testing.TB, h *netnstest.Host, cfg linkmon.Config, logLevel slog.Le
 // await reads Deltas until ok accepts one, and returns it.
 func await(t testing.TB, m *linkmon.Monitor, what string, ok func(linkmon.Delta) bool) linkmon.Delta {
 	t.Helper()
-	deadline := time.NewTimer(waitLimit)
+	return awaitWithin(t, m, what, waitLimit, ok)
+}
+
+// awaitWithin is await with its own limit.
+func awaitWithin(t testing.TB, m *linkmon.Monitor, what string, limit time.Duration, ok func(linkmon.Delta) bool) linkmon.Delta {
+	t.Helper()
+	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	for {
 		select {
@@ -76,7 +82,7 @@ func await(t testing.TB, m *linkmon.Monitor, what string, ok func(linkmon.Delta)
 				return d
 			}
 		case <-deadline.C:
-			t.Fatalf("no delta with %s within %v; state: %s", what, waitLimit, describe(m.State()))
+			t.Fatalf("no delta with %s within %v; state: %s", what, limit, describe(m.State()))
 		}
 	}
 }
@@ -508,4 +514,81 @@ func TestAddrDeleteFlushesRoutes(t *testing.T) {
 	// monitor may even have seen the deletion.
 	batch(slices.Concat(del, add, []string{restore})...)
 	matches("deleted, added and restored at once", true, "", "")
+}
+
+// TestCompleteChangesSkipSettle: the changes that are complete by
+// themselves on the real kernel (an address added usable, IPv4 and IPv6, or
+// an IPv4 one deleted, a link set down, a route giving an up link its way
+// out) are
+// reported without waiting out the settle window, set to 2 s here so that a
+// monitor that waits for it fails, each in a Delta whose State is whole: the
+// address's link up and routed. A link coming up, whose routes the kernel
+// sends around its link message, waits the window, and its IPv4 address is
+// never reported usable before its route is back.
+func TestCompleteChangesSkipSettle(t *testing.T) {
+	t.Parallel()
+	const settle = 2 * time.Second
+	tb := netnstest.NewTestbed(t, 2)
+	h, l := tb.Client, tb.Links[1]
+	m, _ := start(t, h, linkmon.Config{Settle: settle, MaxSettle: settle}, slog.LevelDebug)
+	nh := handle(t, h)
+	eth := linkByName(t, nh, l.ClientIf)
+	p4 := netip.MustParsePrefix("198.51.100.60/24")
+	p6 := netip.MustParsePrefix("2001:db8:2::60/64")
+	own4 := netip.PrefixFrom(l.Client4, 24)
+	a4 := &netlink.Addr{IPNet: ipNet(p4)}
+	a6 := &netlink.Addr{IPNet: ipNet(p6), Flags: int(linkmon.AddrNoDAD)}
+	gw := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: net.IP(l.Server4.AsSlice()), Table: 101}
+
+	// whole checks that the Delta's State has the link as an added
+	// address needs it.
+	whole := func(p netip.Prefix, ok func(linkmon.Delta) bool) func(linkmon.Delta) bool {
+		return func(d linkmon.Delta) bool {
+			if !ok(d) {
+				return false
+			}
+			lk, _ := d.State.LinkByName(l.ClientIf)
+			if !lk.Up || (p.Addr().Is4() && !lk.HasRoute4) || (p.Addr().Is6() && !lk.HasRoute6) {
+				t.Errorf("%s reported usable on %+v", p, lk)
+			}
+			return true
+		}
+	}
+	fast := settle / 2 // a monitor that waits the window fails
+	tests := []struct {
+		name   string
+		do     func() error
+		want   func(linkmon.Delta) bool
+		within time.Duration
+	}{
+		{"ipv4 address added", func() error { return nh.AddrAdd(eth, a4) }, whole(p4, has("added", p4, "")), fast},
+		{"ipv6 address added", func() error { return nh.AddrAdd(eth, a6) }, whole(p6, has("added", p6, "")), fast},
+		{"ipv4 address deleted", func() error { return nh.AddrDel(eth, a4) }, has("removed", p4, "removed"), fast},
+		// An IPv6 address deleted waits the window: its link may be
+		// going down, the link's message behind on the link socket.
+		{"ipv6 address deleted", func() error { return nh.AddrDel(eth, a6) }, has("removed", p6, "removed"), waitLimit},
+		{"link set down", func() error { return nh.LinkSetDown(eth) }, has("removed", own4, "link down"), fast},
+	}
+	for _, tt := range tests {
+		if err := tt.do(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		awaitWithin(t, m, tt.name, tt.within, tt.want)
+	}
+
+	// Up again: the kernel flushed the IPv4 routes when the link went
+	// down, and sends its connected routes before the link message.
+	if err := nh.LinkSetUp(eth); err != nil {
+		t.Fatal(err)
+	}
+	await(t, m, "link set up", func(d linkmon.Delta) bool {
+		if _, ok := find(d.Added, own4); ok {
+			t.Errorf("%s usable before its route is back: %s", own4, describe(d.State))
+		}
+		return stateHas(own4, "no route")(d)
+	})
+	if err := nh.RouteAdd(gw); err != nil {
+		t.Fatal(err)
+	}
+	awaitWithin(t, m, "route restored", fast, whole(own4, has("added", own4, "")))
 }

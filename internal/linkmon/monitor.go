@@ -173,6 +173,54 @@ func (m *Monitor) loop(ctx context.Context, msgs <-chan msg, errc <-chan error) 
 	)
 	timer.Stop()
 	defer timer.Stop()
+
+	// apply applies one message and reports whether it may have changed
+	// the State.
+	apply := func(mm msg) bool {
+		eff := t.apply(mm)
+		if _, ok := mm.(snapshotMsg); ok {
+			if loaded {
+				log.Info("re-listed links, addresses and routes", t.logAttrs()...)
+			}
+			loaded = true
+		}
+		return eff != effectNone
+	}
+	// flush ends the burst: it builds the State and, when it differs from
+	// what the receiver last got, makes the Delta pending.
+	flush := func() {
+		timer.Stop()
+		dirty = false
+		t.endBurst()
+		if !loaded {
+			return
+		}
+		st := t.state()
+		if started && st.Equal(current) {
+			return
+		}
+		published := st.Clone()
+		m.state.Store(&published)
+		if !started {
+			log.Info("loaded links, addresses and routes", t.logAttrs()...)
+			close(m.ready)
+		}
+		current, started = st, true
+		switch {
+		case !sentFirst:
+			pending = diff(State{}, st, true)
+		case st.Equal(delivered):
+			out = nil
+			return
+		default:
+			pending = diff(delivered, st, false)
+		}
+		pendState, out = st, m.events
+		if debug {
+			// Described now: once sent, pending belongs to the receiver.
+			pendDesc = pending.String()
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -180,14 +228,7 @@ func (m *Monitor) loop(ctx context.Context, msgs <-chan msg, errc <-chan error) 
 		case err := <-errc:
 			return fmt.Errorf("linkmon: %w", err)
 		case mm := <-msgs:
-			changed := t.apply(mm)
-			if _, ok := mm.(snapshotMsg); ok {
-				if loaded {
-					log.Info("re-listed links, addresses and routes", t.logAttrs()...)
-				}
-				loaded = true
-			}
-			if !changed {
+			if !apply(mm) {
 				// Nothing to settle: a Delta due is not put off.
 				continue
 			}
@@ -195,37 +236,28 @@ func (m *Monitor) loop(ctx context.Context, msgs <-chan msg, errc <-chan error) 
 			if !dirty {
 				dirty, first = true, now
 			}
+			if t.complete() {
+				// Complete by itself: reported at once, with the
+				// messages already queued behind it (the subscriptions
+				// are read in no particular order), unless one of them
+				// may be completed by later messages.
+			queued:
+				for range cap(msgs) {
+					select {
+					case mm := <-msgs:
+						apply(mm)
+					default:
+						break queued
+					}
+				}
+				if t.complete() {
+					flush()
+					continue
+				}
+			}
 			timer.Reset(min(m.cfg.settle, first.Add(m.cfg.maxSettle).Sub(now)))
 		case <-timer.C:
-			dirty = false
-			if !loaded {
-				continue
-			}
-			st := t.state()
-			if started && st.Equal(current) {
-				continue
-			}
-			published := st.Clone()
-			m.state.Store(&published)
-			if !started {
-				log.Info("loaded links, addresses and routes", t.logAttrs()...)
-				close(m.ready)
-			}
-			current, started = st, true
-			switch {
-			case !sentFirst:
-				pending = diff(State{}, st, true)
-			case st.Equal(delivered):
-				out = nil
-				continue
-			default:
-				pending = diff(delivered, st, false)
-			}
-			pendState, out = st, m.events
-			if debug {
-				// Described now: once sent, pending belongs to the receiver.
-				pendDesc = pending.String()
-			}
+			flush()
 		case out <- pending:
 			log.Debug("delta delivered", "change", pendDesc)
 			delivered, sentFirst, out = pendState, true, nil

@@ -174,11 +174,13 @@ func TestMonitorBurstIsOneDelta(t *testing.T) {
 		m, src, _ := startMonitor(t, nil)
 		src.send(baseSnapshot())
 		next(t, m)
-		// One address brings a burst: the address, its local and prefix
-		// routes, a duplicate; a second link follows at once.
+		// A link comes up with its address and route, and an address
+		// with its local and prefix routes and a duplicate follows at
+		// once: the link's change may be completed by later messages, so
+		// the burst waits the settle window.
 		src.send(
-			addr(2, "192.0.2.7/24"), connected(2, "192.0.2.7/24"), addr(2, "192.0.2.7/24"),
 			upLink(3, "eth1"), addr(3, "198.51.100.1/24"), defaultRoute(3, 101, "198.51.100.254"),
+			addr(2, "192.0.2.7/24"), connected(2, "192.0.2.7/24"), addr(2, "192.0.2.7/24"),
 		)
 		d := next(t, m)
 		checkAddrs(t, "added", d.Added, "192.0.2.7/24 ", "198.51.100.1/24 ")
@@ -195,8 +197,13 @@ func TestMonitorRevertIsNoDelta(t *testing.T) {
 		m, src, _ := startMonitor(t, nil)
 		src.send(baseSnapshot())
 		next(t, m)
-		src.send(addr(2, "192.0.2.9/24"), delAddr(2, "192.0.2.9/24"))
-		src.send(downLink(2, "eth0"), upLink(2, "eth0"), defaultRoute(2, 254, "192.0.2.254"))
+		// A route replaced by a deletion and an addition: the deletion
+		// waits for what may complete it, and the State is as it was.
+		src.send(del(defaultRoute(2, 254, "192.0.2.254")), defaultRoute(2, 254, "192.0.2.254"))
+		quiet(t, m)
+		// So does an address added before its link's route is replaced.
+		src.send(del(defaultRoute(2, 254, "192.0.2.254")), addr(2, "192.0.2.9/24"), delAddr(2, "192.0.2.9/24"),
+			defaultRoute(2, 254, "192.0.2.254"))
 		quiet(t, m)
 		// A message that changes nothing is no delta either.
 		src.send(upLink(2, "eth0"), addr(2, "192.0.2.1/24"))
@@ -211,25 +218,27 @@ func TestMonitorSettleWindow(t *testing.T) {
 		src.send(baseSnapshot())
 		next(t, m)
 
-		// The window restarts with every message...
+		// A link coming up may bring the routes that complete it: the
+		// window restarts with every message...
 		start := time.Now()
-		src.send(addr(2, "192.0.2.7/24"))
+		src.send(upLink(3, "eth1"))
 		time.Sleep(time.Millisecond)
-		src.send(addr(2, "192.0.2.8/24"))
+		src.send(addr(3, "198.51.100.1/24"), defaultRoute(3, 101, "198.51.100.254"))
 		d := next(t, m)
 		if got := time.Since(start); got != 3*time.Millisecond {
 			t.Errorf("delta after %v, want 3ms (1ms + settle)", got)
 		}
-		checkAddrs(t, "added", d.Added, "192.0.2.7/24 ", "192.0.2.8/24 ")
+		checkAddrs(t, "added", d.Added, "198.51.100.1/24 ")
 
-		// ...up to MaxSettle from the first message of a steady stream.
+		// ...up to MaxSettle from the first message of a steady stream
+		// of addresses whose route may follow.
 		start = time.Now()
 		stop := make(chan struct{})
 		streamed := make(chan struct{})
 		go func() {
 			defer close(streamed)
 			for i := 0; ; i++ {
-				a := addr(2, netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}), 24).String())
+				a := addr(3, netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 3, 15: byte(i + 1)}), 64).String())
 				select {
 				case src.c <- a:
 				case <-stop:
@@ -244,8 +253,64 @@ func TestMonitorSettleWindow(t *testing.T) {
 		}
 		close(stop)
 		<-streamed
-		if len(d.Added) < 9 {
-			t.Errorf("stream delta added %d addresses, want 10", len(d.Added))
+		var noRoute int
+		for _, a := range d.State.Addrs {
+			if a.LinkIndex == 3 && a.Reason == "no route" {
+				noRoute++
+			}
+		}
+		if noRoute < 9 {
+			t.Errorf("stream delta has %d addresses without a route, want 10", noRoute)
+		}
+	})
+}
+
+// TestMonitorCompleteChange: a change complete by itself is reported at
+// once, not after the settle window; a burst with a change that later
+// messages may complete waits the window, unless its link goes down.
+func TestMonitorCompleteChange(t *testing.T) {
+	t.Parallel()
+	local := routeMsg{family: afInet, table: rtTableLocal, typ: 2, protocol: rtprotKernel,
+		dst: netip.MustParsePrefix("192.0.2.7/32"), hops: []nexthop{{link: 2}}}
+	route4 := defaultRoute(2, 254, "192.0.2.254")
+	route6 := defaultRoute(2, 254, "2001:db8:1::fe")
+	tests := []struct {
+		name    string
+		msgs    []msg
+		wait    time.Duration
+		added   []string
+		removed []string
+	}{
+		{"address added usable, with its local route", []msg{addr(2, "192.0.2.7/24"), local}, 0, []string{"192.0.2.7/24 "}, nil},
+		{"address deleted", []msg{delAddr(2, "192.0.2.7/24"), del(local)}, 0, nil, []string{"192.0.2.7/24 removed"}},
+		{"route deleted, then an address", []msg{del(route4), addr(2, "192.0.2.9/24")}, DefaultSettle, nil, []string{"192.0.2.1/24 no route"}},
+		{"route back", []msg{route4}, 0, []string{"192.0.2.1/24 ", "192.0.2.9/24 "}, nil},
+		// The route socket's deletion came before the link's down.
+		{"route deleted, then the link down", []msg{del(route6), downLink(2, "eth0")}, 0, nil,
+			[]string{"192.0.2.1/24 link down", "192.0.2.9/24 link down"}},
+		{"link up", []msg{upLink(2, "eth0"), route4, route6}, DefaultSettle, []string{"192.0.2.1/24 ", "192.0.2.9/24 "}, nil},
+		{"address added without a route", []msg{addr(2, "2001:db8:1::9/64"), del(route6)}, DefaultSettle, nil, nil},
+		{"ipv6 route back", []msg{route6}, 0, []string{"2001:db8:1::9/64 "}, nil},
+		// Its link may be going down; the link socket delivers it later.
+		{"ipv6 address deleted", []msg{delAddr(2, "2001:db8:1::9/64")}, DefaultSettle, nil, []string{"2001:db8:1::9/64 removed"}},
+		{"ipv6 address added", []msg{addr(2, "2001:db8:1::9/64")}, 0, []string{"2001:db8:1::9/64 "}, nil},
+		{"ipv6 address deleted, then the link down", []msg{delAddr(2, "2001:db8:1::9/64"), downLink(2, "eth0")}, 0, nil,
+			[]string{"192.0.2.1/24 link down", "192.0.2.9/24 link down", "2001:db8:1::9/64 removed"}},
+	}
+	synctest.Test(t, func(t *testing.T) {
+		m, src, _ := startMonitor(t, nil)
+		src.send(baseSnapshot())
+		next(t, m)
+		for _, tt := range tests {
+			start := time.Now()
+			src.send(tt.msgs...)
+			d := next(t, m)
+			if got := time.Since(start); got != tt.wait {
+				t.Errorf("%s: delta after %v, want %v", tt.name, got, tt.wait)
+			}
+			checkAddrs(t, tt.name+": added", d.Added, tt.added...)
+			checkAddrs(t, tt.name+": removed", d.Removed, tt.removed...)
+			quiet(t, m)
 		}
 	})
 }

@@ -117,10 +117,16 @@ type table struct {
 	// routeCounts); routed counts their next hops per link and family.
 	routes map[routeKey]map[nexthop]hopInfo
 	routed map[linkFamily]int
+
+	// open holds the links with a change since endBurst that later
+	// messages may complete (see effectPartial); openAll is set by a
+	// snapshot.
+	open    map[int]bool
+	openAll bool
 }
 
 func newTable(cfg *config, sysfs func(string) (sysInfo, error)) *table {
-	t := &table{cfg: cfg, sysfs: sysfs}
+	t := &table{cfg: cfg, sysfs: sysfs, open: make(map[int]bool)}
 	t.reset()
 	return t
 }
@@ -132,17 +138,69 @@ func (t *table) reset() {
 	t.routed = make(map[linkFamily]int)
 }
 
-// apply changes the table by one message. It returns false when the
-// message cannot have changed the State: a routes listing that leaves every
-// link's routes as they were.
-func (t *table) apply(m msg) bool {
+// effect is what applying one message did to the State the table
+// describes, and so how long the monitor waits before reporting it.
+type effect uint8
+
+const (
+	// effectNone: the message cannot have changed the State (a route that
+	// does not count, a routes listing that leaves every link's routes as
+	// they were); nothing to settle.
+	effectNone effect = iota
+	// effectComplete: the change is complete by itself; no message the
+	// kernel sends with it can make an address it touched usable or
+	// unusable again.
+	effectComplete
+	// effectPartial: messages that complete the change may follow (routes
+	// around a link coming up, an address whose route comes after it, a
+	// route deleted to be replaced); the table notes its links as open.
+	effectPartial
+)
+
+// apply changes the table by one message and reports its effect.
+func (t *table) apply(m msg) effect {
 	switch m := m.(type) {
 	case linkMsg:
 		t.applyLink(m)
+		e := t.links[m.index]
+		if m.del || e == nil || !linkUp(e.m) {
+			// A link that goes down or away makes its addresses
+			// unusable, and nothing sent with it can make them usable:
+			// its addresses and routes only go (seen on 6.18: the IPv6
+			// addresses and routes are deleted around the link message).
+			return effectComplete
+		}
+		return t.partial(m.index)
 	case addrMsg:
+		k := addrKey{m.link, m.prefix}
+		wasUsable := t.addrUsable(k)
 		t.applyAddr(m)
+		switch {
+		case m.del && wasUsable && m.prefix.Addr().Is6():
+			// The kernel deletes the IPv6 addresses of a link set
+			// down right after the link message, which the link
+			// socket may deliver later (seen on 6.18): reported alone,
+			// the deletion would show a State that never was, the
+			// link up without its address.
+			return t.partial(m.link)
+		case m.del || t.addrUsable(k):
+			// An address added usable, or deleted, is complete: its
+			// local, prefix and broadcast routes come with it, in
+			// either order, but do not count (see routeCounts) unless
+			// connected routes do, and then they only add.
+			return effectComplete
+		}
+		// Not usable yet: its link's state or route may follow.
+		return t.partial(m.link)
 	case routeMsg:
+		keys := t.routeLinks(m)
+		before := t.routeFlags(keys)
 		t.applyRoute(m)
+		after := t.routeFlags(keys)
+		if maps.Equal(before, after) {
+			return effectNone
+		}
+		return t.partial(t.routeOpen(!m.del && !m.replace, before, after)...)
 	case routesMsg:
 		before := t.routed
 		t.routes = make(map[routeKey]map[nexthop]hopInfo)
@@ -150,7 +208,16 @@ func (t *table) apply(m msg) bool {
 		for _, r := range m.routes {
 			t.applyRoute(r)
 		}
-		return !maps.Equal(before, t.routed)
+		had, has := presence(before), presence(t.routed)
+		if maps.Equal(had, has) {
+			return effectNone
+		}
+		for lf := range has {
+			if _, ok := had[lf]; !ok {
+				had[lf] = false
+			}
+		}
+		return t.partial(t.routeOpen(false, had, has)...)
 	case snapshotMsg:
 		t.reset()
 		for _, l := range m.links {
@@ -162,8 +229,120 @@ func (t *table) apply(m msg) bool {
 		for _, r := range m.routes {
 			t.applyRoute(r)
 		}
+		t.openAll = true
+	}
+	return effectPartial
+}
+
+// partial notes links as open and returns effectPartial, or effectComplete
+// when there are none.
+func (t *table) partial(links ...int) effect {
+	if len(links) == 0 {
+		return effectComplete
+	}
+	for _, l := range links {
+		t.open[l] = true
+	}
+	return effectPartial
+}
+
+// complete reports whether the changes applied since endBurst are complete:
+// no snapshot came, and every link a partial change left open has since gone
+// down or away (nothing sent with a link going down can make its addresses
+// usable again, so what was pending on it no longer matters). It is how the
+// monitor learns that a route deletion the route socket delivered before
+// the link's own down message is complete after all.
+func (t *table) complete() bool {
+	if t.openAll {
+		return false
+	}
+	for l := range t.open {
+		if e := t.links[l]; e != nil && linkUp(e.m) {
+			return false
+		}
 	}
 	return true
+}
+
+// endBurst forgets the open links: the monitor reported the State.
+func (t *table) endBurst() {
+	clear(t.open)
+	t.openAll = false
+}
+
+// presence returns the links and families that have a route in routed.
+func presence(routed map[linkFamily]int) map[linkFamily]bool {
+	p := make(map[linkFamily]bool, len(routed))
+	for lf := range routed {
+		p[lf] = true
+	}
+	return p
+}
+
+// routeLinks returns the links and family whose routes m may change: those
+// of its next hops and, when it deletes or replaces a route, those of the
+// route's next hops in the table.
+func (t *table) routeLinks(m routeMsg) []linkFamily {
+	var lfs []linkFamily
+	for _, h := range m.hops {
+		lfs = append(lfs, linkFamily{h.link, m.family})
+	}
+	if m.del || m.replace {
+		for h := range t.routes[routeKey{family: m.family, table: m.table, tos: m.tos, priority: m.priority, dst: m.dst}] {
+			lfs = append(lfs, linkFamily{h.link, m.family})
+		}
+	}
+	return lfs
+}
+
+// routeFlags reports, for each of lfs, whether the link has a route of the
+// family.
+func (t *table) routeFlags(lfs []linkFamily) map[linkFamily]bool {
+	f := make(map[linkFamily]bool, len(lfs))
+	for _, lf := range lfs {
+		f[lf] = t.routed[lf] > 0
+	}
+	return f
+}
+
+// routeOpen returns the links a route message or listing, which changed the
+// route flags of links from before to after (before has every link and
+// family whose flag changed), leaves open. A link's change is complete when
+// it is up and gained its first route of the family from a route added (one
+// RTM_NEWROUTE, added is true; nothing follows it), or is down or gone and
+// lost its route (the routes the kernel deletes after a link goes down,
+// which nothing sent with them can undo). A route deleted from an up link may
+// be replaced by the next message, one added to a down link comes with the
+// link coming up (the kernel sends the connected routes before the link
+// message), and a listing that gives a link its route corrects an order the
+// sockets lost.
+func (t *table) routeOpen(added bool, before, after map[linkFamily]bool) []int {
+	var open []int
+	for lf, had := range before {
+		if after[lf] == had {
+			continue
+		}
+		e := t.links[lf.link]
+		up := e != nil && linkUp(e.m)
+		if !(up && !had && added) && !(!up && had) {
+			open = append(open, lf.link)
+		}
+	}
+	return open
+}
+
+// addrUsable reports whether the address k of the table is usable.
+func (t *table) addrUsable(k addrKey) bool {
+	m, ok := t.addrs[k]
+	if !ok {
+		return false
+	}
+	e := t.links[k.link]
+	if e == nil {
+		return false
+	}
+	l := t.link(k.link, e)
+	return unusable(Addr{Prefix: m.prefix, LinkIndex: m.link, Flags: m.flags, Scope: m.scope}, &l, t.cfg) == ""
 }
 
 func (t *table) applyLink(m linkMsg) {
@@ -346,24 +525,29 @@ func linkUp(m linkMsg) bool {
 	return m.oper == operUnknown && m.flags&iffUp != 0 && m.flags&iffLowerUp != 0
 }
 
+// link builds the Link of entry e, link index i.
+func (t *table) link(i int, e *linkEntry) Link {
+	l := Link{
+		Index:        i,
+		Name:         e.m.name,
+		Kind:         t.kindOf(i, 0),
+		Type:         e.m.typ,
+		Up:           linkUp(e.m),
+		MTU:          e.m.mtu,
+		HardwareAddr: bytes.Clone(e.m.hw),
+		HasRoute4:    t.routed[linkFamily{i, afInet}] > 0,
+		HasRoute6:    t.routed[linkFamily{i, afInet6}] > 0,
+	}
+	l.Reason = t.cfg.filter.check(l.Name, l.Kind)
+	l.Included = l.Reason == ""
+	return l
+}
+
 // state builds the State the table describes.
 func (t *table) state() State {
 	s := State{Links: make(map[int]Link, len(t.links)), Addrs: make([]Addr, 0, len(t.addrs))}
 	for i, e := range t.links {
-		l := Link{
-			Index:        i,
-			Name:         e.m.name,
-			Kind:         t.kindOf(i, 0),
-			Type:         e.m.typ,
-			Up:           linkUp(e.m),
-			MTU:          e.m.mtu,
-			HardwareAddr: bytes.Clone(e.m.hw),
-			HasRoute4:    t.routed[linkFamily{i, afInet}] > 0,
-			HasRoute6:    t.routed[linkFamily{i, afInet6}] > 0,
-		}
-		l.Reason = t.cfg.filter.check(l.Name, l.Kind)
-		l.Included = l.Reason == ""
-		s.Links[i] = l
+		s.Links[i] = t.link(i, e)
 	}
 	for _, m := range t.addrs {
 		a := Addr{Prefix: m.prefix, LinkIndex: m.link, Flags: m.flags, Scope: m.scope}

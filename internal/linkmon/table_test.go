@@ -348,31 +348,59 @@ func TestAddrDeleteDropsRoutes(t *testing.T) {
 	}
 }
 
-// TestApplyReportsChange: a routes listing that leaves every link's routes
-// as they were cannot change the State, so the monitor does not wait for
-// it to settle; every other message may.
-func TestApplyReportsChange(t *testing.T) {
+// TestApplyEffect: a message that cannot change the State needs no settle;
+// one that is complete by itself (no message the kernel sends with it can
+// undo or complete it) needs a short one; any other the whole window.
+func TestApplyEffect(t *testing.T) {
 	t.Parallel()
 	gw := defaultRoute(2, 101, "192.0.2.254")
 	other := defaultRoute(2, 102, "192.0.2.253")
+	local := routeMsg{family: afInet, table: rtTableLocal, typ: 2, protocol: rtprotKernel,
+		dst: netip.MustParsePrefix("192.0.2.9/32"), hops: []nexthop{{link: 2}}}
+	v6eth1 := defaultRoute(3, 101, "2001:db8:2::fe")
 	tests := []struct {
 		name string
+		c    *Config
 		m    msg
-		want bool
+		want effect
+		pre  []msg // after the base table
 	}{
-		{"same routes", routesMsg{routes: []routeMsg{gw, connected(2, "192.0.2.1/24")}}, false},
-		{"another route, same links", routesMsg{routes: []routeMsg{other}}, false},
-		{"a route more", routesMsg{routes: []routeMsg{gw, other}}, true},
-		{"route gone", routesMsg{routes: []routeMsg{connected(2, "192.0.2.1/24")}}, true},
-		{"route message", gw, true},
-		{"address message", addr(2, "192.0.2.1/24"), true},
-		{"link message", upLink(2, "eth0"), true},
+		{"same routes listed", nil, routesMsg{routes: []routeMsg{gw, connected(2, "192.0.2.1/24")}}, effectNone, nil},
+		{"another route listed, same links", nil, routesMsg{routes: []routeMsg{other}}, effectNone, nil},
+		{"a route more listed", nil, routesMsg{routes: []routeMsg{gw, other}}, effectNone, nil},
+		{"route of an up link listed", nil, routesMsg{routes: []routeMsg{gw, defaultRoute(2, 101, "2001:db8:1::fe")}}, effectPartial, nil},
+		{"route of a down link gone from the listing", nil, routesMsg{routes: []routeMsg{gw}}, effectComplete, []msg{v6eth1}},
+		{"route gone from the listing", nil, routesMsg{routes: []routeMsg{connected(2, "192.0.2.1/24")}}, effectPartial, nil},
+		{"known route", nil, gw, effectNone, nil},
+		{"second route of a routed link", nil, other, effectNone, nil},
+		{"local route of an address", nil, local, effectNone, nil},
+		{"connected route", nil, connected(2, "192.0.2.9/24"), effectNone, nil},
+		{"connected route counted", &Config{ConnectedRoutes: true}, connected(2, "2001:db8:1::/64"), effectComplete, nil},
+		{"first route of a family on an up link", nil, defaultRoute(2, 101, "2001:db8:1::fe"), effectComplete, nil},
+		{"first route on a down link", nil, defaultRoute(3, 101, "198.51.100.254"), effectPartial, nil},
+		{"only route deleted", nil, del(gw), effectPartial, nil},
+		{"route of a down link deleted", nil, del(v6eth1), effectComplete, []msg{v6eth1}},
+		{"route replaced", nil, routeMsg{replace: true, family: afInet, table: 101, typ: rtnUnicast, protocol: 3,
+			dst: gw.dst, hops: []nexthop{{link: 2, gw: netip.MustParseAddr("192.0.2.253")}}}, effectNone, nil},
+		{"address added usable", nil, addr(2, "192.0.2.9/24"), effectComplete, nil},
+		{"address added without a route", nil, addr(2, "2001:db8:1::9/64"), effectPartial, nil},
+		{"address added on a down link", nil, addr(3, "198.51.100.1/24"), effectPartial, nil},
+		{"address added on an unknown link", nil, addr(4, "203.0.113.1/24"), effectPartial, nil},
+		{"address deleted", nil, delAddr(2, "192.0.2.1/24"), effectComplete, nil},
+		{"usable ipv6 address deleted", nil, delAddr(2, "2001:db8:1::1/64"), effectPartial,
+			[]msg{defaultRoute(2, 101, "2001:db8:1::fe"), addr(2, "2001:db8:1::1/64")}},
+		{"unusable ipv6 address deleted", nil, delAddr(2, "2001:db8:1::1/64"), effectComplete, []msg{addr(2, "2001:db8:1::1/64")}},
+		{"link set down", nil, downLink(2, "eth0"), effectComplete, nil},
+		{"link removed", nil, linkMsg{del: true, index: 2}, effectComplete, nil},
+		{"link set up", nil, upLink(3, "eth1"), effectPartial, nil},
+		{"link changed while up", nil, upLink(2, "eth0"), effectPartial, nil},
+		{"snapshot", nil, snapshotMsg{}, effectPartial, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tb := tableWith(t, nil, upLink(2, "eth0"), addr(2, "192.0.2.1/24"), gw)
+			tb := tableWith(t, tt.c, append([]msg{upLink(2, "eth0"), downLink(3, "eth1"), addr(2, "192.0.2.1/24"), gw}, tt.pre...)...)
 			if got := tb.apply(tt.m); got != tt.want {
-				t.Fatalf("apply = %v, want %v", got, tt.want)
+				t.Fatalf("apply = %d, want %d", got, tt.want)
 			}
 		})
 	}
