@@ -234,17 +234,7 @@ func watchAddr(b *testing.B, h *netnstest.Host) *addrWatcher {
 		b.Fatalf("Subscribe: %v", err)
 	}
 	w := &addrWatcher{conns: map[uint32]bool{}, seen: map[uint32]time.Duration{}, up: map[subflowKey]bool{}, changed: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx, sub)
-	}()
-	b.Cleanup(func() {
-		cancel()
-		<-done
-		_ = sub.Close()
-	})
+	readEvents(b, sub, w.run)
 	return w
 }
 

@@ -44,17 +44,7 @@ func watch(b *testing.B, h *netnstest.Host) *watcher {
 		b.Fatalf("SetReadBuffer: %v", err)
 	}
 	w := &watcher{established: map[uint32]time.Time{}, timed: map[uint32]bool{}, changed: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx, sub)
-	}()
-	b.Cleanup(func() {
-		cancel()
-		<-done
-		_ = sub.Close()
-	})
+	readEvents(b, sub, w.run)
 	return w
 }
 
@@ -266,4 +256,20 @@ func dialBatch(h *netnstest.Host, server netip.AddrPort, n int) ([]net.Conn, err
 		}
 	}
 	return opened, errors.Join(errs...)
+}
+
+// readEvents runs read on sub's events until the benchmark ends, then
+// waits for it and closes sub.
+func readEvents(b *testing.B, sub *genl.Subscription, read func(context.Context, *genl.Subscription)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		read(ctx, sub)
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		_ = sub.Close()
+	})
 }
