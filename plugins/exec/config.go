@@ -63,12 +63,12 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration of an empty config: no command,
-// timeout 100ms, start timeout 5s, restart backoff 100ms to 30s, no extra
+// timeout 100ms, start timeout 30s, restart backoff 100ms to 30s, no extra
 // environment, both modes.
 func DefaultConfig() Config {
 	return Config{
 		Timeout:        100 * time.Millisecond,
-		StartTimeout:   5 * time.Second,
+		StartTimeout:   30 * time.Second,
 		RestartBackoff: Backoff{Initial: 100 * time.Millisecond, Max: 30 * time.Second},
 		Modes:          []policy.Mode{policy.ModeKernel, policy.ModeUserspace},
 	}

@@ -8,7 +8,7 @@
 //	command          (required)  the program and its arguments; a name without
 //	                             a slash is looked up in PATH
 //	timeout          "100ms"     how long one request may take (1ms..1s)
-//	start_timeout    "5s"        how long the program may take to answer the hello
+//	start_timeout    "30s"       how long the program may take to answer the hello
 //	restart_backoff  {"initial": "100ms", "max": "30s"}
 //	                             the wait before a restart, doubling from initial
 //	                             to max; back to initial after a run of max or longer

@@ -78,6 +78,10 @@ func TestFallback(t *testing.T) {
 		t.Run(tt.mode, func(t *testing.T) {
 			t.Parallel()
 			cfg := fakeConfig(t, tt.mode)
+			// A hang must time out soon; every other failure must be
+			// read whole before the deadline, which a loaded machine can
+			// stretch well past the default 100ms for a long line.
+			cfg.Timeout = exec.MaxTimeout
 			if tt.mode == "hang" {
 				cfg.Timeout = 50 * time.Millisecond
 			}
