@@ -75,14 +75,21 @@ func start(t *testing.T, h *netnstest.Host, config string) *running {
 // its last description after waitLimit.
 func eventually(t *testing.T, what string, check func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
+	eventuallyWithin(t, waitLimit, what, check)
+}
+
+// eventuallyWithin is eventually with a limit of its own, for waits on a
+// program the test does not control, such as an interpreter's start.
+func eventuallyWithin(t *testing.T, limit time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		ok, desc := check()
 		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, waitLimit, desc)
+			t.Fatalf("%s: not within %v; last: %s", what, limit, desc)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -21,8 +21,11 @@ type (
 )
 
 // policyStartLimit bounds how long a policy's start is waited for; the
-// policy keeps retrying on its own after that.
-const policyStartLimit = 10 * time.Second
+// policy keeps retrying on its own after that. It is the longest start an
+// exec policy may be configured to wait (exec.MaxStartTimeout), so the
+// policy's own start_timeout decides: an interpreter behind a shim on a
+// busy host can take tens of seconds.
+const policyStartLimit = time.Minute
 
 // preparePolicies gives the members of a new router the daemon's logger
 // and the engine's re-decision on their children's starts.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
@@ -23,7 +24,7 @@ func TestExecPolicyDecides(t *testing.T) {
 	l0, l1 := tb.Links[0], tb.Links[1]
 
 	waitEndpoints(t, tb.Client, l0.Client4)
-	eventually(t, "the cellular endpoint withdrawn by the exec policy", func() (bool, string) {
+	eventuallyWithin(t, pythonStartLimit, "the cellular endpoint withdrawn by the exec policy", func() (bool, string) {
 		eps := endpoints(t, tb.Client)
 		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
 	})
@@ -51,11 +52,15 @@ func TestExecPolicyReadyRedecides(t *testing.T) {
 	l0, l1 := tb.Links[0], tb.Links[1]
 
 	waitEndpoints(t, tb.Client, l0.Client4, l1.Client4)
-	eventually(t, "the cellular endpoint withdrawn once the exec child is up", func() (bool, string) {
+	eventuallyWithin(t, pythonStartLimit, "the cellular endpoint withdrawn once the exec child is up", func() (bool, string) {
 		eps := endpoints(t, tb.Client)
 		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
 	})
 }
+
+// pythonStartLimit bounds the wait for the exec child, python3: behind a
+// pyenv shim on a loaded machine it can take tens of seconds to start.
+const pythonStartLimit = 2 * time.Minute
 
 // startExecChain starts the daemon in kernel mode on a two-link testbed
 // with the chain fullmesh | exec, the exec policy running the example
