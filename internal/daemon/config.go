@@ -61,6 +61,9 @@ type Config struct {
 	Usage         usage.Config
 	UsageInterval time.Duration
 
+	// Force is the [force] table, checked.
+	Force ForceConfig
+
 	// source and lines locate keys for BuildPolicy's errors.
 	source string
 	lines  keyLines
@@ -278,6 +281,7 @@ func (c *Config) fill(k *checker, f *File) {
 
 	c.fillControl(k, f)
 	c.fillUsage(k, f.Usage)
+	c.fillForce(k, f.Force)
 	c.Policy = policy.Config{Chain: k.chain("policy.chain", f.Policy.Chain)}
 	for i, r := range f.Policy.Rules {
 		c.Policy.Rules = append(c.Policy.Rules, k.rule(fmt.Sprintf("policy.rules[%d]", i), r))

@@ -179,6 +179,13 @@ period = "week"
 				c.UsageInterval = 250 * time.Millisecond
 			},
 		},
+		{
+			name: "force",
+			in:   "[force]\nunits = [\"nginx.service\", \"getty@tty1.service\"]\nuids = [1000, 0]\n",
+			want: func(c *Config) {
+				c.Force = ForceConfig{Units: []string{"nginx.service", "getty@tty1.service"}, UIDs: []uint32{1000, 0}}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +237,35 @@ func TestParseErrors(t *testing.T) {
 				`f.toml:2: unknown key "engine.wokers"`,
 				`f.toml:4: key "kernel.owned_ids": "1" is not a range MIN-MAX of endpoint ids within 1-255`,
 			},
+		},
+		{
+			name: "force",
+			in: `[force]
+units = [
+  "nginx.service",
+  "nginx",
+  "getty@.service",
+  "nginx.service",
+]
+uids = [1000, 4294967295, 1000]
+`,
+			want: []string{
+				`f.toml:4: key "force.units[1]": "nginx" is not a service: want NAME.service`,
+				`f.toml:5: key "force.units[2]": "getty@.service" is a template: force an instance such as getty@NAME.service`,
+				`f.toml:6: key "force.units[3]": "nginx.service" is listed twice`,
+				`f.toml:8: key "force.uids[1]": 4294967295 is not a valid uid`,
+				`f.toml:8: key "force.uids[2]": 1000 is listed twice`,
+			},
+		},
+		{
+			name: "force types",
+			in:   "[force]\nuids = [-1]\n",
+			want: []string{`f.toml:2: key "force.uids": negative integer value -1 cannot be stored in uint32`},
+		},
+		{
+			name: "unknown force key",
+			in:   "[force]\nunit = [\"a.service\"]\n",
+			want: []string{`f.toml:2: unknown key "force.unit"`},
 		},
 		{
 			name: "syntax",

@@ -32,6 +32,19 @@ type File struct {
 	// Usage is the [usage] table: the traffic accounting of metered
 	// links, which the cost-aware policy reads (usage.File).
 	Usage usage.File `toml:"usage"`
+
+	// Force is the [force] table: the services and users whose TCP
+	// sockets are made MPTCP with the BPF mechanism (docs/transparent-services.md).
+	Force ForceFile `toml:"force"`
+}
+
+// ForceFile is the [force] table.
+type ForceFile struct {
+	// Units are systemd services ("nginx.service") whose processes, and
+	// their children, get MPTCP sockets for their TCP sockets.
+	Units []string `toml:"units"`
+	// UIDs are users whose processes get MPTCP sockets, by real uid.
+	UIDs []uint32 `toml:"uids"`
 }
 
 // ControlFile is the [control] table: the control socket mptcpctl and
@@ -141,5 +154,6 @@ func DefaultFile() File {
 			Group:  "mptcpgod",
 		},
 		Usage: usage.DefaultFile(),
+		Force: ForceFile{Units: []string{}, UIDs: []uint32{}},
 	}
 }
