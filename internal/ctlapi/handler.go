@@ -128,7 +128,7 @@ type route struct {
 
 // routePaths lists the routes, for the 404 answer.
 var routePaths = []string{"/v0/status", "/v0/links", "/v0/paths", "/v0/paths/{token}", "/v0/policies",
-	"/v0/usage", "/v0/reload", "/v0/events", "/metrics"}
+	"/v0/usage", "/v0/reload", "/v0/events", "/v0/force", "/v0/force/units", "/metrics"}
 
 // NewHandler returns a Handler serving b.
 func NewHandler(b Backend, o HandlerOptions) *Handler {
@@ -141,15 +141,17 @@ func NewHandler(b Backend, o HandlerOptions) *Handler {
 	}
 	h.queries = make(chan struct{}, h.lim.MaxQueries)
 	h.routes = map[string]route{
-		"/v0/status":   {method: http.MethodGet, serve: (*Handler).status},
-		"/v0/links":    {method: http.MethodGet, serve: (*Handler).links},
-		"/v0/paths":    {method: http.MethodGet, serve: (*Handler).paths},
-		"/v0/paths/":   {method: http.MethodGet, serve: (*Handler).conn},
-		"/v0/policies": {method: http.MethodGet, serve: (*Handler).policies},
-		"/v0/usage":    {method: http.MethodGet, serve: (*Handler).usage},
-		"/v0/reload":   {method: http.MethodPost, write: true, serve: (*Handler).reload},
-		"/v0/events":   {method: http.MethodGet, serve: (*Handler).events},
-		"/metrics":     {method: http.MethodGet, serve: (*Handler).serveMetrics},
+		"/v0/status":      {method: http.MethodGet, serve: (*Handler).status},
+		"/v0/links":       {method: http.MethodGet, serve: (*Handler).links},
+		"/v0/paths":       {method: http.MethodGet, serve: (*Handler).paths},
+		"/v0/paths/":      {method: http.MethodGet, serve: (*Handler).conn},
+		"/v0/policies":    {method: http.MethodGet, serve: (*Handler).policies},
+		"/v0/usage":       {method: http.MethodGet, serve: (*Handler).usage},
+		"/v0/reload":      {method: http.MethodPost, write: true, serve: (*Handler).reload},
+		"/v0/events":      {method: http.MethodGet, serve: (*Handler).events},
+		"/v0/force":       {method: http.MethodGet, serve: (*Handler).force},
+		"/v0/force/units": {method: http.MethodPost, write: true, serve: (*Handler).forceUnit},
+		"/metrics":        {method: http.MethodGet, serve: (*Handler).serveMetrics},
 	}
 	return h
 }

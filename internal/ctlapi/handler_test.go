@@ -324,7 +324,7 @@ func TestBadRequests(t *testing.T) {
 	get := func(path string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 	}
-	routes := "(routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/usage, /v0/reload, /v0/events, /metrics)"
+	routes := "(routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/usage, /v0/reload, /v0/events, /v0/force, /v0/force/units, /metrics)"
 	tests := []struct {
 		name string
 		req  string
