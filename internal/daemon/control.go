@@ -68,7 +68,10 @@ type control struct {
 	closed  sync.Once
 }
 
-var _ ctlapi.Backend = (*control)(nil)
+var (
+	_ ctlapi.Backend      = (*control)(nil)
+	_ ctlapi.ForceBackend = (*control)(nil)
+)
 
 // hostSnapshot is what the engine was last told about the host, with the
 // link monitor's reasons.
@@ -219,6 +222,14 @@ func (c *control) Reload(ctx context.Context) error {
 		return err
 	}
 	return c.d.Reload(ctx, cfg)
+}
+
+// Force implements ctlapi.ForceBackend.
+func (c *control) Force(context.Context) (ctlapi.Force, error) { return c.d.force.status(), nil }
+
+// ForceUnit implements ctlapi.ForceBackend.
+func (c *control) ForceUnit(ctx context.Context, unit string, off bool) (ctlapi.Force, error) {
+	return c.d.force.forceUnit(ctx, unit, off)
 }
 
 // Events implements ctlapi.Backend.

@@ -42,6 +42,9 @@ type Options struct {
 	// reloads are refused).
 	ConfigFile string
 	LoadConfig func() (*Config, error)
+	// StateDir keeps the units forced with mptcpctl force unit; "" means
+	// systemd's $STATE_DIRECTORY, else /var/lib/mptcpgod.
+	StateDir string
 }
 
 // Daemon is mptcpgod in one network namespace: the link monitor, the
@@ -79,6 +82,10 @@ type Daemon struct {
 	usage *accounting
 
 	ctl *control // the control socket and the metrics
+
+	// force keeps the BPF program's maps equal to the forced units'
+	// cgroups ([force], mptcpctl force unit).
+	force *forcing
 }
 
 // New prepares a daemon for the namespace: it opens the mptcp_pm family,
@@ -160,6 +167,9 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	warnCoexistence(log, d.mode, processes(procDir, networkManager, mptcpd), foreign)
 
 	if d.usage, err = newAccounting(cfg, log); err != nil {
+		return nil, err
+	}
+	if d.force, err = newForcing(log, cfg.Force, stateDir(opts)); err != nil {
 		return nil, err
 	}
 	if d.ctl, err = newControl(d, cfg, opts); err != nil {
@@ -261,6 +271,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.runLinks(gctx, links) })
 	g.Go(func() error { return d.ctl.run(gctx) })
+	g.Go(func() error { return d.force.run(gctx) })
 	g.Go(func() error {
 		select {
 		case <-d.engine.Ready():
@@ -426,6 +437,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg *Config) error {
 		d.log.Warn("config change needs a restart to take effect", "key", key)
 	}
 	d.reloadUsage(old, cfg)
+	d.force.setConfig(cfg.Force)
 	if d.level != nil {
 		d.level.Set(cfg.LogLevel)
 	}
