@@ -47,6 +47,8 @@ type app struct {
 	now func() time.Time
 	// subscribed, if set, is called once monitor is subscribed to events.
 	subscribed func()
+	// forceEnv is what mptcpctl force touches besides the daemon.
+	forceEnv forceEnv
 }
 
 // run executes mptcpctl with args (without the program name), writing to
@@ -57,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // newApp returns an app writing to stdout and stderr.
 func newApp(stdout, stderr io.Writer) *app {
-	return &app{stdout: stdout, stderr: stderr, now: time.Now}
+	return &app{stdout: stdout, stderr: stderr, now: time.Now, forceEnv: defaultForceEnv()}
 }
 
 // execute runs the command line args and returns the exit code.
@@ -138,6 +140,7 @@ kernel's reason is printed), 2 on bad usage (nothing was changed).`,
 	root.AddGroup(
 		&cobra.Group{ID: groupKernel, Title: "Kernel commands (work with or without the daemon):"},
 		&cobra.Group{ID: groupDaemon, Title: "Daemon commands (ask mptcpgod over its control socket):"},
+		&cobra.Group{ID: groupPrograms, Title: "Programs made Multipath TCP without changing them:"},
 	)
 	for _, c := range []*cobra.Command{
 		a.endpointsCmd(),
@@ -162,6 +165,9 @@ kernel's reason is printed), 2 on bad usage (nothing was changed).`,
 		c.GroupID = groupDaemon
 		root.AddCommand(c)
 	}
+	fc := a.forceCmd()
+	fc.GroupID = groupPrograms
+	root.AddCommand(fc)
 	root.AddCommand(a.genDocsCmd())
 	return root
 }

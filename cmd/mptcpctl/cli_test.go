@@ -66,7 +66,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pm", "bpf"}, `pm: unknown path manager "bpf": expected kernel or userspace`},
 		{[]string{"pm", "kernel", "now"}, `pm: unexpected word "now": expected at most kernel or userspace`},
 		{[]string{"endpoint"}, ""}, // alias: reaches the namespace, see below
-		{[]string{"bogus"}, `unknown command "bogus": expected completion, connections, endpoints, events, limits, links, monitor, paths, pm, policies, reload, status, subflows or usage`},
+		{[]string{"bogus"}, `unknown command "bogus": expected completion, connections, endpoints, events, force, limits, links, monitor, paths, pm, policies, reload, status, subflows or usage`},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 	}
 	for _, tt := range tests {

@@ -603,7 +603,7 @@ func TestDaemonBadRequests(t *testing.T) {
 		body string
 	}{
 		{"malformed JSON", malformed, 400, `{"error":"malformed JSON body: unexpected EOF"}`},
-		{"unknown route", unknown, 404, `{"error":"no such route \"/v0/nope\" (routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/usage, /v0/reload, /v0/events, /metrics)"}`},
+		{"unknown route", unknown, 404, `{"error":"no such route \"/v0/nope\" (routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/usage, /v0/reload, /v0/events, /v0/force, /v0/force/units, /metrics)"}`},
 		{"10 MB body", big, 413, `{"error":"request body of 10485760 bytes is too large (at most 65536)"}`},
 	} {
 		if code, body := answer(t, tt.c); code != tt.code || body != tt.body {

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mptcpgod/mptcpgod/internal/force"
+)
+
+// fakeSystemd is a systemd of the test's own for mptcpctl force: units
+// with a unit file in a temporary directory, the systemctl calls made.
+type fakeSystemd struct {
+	dir   string            // the drop-in directory (/etc/systemd/system)
+	units map[string]string // unit → fragment path
+	state string            // ActiveState of every unit
+	calls []string
+	fail  string // a systemctl verb that fails
+}
+
+func newFakeSystemd(t *testing.T) *fakeSystemd {
+	t.Helper()
+	s := &fakeSystemd{dir: t.TempDir(), units: map[string]string{}, state: "active"}
+	return s
+}
+
+// addUnit writes a unit file.
+func (s *fakeSystemd) addUnit(t *testing.T, unit, text string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), unit)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.units[unit] = p
+}
+
+func (s *fakeSystemd) systemctl(_ context.Context, args ...string) (string, error) {
+	s.calls = append(s.calls, strings.Join(args, " "))
+	if args[0] == s.fail {
+		return "", fmt.Errorf("systemctl %s: exit status 1", args[0])
+	}
+	if args[0] != "show" {
+		return "", nil
+	}
+	unit := args[len(args)-1]
+	frag, ok := s.units[unit]
+	if !ok {
+		return "LoadState=not-found\nFragmentPath=\nDropInPaths=\nActiveState=inactive\n", nil
+	}
+	return fmt.Sprintf("LoadState=loaded\nFragmentPath=%s\nDropInPaths=\nActiveState=%s\n", frag, s.state), nil
+}
+
+// forceApp runs mptcpctl with s as systemd, as uid euid, with no daemon.
+func (s *fakeSystemd) run(t *testing.T, euid int, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := newApp(&out, &errb)
+	a.socket = filepath.Join(t.TempDir(), "none.sock")
+	a.forceEnv = forceEnv{
+		systemdDir: s.dir,
+		systemctl:  s.systemctl,
+		euid:       func() int { return euid },
+		booted:     func() bool { return true },
+		mptcpctl:   func() (string, error) { return "/usr/bin/mptcpctl", nil },
+		probe:      func() error { return errors.New("bpf: unavailable (load): refused here") },
+	}
+	code := a.execute(context.Background(), args)
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+const webUnit = `[Service]
+Type=notify
+ExecStart=/usr/bin/web --listen ":8080" %i
+`
+
+func TestForceUnitDropIn(t *testing.T) {
+	t.Parallel()
+	s := newFakeSystemd(t)
+	s.addUnit(t, "web.service", webUnit)
+	r := s.run(t, 0, "force", "unit", "web.service")
+	if r.code != 0 {
+		t.Fatalf("force unit: %d %s", r.code, r.stderr)
+	}
+	dropIn := filepath.Join(s.dir, "web.service.d", force.DropInName)
+	got, err := os.ReadFile(dropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := force.DropIn("web.service", []string{`/usr/bin/web --listen ":8080" %i`}, "/usr/bin/mptcpctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("drop-in (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(r.stdout, "restart it with: systemctl restart web.service (or --now)") {
+		t.Errorf("output does not say a restart is needed:\n%s", r.stdout)
+	}
+	wantCalls := []string{"show", "daemon-reload"}
+	if got := verbs(s.calls); !cmp.Equal(got, wantCalls) {
+		t.Errorf("systemctl calls %q, want %q", got, wantCalls)
+	}
+
+	// Again: already forced, nothing changes.
+	s.calls = nil
+	r = s.run(t, 0, "force", "unit", "web.service")
+	if r.code != 1 || !strings.Contains(r.stderr, "already forced, with the drop-in") {
+		t.Errorf("forcing twice: %d %q", r.code, r.stderr)
+	}
+	if got := verbs(s.calls); !cmp.Equal(got, []string{"show"}) {
+		t.Errorf("forcing twice called systemctl %q", got)
+	}
+
+	// Status lists it.
+	r = s.run(t, 0, "force", "status", "--json")
+	var st forceStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("%v: %s %s", err, r.stdout, r.stderr)
+	}
+	if len(st.Units) != 1 || st.Units[0] != (forceStatusUnit{Unit: "web.service", Mechanism: mechDropIn, Source: dropIn}) {
+		t.Errorf("status units %+v", st.Units)
+	}
+	if st.Mechanisms.BPF.Available || !strings.Contains(st.Mechanisms.BPF.Reason, "not running") ||
+		!strings.Contains(st.Mechanisms.BPF.Reason, "refused here") || !st.Mechanisms.DropIn.Available {
+		t.Errorf("status mechanisms %+v", st.Mechanisms)
+	}
+
+	// --off --now removes it, reloads, restarts.
+	s.calls = nil
+	r = s.run(t, 0, "force", "unit", "--off", "--now", "web.service")
+	if r.code != 0 {
+		t.Fatalf("--off: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(dropIn); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("drop-in after --off: %v", err)
+	}
+	if got := verbs(s.calls); !cmp.Equal(got, []string{"daemon-reload", "show", "try-restart"}) {
+		t.Errorf("--off --now called systemctl %q", got)
+	}
+	r = s.run(t, 0, "force", "unit", "--off", "web.service")
+	if r.code != 1 || !strings.Contains(r.stderr, "is not forced") {
+		t.Errorf("--off twice: %d %q", r.code, r.stderr)
+	}
+}
+
+// verbs are the systemctl verbs called.
+func verbs(calls []string) []string {
+	var out []string
+	for _, c := range calls {
+		out = append(out, strings.Fields(c)[0])
+	}
+	return out
+}
+
+func TestForceUnitRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		euid int
+		unit string // the unit file's text, for web.service
+		fail string // a systemctl verb that fails
+		args []string
+		code int
+		want string
+	}{
+		{"not a service", 0, webUnit, "", []string{"force", "unit", "web"}, 2, `"web" is not a service`},
+		{"a template", 0, webUnit, "", []string{"force", "unit", "getty@.service"}, 2, "is a template"},
+		{"two units", 0, webUnit, "", []string{"force", "unit", "a.service", "b.service"}, 2, "expected one unit"},
+		{"bad mechanism", 0, webUnit, "", []string{"force", "unit", "--mechanism", "ebpf", "web.service"}, 2, "expected auto, bpf or drop-in"},
+		{"not root", 1000, webUnit, "", []string{"force", "unit", "web.service"}, 1, "needs root"},
+		{"not found", 0, webUnit, "", []string{"force", "unit", "nope.service"}, 1, "unit nope.service not found"},
+		{"argv0", 0, "[Service]\nExecStart=@/bin/busybox httpd -f\n", "", []string{"force", "unit", "web.service"}, 1, "argv[0]"},
+		{"no ExecStart", 0, "[Service]\nType=oneshot\n", "", []string{"force", "unit", "web.service"}, 1, "has no ExecStart="},
+		{"bpf unavailable", 0, webUnit, "", []string{"force", "unit", "--mechanism", "bpf", "web.service"}, 1, "BPF mechanism is unavailable"},
+		{"reload fails", 0, webUnit, "daemon-reload", []string{"force", "unit", "web.service"}, 1, "drop-in was removed again"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newFakeSystemd(t)
+			s.addUnit(t, "web.service", tt.unit)
+			s.fail = tt.fail
+			r := s.run(t, tt.euid, tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, tt.code, tt.want)
+			}
+			if ents, _ := os.ReadDir(s.dir); len(ents) != 0 && tt.fail == "" {
+				t.Errorf("a refusal left %v in the drop-in directory", ents)
+			}
+			if tt.fail != "" {
+				if _, err := os.Stat(filepath.Join(s.dir, "web.service.d", force.DropInName)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("drop-in left after a failed reload: %v", err)
+				}
+			}
+		})
+	}
+}
