@@ -174,3 +174,43 @@ func TestNetAdminIsEnough(t *testing.T) {
 		})
 	}
 }
+
+// TestBPFDropIn checks dist/mptcpgod-bpf.conf: the capabilities the BPF
+// mechanism needs beside CAP_NET_ADMIN, the bpf system call, nothing
+// else; and that systemd reads the unit with it applied (its exposure is
+// logged: the drop-in is what raises it, the default unit stays at most
+// maxExposure).
+func TestBPFDropIn(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	dropIn, err := os.ReadFile(filepath.Join(root, "dist", "mptcpgod-bpf.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := parseUnit(dropIn)
+	if err != nil {
+		t.Fatalf("parse mptcpgod-bpf.conf: %v", err)
+	}
+	want := unitFile{"Service": {
+		"AmbientCapabilities":   {"CAP_NET_ADMIN CAP_BPF CAP_PERFMON"},
+		"CapabilityBoundingSet": {"CAP_NET_ADMIN CAP_BPF CAP_PERFMON"},
+		"SystemCallFilter":      {"bpf"},
+	}}
+	if diff := cmp.Diff(want, d); diff != "" {
+		t.Errorf("mptcpgod-bpf.conf (-want +got):\n%s", diff)
+	}
+	unit, err := os.ReadFile(filepath.Join(root, "dist", "mptcpgod.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The unit with the drop-in applied: its [Service] lines appended,
+	// where a later assignment of these keys extends or replaces the
+	// unit's as a drop-in's does.
+	_, service, _ := strings.Cut(string(dropIn), "[Service]\n")
+	merged := strings.Replace(string(unit), "\n[Install]\n", "\n"+service+"\n[Install]\n", 1)
+	path := filepath.Join(t.TempDir(), "mptcpgod.service")
+	if err := os.WriteFile(path, []byte(merged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("systemd-analyze security --offline=yes of the unit with mptcpgod-bpf.conf: %.1f", exposure(t, path))
+}
