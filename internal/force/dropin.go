@@ -156,7 +156,7 @@ func DropIn(unit string, execStarts []string, mptcpctl string) ([]byte, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Written by \"mptcpctl force unit %s\": runs the service's own command\n", unit)
 	fmt.Fprintf(&b, "# lines through \"mptcpctl run\", so that its TCP sockets are Multipath TCP.\n")
-	fmt.Fprintf(&b, "# \"mptcpctl force --off %s\" removes this file.\n", unit)
+	fmt.Fprintf(&b, "# \"mptcpctl force unit --off %s\" removes this file.\n", unit)
 	b.WriteString("[Service]\nExecStart=\n")
 	for _, l := range execStarts {
 		w, err := Wrap(l, mptcpctl)
