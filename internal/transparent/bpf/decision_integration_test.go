@@ -174,9 +174,9 @@ func TestDecisionUpperHalf(t *testing.T) {
 		ctx  []uint64
 		want uint32
 	}{
-		{[]uint64{junk | unix.AF_INET, junk | unix.SOCK_STREAM, junk | 0}, unix.IPPROTO_MPTCP},
+		{[]uint64{junk | unix.AF_INET, junk | unix.SOCK_STREAM, junk}, unix.IPPROTO_MPTCP},
 		{[]uint64{junk | unix.AF_INET6, junk | unix.SOCK_STREAM, junk | unix.IPPROTO_TCP}, unix.IPPROTO_MPTCP},
-		{[]uint64{junk | unix.AF_INET, junk | unix.SOCK_DGRAM, junk | 0}, 0},
+		{[]uint64{junk | unix.AF_INET, junk | unix.SOCK_DGRAM, junk}, 0},
 		{[]uint64{junk | unix.AF_INET, junk | unix.SOCK_STREAM, junk | unix.IPPROTO_SCTP}, unix.IPPROTO_SCTP},
 	}
 	for _, tt := range tests {
