@@ -303,13 +303,20 @@ func (f *forcing) sync(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	units := f.units()
-	if len(units) == 0 && len(f.cfg.UIDs) == 0 {
-		f.detach()
+	nothing := len(units) == 0 && len(f.cfg.UIDs) == 0
+	if nothing && f.sel == nil {
 		return
 	}
 	if f.sel == nil && !f.ensureAttached() {
 		return
 	}
+	// With nothing forced, the maps are emptied below, then the program
+	// detached.
+	defer func() {
+		if nothing {
+			f.detach()
+		}
+	}()
 	want := map[string]uint64{}
 	for _, u := range units {
 		path := f.cgroupPath(ctx, u.Unit)
