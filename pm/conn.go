@@ -1,14 +1,10 @@
 package pm
 
 import (
-	"log/slog"
 	"net/netip"
 	"slices"
-	"strconv"
-	"syscall"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -237,57 +233,97 @@ func (c *conn) learnLocal(addr netip.Addr, port uint16, id uint8, signal bool) {
 	c.locals = append(c.locals, localAddr{addr: addr, port: port, id: id, signal: signal})
 }
 
-// policyConn returns c as policies see it, in buffers the engine reuses
-// for every connection: a policy keeps no reference to its view.
-func (e *Engine) policyConn(c *conn) policy.Conn {
-	pc := &e.pc
-	pc.Token, pc.Side, pc.Local, pc.Remote, pc.DenyJoinID0 = c.token, c.side, c.local, c.remote, c.denyJoinID0
-	pc.PeerAddrs = append(pc.PeerAddrs[:0], policy.PeerAddr{Addr: c.remote, Source: policy.SourceInitial})
-	pc.PeerAddrs = append(pc.PeerAddrs, c.peers...)
-	pc.Subflows = pc.Subflows[:0]
-	for i := range c.subs {
-		s := &c.subs[i]
-		pc.Subflows = append(pc.Subflows, policy.Subflow{
-			Local: s.local, Remote: s.remote, LocalID: s.localID, RemoteID: s.remoteID,
-			Backup: s.backup, Established: s.established, EstablishedAt: s.since, IfIndex: s.ifindex,
-			Health: e.healthOf(c.token, s.local, s.remote),
-		})
-	}
-	return *pc
+// closable reports whether the engine may close s when the plan drops it:
+// this host opened it, with MP_JOIN or, on the client side, as the
+// initial subflow. The peer's subflows are the peer's to close.
+func (c *conn) closable(s *subflow) bool {
+	return s.joined || (s.initial && c.side == policy.SideClient)
 }
 
-// keepPlan stores the paths and announces of plan in c for Status. A
-// connection whose wanted paths equal those stored last, for this or
-// another connection (a client's connections to one service), shares
-// that copy.
-func (e *Engine) keepPlan(c *conn, plan *policy.ConnPlan) {
-	buf := e.wantBuf[:0]
-	for _, p := range plan.Paths {
-		buf = append(buf, wantPath{key: pathKey{p.Local.Unmap(), unmapAP(p.Remote)}, dev: p.Dev,
-			ifindex: p.IfIndex, backup: p.Backup})
-	}
-	e.wantBuf = buf
-	switch {
-	case len(buf) == 0:
-		c.want = nil
-	case slices.Equal(buf, c.want):
-	case slices.Equal(buf, e.lastWant):
-		c.want = e.lastWant
-	default:
-		c.want = slices.Clone(buf)
-		e.lastWant = c.want
-	}
-	key := func(a policy.Announce) netip.AddrPort { return netip.AddrPortFrom(a.Addr.Unmap(), a.Port) }
-	if slices.EqualFunc(c.wantAnnounces, plan.Announces, func(w netip.AddrPort, a policy.Announce) bool { return w == key(a) }) {
-		return
-	}
-	c.wantAnnounces = nil
-	if len(plan.Announces) > 0 {
-		c.wantAnnounces = make([]netip.AddrPort, len(plan.Announces))
-		for i, a := range plan.Announces {
-			c.wantAnnounces[i] = key(a)
+// liveSubflows counts the established subflows not being destroyed: the
+// engine never destroys the last of them, which would leave the
+// connection without a path.
+func (c *conn) liveSubflows() int {
+	n := 0
+	for i := range c.subs {
+		if c.subs[i].established && !c.subs[i].destroying {
+			n++
 		}
 	}
+	return n
+}
+
+// validPath reports whether the engine may create path k: it is complete,
+// of one family, and not to the peer's initial address and port when the
+// peer denies that.
+func (c *conn) validPath(k pathKey) bool {
+	switch {
+	case !k.local.IsValid() || !k.remote.Addr().IsValid() || k.remote.Port() == 0:
+		return false
+	case k.local.Is4() != k.remote.Addr().Is4(), k.local.Is4() != c.local.Addr().Is4():
+		// The kernel joins a subflow only in the family of the
+		// connection ("families mismatch"); peers announce addresses of
+		// both.
+		return false
+	case c.denyJoinID0 && k.remote == c.remote:
+		return false
+	}
+	return true
+}
+
+// announced reports whether addr and port are announced.
+func (c *conn) announced(addr netip.Addr, port uint16) bool {
+	return slices.ContainsFunc(c.locals, func(l localAddr) bool { return l.signal && l.addr == addr && l.port == port })
+}
+
+// idSet is a set of address ids.
+type idSet [4]uint64
+
+func (s *idSet) add(id uint8) { s[id/64] |= 1 << (id % 64) }
+
+func (s *idSet) has(id uint8) bool { return s[id/64]&(1<<(id%64)) != 0 }
+
+// announceID returns the id to announce addr with: the one the kernel has
+// for it, else the highest id neither the kernel's list nor taken uses
+// (the kernel numbers the addresses it adds itself from the lowest), or 0
+// when none is free.
+func (c *conn) announceID(addr netip.Addr, taken *idSet) uint8 {
+	if id, ok := c.localID(addr); ok {
+		return id
+	}
+	used := *taken
+	for _, l := range c.locals {
+		used.add(l.id)
+	}
+	for _, s := range c.subs {
+		used.add(s.localID)
+	}
+	for id := 255; id > 0; id-- {
+		if !used.has(uint8(id)) {
+			taken.add(uint8(id))
+			return uint8(id)
+		}
+	}
+	return 0
+}
+
+// subflowID returns the local address id to create a subflow from addr
+// with: 0 for the connection's initial address, else the id the kernel
+// has for addr, else a free one (announceID), which it records so that
+// every subflow and announce of addr uses it. The kernel keeps a subflow
+// created without an id under id 0, the initial address's, and then
+// refuses every other subflow created without one ("did not match
+// address and id"). It reports false when no id is free.
+func (c *conn) subflowID(addr netip.Addr, taken *idSet) (uint8, bool) {
+	if addr == c.local.Addr() {
+		return 0, true
+	}
+	id := c.announceID(addr, taken)
+	if id == 0 {
+		return 0, false
+	}
+	c.learnLocal(addr, 0, id, false)
+	return id, true
 }
 
 // newConn starts tracking token.
@@ -334,188 +370,4 @@ func (e *Engine) markDirty(c *conn) {
 		c.queued = true
 		e.dirty = append(e.dirty, c)
 	}
-}
-
-// applyEvent updates the state from one kernel event.
-func (e *Engine) applyEvent(ev *genl.Event) {
-	if int(ev.Type) < len(e.counters.events) {
-		e.counters.events[ev.Type]++
-	}
-	if e.cfg.Mode != policy.ModeUserspace {
-		if ev.Type == genl.EventSubClosed && ev.Error != 0 {
-			e.repairSoon()
-		}
-		return
-	}
-	e.seq++
-	switch ev.Type {
-	case genl.EventCreated, genl.EventEstablished:
-		e.connEvent(ev)
-		return
-	case genl.EventListenerCreated, genl.EventListenerClosed:
-		return
-	}
-	c := e.conns[ev.Token]
-	if c == nil {
-		e.counters.unknownToken++
-		return
-	}
-	c.touched = e.seq
-	switch ev.Type {
-	case genl.EventClosed:
-		e.dropConn(c)
-		return
-	case genl.EventAnnounced:
-		p := policy.PeerAddr{ID: ev.RemoteID, Addr: unmapAP(ev.Remote), Source: policy.SourceAnnounced}
-		if i := slices.IndexFunc(c.peers, func(q policy.PeerAddr) bool { return q.ID == p.ID }); i >= 0 {
-			c.peers[i] = p
-		} else {
-			c.peers = append(c.peers, p)
-		}
-	case genl.EventRemoved:
-		c.peers = slices.DeleteFunc(c.peers, func(q policy.PeerAddr) bool { return q.ID == ev.RemoteID })
-	case genl.EventSubEstablished:
-		e.subEstablished(c, ev)
-	case genl.EventSubClosed:
-		e.subClosed(c, ev)
-	case genl.EventSubPriority:
-		if s := c.sub(unmapAP(ev.Local), unmapAP(ev.Remote)); s != nil {
-			s.peerBackup = ev.Backup
-		}
-	default:
-		return
-	}
-	e.markDirty(c)
-}
-
-// connEvent applies CREATED and ESTABLISHED.
-func (e *Engine) connEvent(ev *genl.Event) {
-	c := e.conns[ev.Token]
-	if c == nil {
-		c = e.newConn(ev.Token)
-	}
-	c.touched = e.seq
-	c.side = policy.SideClient
-	if ev.ServerSide || ev.Flags&genl.EventFlagServerSide != 0 {
-		c.side = policy.SideServer
-	}
-	if ev.Flags&genl.EventFlagDenyJoinID0 != 0 {
-		c.denyJoinID0 = true
-	}
-	local, remote := unmapAP(ev.Local), unmapAP(ev.Remote)
-	if local.IsValid() && remote.IsValid() {
-		if c.local != local || c.remote != remote {
-			c.subs = slices.DeleteFunc(c.subs, func(s subflow) bool { return s.initial })
-			c.local, c.remote = local, remote
-		}
-		s := c.sub(local, remote)
-		if s == nil {
-			c.subs = append(c.subs, subflow{local: local, remote: remote, initial: true, since: e.now()})
-			s = &c.subs[len(c.subs)-1]
-		}
-		s.touched = e.seq
-		if ev.Type == genl.EventEstablished {
-			s.established = true
-		}
-	}
-	if ev.Type == genl.EventEstablished && !c.established {
-		c.established = true
-		e.markDirty(c)
-	} else if c.established {
-		e.markDirty(c)
-	}
-}
-
-// subEstablished applies SUB_ESTABLISHED.
-func (e *Engine) subEstablished(c *conn, ev *genl.Event) {
-	local, remote := unmapAP(ev.Local), unmapAP(ev.Remote)
-	now := e.now()
-	s := c.sub(local, remote)
-	if s == nil {
-		c.subs = append(c.subs, subflow{local: local, remote: remote, since: now})
-		s = &c.subs[len(c.subs)-1]
-		k := s.path()
-		if i := c.attempt(k); i >= 0 {
-			a := c.attempts[i]
-			s.joined, s.backup, s.ifindex = true, a.backup, a.ifindex
-			c.dropAttempt(i)
-			if e.log.Enabled(e.ctx, slog.LevelDebug) {
-				e.log.Debug("subflow established", "token", hexToken(c.token),
-					"local", local, "remote", remote, "after", now.Sub(a.since))
-			}
-		}
-	}
-	s.localID, s.remoteID, s.peerBackup = ev.LocalID, ev.RemoteID, ev.Backup
-	s.established, s.touched = true, e.seq
-	if ev.IfIndex != 0 {
-		s.ifindex = ev.IfIndex
-	}
-	c.learnLocal(local.Addr(), 0, ev.LocalID, false)
-}
-
-// subClosed applies SUB_CLOSED: a live subflow went away, or an attempt
-// failed.
-func (e *Engine) subClosed(c *conn, ev *genl.Event) {
-	local, remote := unmapAP(ev.Local), unmapAP(ev.Remote)
-	now := e.now()
-	if i := slices.IndexFunc(c.subs, func(s subflow) bool { return s.local == local && s.remote == remote }); i >= 0 {
-		s := c.subs[i]
-		c.subs = slices.Delete(c.subs, i, i+1)
-		if s.joined && !s.destroying {
-			if s.stable(now) {
-				c.resetRetry(retryKey{path: s.path()})
-			}
-			e.pathFailed(c, s.path(), now, closedReason(ev))
-			e.observePathFailed(c, local, remote, now)
-		}
-		return
-	}
-	k := pathKey{local.Addr(), remote}
-	if i := c.attempt(k); i >= 0 {
-		c.dropAttempt(i)
-		e.pathFailed(c, k, now, closedReason(ev))
-		e.observePathFailed(c, local, remote, now)
-	}
-}
-
-// observePathFailed reports that the path of a subflow failed and backs
-// off.
-func (e *Engine) observePathFailed(c *conn, local, remote netip.AddrPort, now time.Time) {
-	r := c.retry(retryKey{path: pathKey{local.Addr(), remote}})
-	e.observe(Decision{Time: now, Kind: DecisionPathFailed, Token: c.token, Local: local, Remote: remote,
-		Error: r.lastErr, RetryAt: r.until})
-}
-
-// pathFailed starts or extends the backoff of path k.
-func (e *Engine) pathFailed(c *conn, k pathKey, now time.Time, why string) {
-	r := c.retryFor(retryKey{path: k})
-	until := e.fail(r, now, why)
-	e.setConnWake(c, earliest(c.wakeAt(), until))
-	lvl := slog.LevelDebug
-	if r.fails == 1 {
-		lvl = slog.LevelInfo
-	}
-	e.log.Log(e.ctx, lvl, "subflow failed", "token", hexToken(c.token), "local", k.local,
-		"remote", k.remote, "error", why, "failures", r.fails, "retry_in", until.Sub(now).Round(time.Millisecond))
-}
-
-// closedReason says why a subflow closed, from SUB_CLOSED's attributes.
-func closedReason(ev *genl.Event) string {
-	switch {
-	case ev.Error != 0:
-		return "subflow closed: " + syscall.Errno(ev.Error).Error()
-	case ev.ResetReason != 0 || ev.ResetFlags != 0:
-		return "subflow reset by peer: " + resetReason(ev.ResetReason)
-	}
-	return "subflow closed"
-}
-
-// resetReason names an MPTCP_RST_* code.
-func resetReason(r uint32) string {
-	names := []string{"unspecified", "mptcp error", "lack of resources", "administratively prohibited",
-		"too much outstanding data", "unacceptable performance", "middlebox interference"}
-	if int(r) < len(names) {
-		return names[r]
-	}
-	return "reason " + strconv.Itoa(int(r))
 }

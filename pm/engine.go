@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -105,28 +101,6 @@ type hostUpdate struct {
 	at    time.Time
 }
 
-// batch is what the event reader forwards: events, or an error.
-type batch struct {
-	events []genl.Event
-	err    error
-	// fatal: the event source is closed.
-	fatal bool
-	// at is when the batch was received.
-	at time.Time
-}
-
-type query struct {
-	token  uint32
-	one    bool // ConnStatus of token only
-	reply  chan Status
-	replyC chan connReply
-}
-
-type connReply struct {
-	cs ConnStatus
-	ok bool
-}
-
 // New returns an Engine for cfg, or an error naming the first bad field.
 func New(cfg Config) (*Engine, error) {
 	cfg, err := cfg.withDefaults()
@@ -205,55 +179,6 @@ func (e *Engine) SetPolicy(p policy.Policy) {
 		case <-e.policyC:
 		default:
 		}
-	}
-}
-
-// ErrNotRunning is returned by Status and Conn when Run has returned.
-var ErrNotRunning = errors.New("pm: engine not running")
-
-// ErrNoConn is returned by Conn for a token the engine does not track.
-var ErrNoConn = errors.New("pm: no such connection")
-
-// Status returns a copy of the engine's state, answered by Run's loop.
-func (e *Engine) Status(ctx context.Context) (Status, error) {
-	q := query{reply: make(chan Status, 1)}
-	if err := e.ask(ctx, q); err != nil {
-		return Status{}, err
-	}
-	select {
-	case st := <-q.reply:
-		return st, nil
-	case <-ctx.Done():
-		return Status{}, ctx.Err()
-	}
-}
-
-// Conn returns the state of the connection token; errors.Is(err,
-// ErrNoConn) when the engine does not track it.
-func (e *Engine) Conn(ctx context.Context, token uint32) (ConnStatus, error) {
-	q := query{token: token, one: true, replyC: make(chan connReply, 1)}
-	if err := e.ask(ctx, q); err != nil {
-		return ConnStatus{}, err
-	}
-	select {
-	case r := <-q.replyC:
-		if !r.ok {
-			return ConnStatus{}, fmt.Errorf("%w: token %08x", ErrNoConn, token)
-		}
-		return r.cs, nil
-	case <-ctx.Done():
-		return ConnStatus{}, ctx.Err()
-	}
-}
-
-func (e *Engine) ask(ctx context.Context, q query) error {
-	select {
-	case e.queryC <- q:
-		return nil
-	case <-e.doneC:
-		return ErrNotRunning
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -497,44 +422,6 @@ func (e *Engine) devIndex(dev string, ifindex int32) int32 {
 	return e.ifByName[dev]
 }
 
-// sent records that a worker took cmd.
-func (e *Engine) sent(cmd *command) {
-	e.counters.actions[cmd.op]++
-	if cmd.conn != nil {
-		e.sentConn(cmd.conn, cmd)
-	}
-}
-
-func (e *Engine) applyResult(r *result) {
-	now := e.now()
-	if r.err != nil {
-		e.counters.failures[r.cmd.op]++
-		e.recent.add(e.errorRecord(r))
-	}
-	e.retryAt = time.Time{}
-	c := r.cmd.conn
-	unmanaged := c != nil && c.unmanaged
-	if c != nil {
-		e.connResult(r)
-		if c.l.idle() && !c.queued {
-			c.trigger = time.Time{}
-		}
-	} else {
-		e.kernelResult(r)
-		if e.km.l.idle() && !e.kdirty {
-			e.km.trigger = time.Time{}
-		}
-	}
-	d := e.actionDecision(r, now)
-	if r.err != nil {
-		d.RetryAt = e.retryAt
-	}
-	e.observe(d)
-	if c != nil && c.unmanaged && !unmanaged {
-		e.observe(Decision{Time: now, Kind: DecisionUnmanaged, Token: c.token, Local: c.local, Remote: c.remote})
-	}
-}
-
 // fire reconciles the owners of the wakes that are due; the timer fired.
 func (e *Engine) fire() {
 	e.timerC, e.timerStop, e.timerAt = nil, nil, time.Time{}
@@ -559,75 +446,6 @@ func (e *Engine) fire() {
 			e.markDirty(w.c)
 		}
 	}
-}
-
-// readEvents forwards the event source's batches to the loop.
-func (e *Engine) readEvents(ctx context.Context) {
-	var pause time.Duration
-	for {
-		evs, err := e.cfg.Events.Receive(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		b := batch{events: evs, err: err, at: e.now()}
-		switch {
-		case err == nil:
-			pause = 0
-		case errors.Is(err, genl.ErrEventsLost):
-		case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), errors.Is(err, io.EOF):
-			b.fatal = true
-		default:
-			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
-		}
-		select {
-		case e.eventsC <- b:
-		case <-ctx.Done():
-			return
-		}
-		if b.fatal {
-			return
-		}
-		if pause > 0 {
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-		}
-	}
-}
-
-func (e *Engine) applyBatch(b *batch) {
-	if b.err != nil {
-		e.counters.resyncs++
-		e.warnLost(b.err)
-		e.observe(Decision{Time: e.now(), Kind: DecisionResync, Detail: b.err.Error()})
-		e.resync()
-		return
-	}
-	e.counters.batches++
-	e.trigger = earliest(e.trigger, b.at)
-	for i := range b.events {
-		e.applyEvent(&b.events[i])
-	}
-}
-
-// lostLogEvery bounds how often lost events are logged: under an event
-// flood every batch can overflow, and each resync says the same.
-const lostLogEvery = 10 * time.Second
-
-// warnLost logs that events were lost, at most once per lostLogEvery,
-// with the number of losses since the last line.
-func (e *Engine) warnLost(err error) {
-	e.lost.count++
-	now := e.now()
-	if !e.lost.logged.IsZero() && now.Sub(e.lost.logged) < lostLogEvery {
-		return
-	}
-	e.log.Warn("events lost, resynchronising", "error", err, "losses", e.lost.count)
-	e.lost.logged, e.lost.count = now, 0
 }
 
 // warnOnce logs msg at warning level once per msg and arguments.

@@ -97,13 +97,3 @@ func (e *Engine) actionDecision(r *result, now time.Time) Decision {
 	}
 	return d
 }
-
-// idle reports whether l has nothing queued and nothing with a worker.
-func (l *lane) idle() bool { return !l.busy && len(l.queue) == 0 }
-
-// stamp gives the commands of q the time of the input that caused them.
-func stamp(q []command, trigger time.Time) {
-	for i := range q {
-		q[i].trigger = trigger
-	}
-}

@@ -2,6 +2,9 @@ package pm
 
 import (
 	"cmp"
+	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -285,6 +288,67 @@ func (e *Engine) errorRecord(r *result) ErrorRecord {
 		rec.Addr = c.ep.Addr
 	}
 	return rec
+}
+
+// ErrNotRunning is returned by Status and Conn when Run has returned.
+var ErrNotRunning = errors.New("pm: engine not running")
+
+// ErrNoConn is returned by Conn for a token the engine does not track.
+var ErrNoConn = errors.New("pm: no such connection")
+
+// Status returns a copy of the engine's state, answered by Run's loop.
+func (e *Engine) Status(ctx context.Context) (Status, error) {
+	q := query{reply: make(chan Status, 1)}
+	if err := e.ask(ctx, q); err != nil {
+		return Status{}, err
+	}
+	select {
+	case st := <-q.reply:
+		return st, nil
+	case <-ctx.Done():
+		return Status{}, ctx.Err()
+	}
+}
+
+// Conn returns the state of the connection token; errors.Is(err,
+// ErrNoConn) when the engine does not track it.
+func (e *Engine) Conn(ctx context.Context, token uint32) (ConnStatus, error) {
+	q := query{token: token, one: true, replyC: make(chan connReply, 1)}
+	if err := e.ask(ctx, q); err != nil {
+		return ConnStatus{}, err
+	}
+	select {
+	case r := <-q.replyC:
+		if !r.ok {
+			return ConnStatus{}, fmt.Errorf("%w: token %08x", ErrNoConn, token)
+		}
+		return r.cs, nil
+	case <-ctx.Done():
+		return ConnStatus{}, ctx.Err()
+	}
+}
+
+type query struct {
+	token  uint32
+	one    bool // ConnStatus of token only
+	reply  chan Status
+	replyC chan connReply
+}
+
+type connReply struct {
+	cs ConnStatus
+	ok bool
+}
+
+func (e *Engine) ask(ctx context.Context, q query) error {
+	select {
+	case e.queryC <- q:
+		return nil
+	case <-e.doneC:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // answer replies to a query with a snapshot.

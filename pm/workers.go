@@ -63,66 +63,6 @@ type command struct {
 	sent, trigger time.Time
 }
 
-// result is a command's outcome, sent back to the loop.
-type result struct {
-	cmd    command
-	err    error
-	eps    []genl.Endpoint
-	limits genl.Limits
-}
-
-// execute runs c on k.
-func execute(k Kernel, c command) result {
-	r := result{cmd: c}
-	switch c.op {
-	case opAddEndpoint:
-		r.err = k.AddEndpoint(c.ep)
-	case opDelEndpoint:
-		r.err = k.DelEndpoint(c.id)
-	case opSetEndpointFlags:
-		r.err = k.SetEndpointFlags(c.ep)
-	case opSetLimits:
-		r.err = k.SetLimits(c.limits)
-	case opDumpKernel:
-		r.eps, r.limits, r.err = dumpKernel(k)
-	case opAnnounce:
-		r.err = k.Announce(c.token, c.ep)
-	case opRemove:
-		r.err = k.Remove(c.token, c.id)
-	case opCreateSubflow:
-		r.err = k.CreateSubflow(c.token, c.ep, c.remote)
-	case opDestroySubflow:
-		r.err = k.DestroySubflow(c.token, c.local, c.remote)
-	case opSetSubflowBackup:
-		r.err = k.SetSubflowBackup(c.token, c.local, c.remote, c.backup)
-	case opConnAddrs:
-		r.eps, r.err = k.ConnectionAddrs(c.token)
-	}
-	return r
-}
-
-// dumpKernel reads the in-kernel path manager's endpoints and limits.
-func dumpKernel(k Kernel) ([]genl.Endpoint, genl.Limits, error) {
-	eps, err := k.Endpoints()
-	if err != nil {
-		return nil, genl.Limits{}, err
-	}
-	lim, err := k.Limits()
-	if err != nil {
-		return nil, genl.Limits{}, err
-	}
-	return eps, lim, nil
-}
-
-// worker runs commands from work on k until work is closed, stamping
-// each with the time it took it.
-func worker(k Kernel, now func() time.Time, work <-chan command, results chan<- result) {
-	for c := range work {
-		c.sent = now()
-		results <- execute(k, c)
-	}
-}
-
 // lane is a serial queue of commands: at most one of its commands is with
 // a worker at a time, so they reach the kernel in order. Every connection
 // has a lane, and kernel mode has one for endpoints and limits.
@@ -139,6 +79,29 @@ type lane struct {
 	// dirty: a reconciliation was asked for while busy; it runs when the
 	// command returns.
 	dirty bool
+}
+
+// take removes and returns the first command of l and marks l busy.
+func (l *lane) take() command {
+	c := l.queue[0]
+	n := copy(l.queue, l.queue[1:])
+	l.queue[n] = command{}
+	l.queue = l.queue[:n]
+	if n == 0 {
+		l.queue = nil // a lane holds no array while idle
+	}
+	l.busy = true
+	return c
+}
+
+// idle reports whether l has nothing queued and nothing with a worker.
+func (l *lane) idle() bool { return !l.busy && len(l.queue) == 0 }
+
+// stamp gives the commands of q the time of the input that caused them.
+func stamp(q []command, trigger time.Time) {
+	for i := range q {
+		q[i].trigger = trigger
+	}
 }
 
 // ready is a FIFO of lanes that may have a command to hand out.
@@ -186,15 +149,100 @@ func (r *ready) pop() {
 // len returns the number of lanes listed.
 func (r *ready) len() int { return len(r.lanes) - r.head }
 
-// take removes and returns the first command of l and marks l busy.
-func (l *lane) take() command {
-	c := l.queue[0]
-	n := copy(l.queue, l.queue[1:])
-	l.queue[n] = command{}
-	l.queue = l.queue[:n]
-	if n == 0 {
-		l.queue = nil // a lane holds no array while idle
+// sent records that a worker took cmd.
+func (e *Engine) sent(cmd *command) {
+	e.counters.actions[cmd.op]++
+	if cmd.conn != nil {
+		e.sentConn(cmd.conn, cmd)
 	}
-	l.busy = true
-	return c
+}
+
+// worker runs commands from work on k until work is closed, stamping
+// each with the time it took it.
+func worker(k Kernel, now func() time.Time, work <-chan command, results chan<- result) {
+	for c := range work {
+		c.sent = now()
+		results <- execute(k, c)
+	}
+}
+
+// execute runs c on k.
+func execute(k Kernel, c command) result {
+	r := result{cmd: c}
+	switch c.op {
+	case opAddEndpoint:
+		r.err = k.AddEndpoint(c.ep)
+	case opDelEndpoint:
+		r.err = k.DelEndpoint(c.id)
+	case opSetEndpointFlags:
+		r.err = k.SetEndpointFlags(c.ep)
+	case opSetLimits:
+		r.err = k.SetLimits(c.limits)
+	case opDumpKernel:
+		r.eps, r.limits, r.err = dumpKernel(k)
+	case opAnnounce:
+		r.err = k.Announce(c.token, c.ep)
+	case opRemove:
+		r.err = k.Remove(c.token, c.id)
+	case opCreateSubflow:
+		r.err = k.CreateSubflow(c.token, c.ep, c.remote)
+	case opDestroySubflow:
+		r.err = k.DestroySubflow(c.token, c.local, c.remote)
+	case opSetSubflowBackup:
+		r.err = k.SetSubflowBackup(c.token, c.local, c.remote, c.backup)
+	case opConnAddrs:
+		r.eps, r.err = k.ConnectionAddrs(c.token)
+	}
+	return r
+}
+
+// dumpKernel reads the in-kernel path manager's endpoints and limits.
+func dumpKernel(k Kernel) ([]genl.Endpoint, genl.Limits, error) {
+	eps, err := k.Endpoints()
+	if err != nil {
+		return nil, genl.Limits{}, err
+	}
+	lim, err := k.Limits()
+	if err != nil {
+		return nil, genl.Limits{}, err
+	}
+	return eps, lim, nil
+}
+
+// result is a command's outcome, sent back to the loop.
+type result struct {
+	cmd    command
+	err    error
+	eps    []genl.Endpoint
+	limits genl.Limits
+}
+
+func (e *Engine) applyResult(r *result) {
+	now := e.now()
+	if r.err != nil {
+		e.counters.failures[r.cmd.op]++
+		e.recent.add(e.errorRecord(r))
+	}
+	e.retryAt = time.Time{}
+	c := r.cmd.conn
+	unmanaged := c != nil && c.unmanaged
+	if c != nil {
+		e.connResult(r)
+		if c.l.idle() && !c.queued {
+			c.trigger = time.Time{}
+		}
+	} else {
+		e.kernelResult(r)
+		if e.km.l.idle() && !e.kdirty {
+			e.km.trigger = time.Time{}
+		}
+	}
+	d := e.actionDecision(r, now)
+	if r.err != nil {
+		d.RetryAt = e.retryAt
+	}
+	e.observe(d)
+	if c != nil && c.unmanaged && !unmanaged {
+		e.observe(Decision{Time: now, Kind: DecisionUnmanaged, Token: c.token, Local: c.local, Remote: c.remote})
+	}
 }

@@ -166,6 +166,59 @@ func (e *Engine) reconcileConn(c *conn) {
 	e.setConnWake(c, next)
 }
 
+// policyConn returns c as policies see it, in buffers the engine reuses
+// for every connection: a policy keeps no reference to its view.
+func (e *Engine) policyConn(c *conn) policy.Conn {
+	pc := &e.pc
+	pc.Token, pc.Side, pc.Local, pc.Remote, pc.DenyJoinID0 = c.token, c.side, c.local, c.remote, c.denyJoinID0
+	pc.PeerAddrs = append(pc.PeerAddrs[:0], policy.PeerAddr{Addr: c.remote, Source: policy.SourceInitial})
+	pc.PeerAddrs = append(pc.PeerAddrs, c.peers...)
+	pc.Subflows = pc.Subflows[:0]
+	for i := range c.subs {
+		s := &c.subs[i]
+		pc.Subflows = append(pc.Subflows, policy.Subflow{
+			Local: s.local, Remote: s.remote, LocalID: s.localID, RemoteID: s.remoteID,
+			Backup: s.backup, Established: s.established, EstablishedAt: s.since, IfIndex: s.ifindex,
+			Health: e.healthOf(c.token, s.local, s.remote),
+		})
+	}
+	return *pc
+}
+
+// keepPlan stores the paths and announces of plan in c for Status. A
+// connection whose wanted paths equal those stored last, for this or
+// another connection (a client's connections to one service), shares
+// that copy.
+func (e *Engine) keepPlan(c *conn, plan *policy.ConnPlan) {
+	buf := e.wantBuf[:0]
+	for _, p := range plan.Paths {
+		buf = append(buf, wantPath{key: pathKey{p.Local.Unmap(), unmapAP(p.Remote)}, dev: p.Dev,
+			ifindex: p.IfIndex, backup: p.Backup})
+	}
+	e.wantBuf = buf
+	switch {
+	case len(buf) == 0:
+		c.want = nil
+	case slices.Equal(buf, c.want):
+	case slices.Equal(buf, e.lastWant):
+		c.want = e.lastWant
+	default:
+		c.want = slices.Clone(buf)
+		e.lastWant = c.want
+	}
+	key := func(a policy.Announce) netip.AddrPort { return netip.AddrPortFrom(a.Addr.Unmap(), a.Port) }
+	if slices.EqualFunc(c.wantAnnounces, plan.Announces, func(w netip.AddrPort, a policy.Announce) bool { return w == key(a) }) {
+		return
+	}
+	c.wantAnnounces = nil
+	if len(plan.Announces) > 0 {
+		c.wantAnnounces = make([]netip.AddrPort, len(plan.Announces))
+		for i, a := range plan.Announces {
+			c.wantAnnounces[i] = key(a)
+		}
+	}
+}
+
 // withdrawsID reports whether the engine withdraws l, an entry of c's
 // local address list, with REMOVE before destroying its subflows: its
 // address is gone from the host or not usable, the plan wants no path
@@ -190,13 +243,6 @@ func (e *Engine) withdrawsID(c *conn, plan *policy.ConnPlan, l localAddr) bool {
 	})
 }
 
-// closable reports whether the engine may close s when the plan drops it:
-// this host opened it, with MP_JOIN or, on the client side, as the
-// initial subflow. The peer's subflows are the peer's to close.
-func (c *conn) closable(s *subflow) bool {
-	return s.joined || (s.initial && c.side == policy.SideClient)
-}
-
 // demotes reports whether the engine sets the backup bit of s instead of
 // closing it when the plan drops it and another subflow is established:
 // s is a client's initial subflow, its address is usable and it is not
@@ -212,37 +258,6 @@ func (c *conn) closable(s *subflow) bool {
 func (e *Engine) demotes(c *conn, s *subflow) bool {
 	return s.initial && c.side == policy.SideClient && e.usable[s.local.Addr()] &&
 		!e.healthOf(c.token, s.local, s.remote).Stalled
-}
-
-// liveSubflows counts the established subflows not being destroyed: the
-// engine never destroys the last of them, which would leave the
-// connection without a path.
-func (c *conn) liveSubflows() int {
-	n := 0
-	for i := range c.subs {
-		if c.subs[i].established && !c.subs[i].destroying {
-			n++
-		}
-	}
-	return n
-}
-
-// validPath reports whether the engine may create path k: it is complete,
-// of one family, and not to the peer's initial address and port when the
-// peer denies that.
-func (c *conn) validPath(k pathKey) bool {
-	switch {
-	case !k.local.IsValid() || !k.remote.Addr().IsValid() || k.remote.Port() == 0:
-		return false
-	case k.local.Is4() != k.remote.Addr().Is4(), k.local.Is4() != c.local.Addr().Is4():
-		// The kernel joins a subflow only in the family of the
-		// connection ("families mismatch"); peers announce addresses of
-		// both.
-		return false
-	case c.denyJoinID0 && k.remote == c.remote:
-		return false
-	}
-	return true
 }
 
 // withdrawn reports whether the plan withdraws the local address addr.
@@ -267,60 +282,6 @@ func findPath(paths []policy.Path, k pathKey) *policy.Path {
 
 func announceWanted(as []policy.Announce, addr netip.Addr, port uint16) bool {
 	return slices.ContainsFunc(as, func(a policy.Announce) bool { return a.Addr.Unmap() == addr && a.Port == port })
-}
-
-// announced reports whether addr and port are announced.
-func (c *conn) announced(addr netip.Addr, port uint16) bool {
-	return slices.ContainsFunc(c.locals, func(l localAddr) bool { return l.signal && l.addr == addr && l.port == port })
-}
-
-// idSet is a set of address ids.
-type idSet [4]uint64
-
-func (s *idSet) add(id uint8)      { s[id/64] |= 1 << (id % 64) }
-func (s *idSet) has(id uint8) bool { return s[id/64]&(1<<(id%64)) != 0 }
-
-// announceID returns the id to announce addr with: the one the kernel has
-// for it, else the highest id neither the kernel's list nor taken uses
-// (the kernel numbers the addresses it adds itself from the lowest), or 0
-// when none is free.
-func (c *conn) announceID(addr netip.Addr, taken *idSet) uint8 {
-	if id, ok := c.localID(addr); ok {
-		return id
-	}
-	used := *taken
-	for _, l := range c.locals {
-		used.add(l.id)
-	}
-	for _, s := range c.subs {
-		used.add(s.localID)
-	}
-	for id := 255; id > 0; id-- {
-		if !used.has(uint8(id)) {
-			taken.add(uint8(id))
-			return uint8(id)
-		}
-	}
-	return 0
-}
-
-// subflowID returns the local address id to create a subflow from addr
-// with: 0 for the connection's initial address, else the id the kernel
-// has for addr, else a free one (announceID), which it records so that
-// every subflow and announce of addr uses it. The kernel keeps a subflow
-// created without an id under id 0, the initial address's, and then
-// refuses every other subflow created without one ("did not match
-// address and id"). It reports false when no id is free.
-func (c *conn) subflowID(addr netip.Addr, taken *idSet) (uint8, bool) {
-	if addr == c.local.Addr() {
-		return 0, true
-	}
-	id := c.announceID(addr, taken)
-	if id == 0 {
-		return 0, false
-	}
-	c.learnLocal(addr, 0, id, false)
-	return id, true
 }
 
 // sentConn updates c when a worker takes cmd.
