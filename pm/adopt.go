@@ -34,11 +34,11 @@ const staleAttempt = 150 * time.Second
 // and limits in kernel mode, the existing connections in userspace mode.
 func (e *Engine) adopt() error {
 	if e.cfg.Mode == policy.ModeKernel {
-		eps, lim, err := dumpKernel(e.lk)
+		eps, lim, err := dumpKernel(e.loopKernel)
 		if err != nil {
 			return fmt.Errorf("pm: read endpoints: %w", err)
 		}
-		e.km.actual, e.km.limits = eps, lim
+		e.kernelMode.actual, e.kernelMode.limits = eps, lim
 		var owned, foreign int
 		for _, ep := range eps {
 			if e.owned(ep) {
@@ -78,7 +78,7 @@ func (e *Engine) listConns() ([]adoptedConn, error) {
 				"local", ec.Local, "remote", ec.Remote)
 			continue
 		}
-		addrs, err := e.lk.ConnectionAddrs(ec.Token)
+		addrs, err := e.loopKernel.ConnectionAddrs(ec.Token)
 		switch {
 		case errors.Is(err, genl.ErrNotUserspacePM):
 			continue
@@ -95,9 +95,9 @@ func (e *Engine) listConns() ([]adoptedConn, error) {
 // resync re-reads the kernel's state after events were lost.
 func (e *Engine) resync() {
 	if e.cfg.Mode == policy.ModeKernel {
-		e.km.needDump = true
-		e.km.dumpRetry = retry{}
-		e.kdirty = true
+		e.kernelMode.needDump = true
+		e.kernelMode.dumpRetry = retry{}
+		e.kernelDirty = true
 		return
 	}
 	if e.cfg.Conns == nil {

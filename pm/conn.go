@@ -33,10 +33,10 @@ func announceKey(a netip.Addr, port uint16) retryKey {
 // the same ones (Engine.keepPlan), and the slices and the wake exist only
 // while they hold something.
 type conn struct {
-	l lane
-	// w is the connection's entry in the timer heap while a backoff runs
-	// out; nil otherwise.
-	w *wake
+	lane lane
+	// wake is the connection's entry in the timer heap while a backoff
+	// runs out; nil otherwise.
+	wake *wake
 
 	token       uint32
 	side        policy.Side
@@ -336,31 +336,31 @@ func (e *Engine) newConn(token uint32) *conn {
 // dropConn forgets c.
 func (e *Engine) dropConn(c *conn) {
 	delete(e.conns, c.token)
-	c.l.closed = true
-	c.l.queue = nil
+	c.lane.closed = true
+	c.lane.queue = nil
 	e.setConnWake(c, time.Time{})
 }
 
 // setConnWake schedules c's wake at t, or unschedules it when t is zero.
 func (e *Engine) setConnWake(c *conn, t time.Time) {
-	if c.w == nil {
+	if c.wake == nil {
 		if t.IsZero() {
 			return
 		}
-		c.w = &wake{idx: -1, c: c}
+		c.wake = &wake{heapIndex: -1, conn: c}
 	}
-	e.setWake(c.w, t)
+	e.setWake(c.wake, t)
 	if t.IsZero() {
-		c.w = nil
+		c.wake = nil
 	}
 }
 
 // wakeAt returns when c's wake is due; zero when it has none.
 func (c *conn) wakeAt() time.Time {
-	if c.w == nil {
+	if c.wake == nil {
 		return time.Time{}
 	}
-	return c.w.at
+	return c.wake.at
 }
 
 // markDirty asks for c to be reconciled at the end of the loop iteration.

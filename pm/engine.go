@@ -54,7 +54,8 @@ type Engine struct {
 	linkHealth map[int32]policy.Health
 	subHealth  map[subflowKey]policy.Health
 
-	rq        ready
+	// runnable lists the lanes that may have a command for a worker.
+	runnable  runQueue
 	wakes     wakeHeap
 	timerC    <-chan time.Time
 	timerStop func()
@@ -62,20 +63,23 @@ type Engine struct {
 
 	conns map[uint32]*conn
 	dirty []*conn
-	// pc, cmdBuf and wantBuf are buffers reconcileConn reuses for every
-	// connection; lastWant is the wanted paths it stored last (keepPlan).
-	pc       policy.Conn
-	cmdBuf   []command
-	wantBuf  []wantPath
-	lastWant []wantPath
-	km       kernelState
-	// kdirty: reconcile kernel mode at the end of the iteration.
-	kdirty bool
+	// connView, cmdBuf and wantBuf are buffers reconcileConn reuses for
+	// every connection; lastWant is the wanted paths it stored last
+	// (keepPlan).
+	connView   policy.Conn
+	cmdBuf     []command
+	wantBuf    []wantPath
+	lastWant   []wantPath
+	kernelMode kernelState
+	// kernelDirty: reconcile kernel mode at the end of the iteration.
+	kernelDirty bool
 	// seq counts the events applied.
 	seq uint64
 
 	resyncing, resyncAgain bool
-	lk                     Kernel
+	// loopKernel is the Kernel of the loop's own calls (adoption,
+	// resync listings, withdrawal); the workers have theirs.
+	loopKernel Kernel
 
 	started  time.Time
 	counters counters
@@ -130,11 +134,11 @@ func New(cfg Config) (*Engine, error) {
 		ctx:     context.Background(),
 	}
 	e.view.Mode = cfg.Mode
-	e.km.w.idx = -1
-	e.km.retries = make(map[netip.AddrPort]*retry)
-	e.km.notes = make(map[netip.AddrPort]string)
-	e.km.rep.w = wake{idx: -1, repair: true}
-	e.km.rep.eps = make(map[netip.AddrPort]*repairEP)
+	e.kernelMode.wake.heapIndex = -1
+	e.kernelMode.retries = make(map[netip.AddrPort]*retry)
+	e.kernelMode.notes = make(map[netip.AddrPort]string)
+	e.kernelMode.repair.wake = wake{heapIndex: -1, repair: true}
+	e.kernelMode.repair.endpoints = make(map[netip.AddrPort]*repairEP)
 	return e, nil
 }
 
@@ -210,7 +214,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		}
 		kernels = append(kernels, k)
 	}
-	e.lk = kernels[0]
+	e.loopKernel = kernels[0]
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -243,7 +247,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if e.resyncing {
 		<-e.resyncC
 	}
-	if e.km.rep.listing {
+	if e.kernelMode.repair.listing {
 		<-e.repairC
 	}
 	readers.Wait()
@@ -251,7 +255,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		e.timerStop()
 	}
 	if adopted && e.cfg.Mode == policy.ModeKernel && e.cfg.WithdrawOnExit {
-		e.withdraw(e.lk)
+		e.withdraw(e.loopKernel)
 	}
 	return err
 }
@@ -261,14 +265,14 @@ func (e *Engine) loop(ctx context.Context) error {
 	e.takeSlots()
 	e.flush()
 	if e.cfg.Mode == policy.ModeUserspace && e.cfg.Conns != nil && e.cfg.SweepEvery > 0 {
-		e.sweep = wake{idx: -1, sweep: true}
+		e.sweep = wake{heapIndex: -1, sweep: true}
 		e.setWake(&e.sweep, e.now().Add(e.cfg.SweepEvery))
 	}
 	for {
 		e.armTimer()
 		var workC chan command
 		var next command
-		l := e.rq.peek()
+		l := e.runnable.peek()
 		if l != nil {
 			workC, next = e.work, l.queue[0]
 		}
@@ -276,7 +280,7 @@ func (e *Engine) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case workC <- next:
-			e.rq.pop()
+			e.runnable.pop()
 			cmd := l.take()
 			e.sent(&cmd)
 		case r := <-e.results:
@@ -336,19 +340,19 @@ func (e *Engine) takeSlots() {
 // carry the time of the input that made their owner dirty, until the
 // owner's lane runs empty.
 func (e *Engine) flush() {
-	if e.kdirty {
-		e.kdirty = false
-		e.km.trigger = earliest(e.km.trigger, e.trigger)
+	if e.kernelDirty {
+		e.kernelDirty = false
+		e.kernelMode.trigger = earliest(e.kernelMode.trigger, e.trigger)
 		e.reconcileKernel()
-		if e.km.l.idle() {
-			e.km.trigger = time.Time{}
+		if e.kernelMode.lane.idle() {
+			e.kernelMode.trigger = time.Time{}
 		}
 	}
 	for i, c := range e.dirty {
 		c.queued = false
 		e.dirty[i] = nil
 		e.reconcileConn(c)
-		if c.l.idle() {
+		if c.lane.idle() {
 			c.trigger = time.Time{}
 		}
 	}
@@ -358,7 +362,7 @@ func (e *Engine) flush() {
 		e.isReady = true
 		close(e.readyC)
 		e.log.Info("ready", "mode", e.cfg.Mode, "policy", e.policy.Name(), "connections", len(e.conns),
-			"endpoints", len(e.km.actual))
+			"endpoints", len(e.kernelMode.actual))
 	}
 }
 
@@ -366,7 +370,7 @@ func (e *Engine) flush() {
 // order.
 func (e *Engine) reconcileAll() {
 	if e.cfg.Mode == policy.ModeKernel {
-		e.kdirty = true
+		e.kernelDirty = true
 		return
 	}
 	toks := make([]uint32, 0, len(e.conns))
@@ -439,11 +443,11 @@ func (e *Engine) fire() {
 			e.repairList()
 			continue
 		}
-		if w.c == nil {
-			e.kdirty = true
+		if w.conn == nil {
+			e.kernelDirty = true
 		} else {
-			w.c.w = nil
-			e.markDirty(w.c)
+			w.conn.wake = nil
+			e.markDirty(w.conn)
 		}
 	}
 }

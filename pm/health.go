@@ -93,7 +93,7 @@ func (e *Engine) applyHealth(h Health) {
 	switch {
 	case e.cfg.Mode == policy.ModeKernel:
 		if linkChanged {
-			e.kdirty = true
+			e.kernelDirty = true
 		}
 		return
 	case verdictChanged:

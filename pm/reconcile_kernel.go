@@ -19,8 +19,9 @@ const changeableFlags = genl.FlagBackup | genl.FlagFullmesh
 
 // kernelState is the engine's state in kernel mode.
 type kernelState struct {
-	l lane
-	w wake
+	lane lane
+	// wake is when a backoff of kernel mode runs out.
+	wake wake
 	// actual is the kernel's endpoint list, as last dumped and changed by
 	// our commands since.
 	actual []genl.Endpoint
@@ -39,8 +40,8 @@ type kernelState struct {
 	// trigger is when the earliest input arrived that kernel mode has not
 	// finished acting on.
 	trigger time.Time
-	// rep is the subflow repair's state.
-	rep repairState
+	// repair is the subflow repair's state.
+	repair repairState
 }
 
 // wantEndpoint is a desired endpoint, resolved.
@@ -87,7 +88,7 @@ func endpointFlags(p policy.Endpoint) genl.EndpointFlags {
 // wants resolves the plan's endpoints: device index, usability, and
 // duplicates. Endpoints it drops get a note.
 func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
-	k := &e.km
+	k := &e.kernelMode
 	out := make([]wantEndpoint, 0, len(plan.Endpoints))
 	for _, p := range plan.Endpoints {
 		addr := p.Addr.Unmap()
@@ -114,24 +115,24 @@ func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
 // endpoints and limits and queues the commands that close the gap: limits,
 // deletes, flag changes, replacements (delete then add), adds.
 func (e *Engine) reconcileKernel() {
-	k := &e.km
+	k := &e.kernelMode
 	if !e.haveHost {
 		return
 	}
-	if k.l.busy {
-		k.l.dirty = true
+	if k.lane.busy {
+		k.lane.dirty = true
 		return
 	}
-	k.l.dirty = false
+	k.lane.dirty = false
 	now := e.now()
-	k.l.queue = k.l.queue[:0]
+	k.lane.queue = k.lane.queue[:0]
 	if k.needDump {
 		if k.dumpRetry.waiting(now) {
-			e.setWake(&k.w, k.dumpRetry.until)
+			e.setWake(&k.wake, k.dumpRetry.until)
 			return
 		}
-		k.l.queue = append(k.l.queue, command{op: opDumpKernel, trigger: k.trigger})
-		e.rq.push(&k.l)
+		k.lane.queue = append(k.lane.queue, command{op: opDumpKernel, trigger: k.trigger})
+		e.runnable.push(&k.lane)
 		return
 	}
 	v := e.view
@@ -240,18 +241,18 @@ func (e *Engine) reconcileKernel() {
 	}
 	rep := e.repairCommands(wants, have, queued)
 	for _, part := range [][]command{lim, dels, flags, repl, rep, adds} {
-		k.l.queue = append(k.l.queue, part...)
+		k.lane.queue = append(k.lane.queue, part...)
 	}
-	stamp(k.l.queue, k.trigger)
-	e.setWake(&k.w, next)
-	if len(k.l.queue) > 0 {
-		e.rq.push(&k.l)
+	stamp(k.lane.queue, k.trigger)
+	e.setWake(&k.wake, next)
+	if len(k.lane.queue) > 0 {
+		e.runnable.push(&k.lane)
 	}
 }
 
 // foreignAt returns the endpoint that is not mptcpgod's and has addr.
 func (e *Engine) foreignAt(addr netip.Addr) (genl.Endpoint, bool) {
-	for _, a := range e.km.actual {
+	for _, a := range e.kernelMode.actual {
 		if !e.owned(a) && a.Addr.Unmap() == addr {
 			return a, true
 		}
@@ -293,8 +294,8 @@ func (e *Engine) warnForeign(f genl.Endpoint) {
 
 // kernelResult applies the result of a kernel-mode command.
 func (e *Engine) kernelResult(r *result) {
-	k := &e.km
-	k.l.busy = false
+	k := &e.kernelMode
+	k.lane.busy = false
 	c := &r.cmd
 	now := e.now()
 	if r.err != nil {
@@ -317,8 +318,8 @@ func (e *Engine) kernelResult(r *result) {
 		if errors.Is(r.err, os.ErrExist) || errors.Is(r.err, os.ErrNotExist) {
 			k.needDump = true
 		}
-		k.l.queue = k.l.queue[:0]
-		e.kdirty = true
+		k.lane.queue = k.lane.queue[:0]
+		e.kernelDirty = true
 		return
 	}
 	switch c.op {
@@ -358,12 +359,12 @@ func (e *Engine) kernelResult(r *result) {
 	case opDumpKernel:
 		k.actual, k.limits = r.eps, r.limits
 		k.needDump, k.dumpRetry = false, retry{}
-		e.kdirty = true
+		e.kernelDirty = true
 	}
-	if k.l.dirty {
-		e.kdirty = true
-	} else if len(k.l.queue) > 0 {
-		e.rq.push(&k.l)
+	if k.lane.dirty {
+		e.kernelDirty = true
+	} else if len(k.lane.queue) > 0 {
+		e.runnable.push(&k.lane)
 	}
 }
 
@@ -395,7 +396,7 @@ func kernelAttrs(c *command) []any {
 // connections alone. The kept endpoints are adopted by the next run.
 func (e *Engine) withdraw(k Kernel) {
 	done := make(chan struct{})
-	known := slices.Clone(e.km.actual)
+	known := slices.Clone(e.kernelMode.actual)
 	go func() {
 		defer close(done)
 		eps, err := k.Endpoints()

@@ -20,14 +20,14 @@ import (
 // as long as another subflow stays established, but demotes a client's
 // initial subflow that is alive to backup instead (demotes).
 func (e *Engine) reconcileConn(c *conn) {
-	if c.l.closed || c.unmanaged || !c.established || !e.haveHost {
+	if c.lane.closed || c.unmanaged || !c.established || !e.haveHost {
 		return
 	}
-	if c.l.busy {
-		c.l.dirty = true
+	if c.lane.busy {
+		c.lane.dirty = true
 		return
 	}
-	c.l.dirty = false
+	c.lane.dirty = false
 	now := e.now()
 	v := e.view
 	v.Now = now
@@ -156,11 +156,11 @@ func (e *Engine) reconcileConn(c *conn) {
 	}
 
 	stamp(q, c.trigger)
-	c.l.queue = nil
+	c.lane.queue = nil
 	if len(q) > 0 {
-		c.l.queue = slices.Clone(q)
+		c.lane.queue = slices.Clone(q)
 		clear(q)
-		e.rq.push(&c.l)
+		e.runnable.push(&c.lane)
 	}
 	e.cmdBuf = q[:0]
 	e.setConnWake(c, next)
@@ -169,7 +169,7 @@ func (e *Engine) reconcileConn(c *conn) {
 // policyConn returns c as policies see it, in buffers the engine reuses
 // for every connection: a policy keeps no reference to its view.
 func (e *Engine) policyConn(c *conn) policy.Conn {
-	pc := &e.pc
+	pc := &e.connView
 	pc.Token, pc.Side, pc.Local, pc.Remote, pc.DenyJoinID0 = c.token, c.side, c.local, c.remote, c.denyJoinID0
 	pc.PeerAddrs = append(pc.PeerAddrs[:0], policy.PeerAddr{Addr: c.remote, Source: policy.SourceInitial})
 	pc.PeerAddrs = append(pc.PeerAddrs, c.peers...)
@@ -301,8 +301,8 @@ func (e *Engine) sentConn(c *conn, cmd *command) {
 func (e *Engine) connResult(r *result) {
 	cmd := &r.cmd
 	c := cmd.conn
-	c.l.busy = false
-	if c.l.closed {
+	c.lane.busy = false
+	if c.lane.closed {
 		return
 	}
 	now := e.now()
@@ -323,7 +323,7 @@ func (e *Engine) connResult(r *result) {
 			var gerr *genl.Error
 			if errors.As(err, &gerr) && strings.Contains(gerr.Message, "did not match") {
 				c.addrsStale = true
-				c.l.dirty = true
+				c.lane.dirty = true
 			}
 		case i >= 0:
 			c.attempts[i].accepted = true
@@ -364,7 +364,7 @@ func (e *Engine) connResult(r *result) {
 		var gerr *genl.Error
 		if errors.As(err, &gerr) && strings.Contains(gerr.Message, "did not match") {
 			c.addrsStale = true
-			c.l.dirty = true
+			c.lane.dirty = true
 		}
 	case opRemove:
 		k := announceKey(cmd.ep.Addr, cmd.ep.Port)
@@ -376,7 +376,7 @@ func (e *Engine) connResult(r *result) {
 		e.actionFailed(c, k, now, cmd, err)
 	case opConnAddrs:
 		c.addrsStale = false
-		c.l.dirty = true
+		c.lane.dirty = true
 		if err != nil {
 			e.log.Warn("cannot read the connection's addresses", "token", hexToken(c.token), "error", err)
 			break
@@ -386,10 +386,10 @@ func (e *Engine) connResult(r *result) {
 			c.learnLocal(ep.Addr.Unmap(), ep.Port, ep.ID, ep.Flags&genl.FlagSignal != 0)
 		}
 	}
-	if c.l.dirty {
+	if c.lane.dirty {
 		e.markDirty(c)
-	} else if len(c.l.queue) > 0 {
-		e.rq.push(&c.l)
+	} else if len(c.lane.queue) > 0 {
+		e.runnable.push(&c.lane)
 	}
 }
 
@@ -417,7 +417,7 @@ func (e *Engine) unmanage(c *conn) {
 		return
 	}
 	c.unmanaged = true
-	c.l.queue = nil
+	c.lane.queue = nil
 	c.attempts = nil
 	e.setConnWake(c, time.Time{})
 	e.log.Info("connection is run by the in-kernel path manager, leaving it alone", "token", hexToken(c.token),

@@ -157,9 +157,9 @@ func TestUserspaceMesh(t *testing.T) {
 			connWakes++
 		}
 	}
-	if len(h.e.conns) != 0 || connWakes != 0 || h.e.rq.len() != 0 || len(h.e.dirty) != 0 {
+	if len(h.e.conns) != 0 || connWakes != 0 || h.e.runnable.len() != 0 || len(h.e.dirty) != 0 {
 		t.Errorf("state left after CLOSED: %d conns, %d wakes, %d ready, %d dirty",
-			len(h.e.conns), connWakes, h.e.rq.len(), len(h.e.dirty))
+			len(h.e.conns), connWakes, h.e.runnable.len(), len(h.e.dirty))
 	}
 }
 

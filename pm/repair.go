@@ -16,11 +16,11 @@ const repairTries = 3
 // keeps a record per subflow endpoint the engine added; the listings it
 // reads are scratch of the check that asked for them.
 type repairState struct {
-	// w is the next check's wake.
-	w wake
+	// wake is the next check's.
+	wake wake
 	// listing: a listing is in flight; again: another is wanted after it.
 	listing, again bool
-	eps            map[netip.AddrPort]*repairEP
+	endpoints      map[netip.AddrPort]*repairEP
 }
 
 // repairEP is the repair record of one owned subflow endpoint.
@@ -41,9 +41,9 @@ type repairEP struct {
 	// the connections in missing (scratch until the replacement is done).
 	pending bool
 	missing []uint32
-	// bo is the backoff between repairs; its fails count the repairs in
+	// backoff is the backoff between repairs; its fails count the repairs in
 	// a row, reset by a check that finds every connection served.
-	bo retry
+	backoff retry
 	// tries counts the repairs made for connections still without a
 	// subflow; given are the tokens, sorted, given up after repairTries.
 	tries map[uint32]uint8
@@ -66,15 +66,15 @@ func (e *Engine) repairOn() bool {
 // the kernel tried it on every established connection; the first check
 // comes RepairAfter later, once the connections have been listed.
 func (e *Engine) repairAdded(ep genl.Endpoint, now time.Time) {
-	rp := &e.km.rep
+	rp := &e.kernelMode.repair
 	if !e.repairOn() || ep.Flags&genl.FlagSubflow == 0 {
 		return
 	}
 	key := epKey(ep)
-	r := rp.eps[key]
+	r := rp.endpoints[key]
 	if r == nil {
 		r = &repairEP{}
-		rp.eps[key] = r
+		rp.endpoints[key] = r
 	}
 	r.id, r.added, r.base, r.haveBase, r.pending = ep.ID, now, nil, false, false
 	r.due = now.Add(e.cfg.RepairAfter)
@@ -84,7 +84,7 @@ func (e *Engine) repairAdded(ep genl.Endpoint, now time.Time) {
 
 // repairDeleted forgets ep's record: the engine removed the endpoint for
 // good (not to replace it).
-func (e *Engine) repairDeleted(ep genl.Endpoint) { delete(e.km.rep.eps, epKey(ep)) }
+func (e *Engine) repairDeleted(ep genl.Endpoint) { delete(e.kernelMode.repair.endpoints, epKey(ep)) }
 
 // repairSoon moves every check forward to RepairAfter from now: a subflow
 // closed with an error.
@@ -93,7 +93,7 @@ func (e *Engine) repairSoon() {
 		return
 	}
 	at := e.now().Add(e.cfg.RepairAfter)
-	for _, r := range e.km.rep.eps {
+	for _, r := range e.kernelMode.repair.endpoints {
 		if r.due.IsZero() || at.Before(r.due) {
 			r.due = at
 		}
@@ -104,16 +104,16 @@ func (e *Engine) repairSoon() {
 // repairSchedule sets the check wake to the earliest due check.
 func (e *Engine) repairSchedule() {
 	var at time.Time
-	for _, r := range e.km.rep.eps {
+	for _, r := range e.kernelMode.repair.endpoints {
 		at = earliest(at, r.due)
 	}
-	e.setWake(&e.km.rep.w, at)
+	e.setWake(&e.kernelMode.repair.wake, at)
 }
 
 // repairList starts a listing of the connections, or asks for one after
 // the one in flight.
 func (e *Engine) repairList() {
-	rp := &e.km.rep
+	rp := &e.kernelMode.repair
 	if rp.listing {
 		rp.again = true
 		return
@@ -129,18 +129,18 @@ func (e *Engine) repairList() {
 // applyRepairListing sets the baselines the listing can give and checks
 // the endpoints that are due.
 func (e *Engine) applyRepairListing(l repairListing) {
-	rp := &e.km.rep
+	rp := &e.kernelMode.repair
 	rp.listing = false
 	if l.err != nil {
 		e.log.Warn("repair: cannot list connections", "error", l.err)
-		for _, r := range rp.eps {
+		for _, r := range rp.endpoints {
 			if !r.due.IsZero() && !r.due.After(l.start) {
 				r.due = l.start.Add(max(e.cfg.RepairAfter, e.repairEvery()))
 			}
 		}
 	} else {
 		var toks []uint32
-		for key, r := range rp.eps {
+		for key, r := range rp.endpoints {
 			if !r.haveBase && !r.added.After(l.start) {
 				if toks == nil {
 					toks = make([]uint32, 0, len(l.conns))
@@ -173,14 +173,14 @@ func (e *Engine) repairEvery() time.Duration { return max(e.cfg.RepairEvery, 0) 
 // address, below the subflow limit, has no subflow from its address.
 // Given-up connections and those that left are forgotten.
 func (e *Engine) repairCheck(key netip.AddrPort, r *repairEP, conns []ExistingConn, now time.Time) {
-	k := &e.km
+	k := &e.kernelMode
 	r.due = time.Time{}
 	if every := e.repairEvery(); every > 0 {
 		r.due = now.Add(every)
 	}
 	i := slices.IndexFunc(k.actual, func(a genl.Endpoint) bool { return e.owned(a) && epKey(a) == key })
 	if i < 0 || k.actual[i].Flags&genl.FlagSubflow == 0 {
-		delete(k.rep.eps, key)
+		delete(k.repair.endpoints, key)
 		return
 	}
 	ep := k.actual[i]
@@ -229,23 +229,23 @@ func (e *Engine) repairCheck(key netip.AddrPort, r *repairEP, conns []ExistingCo
 	slices.Sort(present)
 	r.base = slices.DeleteFunc(present, func(t uint32) bool { return has(r.given, t) })
 	if len(missing) == 0 {
-		r.bo = retry{}
+		r.backoff = retry{}
 		return
 	}
-	if r.bo.waiting(now) {
-		r.due = r.bo.until
+	if r.backoff.waiting(now) {
+		r.due = r.backoff.until
 		return
 	}
-	r.bo.fails++
-	r.bo.until = now.Add(e.jitter(e.cfg.Backoff.delay(r.bo.fails)))
+	r.backoff.fails++
+	r.backoff.until = now.Add(e.jitter(e.cfg.Backoff.delay(r.backoff.fails)))
 	r.pending, r.missing = true, missing
-	e.kdirty = true
+	e.kernelDirty = true
 }
 
 // repaired records that the replacement of ep is done: the kernel tried
 // ep again on every established connection.
 func (e *Engine) repaired(ep genl.Endpoint) {
-	r := e.km.rep.eps[epKey(ep)]
+	r := e.kernelMode.repair.endpoints[epKey(ep)]
 	if r == nil {
 		return
 	}
@@ -257,7 +257,7 @@ func (e *Engine) repaired(ep genl.Endpoint) {
 	}
 	e.counters.endpointRepairs++
 	e.log.Info("endpoint repaired: replaced so that the kernel tries it again on connections without its subflow",
-		"id", ep.ID, "addr", ep.Addr, "connections", len(r.missing), "repairs_in_a_row", r.bo.fails)
+		"id", ep.ID, "addr", ep.Addr, "connections", len(r.missing), "repairs_in_a_row", r.backoff.fails)
 	r.missing = nil
 }
 
@@ -286,16 +286,16 @@ func (e *Engine) lacksSubflow(c *ExistingConn, addr netip.Addr) bool {
 			extra++
 		}
 	}
-	return uint32(extra) < e.km.limits.Subflows
+	return uint32(extra) < e.kernelMode.limits.Subflows
 }
 
 // repairCommands returns the replacements (delete, then add with the same
 // id and flags) the checks asked for, for endpoints the plan keeps as they
 // are; w are the wanted endpoints and have their indexes in actual.
 func (e *Engine) repairCommands(wants []wantEndpoint, have []int, busy func(netip.AddrPort) bool) []command {
-	k := &e.km
+	k := &e.kernelMode
 	var out []command
-	for key, r := range k.rep.eps {
+	for key, r := range k.repair.endpoints {
 		if !r.pending {
 			continue
 		}
@@ -316,7 +316,7 @@ func (e *Engine) repairCommands(wants []wantEndpoint, have []int, busy func(neti
 // repairID returns the id the endpoint key had before a replacement, when
 // the replacement's delete went through but not its add yet, or 0.
 func (e *Engine) repairID(key netip.AddrPort, used *idSet) uint8 {
-	r := e.km.rep.eps[key]
+	r := e.kernelMode.repair.endpoints[key]
 	if r == nil || r.id == 0 || used.has(r.id) || !e.cfg.OwnedIDs.Contains(r.id) {
 		return 0
 	}

@@ -293,8 +293,8 @@ func BenchmarkRepairCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	ep := genl.Endpoint{ID: 101, Addr: addrB, Flags: subflowFullmesh, IfIndex: 3}
-	e.km.actual = []genl.Endpoint{ep}
-	e.km.limits = genl.Limits{Subflows: 8}
+	e.kernelMode.actual = []genl.Endpoint{ep}
+	e.kernelMode.limits = genl.Limits{Subflows: 8}
 	e.usable = map[netip.Addr]bool{addrB: true}
 	conns := make([]ExistingConn, 100_000)
 	for i := range conns {
@@ -302,10 +302,10 @@ func BenchmarkRepairCheck(b *testing.B) {
 	}
 	conns[0] = kconn(1, addrA)
 	r := &repairEP{id: ep.ID}
-	e.km.rep.eps[epKey(ep)] = r
+	e.kernelMode.repair.endpoints[epKey(ep)] = r
 	b.ReportAllocs()
 	for b.Loop() {
-		r.base, r.haveBase, r.pending, r.bo = make([]uint32, 0, len(conns)), true, false, retry{}
+		r.base, r.haveBase, r.pending, r.backoff = make([]uint32, 0, len(conns)), true, false, retry{}
 		for i := range conns {
 			r.base = append(r.base, conns[i].Token)
 		}

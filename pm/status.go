@@ -368,27 +368,27 @@ func (e *Engine) answer(q query) {
 		Started:       e.started,
 		Ready:         e.isReady,
 		Resyncing:     e.resyncing,
-		RepairListing: e.km.rep.listing,
+		RepairListing: e.kernelMode.repair.listing,
 		Counters:      e.counters.export(),
 		RecentErrors:  e.recent.list(),
 	}
 	for _, a := range e.view.UsableAddrs() {
 		st.UsableAddrs = append(st.UsableAddrs, a.Addr)
 	}
-	if e.km.l.busy {
+	if e.kernelMode.lane.busy {
 		st.InFlight++
 	}
-	st.Queued += len(e.km.l.queue)
+	st.Queued += len(e.kernelMode.lane.queue)
 	if e.cfg.Mode == policy.ModeKernel {
 		st.Limits = e.limitsStatus()
 		st.Endpoints = e.endpointStatus()
 	}
 	st.Conns = make([]ConnStatus, 0, len(e.conns))
 	for _, c := range e.conns {
-		if c.l.busy {
+		if c.lane.busy {
 			st.InFlight++
 		}
-		st.Queued += len(c.l.queue)
+		st.Queued += len(c.lane.queue)
 		st.Conns = append(st.Conns, e.connStatus(c))
 	}
 	slices.SortFunc(st.Conns, func(a, b ConnStatus) int { return cmp.Compare(a.Token, b.Token) })
@@ -396,7 +396,7 @@ func (e *Engine) answer(q query) {
 }
 
 func (e *Engine) limitsStatus() *LimitsStatus {
-	k := &e.km
+	k := &e.kernelMode
 	ls := &LimitsStatus{Subflows: k.limits.Subflows, AddAddrAccepted: k.limits.AddAddrAccepted, LastError: k.limRetry.lastErr}
 	if s := k.plan.Limits.Subflows; s != nil {
 		ls.WantSubflows = new(*s)
@@ -408,7 +408,7 @@ func (e *Engine) limitsStatus() *LimitsStatus {
 }
 
 func (e *Engine) endpointStatus() []EndpointStatus {
-	k := &e.km
+	k := &e.kernelMode
 	now := e.now()
 	var out []EndpointStatus
 	index := make(map[netip.AddrPort]int)
@@ -561,5 +561,5 @@ func (e *Engine) connStatus(c *conn) ConnStatus {
 
 // queuedFor reports whether c's lane holds a command op for path k.
 func queuedFor(c *conn, o op, k pathKey) bool {
-	return slices.ContainsFunc(c.l.queue, func(cmd command) bool { return cmd.op == o && cmd.path == k })
+	return slices.ContainsFunc(c.lane.queue, func(cmd command) bool { return cmd.op == o && cmd.path == k })
 }

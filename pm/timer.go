@@ -7,12 +7,12 @@ import (
 )
 
 // wake is an entry of the engine's timer heap: the earliest time its owner
-// (a connection, or kernel mode) has a backoff running out. idx is the
+// (a connection, or kernel mode) has a backoff running out. heapIndex is the
 // entry's position in the heap, -1 when it is not in it.
 type wake struct {
-	at  time.Time
-	idx int
-	c   *conn // nil for kernel mode and the sweep
+	at        time.Time
+	heapIndex int
+	conn      *conn // nil for kernel mode and the sweep
 	// sweep marks the connection sweep's wake (Config.SweepEvery);
 	// repair the subflow repair's checks (kernel mode).
 	sweep, repair bool
@@ -25,12 +25,12 @@ func (h wakeHeap) Len() int           { return len(h) }
 func (h wakeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
 func (h wakeHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
+	h[i].heapIndex, h[j].heapIndex = i, j
 }
 
 func (h *wakeHeap) Push(x any) {
 	w := x.(*wake)
-	w.idx = len(*h)
+	w.heapIndex = len(*h)
 	*h = append(*h, w)
 }
 
@@ -39,19 +39,19 @@ func (h *wakeHeap) Pop() any {
 	w := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	w.idx = -1
+	w.heapIndex = -1
 	return w
 }
 
 // setWake schedules w at t, or unschedules it when t is zero.
 func (e *Engine) setWake(w *wake, t time.Time) {
 	switch {
-	case t.IsZero() && w.idx >= 0:
-		heap.Remove(&e.wakes, w.idx)
+	case t.IsZero() && w.heapIndex >= 0:
+		heap.Remove(&e.wakes, w.heapIndex)
 	case t.IsZero():
-	case w.idx >= 0:
+	case w.heapIndex >= 0:
 		w.at = t
-		heap.Fix(&e.wakes, w.idx)
+		heap.Fix(&e.wakes, w.heapIndex)
 	default:
 		w.at = t
 		heap.Push(&e.wakes, w)

@@ -72,7 +72,7 @@ type lane struct {
 	queue []command
 	// busy: a command of the lane is with a worker.
 	busy bool
-	// scheduled: the lane is in the engine's ready list.
+	// scheduled: the lane is in the engine's runnable queue.
 	scheduled bool
 	// closed: the lane's connection is gone.
 	closed bool
@@ -104,14 +104,14 @@ func stamp(q []command, trigger time.Time) {
 	}
 }
 
-// ready is a FIFO of lanes that may have a command to hand out.
-type ready struct {
+// runQueue is a FIFO of lanes that may have a command to hand out.
+type runQueue struct {
 	lanes []*lane
 	head  int
 }
 
 // push appends l unless it is already listed.
-func (r *ready) push(l *lane) {
+func (r *runQueue) push(l *lane) {
 	if l.scheduled || l.closed {
 		return
 	}
@@ -121,7 +121,7 @@ func (r *ready) push(l *lane) {
 
 // peek returns the first lane with a command to hand out, dropping the
 // lanes before it that have none.
-func (r *ready) peek() *lane {
+func (r *runQueue) peek() *lane {
 	for r.head < len(r.lanes) {
 		l := r.lanes[r.head]
 		if !l.closed && !l.busy && len(l.queue) > 0 {
@@ -133,7 +133,7 @@ func (r *ready) peek() *lane {
 }
 
 // pop removes the first lane.
-func (r *ready) pop() {
+func (r *runQueue) pop() {
 	r.lanes[r.head].scheduled = false
 	r.lanes[r.head] = nil
 	r.head++
@@ -147,7 +147,7 @@ func (r *ready) pop() {
 }
 
 // len returns the number of lanes listed.
-func (r *ready) len() int { return len(r.lanes) - r.head }
+func (r *runQueue) len() int { return len(r.lanes) - r.head }
 
 // sent records that a worker took cmd.
 func (e *Engine) sent(cmd *command) {
@@ -228,13 +228,13 @@ func (e *Engine) applyResult(r *result) {
 	unmanaged := c != nil && c.unmanaged
 	if c != nil {
 		e.connResult(r)
-		if c.l.idle() && !c.queued {
+		if c.lane.idle() && !c.queued {
 			c.trigger = time.Time{}
 		}
 	} else {
 		e.kernelResult(r)
-		if e.km.l.idle() && !e.kdirty {
-			e.km.trigger = time.Time{}
+		if e.kernelMode.lane.idle() && !e.kernelDirty {
+			e.kernelMode.trigger = time.Time{}
 		}
 	}
 	d := e.actionDecision(r, now)
