@@ -19,6 +19,74 @@
 // commands of one connection reach the kernel in order while connections
 // proceed in parallel. Results come back to the loop as inputs.
 //
+// # Files
+//
+// The files follow the order in which things happen:
+//
+//   - engine.go: the Engine, New, Run and its loop; the inputs SetHost and
+//     SetPolicy; flush, which reconciles what an iteration made dirty;
+//     fire, which wakes the owners whose backoff ran out.
+//   - events.go: the kernel's events, from the reader goroutine
+//     (readEvents) to their effect on a connection (applyEvent, connEvent,
+//     subEstablished, subClosed) and the backoff of a failed path.
+//   - conn.go: a connection's record (conn, subflow, attempt, localAddr)
+//     and its small helpers, address-id allocation included.
+//   - reconcile_userspace.go: userspace mode: a connection's plan against
+//     its state (reconcileConn) and the results of its commands
+//     (connResult).
+//   - reconcile_kernel.go and repair.go: kernel mode: endpoints and limits
+//     against the plan (reconcileKernel, kernelResult), withdrawal at exit,
+//     and the subflow repair.
+//   - workers.go: commands, the lanes that keep one command per owner in
+//     flight, the runnable queue, the workers that execute commands on
+//     their Kernel, and applyResult, which routes a result to its owner.
+//   - adopt.go: what the engine learns from dumps: adoption at start,
+//     resynchronisation after lost events, the sweep.
+//   - timer.go: the wake heap and the backoff; health.go: SetHealth;
+//     observe.go: Decisions; status.go: Status and Conn.
+//
+// # The walk of one connection
+//
+// A client connection in userspace mode, from its first event to its
+// second subflow:
+//
+//  1. events.go, readEvents: the reader goroutine receives a batch of
+//     events (CREATED, then ESTABLISHED) from Config.Events and sends it
+//     to the loop.
+//  2. engine.go, loop; events.go, applyBatch and applyEvent: the loop
+//     applies each event of the batch.
+//  3. events.go, connEvent: CREATED starts the record (conn.go, newConn);
+//     ESTABLISHED marks the connection established and dirty (conn.go,
+//     markDirty).
+//  4. engine.go, flush: at the end of the loop iteration, every dirty
+//     connection is reconciled.
+//  5. reconcile_userspace.go, reconcileConn: the policy's ConnPlan
+//     (policyConn builds its view) against the connection's subflows; a
+//     wanted path without subflow gets an address id (conn.go, subflowID)
+//     and a SUBFLOW_CREATE command (opCreateSubflow) in the connection's
+//     lane, which joins the runnable queue (workers.go, runQueue.push).
+//  6. engine.go, loop: the first runnable lane's command goes to a worker
+//     (workers.go, lane.take and sent; reconcile_userspace.go, sentConn
+//     records the attempt).
+//  7. workers.go, worker and execute: the worker calls
+//     Kernel.CreateSubflow and sends the result back to the loop.
+//  8. workers.go, applyResult; reconcile_userspace.go, connResult: success
+//     marks the attempt accepted (the SYN is out); a failure backs the path
+//     off (events.go, pathFailed) until a wake fires (engine.go, fire).
+//     observe.go, actionDecision reports the command's outcome.
+//  9. events.go, subEstablished: SUB_ESTABLISHED turns the attempt into a
+//     subflow this host joined; the next reconcileConn finds the path
+//     live. A SUB_CLOSED instead (events.go, subClosed) backs the path
+//     off.
+//
+// In kernel mode, a link change takes this walk: SetHost (engine.go)
+// reaches the loop, applyHost and reconcileAll mark kernel mode dirty,
+// flush calls reconcileKernel (reconcile_kernel.go), which resolves the
+// policy's KernelPlan (wants) and queues an ADD_ADDR command
+// (opAddEndpoint) in kernel mode's lane; a worker runs it (workers.go,
+// execute: Kernel.AddEndpoint) and kernelResult records the endpoint and,
+// with Config.Conns, schedules its repair check (repair.go, repairAdded).
+//
 // # Kernel mode
 //
 // The in-kernel path manager's endpoints and limits follow the policy's
