@@ -31,6 +31,13 @@ var (
 	// Callers use it to tell which path manager a connection has: the path
 	// manager is fixed when the connection is created.
 	ErrNotUserspacePM = errors.New("genl: the connection is not run by the userspace path manager")
+
+	// ErrAddrIDMismatch means ANNOUNCE or SUBFLOW_CREATE named a local
+	// address and id that the connection's address list holds otherwise:
+	// the id is another address's, or the address has another id ("did not
+	// match address and id"). Re-read the list (ConnectionAddrs) before
+	// choosing an id again.
+	ErrAddrIDMismatch = errors.New("genl: the address and id do not match the connection's address list")
 )
 
 // Config configures a Client.
@@ -122,6 +129,14 @@ func (e *Error) Unwrap() error { return e.Err }
 //     kernel reports most of these as EINVAL, so the errno alone can't tell.
 //   - os.ErrExist: EEXIST, EBUSY (the endpoint id is taken).
 //   - os.ErrPermission: EPERM, EACCES.
+//
+// and to this package's sentinels:
+//
+//   - ErrNotUserspacePM: "userspace PM not selected" (Linux 6.18), or
+//     "invalid request; userspace PM not selected" (older kernels).
+//   - ErrAddrIDMismatch: "did not match address and id".
+//
+// Kernel texts are matched here and nowhere else.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case os.ErrNotExist:
@@ -131,7 +146,9 @@ func (e *Error) Is(target error) bool {
 	case os.ErrPermission:
 		return errnoIn(e.Err, unix.EPERM, unix.EACCES)
 	case ErrNotUserspacePM:
-		return e.Message == "userspace PM not selected"
+		return strings.HasSuffix(e.Message, "userspace PM not selected")
+	case ErrAddrIDMismatch:
+		return e.Message == "did not match address and id"
 	}
 	return false
 }

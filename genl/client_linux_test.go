@@ -608,6 +608,7 @@ func TestErrors(t *testing.T) {
 		exist        bool
 		perm         bool
 		notUserspace bool
+		idMismatch   bool
 	}{
 		{
 			name: "duplicate address", errno: unix.EEXIST, msg: "too many addresses or duplicate one: -17",
@@ -647,6 +648,16 @@ func TestErrors(t *testing.T) {
 			name: "userspace PM not selected", errno: unix.EINVAL, msg: "userspace PM not selected",
 			text:         "genl: add endpoint: userspace PM not selected: invalid argument",
 			notUserspace: true,
+		},
+		{
+			name: "userspace PM not selected, older text", errno: unix.EINVAL, msg: "invalid request; userspace PM not selected",
+			text:         "genl: add endpoint: invalid request; userspace PM not selected: invalid argument",
+			notUserspace: true,
+		},
+		{
+			name: "address and id mismatch", errno: unix.EINVAL, msg: "did not match address and id",
+			text:       "genl: add endpoint: did not match address and id: invalid argument",
+			idMismatch: true,
 		},
 		{
 			name: "ENOENT without extack", errno: unix.ENOENT,
@@ -693,9 +704,11 @@ func TestErrors(t *testing.T) {
 			if !errors.Is(err, tt.errno) {
 				t.Errorf("errors.Is(err, %v) = false", tt.errno)
 			}
-			got := [4]bool{errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrExist), errors.Is(err, os.ErrPermission), errors.Is(err, ErrNotUserspacePM)}
-			if diff := cmp.Diff([4]bool{tt.notExist, tt.exist, tt.perm, tt.notUserspace}, got); diff != "" {
-				t.Errorf("unexpected [NotExist Exist Permission NotUserspacePM] (-want +got):\n%s", diff)
+			got := [5]bool{errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrExist), errors.Is(err, os.ErrPermission),
+				errors.Is(err, ErrNotUserspacePM), errors.Is(err, ErrAddrIDMismatch)}
+			wantIs := [5]bool{tt.notExist, tt.exist, tt.perm, tt.notUserspace, tt.idMismatch}
+			if diff := cmp.Diff(wantIs, got); diff != "" {
+				t.Errorf("unexpected [NotExist Exist Permission NotUserspacePM AddrIDMismatch] (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -214,8 +214,18 @@ func TestUserspaceErrors(t *testing.T) {
 						}
 						return b.cc.Announce(c.clientToken, genl.Endpoint{ID: 5, Addr: addr2, Flags: genl.FlagSignal})
 					},
-					errno: unix.EINVAL,
-					msg:   "did not match address and id",
+					errno:    unix.EINVAL,
+					msg:      "did not match address and id",
+					sentinel: genl.ErrAddrIDMismatch,
+				},
+				{
+					name: "create a subflow with another address's id",
+					op: func() error {
+						return b.cc.CreateSubflow(c.clientToken, genl.Endpoint{ID: 5, Addr: addr2}, c.serverAddr)
+					},
+					errno:    unix.EINVAL,
+					msg:      "did not match address and id",
+					sentinel: genl.ErrAddrIDMismatch,
 				},
 				{
 					name:     "remove an unknown id",
@@ -285,7 +295,7 @@ func TestUserspaceErrors(t *testing.T) {
 			}
 			for _, ns := range notSelected {
 				t.Run(ns.name+" on a kernel-PM connection", func(t *testing.T) {
-					wantKernelError(t, ns.op(), unix.EINVAL, "userspace PM not selected", nil)
+					wantKernelError(t, ns.op(), unix.EINVAL, "userspace PM not selected", genl.ErrNotUserspacePM)
 				})
 			}
 			addrs, err := b.cc.ConnectionAddrs(c.clientToken)

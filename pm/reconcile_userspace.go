@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
@@ -320,8 +319,7 @@ func (e *Engine) connResult(r *result) {
 				c.dropAttempt(i)
 			}
 			e.pathFailed(c, cmd.path, now, err.Error())
-			var gerr *genl.Error
-			if errors.As(err, &gerr) && strings.Contains(gerr.Message, "did not match") {
+			if errors.Is(err, genl.ErrAddrIDMismatch) {
 				c.addrsStale = true
 				c.lane.dirty = true
 			}
@@ -361,8 +359,7 @@ func (e *Engine) connResult(r *result) {
 			break
 		}
 		e.actionFailed(c, k, now, cmd, err)
-		var gerr *genl.Error
-		if errors.As(err, &gerr) && strings.Contains(gerr.Message, "did not match") {
+		if errors.Is(err, genl.ErrAddrIDMismatch) {
 			c.addrsStale = true
 			c.lane.dirty = true
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -171,8 +170,7 @@ func connectionPM(gc *genl.Client, token uint32) string {
 	if err == nil {
 		return string(genl.PathManagerUserspace)
 	}
-	var ge *genl.Error
-	if errors.As(err, &ge) && strings.Contains(ge.Message, "userspace PM not selected") {
+	if errors.Is(err, genl.ErrNotUserspacePM) {
 		return string(genl.PathManagerKernel)
 	}
 	return "unknown"
