@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
@@ -33,6 +32,7 @@ func (a *app) daemon() (*ctlapi.Client, error) {
 func (a *app) daemonError(err error) error {
 	var de *ctlapi.DialError
 	var ad *ctlapi.AccessDeniedError
+	var nf *ctlapi.NotFoundError
 	var se *ctlapi.StatusError
 	switch {
 	case errors.Is(err, ctlapi.ErrNotRunning):
@@ -45,8 +45,8 @@ func (a *app) daemonError(err error) error {
 		return &refusedError{msg: fmt.Sprintf("cannot reach mptcpgod at %s: %v", a.socketPath(), de.Err), err: err}
 	case errors.As(err, &ad):
 		return &refusedError{msg: ad.Message + " (try sudo)", err: err}
-	case errors.Is(err, ctlapi.ErrNotFound):
-		return &refusedError{msg: strings.TrimPrefix(err.Error(), ctlapi.ErrNotFound.Error()+": "), err: err}
+	case errors.As(err, &nf):
+		return &refusedError{msg: nf.Message, err: err}
 	case errors.As(err, &se):
 		return &refusedError{msg: se.Message, err: err}
 	}

@@ -17,8 +17,9 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 )
 
-// ErrNotFound is wrapped by the errors of requests for something the daemon
-// does not have (404): a connection it does not track.
+// ErrNotFound matches the errors of requests for something the daemon
+// does not have (404): a connection it does not track. They are
+// *NotFoundError.
 var ErrNotFound = errors.New("ctlapi: not found")
 
 // ErrNotRunning is wrapped by a DialError when nothing listens on the
@@ -51,6 +52,17 @@ type AccessDeniedError struct {
 }
 
 func (e *AccessDeniedError) Error() string { return "ctlapi: access denied: " + e.Message }
+
+// NotFoundError is the daemon's answer (404) for something it does not
+// have, with its reason; errors.Is(err, ErrNotFound) holds.
+type NotFoundError struct {
+	Message string
+}
+
+func (e *NotFoundError) Error() string { return "ctlapi: not found: " + e.Message }
+
+// Is reports ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // StatusError is an error answer other than 403 and 404.
 type StatusError struct {
@@ -145,7 +157,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 	case http.StatusForbidden:
 		return nil, &AccessDeniedError{Message: eb.Error}
 	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, eb.Error)
+		return nil, &NotFoundError{Message: eb.Error}
 	}
 	return nil, &StatusError{Code: resp.StatusCode, Message: eb.Error}
 }

@@ -174,6 +174,10 @@ func TestPathsRoutes(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "the daemon tracks no connection with token 0000dead") {
 		t.Errorf("unknown token: %v", err)
 	}
+	var nf *NotFoundError
+	if !errors.As(err, &nf) || nf.Message != "the daemon tracks no connection with token 0000dead" {
+		t.Errorf("unknown token: %v (%T) does not carry the daemon's reason alone", err, err)
+	}
 }
 
 func TestPoliciesRoute(t *testing.T) {
