@@ -17,15 +17,11 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
-
-// noConns is a ConnLister of a namespace without connections yet.
-type noConns struct{}
-
-func (noConns) ListConns() ([]pm.ExistingConn, error) { return nil, nil }
 
 // hostView builds the links and addresses of a testbed side by hand: the
 // given addresses usable, on the interfaces the testbed puts them on.
@@ -67,7 +63,7 @@ func hostView(t testing.TB, h *netnstest.Host, addrs map[netip.Addr]string) ([]p
 // checked at cleanup.
 func startEngine(t *testing.T, h *netnstest.Host, mode policy.Mode, events bool) *pm.Engine {
 	t.Helper()
-	return startEngineWith(t, h, mode, events, testLogger(t), nil)
+	return startEngineWith(t, h, mode, events, enginetest.Logger(t), nil)
 }
 
 // startEngineWith is startEngine with a logger and a wrapper around the
@@ -79,56 +75,18 @@ func startEngineWith(t testing.TB, h *netnstest.Host, mode policy.Mode, events b
 	if err != nil {
 		t.Fatal(err)
 	}
-	newKernel := func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: h.NetNS()}) }
 	cfg := pm.Config{
-		Mode: mode, Policy: policy.Compose(fm), NewKernel: newKernel, Conns: noConns{},
+		Mode: mode, Policy: policy.Compose(fm), NewKernel: enginetest.NewKernel(h.NetNS()), Conns: enginetest.NoConns{},
 		Workers: 2, WithdrawOnExit: true, Logger: log,
 	}
 	if events {
-		c, err := genl.New(&genl.Config{NetNS: h.NetNS()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub, err := c.Subscribe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close(); _ = c.Close() })
+		sub := enginetest.Subscribe(t, h.NetNS())
 		cfg.Events = sub
 		if wrap != nil {
 			cfg.Events = wrap(sub)
 		}
 	}
-	return runEngine(t, cfg)
-}
-
-// runEngine runs an engine of cfg until the test ends and checks Run's
-// error then.
-func runEngine(t testing.TB, cfg pm.Config) *pm.Engine {
-	t.Helper()
-	e, err := pm.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return e
-}
-
-func waitReady(t testing.TB, e *pm.Engine) {
-	t.Helper()
-	select {
-	case <-e.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("engine not ready after 10s")
-	}
+	return enginetest.Run(t, cfg)
 }
 
 // serve accepts connections on ln and holds them open until the test ends.
@@ -178,23 +136,6 @@ func subflows(t *testing.T, h *netnstest.Host, la netip.AddrPort) []sockdiag.Sub
 
 func unmap(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) }
 
-// poll calls cond until it returns "" or the deadline passes, then fails
-// with its last answer.
-func poll(t *testing.T, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s", what, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestUserspaceMeshKernel: with the userspace path manager, a dialled
 // connection gets its second subflow from the other link.
 func TestUserspaceMeshKernel(t *testing.T) {
@@ -214,7 +155,7 @@ func TestUserspaceMeshKernel(t *testing.T) {
 			e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{
 				l0.Client4: "eth0", l1.Client4: "eth1", l0.Client6: "eth0", l1.Client6: "eth1",
 			}))
-			waitReady(t, e)
+			enginetest.WaitReady(t, e)
 
 			ln := tb.Server.Listen(network, netip.AddrPortFrom(srv0, 0).String())
 			serve(ln)
@@ -232,7 +173,7 @@ func TestUserspaceMeshKernel(t *testing.T) {
 			if _, err := c.Write([]byte("hello")); err != nil {
 				t.Fatal(err)
 			}
-			poll(t, "second subflow", func() string {
+			enginetest.Poll(t, "second subflow", func() string {
 				sfs := subflows(t, tb.Client, local)
 				var got []string
 				for _, s := range sfs {
@@ -244,7 +185,7 @@ func TestUserspaceMeshKernel(t *testing.T) {
 				}
 				return ""
 			})
-			poll(t, "engine status", func() string {
+			enginetest.Poll(t, "engine status", func() string {
 				st, err := e.Status(t.Context())
 				if err != nil {
 					t.Fatal(err)
@@ -270,7 +211,7 @@ func TestUserspaceThreeLinksKernel(t *testing.T) {
 	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
 	e := startEngine(t, tb.Client, policy.ModeUserspace, true)
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1", l2.Client4: "eth2"}))
-	waitReady(t, e)
+	enginetest.WaitReady(t, e)
 	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
 	serve(ln)
 	c, err := tb.Client.Dial("tcp4", l0.Client4.String(), ln.Addr().String())
@@ -281,7 +222,7 @@ func TestUserspaceThreeLinksKernel(t *testing.T) {
 	if _, err := c.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "three subflows", func() string {
+	enginetest.Poll(t, "three subflows", func() string {
 		ids := map[netip.Addr]uint8{}
 		for _, s := range subflows(t, tb.Client, local) {
 			ids[unmap(s.Local).Addr()] = s.LocalID
@@ -318,15 +259,15 @@ func TestKernelModeKernel(t *testing.T) {
 	endpoints := func() string { return tb.Client.MustExec("ip", "mptcp", "endpoint", "show") }
 	one := map[netip.Addr]string{l0.Client4: "eth0"}
 	e.SetHost(hostView(t, tb.Client, one))
-	waitReady(t, e)
-	poll(t, "first endpoint", func() string {
+	enginetest.WaitReady(t, e)
+	enginetest.Poll(t, "first endpoint", func() string {
 		if out := endpoints(); !strings.Contains(out, "192.0.2.1 id 100 subflow fullmesh dev eth0") {
 			return "endpoints: " + out
 		}
 		return ""
 	})
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
-	poll(t, "second endpoint", func() string {
+	enginetest.Poll(t, "second endpoint", func() string {
 		if out := endpoints(); !strings.Contains(out, "198.51.100.1 id 101 subflow fullmesh dev eth1") {
 			return "endpoints: " + out
 		}
@@ -346,7 +287,7 @@ func TestKernelModeKernel(t *testing.T) {
 	if _, err := c.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "second subflow", func() string {
+	enginetest.Poll(t, "second subflow", func() string {
 		sfs := subflows(t, tb.Client, local)
 		for _, s := range sfs {
 			if unmap(s.Local).Addr() == l1.Client4 {
@@ -357,7 +298,7 @@ func TestKernelModeKernel(t *testing.T) {
 	})
 
 	e.SetHost(hostView(t, tb.Client, one))
-	poll(t, "endpoint removed", func() string {
+	enginetest.Poll(t, "endpoint removed", func() string {
 		if out := endpoints(); strings.Contains(out, "198.51.100.1") || !strings.Contains(out, "192.0.2.1 id 100") {
 			return "endpoints: " + out
 		}
@@ -376,26 +317,19 @@ func TestWithdrawKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := pm.New(pm.Config{
-		Mode: policy.ModeKernel, Policy: fm, WithdrawOnExit: true, Logger: testLogger(t),
-		NewKernel: func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: tb.Client.NetNS()}) },
+	e, stop := enginetest.Start(t, pm.Config{
+		Mode: policy.ModeKernel, Policy: fm, WithdrawOnExit: true, Logger: enginetest.Logger(t),
+		NewKernel: enginetest.NewKernel(tb.Client.NetNS()),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	waitReady(t, e)
-	poll(t, "endpoint", func() string {
+	enginetest.WaitReady(t, e)
+	enginetest.Poll(t, "endpoint", func() string {
 		if out := tb.Client.MustExec("ip", "mptcp", "endpoint", "show"); !strings.Contains(out, "192.0.2.1 id 100") {
 			return out
 		}
 		return ""
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	out := strings.TrimSpace(tb.Client.MustExec("ip", "mptcp", "endpoint", "show"))
@@ -446,7 +380,7 @@ func BenchmarkEstablishedToSubflowKernel(b *testing.B) {
 	e := startEngineWith(b, tb.Client, policy.ModeUserspace, true, slog.New(slog.DiscardHandler),
 		func(src pm.EventSource) pm.EventSource { tp.EventSource = src; return tp })
 	e.SetHost(hostView(b, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
-	waitReady(b, e)
+	enginetest.WaitReady(b, e)
 	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
 	serve(ln)
 	lat := make([]time.Duration, 0, b.N)
@@ -483,7 +417,7 @@ func TestJoinRefusedKernel(t *testing.T) {
 	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "0")
 	e := startEngine(t, tb.Client, policy.ModeUserspace, true)
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
-	waitReady(t, e)
+	enginetest.WaitReady(t, e)
 	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
 	serve(ln)
 	c, err := tb.Client.Dial("tcp4", l0.Client4.String(), ln.Addr().String())
@@ -493,7 +427,7 @@ func TestJoinRefusedKernel(t *testing.T) {
 	if _, err := c.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "retried join", func() string {
+	enginetest.Poll(t, "retried join", func() string {
 		st, err := e.Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -528,7 +462,7 @@ func TestServerAnnounceKernel(t *testing.T) {
 	tb.Client.MustExec("ip", "mptcp", "limits", "set", "subflows", "2", "add_addr_accepted", "2")
 	e := startEngine(t, tb.Server, policy.ModeUserspace, true)
 	e.SetHost(hostView(t, tb.Server, map[netip.Addr]string{l0.Server4: "eth0", l1.Server4: "eth1"}))
-	waitReady(t, e)
+	enginetest.WaitReady(t, e)
 	// Joins go to the announced address: listen on all of them.
 	ln := tb.Server.Listen("tcp4", "0.0.0.0:0")
 	serve(ln)
@@ -541,7 +475,7 @@ func TestServerAnnounceKernel(t *testing.T) {
 	if _, err := c.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "join to the announced address", func() string {
+	enginetest.Poll(t, "join to the announced address", func() string {
 		var got []string
 		for _, s := range subflows(t, tb.Client, local) {
 			got = append(got, unmap(s.Remote).Addr().String())
@@ -551,7 +485,7 @@ func TestServerAnnounceKernel(t *testing.T) {
 		}
 		return ""
 	})
-	poll(t, "engine status", func() string {
+	enginetest.Poll(t, "engine status", func() string {
 		st, err := e.Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -590,7 +524,7 @@ func TestDemoteInitialKernel(t *testing.T) {
 	tb.Client.SetPathManager("userspace")
 	e := startEngine(t, tb.Client, policy.ModeUserspace, true)
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
-	waitReady(t, e)
+	enginetest.WaitReady(t, e)
 
 	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
 	go func() {
@@ -622,7 +556,7 @@ func TestDemoteInitialKernel(t *testing.T) {
 	wrote := make(chan error, 1)
 	go func() { wrote <- writeUntil(c, sent, stop) }()
 
-	poll(t, "second subflow", func() string {
+	enginetest.Poll(t, "second subflow", func() string {
 		if !hasSubflowFrom(t, tb.Client, local, l1.Client4) {
 			return "none"
 		}
@@ -643,8 +577,8 @@ func TestDemoteInitialKernel(t *testing.T) {
 		}
 		return "no initial subflow with backup set: " + strings.Join(got, ", ")
 	}
-	poll(t, "initial subflow demoted", initialBackup)
-	poll(t, "engine status", func() string {
+	enginetest.Poll(t, "initial subflow demoted", initialBackup)
+	enginetest.Poll(t, "engine status", func() string {
 		st, err := e.Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -692,7 +626,7 @@ func TestAddressGoneKernel(t *testing.T) {
 	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
 	e := startEngine(t, tb.Client, policy.ModeUserspace, true)
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
-	waitReady(t, e)
+	enginetest.WaitReady(t, e)
 
 	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
 	srv := newHashServer(ln)
@@ -740,7 +674,7 @@ func TestAddressGoneKernel(t *testing.T) {
 	prefix := netip.PrefixFrom(l1.Client4, 24)
 	both := map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}
 	for cycle := range 3 {
-		poll(t, fmt.Sprintf("cycle %d: subflow from eth1", cycle), func() string {
+		enginetest.Poll(t, fmt.Sprintf("cycle %d: subflow from eth1", cycle), func() string {
 			has := hasSubflowFrom(t, tb.Client, local, l1.Client4)
 			if extra, fromL1 := serverSide(); !has || extra != 1 || fromL1 != 1 {
 				return fmt.Sprintf("client has it: %v; server: %d extra subflows, %d from %s", has, extra, fromL1, l1.Client4)
@@ -749,13 +683,13 @@ func TestAddressGoneKernel(t *testing.T) {
 		})
 		tb.Client.DelAddr("eth1", prefix)
 		e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0"}))
-		poll(t, fmt.Sprintf("cycle %d: server's subflow from the deleted address closed", cycle), func() string {
+		enginetest.Poll(t, fmt.Sprintf("cycle %d: server's subflow from the deleted address closed", cycle), func() string {
 			if extra, fromL1 := serverSide(); extra != 0 || fromL1 != 0 {
 				return fmt.Sprintf("server: %d extra subflows, %d established from %s", extra, fromL1, l1.Client4)
 			}
 			return ""
 		})
-		poll(t, fmt.Sprintf("cycle %d: client's subflow closed", cycle), func() string {
+		enginetest.Poll(t, fmt.Sprintf("cycle %d: client's subflow closed", cycle), func() string {
 			if hasSubflowFrom(t, tb.Client, local, l1.Client4) {
 				return "still established"
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -111,10 +112,10 @@ func startRepairEngine(t *testing.T, h *netnstest.Host, after, every time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runEngine(t, pm.Config{
+	return enginetest.Run(t, pm.Config{
 		Mode: policy.ModeKernel, Policy: policy.Compose(fm), Workers: 1, Conns: diagConns{d},
 		NewKernel:   func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: h.NetNS()}) },
-		RepairAfter: after, RepairEvery: every, Logger: testLogger(t),
+		RepairAfter: after, RepairEvery: every, Logger: enginetest.Logger(t),
 	})
 }
 
@@ -133,7 +134,7 @@ func TestRepairKernel(t *testing.T) {
 
 	e := startRepairEngine(t, tb.Client, 2*time.Second, -1)
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0"}))
-	waitReady(t, e)
+	enginetest.WaitReady(t, e)
 
 	// The long-lived connection exists before eth1's endpoint, which the
 	// server refuses: the kernel's one try fails.
@@ -155,7 +156,7 @@ func TestRepairKernel(t *testing.T) {
 	}
 	before := refused()
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0", l1.Client4: "eth1"}))
-	poll(t, "join refused", func() string {
+	enginetest.Poll(t, "join refused", func() string {
 		if after := refused(); after == before {
 			return "no join rejected yet: " + after
 		}
@@ -169,7 +170,7 @@ func TestRepairKernel(t *testing.T) {
 	// A second connection, opened now, gets its eth1 subflow at once and
 	// carries data through the replacement.
 	c2, second := dial()
-	poll(t, "second connection's eth1 subflow", func() string {
+	enginetest.Poll(t, "second connection's eth1 subflow", func() string {
 		if !hasSubflowFrom(t, tb.Client, second, l1.Client4) {
 			return "none"
 		}
@@ -182,13 +183,13 @@ func TestRepairKernel(t *testing.T) {
 	wrote := make(chan error, 1)
 	go func() { wrote <- writeUntil(c2, want, stop) }()
 
-	poll(t, "repaired eth1 subflow of the old connection", func() string {
+	enginetest.Poll(t, "repaired eth1 subflow of the old connection", func() string {
 		if !hasSubflowFrom(t, tb.Client, old, l1.Client4) {
 			return "none; endpoints: " + tb.Client.MustExec("ip", "mptcp", "endpoint", "show")
 		}
 		return ""
 	})
-	poll(t, "second connection's eth1 subflow after the repair", func() string {
+	enginetest.Poll(t, "second connection's eth1 subflow after the repair", func() string {
 		if !hasSubflowFrom(t, tb.Client, second, l1.Client4) {
 			return "none"
 		}
@@ -256,7 +257,7 @@ func TestRepairClosedSubflowKernel(t *testing.T) {
 	serve(ln)
 	e := startRepairEngine(t, tb.Client, time.Second, time.Second)
 	e.SetHost(hostView(t, tb.Client, map[netip.Addr]string{l0.Client4: "eth0"}))
-	waitReady(t, e)
+	enginetest.WaitReady(t, e)
 	c, err := tb.Client.Dial("tcp4", l0.Client4.String(), ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -273,12 +274,12 @@ func TestRepairClosedSubflowKernel(t *testing.T) {
 		}
 		return ""
 	}
-	poll(t, "eth1 subflow", eth1)
+	enginetest.Poll(t, "eth1 subflow", eth1)
 	tb.Client.MustExec("ss", "-K", "-t", "src", l1.Client4.String())
 	if eth1() == "" {
 		t.Fatal("the killed subflow is still there")
 	}
-	poll(t, "eth1 subflow back", eth1)
+	enginetest.Poll(t, "eth1 subflow back", eth1)
 	st, err := e.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)

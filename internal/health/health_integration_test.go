@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/health"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/pm"
 )
 
@@ -27,23 +27,6 @@ func (l *latest) get() (pm.Health, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.rep, l.n
-}
-
-// poll calls cond until it returns "" or 10 s pass, then fails with its
-// last answer.
-func poll(t *testing.T, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s", what, msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestSamplerKernel: a connection whose path goes silent (blackhole on both
@@ -66,7 +49,7 @@ func TestSamplerKernel(t *testing.T) {
 	}
 
 	s, err := health.New(health.Config{NetNS: tb.Client.NetNS(), Interval: 10 * time.Millisecond,
-		Refresh: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+		Refresh: 100 * time.Millisecond, Logger: enginetest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +113,7 @@ func TestSamplerKernel(t *testing.T) {
 		}
 		return sub, link
 	}
-	poll(t, "healthy subflow on eth0", func() string {
+	enginetest.Poll(t, "healthy subflow on eth0", func() string {
 		rep, n := got.get()
 		sub, link := find(rep)
 		if sub == nil || link == nil || sub.Health.Stalled || link.Health.Stalled || sub.Health.RTT == 0 {
@@ -142,7 +125,7 @@ func TestSamplerKernel(t *testing.T) {
 	cut := time.Now()
 	tb.Client.Blackhole(l0.ClientIf)
 	tb.Server.Blackhole(l0.ServerIf)
-	poll(t, "stall reported", func() string {
+	enginetest.Poll(t, "stall reported", func() string {
 		rep, n := got.get()
 		sub, link := find(rep)
 		if sub == nil || link == nil || !sub.Health.Stalled || !link.Health.Stalled {
@@ -158,7 +141,7 @@ func TestSamplerKernel(t *testing.T) {
 	restore := time.Now()
 	tb.Client.ClearQdisc(l0.ClientIf)
 	tb.Server.ClearQdisc(l0.ServerIf)
-	poll(t, "recovery reported", func() string {
+	enginetest.Poll(t, "recovery reported", func() string {
 		rep, n := got.get()
 		sub, link := find(rep)
 		if sub == nil || link == nil || sub.Health.Stalled || link.Health.Stalled {
@@ -169,11 +152,4 @@ func TestSamplerKernel(t *testing.T) {
 		}
 		return ""
 	})
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }

@@ -3,7 +3,6 @@
 package costaware_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -12,16 +11,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/plugins/costaware"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
@@ -61,7 +59,7 @@ func testQuota(t *testing.T, mode policy.Mode) {
 	// A withdrawn subflow still sends what it has queued before its FIN:
 	// a send buffer of at most 256 kB bounds that.
 	tb.Client.Sysctl("net.ipv4.tcp_wmem", "4096 16384 262144")
-	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	log := enginetest.Logger(t)
 
 	dir := t.TempDir()
 	links := []usage.LinkQuota{{Name: l1.ClientIf, Metered: usage.MeteredYes, CostPerGB: 4, QuotaBytes: quota,
@@ -110,15 +108,21 @@ func testQuota(t *testing.T, mode policy.Mode) {
 	if _, err := conn.Write(data[:1_000_000]); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "1 MB over eth0", func() (bool, string) {
+	enginetest.Poll(t, "1 MB over eth0", func() string {
 		n := srv.received.Load()
-		return n == 1_000_000, fmt.Sprintf("%d bytes received", n)
+		if n == 1_000_000 {
+			return ""
+		}
+		return fmt.Sprintf("%d bytes received", n)
 	})
 	// The engine has decided: of what fullmesh proposes, only eth0 is
 	// wanted, and eth1 carried nothing.
-	eventually(t, "the engine's plan", func() (bool, string) {
+	enginetest.Poll(t, "the engine's plan", func() string {
 		addrs := desired(t, e, mode)
-		return len(addrs) == 1 && addrs[0] == l0.Client4, fmt.Sprintf("desired IPv4 addresses %v", addrs)
+		if len(addrs) == 1 && addrs[0] == l0.Client4 {
+			return ""
+		}
+		return fmt.Sprintf("desired IPv4 addresses %v", addrs)
 	})
 	if n := subflowsFrom(t, tb.Client, l1.Client4); n != 0 {
 		t.Errorf("%d subflows over eth1 while eth0 works", n)
@@ -138,13 +142,19 @@ func testQuota(t *testing.T, mode policy.Mode) {
 		}
 		writeErr <- err
 	}()
-	eventually(t, "the transfer moves to eth1", func() (bool, string) {
+	enginetest.Poll(t, "the transfer moves to eth1", func() string {
 		u := used(t, acct)
-		return u > 500_000, fmt.Sprintf("eth1 used %d bytes", u)
+		if u > 500_000 {
+			return ""
+		}
+		return fmt.Sprintf("eth1 used %d bytes", u)
 	})
-	eventually(t, "eth1 withdrawn at its quota", func() (bool, string) {
+	enginetest.Poll(t, "eth1 withdrawn at its quota", func() string {
 		u, n := used(t, acct), subflowsFrom(t, tb.Client, l1.Client4)
-		return u >= quota && n == 0, fmt.Sprintf("eth1 used %d bytes, %d subflows over it", u, n)
+		if u >= quota && n == 0 {
+			return ""
+		}
+		return fmt.Sprintf("eth1 used %d bytes, %d subflows over it", u, n)
 	})
 	if n := srv.received.Load(); n >= int64(len(data)) {
 		t.Fatalf("the transfer finished without eth0 (%d bytes): the test proves nothing", n)
@@ -267,33 +277,10 @@ func startEngine(t *testing.T, h *netnstest.Host, mode policy.Mode, log *slog.Lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := genl.New(&genl.Config{NetNS: h.NetNS()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := c.Subscribe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := pm.New(pm.Config{
-		Mode: mode, Policy: policy.Compose(fm, ca), Events: sub, Workers: 2, WithdrawOnExit: true, Logger: log,
-		NewKernel: func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: h.NetNS()}) },
+	return enginetest.Run(t, pm.Config{
+		Mode: mode, Policy: policy.Compose(fm, ca), Events: enginetest.Subscribe(t, h.NetNS()), Workers: 2,
+		WithdrawOnExit: true, Logger: log, NewKernel: enginetest.NewKernel(h.NetNS()),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("engine: %v", err)
-		}
-		_ = sub.Close()
-		_ = c.Close()
-	})
-	return e
 }
 
 // sink is the server: it reads one connection to its end and reports the
@@ -393,33 +380,4 @@ func used(t *testing.T, a *usage.Accounting) uint64 {
 		return 0
 	}
 	return r.Links[0].UsedBytes
-}
-
-// eventually polls cond every 20 ms until it holds, and fails the test
-// with cond's last words after 15 s.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s", what, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// testWriter sends log lines to t.Log, or to stderr when verbose logs are
-// asked for with MPTCPGOD_TEST_LOG=1.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	if os.Getenv("MPTCPGOD_TEST_LOG") == "1" {
-		return os.Stderr.Write(p)
-	}
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }

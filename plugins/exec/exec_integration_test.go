@@ -1,7 +1,6 @@
 package exec_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,19 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
-
-// noConns is a ConnLister of a namespace without connections yet.
-type noConns struct{}
-
-func (noConns) ListConns() ([]pm.ExistingConn, error) { return nil, nil }
 
 // TestChainKernel runs the engine in userspace mode on a testbed (eth0
 // wired, eth1 wifi, eth2 cellular, by the host view) with the chain
@@ -149,7 +143,7 @@ func TestChainKernel(t *testing.T) {
 				wantSubs = append(wantSubs, subflowString(tb.Links[w.local].Client4, remote, w.backup))
 			}
 			slices.Sort(wantSubs)
-			poll(t, "subflows", func() string {
+			enginetest.Poll(t, "subflows", func() string {
 				got := clientSubflows(t, tb.Client, local)
 				if !slices.Equal(got, wantSubs) {
 					return fmt.Sprintf("subflows %q, want %q", got, wantSubs)
@@ -193,38 +187,15 @@ func subflowString(local netip.Addr, remote netip.AddrPort, backup bool) string 
 // stopped at cleanup.
 func runEngine(t *testing.T, h *netnstest.Host, p policy.Policy, log *slog.Logger) *pm.Engine {
 	t.Helper()
-	gc, err := genl.New(&genl.Config{NetNS: h.NetNS()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := gc.Subscribe()
-	if err != nil {
-		_ = gc.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close(); _ = gc.Close() })
-	e, err := pm.New(pm.Config{
+	return enginetest.Run(t, pm.Config{
 		Mode:      policy.ModeUserspace,
 		Policy:    p,
-		NewKernel: func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: h.NetNS()}) },
+		NewKernel: enginetest.NewKernel(h.NetNS()),
 		Workers:   2,
-		Events:    sub,
-		Conns:     noConns{},
+		Events:    enginetest.Subscribe(t, h.NetNS()),
+		Conns:     enginetest.NoConns{},
 		Logger:    log,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return e
 }
 
 // testbedView is the client's links and IPv4 addresses, by hand: eth0

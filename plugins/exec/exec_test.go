@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -107,7 +108,7 @@ func TestFallback(t *testing.T) {
 			if !cmp.Equal(backupKernelPlan(), kgot, netOpts) {
 				t.Errorf("Kernel = %+v, want next unchanged", kgot)
 			}
-			poll(t, "warning", func() string {
+			enginetest.Poll(t, "warning", func() string {
 				for _, msg := range strings.Split(tt.log, "|") {
 					if len(rec.find(msg)) > 0 {
 						return ""
@@ -128,7 +129,7 @@ func TestFallback(t *testing.T) {
 				}
 				return
 			}
-			poll(t, "restart", func() string {
+			enginetest.Poll(t, "restart", func() string {
 				st := p.Stats()
 				if st.Starts < 2 || !st.Running || st.PID == pid {
 					return fmt.Sprintf("stats %+v, first pid %d", st, pid)
@@ -205,7 +206,7 @@ func TestCrashAfter(t *testing.T) {
 	if st.Crashes != 1 || st.Starts != 2 || st.Answers != 3 || st.Fallbacks != 1 {
 		t.Errorf("Stats %+v: want 1 crash, 2 starts, 3 answers, 1 fallback", st)
 	}
-	poll(t, "stderr logged", func() string {
+	enginetest.Poll(t, "stderr logged", func() string {
 		for _, r := range rec.find("plugin stderr") {
 			if r.attrs["line"] == "fake: crashing" {
 				return ""
@@ -257,7 +258,7 @@ func TestStart(t *testing.T) {
 				t.Errorf("Conn = %+v, want next", got)
 			}
 			// It keeps trying, with backoff.
-			poll(t, "retries", func() string {
+			enginetest.Poll(t, "retries", func() string {
 				if st := p.Stats(); st.Starts < 3 || st.Running {
 					return fmt.Sprintf("stats %+v", st)
 				}
@@ -278,7 +279,7 @@ func TestBackoff(t *testing.T) {
 	p, rec := newExec(t, cfg)
 	p.Kernel(testView(policy.ModeKernel), testKernelPlan())
 	want := []string{"10ms", "20ms", "40ms", "40ms", "40ms"}
-	poll(t, "retries", func() string {
+	enginetest.Poll(t, "retries", func() string {
 		var got []string
 		for _, r := range rec.find("plugin did not start; retrying") {
 			got = append(got, r.attrs["after"])
@@ -343,7 +344,7 @@ func TestStderr(t *testing.T) {
 	p, rec := newExec(t, fakeConfig(t, "stderr"))
 	start(t, p, policy.ModeUserspace)
 	p.Conn(testView(policy.ModeUserspace), testConn(), testConnPlan())
-	poll(t, "stderr lines", func() string {
+	enginetest.Poll(t, "stderr lines", func() string {
 		var got []string
 		for _, r := range rec.find("plugin stderr") {
 			if r.attrs["component"] != "policy/exec" || r.attrs["plugin"] != "fake-stderr" || r.attrs["pid"] == "" {

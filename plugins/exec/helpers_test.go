@@ -148,23 +148,6 @@ func start(t testing.TB, p *exec.Exec, mode policy.Mode) {
 	}
 }
 
-// poll calls cond until it returns "" or 10 s passed, then fails with its
-// last answer.
-func poll(t testing.TB, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s", what, msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // The synthetic host of the unit tests: eth0 is wired, wlan0 wifi and
 // wwan0 cellular.
 var (
