@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -113,139 +114,149 @@ func TestIDRange(t *testing.T) {
 // TestSetHostLatestWins: updates the loop has not taken are replaced.
 func TestSetHostLatestWins(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.ns.limits.Subflows, h.ns.limits.AddAddrAccepted = 8, 8
-	for range 5 {
-		h.setHost(addrA, addrB)
-	}
-	h.setHost(addrC)
-	h.start()
-	h.ready()
-	h.expect("add_endpoint id=100 203.0.113.1 flags=subflow,fullmesh if=4")
-	if st := h.settle(); st.Counters.HostUpdates != 1 {
-		t.Errorf("host updates %d, want 1", st.Counters.HostUpdates)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.ns.limits.Subflows, h.ns.limits.AddAddrAccepted = 8, 8
+		for range 5 {
+			h.setHost(addrA, addrB)
+		}
+		h.setHost(addrC)
+		h.start()
+		h.ready()
+		h.expect("add_endpoint id=100 203.0.113.1 flags=subflow,fullmesh if=4")
+		if st := h.settle(); st.Counters.HostUpdates != 1 {
+			t.Errorf("host updates %d, want 1", st.Counters.HostUpdates)
+		}
+	})
 }
 
 func TestConnAndNotRunning(t *testing.T) {
 	t.Parallel()
-	h := newUserspace(t)
-	h.open(tok1, "192.0.2.1:40000", srv1)
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
-	cs, err := h.e.Conn(t.Context(), tok1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cs.Token != tok1 || cs.Side != policy.SideClient || len(cs.Paths) != 2 {
-		t.Errorf("Conn: %+v", cs)
-	}
-	if _, err := h.e.Conn(t.Context(), tok2); !errors.Is(err, ErrNoConn) || err.Error() != "pm: no such connection: token 22222222" {
-		t.Errorf("Conn of an unknown token: %v", err)
-	}
-	if err := h.e.Run(t.Context()); err == nil {
-		t.Error("a second Run did not fail")
-	}
-	if err := h.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.e.Status(t.Context()); !errors.Is(err, ErrNotRunning) {
-		t.Errorf("Status after Run: %v, want ErrNotRunning", err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	e, err := New(Config{Mode: policy.ModeKernel, Policy: defaultPolicy(t), NewKernel: h.ns.kernel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Status(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("Status with a done context: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newUserspace(t)
+		h.open(tok1, "192.0.2.1:40000", srv1)
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+		cs, err := h.e.Conn(t.Context(), tok1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs.Token != tok1 || cs.Side != policy.SideClient || len(cs.Paths) != 2 {
+			t.Errorf("Conn: %+v", cs)
+		}
+		if _, err := h.e.Conn(t.Context(), tok2); !errors.Is(err, ErrNoConn) || err.Error() != "pm: no such connection: token 22222222" {
+			t.Errorf("Conn of an unknown token: %v", err)
+		}
+		if err := h.e.Run(t.Context()); err == nil {
+			t.Error("a second Run did not fail")
+		}
+		if err := h.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.e.Status(t.Context()); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("Status after Run: %v, want ErrNotRunning", err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		e, err := New(Config{Mode: policy.ModeKernel, Policy: defaultPolicy(t), NewKernel: h.ns.kernel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Status(ctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("Status with a done context: %v", err)
+		}
+	})
 }
 
 // TestEventsFatal: Run fails when the event source is closed for good,
 // and resynchronises on other errors.
 func TestEventsFatal(t *testing.T) {
 	t.Parallel()
-	h := newUserspace(t)
-	h.ev.push(fakeBatch{err: errors.New("genl: decode event: truncated attribute")})
-	if st := h.settle(); st.Counters.Resyncs != 1 || h.lister.calls != 2 {
-		t.Errorf("after a decode error: resyncs %d, listings %d; want 1 and 2", st.Counters.Resyncs, h.lister.calls)
-	}
-	h.ev.push(fakeBatch{err: net.ErrClosed})
-	select {
-	case err := <-h.done:
-		h.done <- err
-		if err == nil || !errors.Is(err, net.ErrClosed) || !strings.HasPrefix(err.Error(), "pm: events: ") {
-			t.Errorf("Run: %v, want pm: events: ... closed", err)
+	synctest.Test(t, func(t *testing.T) {
+		h := newUserspace(t)
+		h.ev.push(fakeBatch{err: errors.New("genl: decode event: truncated attribute")})
+		if st := h.settle(); st.Counters.Resyncs != 1 || h.lister.calls != 2 {
+			t.Errorf("after a decode error: resyncs %d, listings %d; want 1 and 2", st.Counters.Resyncs, h.lister.calls)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after the event source closed")
-	}
+		h.ev.push(fakeBatch{err: net.ErrClosed})
+		select {
+		case err := <-h.done:
+			h.done <- err
+			if err == nil || !errors.Is(err, net.ErrClosed) || !strings.HasPrefix(err.Error(), "pm: events: ") {
+				t.Errorf("Run: %v, want pm: events: ... closed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after the event source closed")
+		}
+	})
 }
 
 // TestEventCounters: events are counted by type in both modes.
 func TestEventCounters(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.setHost(addrA)
-	h.start()
-	h.ready()
-	h.events(event(genl.EventCreated, tok1, "192.0.2.1:1", srv1), event(genl.EventListenerCreated, 0, "192.0.2.1:443", ""))
-	h.events(event(genl.EventCreated, tok2, "192.0.2.1:2", srv1))
-	st := h.settle()
-	if diff := cmp.Diff(map[string]uint64{"created": 2, "listener_created": 1}, st.Counters.Events); diff != "" {
-		t.Errorf("events (-want +got):\n%s", diff)
-	}
-	if len(st.Conns) != 0 {
-		t.Errorf("kernel mode tracks connections: %+v", st.Conns)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.setHost(addrA)
+		h.start()
+		h.ready()
+		h.events(event(genl.EventCreated, tok1, "192.0.2.1:1", srv1), event(genl.EventListenerCreated, 0, "192.0.2.1:443", ""))
+		h.events(event(genl.EventCreated, tok2, "192.0.2.1:2", srv1))
+		st := h.settle()
+		if diff := cmp.Diff(map[string]uint64{"created": 2, "listener_created": 1}, st.Counters.Events); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if len(st.Conns) != 0 {
+			t.Errorf("kernel mode tracks connections: %+v", st.Conns)
+		}
+	})
 }
 
 // TestStatusJSON: the status marshals with snake_case keys.
 func TestStatusJSON(t *testing.T) {
 	t.Parallel()
-	h := newUserspace(t)
-	h.open(tok1, "192.0.2.1:40000", srv1)
-	h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
-	h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1))
-	b, err := json.Marshal(h.settle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				if k != strings.ToLower(k) || strings.ContainsAny(k, "- ") {
-					t.Errorf("key %q is not snake_case", k)
+	synctest.Test(t, func(t *testing.T) {
+		h := newUserspace(t)
+		h.open(tok1, "192.0.2.1:40000", srv1)
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+		h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1))
+		b, err := json.Marshal(h.settle())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		var walk func(v any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, x := range v {
+					if k != strings.ToLower(k) || strings.ContainsAny(k, "- ") {
+						t.Errorf("key %q is not snake_case", k)
+					}
+					keys = append(keys, k)
+					if k != "actions" && k != "events" && k != "failures" {
+						walk(x)
+					}
 				}
-				keys = append(keys, k)
-				if k != "actions" && k != "events" && k != "failures" {
+			case []any:
+				for _, x := range v {
 					walk(x)
 				}
 			}
-		case []any:
-			for _, x := range v {
-				walk(x)
+		}
+		walk(m)
+		for _, k := range []string{"mode", "policy", "conns", "paths", "backoff_until", "last_error", "peer_addrs",
+			"recent_errors", "counters", "in_flight", "usable_addrs", "path_manager"} {
+			if !slices.Contains(keys, k) {
+				t.Errorf("status JSON lacks %q: %s", k, b)
 			}
 		}
-	}
-	walk(m)
-	for _, k := range []string{"mode", "policy", "conns", "paths", "backoff_until", "last_error", "peer_addrs",
-		"recent_errors", "counters", "in_flight", "usable_addrs", "path_manager"} {
-		if !slices.Contains(keys, k) {
-			t.Errorf("status JSON lacks %q: %s", k, b)
+		if !strings.Contains(string(b), `"state":"backoff"`) || !strings.Contains(string(b), `"last_error":"subflow closed"`) {
+			t.Errorf("status JSON lacks the backoff path: %s", b)
 		}
-	}
-	if !strings.Contains(string(b), `"state":"backoff"`) || !strings.Contains(string(b), `"last_error":"subflow closed"`) {
-		t.Errorf("status JSON lacks the backoff path: %s", b)
-	}
+	})
 }
 
 // TestDeps: pm imports policy and genl of mptcpgod, nothing else of it.

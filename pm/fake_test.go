@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -389,7 +390,9 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// harness runs an Engine against the fakes.
+// harness runs an Engine against the fakes. A test that uses one runs in
+// a synctest bubble (synctest.Test), where settle waits for the engine to
+// be idle rather than polling it.
 type harness struct {
 	t      *testing.T
 	e      *Engine
@@ -487,26 +490,25 @@ func (h *harness) lost() {
 	h.ev.push(fakeBatch{err: fmt.Errorf("%w: %w", genl.ErrEventsLost, unix.ENOBUFS)})
 }
 
-// settle waits until the engine processed every batch fed, has no command
-// queued or in flight, and no resync running, and returns the status.
+// settle waits until every goroutine of the test's bubble is blocked
+// (synctest.Wait): the engine processed every batch fed, and what it
+// queued either ran or waits on something only the test can release (a
+// gate, the fake clock). It returns the status then, and fails the test
+// unless the engine has no command queued or in flight and no resync or
+// repair listing running.
 func (h *harness) settle() Status {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, err := h.e.Status(context.Background())
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		processed := int(st.Counters.EventBatches + st.Counters.Resyncs)
-		if processed == h.ev.count() && st.InFlight == 0 && st.Queued == 0 && !st.Resyncing && !st.RepairListing {
-			return st
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("engine did not settle: processed %d of %d batches, %d in flight, %d queued",
-				processed, h.ev.count(), st.InFlight, st.Queued)
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	st, err := h.e.Status(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
 	}
+	processed := int(st.Counters.EventBatches + st.Counters.Resyncs)
+	if processed != h.ev.count() || st.InFlight != 0 || st.Queued != 0 || st.Resyncing || st.RepairListing {
+		h.t.Fatalf("engine did not settle: processed %d of %d batches, %d in flight, %d queued, resyncing %v, repair listing %v",
+			processed, h.ev.count(), st.InFlight, st.Queued, st.Resyncing, st.RepairListing)
+	}
+	return st
 }
 
 // waitCall waits until the kernel got call.

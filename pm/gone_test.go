@@ -2,6 +2,7 @@ package pm
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -101,33 +102,38 @@ func TestUserspaceAddressGone(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newUserspace(t)
-			h.open(tok1, "192.0.2.1:40000", srv1)
-			h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
-			h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(255, 0)))
-			h.expect()
-			if tt.fail != nil {
-				h.ns.mu.Lock()
-				failed := false
-				h.ns.fail = func(call string) error {
-					if !failed && call == "remove 11111111 id=255" {
-						failed = true
-						return tt.fail
+			synctest.Test(t, func(t *testing.T) {
+				h := newUserspace(t)
+				h.open(tok1, "192.0.2.1:40000", srv1)
+				h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+				h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(255, 0)))
+				h.expect()
+				if tt.fail != nil {
+					h.ns.mu.Lock()
+					failed := false
+					h.ns.fail = func(call string) error {
+						if !failed && call == "remove 11111111 id=255" {
+							failed = true
+							return tt.fail
+						}
+						return nil
 					}
-					return nil
+					h.ns.mu.Unlock()
 				}
-				h.ns.mu.Unlock()
-			}
-			tt.change(h)
-			h.expect(tt.want...)
-			for _, local := range tt.closed {
-				h.events(event(genl.EventSubClosed, tok1, local, srv1))
-			}
-			h.expect()
-			h.clock.Advance(time.Minute)
-			h.expect(tt.retry...)
-			h.clock.Advance(time.Hour)
-			h.expect()
+				tt.change(h)
+				h.expect(tt.want...)
+				for _, local := range tt.closed {
+					h.events(event(genl.EventSubClosed, tok1, local, srv1))
+				}
+				h.expect()
+				// Less than the sweep's period: a sweep would forget the
+				// connection, which the fake lister does not list, maybe
+				// before the retry reaches a worker.
+				h.clock.Advance(time.Second)
+				h.expect(tt.retry...)
+				h.clock.Advance(time.Hour)
+				h.expect()
+			})
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -176,18 +177,20 @@ func TestKernelReconcile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHarness(t, policy.ModeKernel)
-			h.ns.endpoints, h.ns.limits = tt.endpoints, tt.limits
-			h.setHost(tt.usable...)
-			h.start()
-			h.ready()
-			h.expect(tt.want...)
-			if diff := cmp.Diff(tt.wantEps, h.ns.endpoints, cmpEmptyEndpoints, cmpAddr); diff != "" {
-				t.Errorf("kernel endpoints (-want +got):\n%s", diff)
-			}
-			// A second pass over the same state changes nothing.
-			h.setHost(tt.usable...)
-			h.expect()
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, policy.ModeKernel)
+				h.ns.endpoints, h.ns.limits = tt.endpoints, tt.limits
+				h.setHost(tt.usable...)
+				h.start()
+				h.ready()
+				h.expect(tt.want...)
+				if diff := cmp.Diff(tt.wantEps, h.ns.endpoints, cmpEmptyEndpoints, cmpAddr); diff != "" {
+					t.Errorf("kernel endpoints (-want +got):\n%s", diff)
+				}
+				// A second pass over the same state changes nothing.
+				h.setHost(tt.usable...)
+				h.expect()
+			})
 		})
 	}
 }
@@ -202,118 +205,126 @@ var (
 // being usable and comes back when it is usable again (DESIGN §6).
 func TestKernelAddressUsability(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	h.setHost(addrA, addrB)
-	h.start()
-	h.ready()
-	h.expect(
-		"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
-		"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
-	)
-	h.setHost(addrA)
-	h.expect("del_endpoint id=101")
-	h.setHost(addrA, addrB)
-	h.expect("add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3")
-	st := h.settle()
-	var states []string
-	for _, ep := range st.Endpoints {
-		states = append(states, ep.Addr.String()+" "+ep.State)
-	}
-	if diff := cmp.Diff([]string{"192.0.2.1 ok", "198.51.100.1 ok"}, states); diff != "" {
-		t.Errorf("endpoint states (-want +got):\n%s", diff)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		h.setHost(addrA, addrB)
+		h.start()
+		h.ready()
+		h.expect(
+			"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
+			"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
+		)
+		h.setHost(addrA)
+		h.expect("del_endpoint id=101")
+		h.setHost(addrA, addrB)
+		h.expect("add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3")
+		st := h.settle()
+		var states []string
+		for _, ep := range st.Endpoints {
+			states = append(states, ep.Addr.String()+" "+ep.State)
+		}
+		if diff := cmp.Diff([]string{"192.0.2.1 ok", "198.51.100.1 ok"}, states); diff != "" {
+			t.Errorf("endpoint states (-want +got):\n%s", diff)
+		}
+	})
 }
 
 // TestKernelForeignWarning: a foreign endpoint on a wanted address is left
 // alone and reported once, with the fix.
 func TestKernelForeignWarning(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	h.ns.endpoints = []genl.Endpoint{{ID: 1, Addr: addrA, Flags: genl.FlagSubflow, IfIndex: 2}}
-	h.setHost(addrA)
-	h.start()
-	h.ready()
-	h.expect()
-	h.setHost(addrA)
-	h.expect()
-	logs := h.logs.String()
-	if n := strings.Count(logs, "likely added by NetworkManager"); n != 1 {
-		t.Errorf("NetworkManager warning logged %d times, want 1:\n%s", n, logs)
-	}
-	if !strings.Contains(logs, "nmcli connection modify <conn> connection.mptcp-flags disabled") {
-		t.Errorf("warning lacks the fix:\n%s", logs)
-	}
-	st := h.settle()
-	want := []EndpointStatus{
-		{Addr: addrA, Dev: "eth0", IfIndex: 2, WantFlags: "subflow fullmesh", Desired: true, State: "blocked",
-			Reason: "address taken by endpoint id 1, not mptcpgod's"},
-		{ID: 1, Addr: addrA, IfIndex: 2, Flags: "subflow", Present: true, State: "foreign"},
-	}
-	if diff := cmp.Diff(want, st.Endpoints, cmpAddr); diff != "" {
-		t.Errorf("endpoints (-want +got):\n%s", diff)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		h.ns.endpoints = []genl.Endpoint{{ID: 1, Addr: addrA, Flags: genl.FlagSubflow, IfIndex: 2}}
+		h.setHost(addrA)
+		h.start()
+		h.ready()
+		h.expect()
+		h.setHost(addrA)
+		h.expect()
+		logs := h.logs.String()
+		if n := strings.Count(logs, "likely added by NetworkManager"); n != 1 {
+			t.Errorf("NetworkManager warning logged %d times, want 1:\n%s", n, logs)
+		}
+		if !strings.Contains(logs, "nmcli connection modify <conn> connection.mptcp-flags disabled") {
+			t.Errorf("warning lacks the fix:\n%s", logs)
+		}
+		st := h.settle()
+		want := []EndpointStatus{
+			{Addr: addrA, Dev: "eth0", IfIndex: 2, WantFlags: "subflow fullmesh", Desired: true, State: "blocked",
+				Reason: "address taken by endpoint id 1, not mptcpgod's"},
+			{ID: 1, Addr: addrA, IfIndex: 2, Flags: "subflow", Present: true, State: "foreign"},
+		}
+		if diff := cmp.Diff(want, st.Endpoints, cmpAddr); diff != "" {
+			t.Errorf("endpoints (-want +got):\n%s", diff)
+		}
+	})
 }
 
 // TestKernelEndpointCap: foreign endpoints count toward the kernel's 8.
 func TestKernelEndpointCap(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	for i := range 6 {
-		h.ns.endpoints = append(h.ns.endpoints, genl.Endpoint{ID: uint8(i + 1),
-			Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)}), Flags: genl.FlagSignal})
-	}
-	h.setHost(addrA, addrB, addrC, addrD)
-	h.start()
-	h.ready()
-	h.expect(
-		"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
-		"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
-	)
-	if !strings.Contains(h.logs.String(), "endpoints left out") {
-		t.Errorf("no log of the endpoints left out:\n%s", h.logs.String())
-	}
-	st := h.settle()
-	var leftOut []string
-	for _, ep := range st.Endpoints {
-		if ep.State == "left_out" {
-			leftOut = append(leftOut, ep.Addr.String())
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		for i := range 6 {
+			h.ns.endpoints = append(h.ns.endpoints, genl.Endpoint{ID: uint8(i + 1),
+				Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)}), Flags: genl.FlagSignal})
 		}
-	}
-	if diff := cmp.Diff([]string{"203.0.113.1", "2001:db8:1::1"}, leftOut); diff != "" {
-		t.Errorf("left out (-want +got):\n%s", diff)
-	}
+		h.setHost(addrA, addrB, addrC, addrD)
+		h.start()
+		h.ready()
+		h.expect(
+			"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
+			"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
+		)
+		if !strings.Contains(h.logs.String(), "endpoints left out") {
+			t.Errorf("no log of the endpoints left out:\n%s", h.logs.String())
+		}
+		st := h.settle()
+		var leftOut []string
+		for _, ep := range st.Endpoints {
+			if ep.State == "left_out" {
+				leftOut = append(leftOut, ep.Addr.String())
+			}
+		}
+		if diff := cmp.Diff([]string{"203.0.113.1", "2001:db8:1::1"}, leftOut); diff != "" {
+			t.Errorf("left out (-want +got):\n%s", diff)
+		}
+	})
 }
 
 // TestKernelWithdrawOnExit: owned endpoints go when Run returns; foreign
 // ones stay.
 func TestKernelWithdrawOnExit(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel, withWithdraw())
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	h.ns.endpoints = []genl.Endpoint{{ID: 1, Addr: addrC, Flags: genl.FlagSignal}}
-	h.setHost(addrA, addrB)
-	h.start()
-	h.ready()
-	h.expect(
-		"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
-		"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
-	)
-	if err := h.stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got := h.ns.Calls()[h.seen:]
-	if diff := cmp.Diff([]string{"del_endpoint id=100", "del_endpoint id=101"}, got); diff != "" {
-		t.Errorf("calls on exit (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]genl.Endpoint{{ID: 1, Addr: addrC, Flags: genl.FlagSignal}}, h.ns.endpoints, cmpAddr); diff != "" {
-		t.Errorf("endpoints after exit (-want +got):\n%s", diff)
-	}
-	if h.ns.opened != 2 || h.ns.closed != 2 {
-		t.Errorf("kernels opened %d, closed %d; want 2 and 2", h.ns.opened, h.ns.closed)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel, withWithdraw())
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		h.ns.endpoints = []genl.Endpoint{{ID: 1, Addr: addrC, Flags: genl.FlagSignal}}
+		h.setHost(addrA, addrB)
+		h.start()
+		h.ready()
+		h.expect(
+			"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
+			"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
+		)
+		if err := h.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		got := h.ns.Calls()[h.seen:]
+		if diff := cmp.Diff([]string{"del_endpoint id=100", "del_endpoint id=101"}, got); diff != "" {
+			t.Errorf("calls on exit (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]genl.Endpoint{{ID: 1, Addr: addrC, Flags: genl.FlagSignal}}, h.ns.endpoints, cmpAddr); diff != "" {
+			t.Errorf("endpoints after exit (-want +got):\n%s", diff)
+		}
+		if h.ns.opened != 2 || h.ns.closed != 2 {
+			t.Errorf("kernels opened %d, closed %d; want 2 and 2", h.ns.opened, h.ns.closed)
+		}
+	})
 }
 
 // TestKernelWithdrawKeepsLiveSubflows: on exit the engine keeps the owned
@@ -321,130 +332,138 @@ func TestKernelWithdrawOnExit(t *testing.T) {
 // the kernel close those subflows, and withdraws the others.
 func TestKernelWithdrawKeepsLiveSubflows(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel, withWithdraw())
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	h.setHost(addrA, addrB)
-	h.start()
-	h.ready()
-	h.expect(
-		"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
-		"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
-	)
-	h.lister.set(ExistingConn{
-		Token: tok1, Side: policy.SideClient,
-		Local:  netip.MustParseAddrPort("192.0.2.1:40000"),
-		Remote: netip.MustParseAddrPort(srv1),
-		Subflows: []ExistingSubflow{{
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel, withWithdraw())
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		h.setHost(addrA, addrB)
+		h.start()
+		h.ready()
+		h.expect(
+			"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
+			"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
+		)
+		h.lister.set(ExistingConn{
+			Token: tok1, Side: policy.SideClient,
 			Local:  netip.MustParseAddrPort("192.0.2.1:40000"),
 			Remote: netip.MustParseAddrPort(srv1),
-		}},
+			Subflows: []ExistingSubflow{{
+				Local:  netip.MustParseAddrPort("192.0.2.1:40000"),
+				Remote: netip.MustParseAddrPort(srv1),
+			}},
+		})
+		if err := h.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if diff := cmp.Diff([]string{"del_endpoint id=101"}, h.ns.Calls()[h.seen:]); diff != "" {
+			t.Errorf("calls on exit (-want +got):\n%s", diff)
+		}
 	})
-	if err := h.stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if diff := cmp.Diff([]string{"del_endpoint id=101"}, h.ns.Calls()[h.seen:]); diff != "" {
-		t.Errorf("calls on exit (-want +got):\n%s", diff)
-	}
 }
 
 // TestKernelRetry: a failed add backs off, then succeeds; an EEXIST
 // makes the engine re-read the kernel.
 func TestKernelRetry(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	fails := 2
-	h.ns.fail = func(call string) error {
-		if strings.HasPrefix(call, "add_endpoint id=100") && fails > 0 {
-			fails--
-			return kerr("add endpoint", unix.ENODEV, "")
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		fails := 2
+		h.ns.fail = func(call string) error {
+			if strings.HasPrefix(call, "add_endpoint id=100") && fails > 0 {
+				fails--
+				return kerr("add endpoint", unix.ENODEV, "")
+			}
+			return nil
 		}
-		return nil
-	}
-	h.setHost(addrA)
-	h.start()
-	h.ready()
-	h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
-	st := h.settle()
-	if len(st.Endpoints) != 1 || st.Endpoints[0].State != "backoff" || st.Endpoints[0].Failures != 1 ||
-		!st.Endpoints[0].BackoffUntil.Equal(h.clock.Now().Add(50*time.Millisecond)) {
-		t.Fatalf("endpoint status after a failure: %+v", st.Endpoints)
-	}
-	h.clock.Advance(49 * time.Millisecond)
-	h.setHost(addrA) // a reconciliation inside the backoff does nothing
-	h.expect()
-	h.clock.Advance(time.Millisecond)
-	h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
-	h.clock.Advance(99 * time.Millisecond)
-	h.expect()
-	h.clock.Advance(time.Millisecond)
-	h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
+		h.setHost(addrA)
+		h.start()
+		h.ready()
+		h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
+		st := h.settle()
+		if len(st.Endpoints) != 1 || st.Endpoints[0].State != "backoff" || st.Endpoints[0].Failures != 1 ||
+			!st.Endpoints[0].BackoffUntil.Equal(h.clock.Now().Add(50*time.Millisecond)) {
+			t.Fatalf("endpoint status after a failure: %+v", st.Endpoints)
+		}
+		h.clock.Advance(49 * time.Millisecond)
+		h.setHost(addrA) // a reconciliation inside the backoff does nothing
+		h.expect()
+		h.clock.Advance(time.Millisecond)
+		h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
+		h.clock.Advance(99 * time.Millisecond)
+		h.expect()
+		h.clock.Advance(time.Millisecond)
+		h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
 
-	// Someone else takes the address between our dump and our add: the
-	// engine re-reads the kernel and then leaves the address alone.
-	h.ns.mu.Lock()
-	h.ns.endpoints = append(h.ns.endpoints, genl.Endpoint{ID: 7, Addr: addrB, Flags: genl.FlagSubflow})
-	h.ns.mu.Unlock()
-	dumps := h.ns.dumps
-	h.setHost(addrA, addrB)
-	h.expect("add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3")
-	h.clock.Advance(time.Minute)
-	h.setHost(addrA, addrB)
-	h.expect()
-	if h.ns.dumps != dumps+1 {
-		t.Errorf("dumps after EEXIST: %d, want %d", h.ns.dumps, dumps+1)
-	}
-	st = h.settle()
-	if st.Counters.Failures["add_endpoint"] != 3 || len(st.RecentErrors) != 3 {
-		t.Errorf("failures %v, recent errors %v; want 3 each", st.Counters.Failures, st.RecentErrors)
-	}
+		// Someone else takes the address between our dump and our add: the
+		// engine re-reads the kernel and then leaves the address alone.
+		h.ns.mu.Lock()
+		h.ns.endpoints = append(h.ns.endpoints, genl.Endpoint{ID: 7, Addr: addrB, Flags: genl.FlagSubflow})
+		h.ns.mu.Unlock()
+		dumps := h.ns.dumps
+		h.setHost(addrA, addrB)
+		h.expect("add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3")
+		h.clock.Advance(time.Minute)
+		h.setHost(addrA, addrB)
+		h.expect()
+		if h.ns.dumps != dumps+1 {
+			t.Errorf("dumps after EEXIST: %d, want %d", h.ns.dumps, dumps+1)
+		}
+		st = h.settle()
+		if st.Counters.Failures["add_endpoint"] != 3 || len(st.RecentErrors) != 3 {
+			t.Errorf("failures %v, recent errors %v; want 3 each", st.Counters.Failures, st.RecentErrors)
+		}
+	})
 }
 
 // TestKernelPolicySwap: a new policy applies at once.
 func TestKernelPolicySwap(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	h.setHost(addrA)
-	h.start()
-	h.ready()
-	h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
-	cfg := fullmesh.DefaultConfig()
-	cfg.Role = fullmesh.RoleServer
-	cfg.Limits.AddAddrAccepted = nil
-	fm, err := fullmesh.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.e.SetPolicy(policy.Compose(fm))
-	h.expect("del_endpoint id=100", "add_endpoint id=100 192.0.2.1 flags=signal if=2")
-	st := h.settle()
-	if st.Policy != "fullmesh" || st.Counters.PolicySwaps != 1 {
-		t.Errorf("policy %q swaps %d", st.Policy, st.Counters.PolicySwaps)
-	}
-	if st.Limits == nil || st.Limits.WantAddAddrAccepted != nil || *st.Limits.WantSubflows != 8 {
-		t.Errorf("limits status %+v", st.Limits)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		h.setHost(addrA)
+		h.start()
+		h.ready()
+		h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
+		cfg := fullmesh.DefaultConfig()
+		cfg.Role = fullmesh.RoleServer
+		cfg.Limits.AddAddrAccepted = nil
+		fm, err := fullmesh.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.e.SetPolicy(policy.Compose(fm))
+		h.expect("del_endpoint id=100", "add_endpoint id=100 192.0.2.1 flags=signal if=2")
+		st := h.settle()
+		if st.Policy != "fullmesh" || st.Counters.PolicySwaps != 1 {
+			t.Errorf("policy %q swaps %d", st.Policy, st.Counters.PolicySwaps)
+		}
+		if st.Limits == nil || st.Limits.WantAddAddrAccepted != nil || *st.Limits.WantSubflows != 8 {
+			t.Errorf("limits status %+v", st.Limits)
+		}
+	})
 }
 
 // TestKernelResync: lost events make the engine re-read the endpoints.
 func TestKernelResync(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, policy.ModeKernel)
-	h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-	h.setHost(addrA)
-	h.start()
-	h.ready()
-	h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
-	// Someone flushes the endpoints behind our back.
-	h.ns.mu.Lock()
-	h.ns.endpoints = nil
-	h.ns.mu.Unlock()
-	h.lost()
-	h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
-	if st := h.settle(); st.Counters.Resyncs != 1 {
-		t.Errorf("resyncs %d, want 1", st.Counters.Resyncs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, policy.ModeKernel)
+		h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+		h.setHost(addrA)
+		h.start()
+		h.ready()
+		h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
+		// Someone flushes the endpoints behind our back.
+		h.ns.mu.Lock()
+		h.ns.endpoints = nil
+		h.ns.mu.Unlock()
+		h.lost()
+		h.expect("add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2")
+		if st := h.settle(); st.Counters.Resyncs != 1 {
+			t.Errorf("resyncs %d, want 1", st.Counters.Resyncs)
+		}
+	})
 }
 
 func TestKernelAdoptFails(t *testing.T) {

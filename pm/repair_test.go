@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -123,165 +124,183 @@ func TestRepairDecision(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := startKernel(t, tt.at)
-			if tt.later != nil {
-				h.lister.set(tt.later...)
-			}
-			st := h.advance(DefaultRepairAfter)
-			h.expect(tt.want...)
-			if got, want := st.Counters.EndpointRepairs, uint64(len(tt.want)/2); got != want {
-				t.Errorf("endpoint repairs = %d, want %d", got, want)
-			}
-			st = h.advance(DefaultRepairEvery)
-			if len(tt.want) == 0 {
-				h.expect()
-			}
-			if st.Counters.RepairsGivenUp != 0 {
-				t.Errorf("given up = %d, want 0", st.Counters.RepairsGivenUp)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				h := startKernel(t, tt.at)
+				if tt.later != nil {
+					h.lister.set(tt.later...)
+				}
+				st := h.advance(DefaultRepairAfter)
+				h.expect(tt.want...)
+				if got, want := st.Counters.EndpointRepairs, uint64(len(tt.want)/2); got != want {
+					t.Errorf("endpoint repairs = %d, want %d", got, want)
+				}
+				st = h.advance(DefaultRepairEvery)
+				if len(tt.want) == 0 {
+					h.expect()
+				}
+				if st.Counters.RepairsGivenUp != 0 {
+					t.Errorf("given up = %d, want 0", st.Counters.RepairsGivenUp)
+				}
+			})
 		})
 	}
 }
 
 func TestRepairLogsEndpointAndConnections(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrA), kconn(2, addrA), kconn(3, addrA, addrB)})
-	h.advance(time.Second)
-	h.expect(repairB...)
-	logs := h.logs.String()
-	if !strings.Contains(logs, `msg="endpoint repaired`) || !strings.Contains(logs, "id=101 addr=198.51.100.1 connections=2") {
-		t.Errorf("no repair log with the endpoint and 2 connections:\n%s", logs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrA), kconn(2, addrA), kconn(3, addrA, addrB)})
+		h.advance(time.Second)
+		h.expect(repairB...)
+		logs := h.logs.String()
+		if !strings.Contains(logs, `msg="endpoint repaired`) || !strings.Contains(logs, "id=101 addr=198.51.100.1 connections=2") {
+			t.Errorf("no repair log with the endpoint and 2 connections:\n%s", logs)
+		}
+	})
 }
 
 func TestRepairGivesUpAfterThree(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrA), kconn(2, addrA, addrB)})
-	for i := range repairTries {
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrA), kconn(2, addrA, addrB)})
+		for i := range repairTries {
+			st := h.advance(time.Second)
+			h.expect(repairB...)
+			if got := st.Counters.EndpointRepairs; got != uint64(i+1) {
+				t.Fatalf("after check %d: repairs = %d, want %d", i+1, got, i+1)
+			}
+		}
 		st := h.advance(time.Second)
-		h.expect(repairB...)
-		if got := st.Counters.EndpointRepairs; got != uint64(i+1) {
-			t.Fatalf("after check %d: repairs = %d, want %d", i+1, got, i+1)
+		h.expect()
+		if st.Counters.RepairsGivenUp != 1 {
+			t.Errorf("given up = %d, want 1", st.Counters.RepairsGivenUp)
 		}
-	}
-	st := h.advance(time.Second)
-	h.expect()
-	if st.Counters.RepairsGivenUp != 1 {
-		t.Errorf("given up = %d, want 1", st.Counters.RepairsGivenUp)
-	}
-	st = h.advance(DefaultRepairEvery)
-	h.expect()
-	if st.Counters.EndpointRepairs != repairTries || st.Counters.RepairsGivenUp != 1 {
-		t.Errorf("later: repairs %d, given up %d; want %d and 1", st.Counters.EndpointRepairs,
-			st.Counters.RepairsGivenUp, repairTries)
-	}
-	// A connection that lost its subflow gets repairs of its own; the
-	// given-up one is not counted, after the replacements either.
-	h.lister.set(kconn(1, addrA), kconn(2, addrA))
-	for range 2 {
-		h.advance(DefaultRepairEvery)
-		h.expect(repairB...)
-		if logs := h.logs.String(); strings.Contains(logs[strings.LastIndex(logs, "endpoint repaired"):], "connections=2") {
-			t.Errorf("the given-up connection was counted again:\n%s", logs)
+		st = h.advance(DefaultRepairEvery)
+		h.expect()
+		if st.Counters.EndpointRepairs != repairTries || st.Counters.RepairsGivenUp != 1 {
+			t.Errorf("later: repairs %d, given up %d; want %d and 1", st.Counters.EndpointRepairs,
+				st.Counters.RepairsGivenUp, repairTries)
 		}
-	}
+		// A connection that lost its subflow gets repairs of its own; the
+		// given-up one is not counted, after the replacements either.
+		h.lister.set(kconn(1, addrA), kconn(2, addrA))
+		for range 2 {
+			h.advance(DefaultRepairEvery)
+			h.expect(repairB...)
+			if logs := h.logs.String(); strings.Contains(logs[strings.LastIndex(logs, "endpoint repaired"):], "connections=2") {
+				t.Errorf("the given-up connection was counted again:\n%s", logs)
+			}
+		}
+	})
 }
 
 func TestRepairBacksOff(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrA)}, withRepair(time.Second, -1, Backoff{Initial: 10 * time.Second, Max: time.Minute}))
-	h.advance(time.Second) // t=1s: first repair, the next waits until 11s
-	h.expect(repairB...)
-	h.advance(time.Second) // t=2s: due, in backoff
-	h.expect()
-	h.advance(8 * time.Second) // t=10s
-	h.expect()
-	h.advance(time.Second) // t=11s: second repair, the next waits 20s
-	h.expect(repairB...)
-	h.advance(10 * time.Second)
-	h.expect()
-	h.advance(10 * time.Second)
-	h.expect(repairB...)
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrA)}, withRepair(time.Second, -1, Backoff{Initial: 10 * time.Second, Max: time.Minute}))
+		h.advance(time.Second) // t=1s: first repair, the next waits until 11s
+		h.expect(repairB...)
+		h.advance(time.Second) // t=2s: due, in backoff
+		h.expect()
+		h.advance(8 * time.Second) // t=10s
+		h.expect()
+		h.advance(time.Second) // t=11s: second repair, the next waits 20s
+		h.expect(repairB...)
+		h.advance(10 * time.Second)
+		h.expect()
+		h.advance(10 * time.Second)
+		h.expect(repairB...)
+	})
 }
 
 func TestRepairBackoffResetsWhenServed(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrA)}, withRepair(time.Second, 5*time.Second, Backoff{Initial: 10 * time.Second, Max: time.Minute}))
-	h.advance(time.Second)
-	h.expect(repairB...)
-	h.lister.set(kconn(1, addrA, addrB))
-	h.advance(time.Second) // served: the backoff is over
-	h.expect()
-	h.lister.set(kconn(1, addrA))
-	h.advance(5 * time.Second) // lost again: repaired at once
-	h.expect(repairB...)
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrA)}, withRepair(time.Second, 5*time.Second, Backoff{Initial: 10 * time.Second, Max: time.Minute}))
+		h.advance(time.Second)
+		h.expect(repairB...)
+		h.lister.set(kconn(1, addrA, addrB))
+		h.advance(time.Second) // served: the backoff is over
+		h.expect()
+		h.lister.set(kconn(1, addrA))
+		h.advance(5 * time.Second) // lost again: repaired at once
+		h.expect(repairB...)
+	})
 }
 
 func TestRepairAfterSubflowClosedWithError(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrA, addrB)}, withRepair(time.Second, -1, Backoff{}))
-	h.advance(time.Second)
-	h.expect()
-	h.lister.set(kconn(1, addrA))
-	h.advance(time.Hour) // no periodic check
-	h.expect()
-	sub := genl.Event{Type: genl.EventSubClosed, Token: 1, Local: netip.AddrPortFrom(addrB, 41000), Remote: server4}
-	h.events(sub) // closed without an error: no check
-	h.advance(time.Second)
-	h.expect()
-	sub.Error = uint8(110) // ETIMEDOUT
-	h.events(sub)
-	h.settle()
-	h.advance(time.Second)
-	h.expect(repairB...)
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrA, addrB)}, withRepair(time.Second, -1, Backoff{}))
+		h.advance(time.Second)
+		h.expect()
+		h.lister.set(kconn(1, addrA))
+		h.advance(time.Hour) // no periodic check
+		h.expect()
+		sub := genl.Event{Type: genl.EventSubClosed, Token: 1, Local: netip.AddrPortFrom(addrB, 41000), Remote: server4}
+		h.events(sub) // closed without an error: no check
+		h.advance(time.Second)
+		h.expect()
+		sub.Error = uint8(110) // ETIMEDOUT
+		h.events(sub)
+		h.settle()
+		h.advance(time.Second)
+		h.expect(repairB...)
+	})
 }
 
 func TestRepairOnlyUsableOwnedEndpoints(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrC)})
-	// B becomes unusable: the engine deletes it and forgets its record.
-	h.setHost(addrA)
-	h.expect("del_endpoint id=101")
-	st := h.advance(time.Second)
-	h.expect(
-		"del_endpoint id=100",
-		"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
-	)
-	if st.Counters.EndpointRepairs != 1 {
-		t.Errorf("repairs = %d, want 1", st.Counters.EndpointRepairs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrC)})
+		// B becomes unusable: the engine deletes it and forgets its record.
+		h.setHost(addrA)
+		h.expect("del_endpoint id=101")
+		st := h.advance(time.Second)
+		h.expect(
+			"del_endpoint id=100",
+			"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
+		)
+		if st.Counters.EndpointRepairs != 1 {
+			t.Errorf("repairs = %d, want 1", st.Counters.EndpointRepairs)
+		}
+	})
 }
 
 func TestRepairOff(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrA)}, withRepair(-1, 0, Backoff{}))
-	h.advance(time.Second)
-	h.advance(DefaultRepairEvery)
-	h.expect()
-	if n := h.lister.count(); n != 0 {
-		t.Errorf("listings = %d with the repair off, want 0", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrA)}, withRepair(-1, 0, Backoff{}))
+		h.advance(time.Second)
+		h.advance(DefaultRepairEvery)
+		h.expect()
+		if n := h.lister.count(); n != 0 {
+			t.Errorf("listings = %d with the repair off, want 0", n)
+		}
+	})
 }
 
 func TestRepairKeepsTheID(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, []ExistingConn{kconn(1, addrC)})
-	h.setHost(addrB) // id 100 goes free
-	h.expect("del_endpoint id=100")
-	failed := false
-	h.ns.mu.Lock()
-	h.ns.fail = func(call string) error {
-		if strings.HasPrefix(call, "add_endpoint id=101") && !failed {
-			failed = true
-			return kerr("add endpoint", unix.ENOMEM, "")
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, []ExistingConn{kconn(1, addrC)})
+		h.setHost(addrB) // id 100 goes free
+		h.expect("del_endpoint id=100")
+		failed := false
+		h.ns.mu.Lock()
+		h.ns.fail = func(call string) error {
+			if strings.HasPrefix(call, "add_endpoint id=101") && !failed {
+				failed = true
+				return kerr("add endpoint", unix.ENOMEM, "")
+			}
+			return nil
 		}
-		return nil
-	}
-	h.ns.mu.Unlock()
-	h.advance(time.Second)
-	h.expect(repairB...) // the add failed
-	h.advance(DefaultBackoff.Initial)
-	h.expect(repairB[1])
+		h.ns.mu.Unlock()
+		h.advance(time.Second)
+		h.expect(repairB...) // the add failed
+		h.advance(DefaultBackoff.Initial)
+		h.expect(repairB[1])
+	})
 }
 
 // BenchmarkRepairCheck measures one check of an endpoint against 100,000
@@ -318,16 +337,18 @@ func BenchmarkRepairCheck(b *testing.B) {
 
 func TestRepairNewerConnectionThatHadItsSubflow(t *testing.T) {
 	t.Parallel()
-	h := startKernel(t, nil, withRepair(time.Second, 5*time.Second, Backoff{}))
-	// Connection 1 came after the add and got its subflow from B;
-	// connection 2 came after and never had one (its peer refused).
-	h.lister.set(kconn(1, addrA, addrB), kconn(2, addrA))
-	h.advance(time.Second)
-	h.expect()
-	h.lister.set(kconn(1, addrA), kconn(2, addrA))
-	h.advance(5 * time.Second)
-	h.expect(repairB...)
-	if logs := h.logs.String(); !strings.Contains(logs, "connections=1 ") {
-		t.Errorf("repair not for the one connection that had its subflow:\n%s", logs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := startKernel(t, nil, withRepair(time.Second, 5*time.Second, Backoff{}))
+		// Connection 1 came after the add and got its subflow from B;
+		// connection 2 came after and never had one (its peer refused).
+		h.lister.set(kconn(1, addrA, addrB), kconn(2, addrA))
+		h.advance(time.Second)
+		h.expect()
+		h.lister.set(kconn(1, addrA), kconn(2, addrA))
+		h.advance(5 * time.Second)
+		h.expect(repairB...)
+		if logs := h.logs.String(); !strings.Contains(logs, "connections=1 ") {
+			t.Errorf("repair not for the one connection that had its subflow:\n%s", logs)
+		}
+	})
 }
