@@ -93,6 +93,11 @@ func TestUserspaceAddressGone(t *testing.T) {
 			name: "initial address gone",
 			change: func(h *harness) {
 				h.setHostPresent(hostAddrs[1])
+				// The host change first: the loop takes inputs that
+				// wait together in any order, and a policy swap
+				// applied while the address is still usable demotes
+				// the subflow instead.
+				h.settle()
 				h.e.SetPolicy(policy.Compose(fm, onlyFrom{addrB}))
 			},
 			want:   []string{"destroy 11111111 " + initial},
