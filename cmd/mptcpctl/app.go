@@ -165,10 +165,11 @@ kernel's reason is printed), 2 on bad usage (nothing was changed).`,
 		c.GroupID = groupDaemon
 		root.AddCommand(c)
 	}
-	fc := a.forceCmd()
-	fc.GroupID = groupPrograms
-	root.AddCommand(fc)
-	root.AddCommand(a.genDocsCmd())
+	for _, c := range []*cobra.Command{a.runCmd(), a.forceCmd()} {
+		c.GroupID = groupPrograms
+		root.AddCommand(c)
+	}
+	root.AddCommand(a.superviseCmd(), a.genDocsCmd())
 	return root
 }
 

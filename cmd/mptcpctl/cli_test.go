@@ -65,8 +65,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"monitor", "-x"}, "monitor: unknown shorthand flag: 'x' in -x"},
 		{[]string{"pm", "bpf"}, `pm: unknown path manager "bpf": expected kernel or userspace`},
 		{[]string{"pm", "kernel", "now"}, `pm: unexpected word "now": expected at most kernel or userspace`},
+		{[]string{"run"}, "run: expected PROGRAM [ARGS...]"},
+		{[]string{"run", "--check", "true"}, `run: unexpected word "true": --check runs no program`},
+		{[]string{"run", "--json", "true"}, "run: --json: run prints nothing of its own (but with --check)"},
+		{[]string{"run", "--verbos", "true"}, "run: unknown flag: --verbos"},
 		{[]string{"endpoint"}, ""}, // alias: reaches the namespace, see below
-		{[]string{"bogus"}, `unknown command "bogus": expected completion, connections, endpoints, events, force, limits, links, monitor, paths, pm, policies, reload, status, subflows or usage`},
+		{[]string{"bogus"}, `unknown command "bogus": expected completion, connections, endpoints, events, force, limits, links, monitor, paths, pm, policies, reload, run, status, subflows or usage`},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 	}
 	for _, tt := range tests {

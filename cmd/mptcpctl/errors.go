@@ -29,11 +29,14 @@ func usagef(format string, args ...any) error {
 // exitCode maps an error returned by a command to the process exit code.
 func exitCode(err error) int {
 	var u *usageError
+	var x *exitError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &u):
 		return exitUsage
+	case errors.As(err, &x):
+		return x.code
 	}
 	return exitRefused
 }

@@ -1,0 +1,176 @@
+//go:build linux
+
+package transparent_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+)
+
+// seedMbit is the rate of each link of the seed scenario, both ways.
+const seedMbit = 50
+
+// seedWindow is the window a rate is measured over.
+const seedWindow = 2 * time.Second
+
+// seedConfig is mptcpgod's configuration on the client: the in-kernel path
+// manager meshed over every link, veth links included (the daemon leaves
+// virtual links out by default), no control socket (its default path is
+// the host's).
+const seedConfig = `mode = "kernel"
+
+[control]
+socket = ""
+
+[links]
+include_kinds = ["virtual"]
+`
+
+// download is busybox wget under mptcpctl run writing a file to its
+// standard output, which a Meter counts.
+type download struct {
+	cmd *exec.Cmd
+	*netnstest.Meter
+}
+
+func startDownload(t *testing.T, h *netnstest.Host, argv ...string) *download {
+	t.Helper()
+	cmd := h.Command(argv[0], argv[1:]...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &download{cmd: cmd, Meter: netnstest.NewMeter(out)}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	waitFor(t, "the download's first bytes", func() (bool, string) {
+		select {
+		case <-d.Done():
+			t.Fatalf("%s ended before sending anything: %v\n%s", strings.Join(argv, " "), d.Err(), stderr.String())
+		default:
+		}
+		return d.Bytes() > 0, "nothing yet"
+	})
+	return d
+}
+
+// waitRate measures the download over seedWindow until a window reaches
+// least Mbit/s, failing if it ends or none does within waitLimit.
+func (d *download) waitRate(t *testing.T, what string, least float64) float64 {
+	t.Helper()
+	var seen []string
+	deadline := time.Now().Add(waitLimit)
+	for {
+		r := d.Rate(seedWindow)
+		seen = append(seen, fmt.Sprintf("%.1f", r))
+		select {
+		case <-d.Done():
+			t.Fatalf("%s: the download ended (%v) after %d bytes; rates seen %s Mbit/s", what, d.Err(), d.Bytes(), strings.Join(seen, " "))
+		default:
+		}
+		if r >= least {
+			t.Logf("%s: %.1f Mbit/s (windows of %v: %s)", what, r, seedWindow, strings.Join(seen, " "))
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %v window reached %.1f Mbit/s within %v; rates seen %s", what, seedWindow, least, waitLimit, strings.Join(seen, " "))
+		}
+	}
+}
+
+// TestRunSeedTwoLinks is the seed scenario: static busybox httpd and wget,
+// unmodified, both under mptcpctl run, over two 50 Mbit/s links. Over the
+// one path the download gets one link's rate; meshed by mptcpgod it reaches
+// 1.8 times that; cutting the second link in the middle leaves it intact and
+// running over the first, and its rate comes back when the link does.
+func TestRunSeedTwoLinks(t *testing.T) {
+	t.Parallel()
+	busybox := staticBusybox(t)
+	ctl, god := binary(t, "mptcpctl"), binary(t, "mptcpgod")
+	tb := netnstest.NewTestbed(t, 2)
+	shape := func(ifname string) {
+		tb.Client.Shape(ifname, seedMbit)
+		tb.Server.Shape(ifname, seedMbit)
+	}
+	for _, l := range tb.Links {
+		shape(l.ClientIf)
+	}
+
+	dir := t.TempDir()
+	big, err := os.Create(filepath.Join(dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(8 << 30); err != nil { // sparse: zeros, no disk
+		t.Fatal(err)
+	}
+	_ = big.Close()
+	addr := net.JoinHostPort(tb.Links[0].Server4.String(), "8080")
+	if err := tb.Server.Command(ctl, "run", busybox, "httpd", "-f", "-p", addr, "-h", dir).Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "busybox httpd's MPTCP listener", func() (bool, string) {
+		recs := tb.Server.SSRecords("-M", "-l")
+		return listener(recs, addr) != "", strings.Join(recs, "; ")
+	})
+	wget := []string{ctl, "run", busybox, "wget", "-q", "-O", "-", "http://" + addr + "/big"}
+
+	one := startDownload(t, tb.Client, wget...)
+	_ = one.Rate(seedWindow) // slow start
+	single := max(one.Rate(seedWindow), one.Rate(seedWindow))
+	_ = one.cmd.Process.Kill()
+	t.Logf("one path: %.1f Mbit/s", single)
+	if single <= 0 {
+		t.Fatal("nothing went over the one path")
+	}
+
+	cfg := filepath.Join(dir, "mptcpgod.toml")
+	if err := os.WriteFile(cfg, []byte(seedConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	daemon := tb.Client.Command(god, "--config", cfg)
+	var daemonLog syncBuffer
+	daemon.Stdout, daemon.Stderr = &daemonLog, &daemonLog
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = daemon.Process.Signal(syscall.SIGTERM)
+		_ = daemon.Wait()
+	})
+	waitFor(t, "mptcpgod's endpoints on both links", func() (bool, string) {
+		out, _ := tb.Client.Command(ctl, "endpoints", "--json").Output()
+		return strings.Count(string(out), `"id"`) >= 2, string(out) + daemonLog.String()
+	})
+
+	meshed := startDownload(t, tb.Client, wget...)
+	meshed.waitRate(t, "meshed", 1.8*single)
+
+	tb.Client.Blackhole(tb.Links[1].ClientIf)
+	tb.Server.Blackhole(tb.Links[1].ServerIf)
+	meshed.waitRate(t, "second link cut", 0.5*single)
+
+	shape(tb.Links[1].ClientIf)
+	meshed.waitRate(t, "second link back", 1.7*single)
+	select {
+	case <-meshed.Done():
+		t.Fatalf("the download ended: %v", meshed.Err())
+	default:
+	}
+}
