@@ -20,7 +20,7 @@ import (
 // DefaultWorkers is the size of the supervisor's pool of threads. One
 // thread serves about 21,000 sockets per second; more let one program's
 // threads, or several programs, be served at once.
-var DefaultWorkers = min(max(2*runtime.NumCPU(), 4), 16)
+var DefaultWorkers = min(max(runtime.NumCPU(), 2), 16)
 
 // controlReady is the supervisor's answer once it serves the listener.
 const controlReady = "ready"
@@ -185,7 +185,7 @@ func (s *supervisor) waitHangup() error {
 // known state starts a new worker and ends, and the thread with it.
 func (s *supervisor) worker() {
 	runtime.LockOSThread()
-	w := &worker{s: s, netns: s.ownNetNS, recv: make([]byte, s.recvSize), resp: make([]byte, s.respSize)}
+	w := &worker{s: s, netns: s.ownNetNS, recv: make([]byte, s.recvSize), resp: make([]byte, s.respSize), status: make([]byte, 4096)}
 	for {
 		clear(w.recv)
 		if err := s.ioctl(ioctlNotifRecv, unsafe.Pointer(&w.recv[0])); err != nil {
@@ -242,6 +242,9 @@ type worker struct {
 	netns nsID // the thread's current network namespace
 	recv  []byte
 	resp  []byte
+	// status holds the start of a /proc/PID/status file: the Uid and Gid
+	// lines come within its first kilobyte.
+	status []byte
 }
 
 // serve answers the notification in w.recv. It returns an error only
@@ -283,8 +286,11 @@ func (w *worker) serve() (threadErr error) {
 	_ = unix.Close(fd)
 	switch {
 	case e == unix.ENOENT:
-		// The caller is gone or was interrupted; a restarted call comes
-		// as a new notification.
+		// The caller is gone, or was interrupted and its restarted call
+		// comes as a new notification.
+	case e == unix.EINPROGRESS:
+		// A signal interrupted the caller's wait: the kernel queued the
+		// same notification again, and a worker will read it anew.
 	case e != 0:
 		w.s.warn(n.Pid, "install the MPTCP socket: %v: giving TCP", e)
 		w.continueCall(n.ID)
@@ -308,43 +314,41 @@ func (w *worker) continueCall(id uint64) {
 // answered). threadErr is set when the thread's ids could not be restored.
 func (w *worker) mptcpSocket(n seccompNotif, call socketCall) (fd int, reason string, threadErr error) {
 	proc := "/proc/" + strconv.FormatUint(uint64(n.Pid), 10)
-	status, err := os.ReadFile(proc + "/status")
+	var st unix.Stat_t
+	if err := unix.Stat(proc+"/ns/net", &st); err != nil {
+		return -1, w.goneOr(n.ID, fmt.Sprintf("its network namespace: %v", err)), nil
+	}
+	status, err := w.readStatus(proc + "/status")
 	if err != nil {
 		return -1, w.goneOr(n.ID, fmt.Sprintf("read %s/status: %v", proc, err)), nil
 	}
-	nsfd, err := unix.Open(proc+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, w.goneOr(n.ID, fmt.Sprintf("open its network namespace: %v", err)), nil
-	}
-	defer unix.Close(nsfd)
 	// The pid may have been reused between the notification and our
 	// reads: what we read counts only if the notification still waits.
-	if w.s.ioctl(ioctlNotifIDValid, unsafe.Pointer(&n.ID)) != nil {
+	if !w.valid(n.ID) {
 		return -1, "", nil
 	}
 	ids, err := parseStatusIDs(status)
 	if err != nil {
 		return -1, fmt.Sprintf("read %s/status: %v", proc, err), nil
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(nsfd, &st); err != nil {
-		return -1, fmt.Sprintf("its network namespace: %v", err), nil
-	}
 	if ns := (nsID{st.Dev, st.Ino}); ns != w.netns {
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			return -1, fmt.Sprintf("cannot enter its network namespace: %v", err), nil
+		if reason := w.enterNetNS(n.ID, proc+"/ns/net", ns); reason != "" || !w.valid(n.ID) {
+			return -1, reason, nil
 		}
-		w.netns = ns
 	}
-	if err := setFSIDs(ids); err != nil {
-		return -1, fmt.Sprintf("cannot take its filesystem uid %d and gid %d: %v", ids.uid, ids.gid, err), setFSIDs(w.s.own)
+	if ids != w.s.own {
+		if err := setFSIDs(ids); err != nil {
+			return -1, fmt.Sprintf("cannot take its filesystem uid %d and gid %d: %v", ids.uid, ids.gid, err), setFSIDs(w.s.own)
+		}
 	}
 	fd, err = unix.Socket(int(call.family), unix.SOCK_STREAM|unix.SOCK_CLOEXEC|int(call.typ&unix.SOCK_NONBLOCK), unix.IPPROTO_MPTCP)
-	if err := setFSIDs(w.s.own); err != nil {
-		if fd >= 0 {
-			_ = unix.Close(fd)
+	if ids != w.s.own {
+		if err := setFSIDs(w.s.own); err != nil {
+			if fd >= 0 {
+				_ = unix.Close(fd)
+			}
+			return -1, fmt.Sprintf("restore the supervisor's ids: %v", err), err
 		}
-		return -1, fmt.Sprintf("restore the supervisor's ids: %v", err), err
 	}
 	if err != nil {
 		return -1, mptcpRefusal(err), nil
@@ -352,10 +356,49 @@ func (w *worker) mptcpSocket(n seccompNotif, call socketCall) (fd int, reason st
 	return fd, "", nil
 }
 
+// readStatus reads the start of a /proc/PID/status file, where the Uid
+// and Gid lines are, in one read into the worker's buffer.
+func (w *worker) readStatus(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n, err := unix.Read(fd, w.status)
+	if err != nil {
+		return nil, err
+	}
+	return w.status[:n], nil
+}
+
+// enterNetNS moves the thread into the caller's network namespace ns,
+// whose file is path, and returns "" or why it could not.
+func (w *worker) enterNetNS(id uint64, path string, ns nsID) string {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return w.goneOr(id, fmt.Sprintf("open its network namespace: %v", err))
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || (nsID{st.Dev, st.Ino}) != ns {
+		return w.goneOr(id, "its network namespace changed while being read")
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Sprintf("cannot enter its network namespace: %v", err)
+	}
+	w.netns = ns
+	return ""
+}
+
+// valid reports whether notification id still waits for an answer.
+func (w *worker) valid(id uint64) bool {
+	return w.s.ioctl(ioctlNotifIDValid, unsafe.Pointer(&id)) == nil
+}
+
 // goneOr returns "" when notification id no longer waits (the caller is
 // gone, and so are its /proc files), else reason.
 func (w *worker) goneOr(id uint64, reason string) string {
-	if w.s.ioctl(ioctlNotifIDValid, unsafe.Pointer(&id)) != nil {
+	if !w.valid(id) {
 		return ""
 	}
 	return reason
