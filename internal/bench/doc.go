@@ -54,6 +54,16 @@
 // what bounds the rate. docs/performance.md explains the method and its
 // limits.
 //
+// BenchmarkTransparentSocket measures what `mptcpctl run` costs a program:
+// one socket(AF_INET, SOCK_STREAM, 0) and close in a dynamically linked C
+// loop (testdata/sockloop, built with cgo), unforced, asking IPPROTO_MPTCP
+// itself, under mptcpize (mptcpd's LD_PRELOAD library, when installed) and
+// under mptcpctl run, runs of each way interleaved so that the machine's
+// other load falls on all of them. BenchmarkTransparentDownload runs the
+// seed scenario: static busybox wget downloading from busybox httpd, both
+// under mptcpctl run, over two 50 Mbit/s links, with no path manager
+// acting and then meshed by mptcpgod, and reports each one's best rate.
+//
 // With -bench.report the benchmarks that ran are written, with the machine
 // and the kernel, as Markdown and JSON to bench/results (WriteReport),
 // with a plot of the latency CDF of BenchmarkSubflow (WriteCDF):

@@ -90,6 +90,7 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		buildDir = dir
 		if binaryPath, err = buildBinary(dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -174,8 +175,36 @@ func serve(ln net.Listener) {
 }
 
 // binaryPath is the mptcpgod binary built once for the run by TestMain
-// (go build into a temporary directory removed at exit).
-var binaryPath string
+// (go build into buildDir, a temporary directory removed at exit).
+var (
+	binaryPath string
+	buildDir   string
+)
+
+// tools are the other programs benchmarks build into buildDir, once each.
+var tools = struct {
+	sync.Mutex
+	built map[string]string
+}{built: map[string]string{}}
+
+// tool returns the path of the program of package pkg (an import path),
+// building it into buildDir on first use with env added.
+func tool(b *testing.B, pkg string, env ...string) string {
+	b.Helper()
+	tools.Lock()
+	defer tools.Unlock()
+	if p, ok := tools.built[pkg]; ok {
+		return p
+	}
+	path := filepath.Join(buildDir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", path, pkg)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	tools.built[pkg] = path
+	return path
+}
 
 // buildBinary builds cmd/mptcpgod into dir.
 func buildBinary(dir string) (string, error) {

@@ -94,6 +94,38 @@ type Result struct {
 	Aggregation *Aggregation `json:"aggregation,omitempty"`
 	Memory      *Memory      `json:"memory,omitempty"`
 	Churn       *Churn       `json:"churn,omitempty"`
+	Socket      *Socket      `json:"socket,omitempty"`
+	Download    *Download    `json:"download,omitempty"`
+}
+
+// Socket is the cost of one socket(AF_INET, SOCK_STREAM, 0) and its close
+// in a dynamically linked C loop, for one way of getting the socket
+// (figure "socket"; Result.Manager names the way).
+type Socket struct {
+	// Protocol is SO_PROTOCOL of the sockets the loop got: 6 TCP, 262
+	// MPTCP.
+	Protocol int `json:"protocol"`
+	// Calls is how many sockets one run of the loop opened, Runs how many
+	// runs were taken, interleaved with the other ways'.
+	Calls int `json:"calls"`
+	Runs  int `json:"runs"`
+	// MedianUs and MinUs are the median and the lowest over the runs of
+	// the microseconds per socket and close.
+	MedianUs float64 `json:"median_us"`
+	MinUs    float64 `json:"min_us"`
+}
+
+// Download is busybox wget downloading from busybox httpd, both unmodified
+// under mptcpctl run, over two shaped links (figure "download";
+// Result.Manager is "one-path" before mptcpgod runs, "meshed" after).
+type Download struct {
+	// Mbps is the best rate over Windows windows of Seconds each, after
+	// one window of slow start.
+	Mbps      float64 `json:"mbps"`
+	LinkMbps  float64 `json:"link_mbps"`
+	Windows   int     `json:"windows"`
+	Seconds   float64 `json:"window_seconds"`
+	OfOneLink float64 `json:"of_one_link"`
 }
 
 // Churn is the churn figure of one path manager: the highest rate of new
@@ -380,9 +412,13 @@ func (r Report) Markdown(withPlot bool) string {
 	fmt.Fprintf(&b, "Measured %s on %d CPUs (%s), Linux %s, %s; load average %.2f before, %.2f after.\n",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Machine.CPUs, r.Machine.CPU, r.Machine.Kernel, r.Machine.Go,
 		r.Machine.LoadBefore, r.Machine.LoadAfter)
-	var latency, failover, aggregation, memory, churn []Result
+	var latency, failover, aggregation, memory, churn, socket, download []Result
 	for _, x := range r.Results {
 		switch {
+		case x.Socket != nil:
+			socket = append(socket, x)
+		case x.Download != nil:
+			download = append(download, x)
 		case x.Churn != nil:
 			churn = append(churn, x)
 		case x.Summary != nil:
@@ -453,10 +489,33 @@ func (r Report) Markdown(withPlot bool) string {
 	if len(churn) > 0 {
 		writeChurn(&b, churn)
 	}
+	writeTransparent(&b, socket, download)
 	if withPlot {
 		fmt.Fprintf(&b, "\n![Latency CDF of established → extra subflow](%s)\n", CDFFile)
 	}
 	return b.String()
+}
+
+// writeTransparent writes the tables of the socket and download figures.
+func writeTransparent(b *strings.Builder, socket, download []Result) {
+	if len(socket) > 0 {
+		b.WriteString("\nSocket cost: socket(AF_INET, SOCK_STREAM, 0) and close in a dynamically linked C loop, runs of each way interleaved.\n\n")
+		b.WriteString("| Way | Protocol | Calls × runs | Median µs | Lowest µs |\n")
+		b.WriteString("|---|---:|---:|---:|---:|\n")
+	}
+	for _, x := range socket {
+		s := x.Socket
+		fmt.Fprintf(b, "| %s | %d | %d × %d | %.1f | %.1f |\n", x.Manager, s.Protocol, s.Calls, s.Runs, s.MedianUs, s.MinUs)
+	}
+	if len(download) > 0 {
+		b.WriteString("\nDownload: static busybox wget from busybox httpd, both under mptcpctl run, over two shaped links.\n\n")
+		b.WriteString("| Paths | Mbit/s | Link Mbit/s | Of one link | Windows × s |\n")
+		b.WriteString("|---|---:|---:|---:|---:|\n")
+	}
+	for _, x := range download {
+		d := x.Download
+		fmt.Fprintf(b, "| %s | %.1f | %.0f | %.2f× | %d × %.0f |\n", x.Manager, d.Mbps, d.LinkMbps, d.OfOneLink, d.Windows, d.Seconds)
+	}
 }
 
 // writeChurn writes the churn table of rs.

@@ -113,6 +113,10 @@ var testReport = Report{
 				MachinePer1000: 0.474, GeneratorCPU: 0.318, GeneratorUserCPU: 0.06, ServerCPU: 0.169, KernelThreadsCPU: 0.104, MachineBusy: 0.994, Tries: 1}}},
 		{Figure: "churn", Manager: "mptcpd", Mode: "kernel",
 			Churn: &Churn{Load: "open", Next: &ChurnStep{Offered: 2000, Rate: 1998, Missed: 3, Failure: "3 of 3000 missed", Tries: 2}}},
+		{Figure: "socket", Manager: "tcp", Socket: &Socket{Protocol: 6, Calls: 2000, Runs: 7, MedianUs: 2.5, MinUs: 2.25}},
+		{Figure: "socket", Manager: "mptcpctl-run", Socket: &Socket{Protocol: 262, Calls: 2000, Runs: 7, MedianUs: 41.5, MinUs: 35}},
+		{Figure: "download", Manager: "one-path", Download: &Download{Mbps: 47.5, LinkMbps: 50, Windows: 3, Seconds: 2, OfOneLink: 0.95}},
+		{Figure: "download", Manager: "meshed", Download: &Download{Mbps: 93.25, LinkMbps: 50, Windows: 3, Seconds: 2, OfOneLink: 1.87}},
 	},
 }
 
@@ -161,7 +165,17 @@ func TestMarkdown(t *testing.T) {
 		"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" +
 		"| mptcpgod | userspace | open | 11.3 | 3950 | 0.388 | 7.093 | 0.176 (0.075) | 0.432 | 34% | 31% (5%) | 14% | 2% | 85% | 4950/s offered: p99 270.4 ms |\n" +
 		"| kernel | kernel | closed | 24.3 | 4207 | 0.091 | 9.900 | – | 0.474 | – | 32% (6%) | 17% | 10% | 99% | – |\n" +
-		"| mptcpd | kernel | open | – | – | – | – | – | – | – | – | – | – | – | 2000/s offered: 3 of 3000 missed |\n"
+		"| mptcpd | kernel | open | – | – | – | – | – | – | – | – | – | – | – | 2000/s offered: 3 of 3000 missed |\n" +
+		"\nSocket cost: socket(AF_INET, SOCK_STREAM, 0) and close in a dynamically linked C loop, runs of each way interleaved.\n\n" +
+		"| Way | Protocol | Calls × runs | Median µs | Lowest µs |\n" +
+		"|---|---:|---:|---:|---:|\n" +
+		"| tcp | 6 | 2000 × 7 | 2.5 | 2.2 |\n" +
+		"| mptcpctl-run | 262 | 2000 × 7 | 41.5 | 35.0 |\n" +
+		"\nDownload: static busybox wget from busybox httpd, both under mptcpctl run, over two shaped links.\n\n" +
+		"| Paths | Mbit/s | Link Mbit/s | Of one link | Windows × s |\n" +
+		"|---|---:|---:|---:|---:|\n" +
+		"| one-path | 47.5 | 50 | 0.95× | 3 × 2 |\n" +
+		"| meshed | 93.2 | 50 | 1.87× | 3 × 2 |\n"
 	if diff := cmp.Diff(want, testReport.Markdown(false)); diff != "" {
 		t.Errorf("Markdown(false) (-want +got):\n%s", diff)
 	}
