@@ -59,7 +59,9 @@ soak:
 clean:
 	rm -rf $(BIN)
 
-# demo builds the binaries and runs the daemon on a throwaway testbed (root).
+# demo builds the binaries and runs the daemon on a throwaway testbed (root):
+# static busybox httpd and wget, under mptcpctl run, over one path and then
+# meshed. It needs Debian's busybox-static (.ci/run installs it) and says so.
 demo: build
 	$(GO) run ./internal/demo -bin $(BIN)
 

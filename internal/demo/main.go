@@ -1,13 +1,17 @@
 // Command demo runs mptcpgod on a throwaway two-host testbed: a client and a
-// server network namespace joined by two rate-limited veth links. It measures
-// a transfer over one path, starts the daemon with the fullmesh policy on the
-// client, measures the same transfer again over every path, prints the
-// subflows with mptcpctl, and removes everything. `make demo` runs it as root.
+// server network namespace joined by two rate-limited veth links. The
+// server runs an unmodified static busybox httpd and the client downloads a
+// file from it with an unmodified static busybox wget, both started through
+// `mptcpctl run`, which gives them MPTCP sockets. It measures the download
+// over one path, starts the daemon with the fullmesh policy on the client,
+// measures it again over every path, prints the subflows with mptcpctl, and
+// removes everything. `make demo` runs it as root.
 package main
 
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,7 +31,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory holding the mptcpgod and mptcpctl binaries")
 	mbit := flag.Int("mbit", 50, "rate of each link in Mbit/s")
-	dur := flag.Duration("duration", 4*time.Second, "length of each transfer")
+	dur := flag.Duration("duration", 4*time.Second, "length of each download")
 	flag.Parse()
 
 	r := &runner{}
@@ -58,6 +62,10 @@ func run(ctx context.Context, r *runner, bin string, mbit int, dur time.Duration
 			return fmt.Errorf("%s is missing: run make build first", b)
 		}
 	}
+	busybox, err := staticBusybox()
+	if err != nil {
+		return err
+	}
 
 	step("building the testbed: client and server namespaces, two links of %d Mbit/s", mbit)
 	tb := netnstest.NewTestbed(r, 2)
@@ -66,12 +74,26 @@ func run(ctx context.Context, r *runner, bin string, mbit int, dur time.Duration
 		tb.Server.Shape(l.ServerIf, mbit)
 		fmt.Printf("  %-4s client %-13s server %-13s\n", l.ClientIf, l.Client4, l.Server4)
 	}
-	server := tb.Links[0].Server4.String()
-	ln := tb.Server.Listen("tcp", net.JoinHostPort(server, "5201"))
-	go sink(ln)
 
-	step("one path: an MPTCP transfer with no path manager acting")
-	single, err := transfer(ctx, tb.Client, ln.Addr().String(), dur)
+	addr := net.JoinHostPort(tb.Links[0].Server4.String(), "8080")
+	step("server: mptcpctl run %s httpd -f -p %s", busybox, addr)
+	www := filepath.Join(r.tempDir(), "www")
+	if err := bigFile(www); err != nil {
+		return err
+	}
+	httpd := tb.Server.Command(ctl, "run", busybox, "httpd", "-f", "-p", addr, "-h", www)
+	httpd.Stderr = prefixed("  httpd| ")
+	if err := httpd.Start(); err != nil {
+		return fmt.Errorf("start busybox httpd: %w", err)
+	}
+	if err := waitListener(ctx, tb.Server, addr); err != nil {
+		return err
+	}
+	fmt.Print(indent(mustOutput(tb.Server.Command("ss", "-M", "-l", "-n"))))
+
+	url := "http://" + addr + "/big"
+	step("one path: mptcpctl run %s wget %s, no path manager acting", busybox, url)
+	single, err := download(ctx, tb.Client, ctl, busybox, url, dur, nil)
 	if err != nil {
 		return err
 	}
@@ -92,18 +114,15 @@ func run(ctx context.Context, r *runner, bin string, mbit int, dur time.Duration
 	}
 	fmt.Print(indent(mustOutput(tb.Client.Command(ctl, "endpoints"))))
 
-	step("every path: the same transfer, now meshed by mptcpgod")
-	conn, err := tb.Client.Dial("tcp", "", ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	multi, err := send(ctx, conn, dur, func() {
+	step("every path: the same download, now meshed by mptcpgod")
+	multi, err := download(ctx, tb.Client, ctl, busybox, url, dur, func() {
 		fmt.Print(indent(mustOutput(tb.Client.Command(ctl, "subflows"))))
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %.1f Mbit/s, %.2f× the single path (links sum to %d Mbit/s)\n", multi, multi/single, 2*mbit)
+	fmt.Printf("\n  one path %.1f Mbit/s, every path %.1f Mbit/s: %.2f× (links sum to %d Mbit/s)\n",
+		single, multi, multi/single, 2*mbit)
 
 	step("stopping mptcpgod: it withdraws its endpoints")
 	_ = daemon.Process.Signal(syscall.SIGTERM)
@@ -111,6 +130,93 @@ func run(ctx context.Context, r *runner, bin string, mbit int, dur time.Duration
 	fmt.Print(indent(mustOutput(tb.Client.Command(ctl, "endpoints"))))
 	step("removing the testbed")
 	return nil
+}
+
+// staticBusybox returns the path of Debian's static busybox, or says how to
+// get it: no preload library reaches a static binary, mptcpctl run does.
+func staticBusybox() (string, error) {
+	const hint = "the demo runs Debian's static busybox: apt-get install busybox-static"
+	p, err := exec.LookPath("busybox")
+	if err != nil {
+		return "", errors.New("busybox is missing: " + hint)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("%s is dynamically linked: %s", p, hint)
+		}
+	}
+	return p, nil
+}
+
+// bigFile creates dir with a sparse file "big" larger than any download.
+func bigFile(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "big"))
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(8 << 30); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// download runs busybox wget under mptcpctl run in h for d, calls during
+// once halfway, stops it and returns the rate in Mbit/s over the last
+// three quarters (the first is slow start).
+func download(ctx context.Context, h *netnstest.Host, ctl, busybox, url string, d time.Duration, during func()) (float64, error) {
+	cmd := h.Command(ctl, "run", busybox, "wget", "-q", "-O", "-", url)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	cmd.Stderr = prefixed("  wget| ")
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start busybox wget: %w", err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	m := netnstest.NewMeter(out)
+	_ = m.Rate(d / 4)
+	first := m.Rate(d / 4)
+	if during != nil {
+		during()
+	}
+	second := m.Rate(d / 2)
+	select {
+	case <-m.Done():
+		return 0, fmt.Errorf("busybox wget ended early: %v", m.Err())
+	default:
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	return (first + 2*second) / 3, nil
+}
+
+// waitListener polls ss until something listens with MPTCP on addr.
+func waitListener(ctx context.Context, h *netnstest.Host, addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := h.Exec("ss", "-M", "-l", "-n", "-H")
+		if strings.Contains(out, addr) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("busybox httpd did not listen with MPTCP on %s within 30s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // demoConfig includes veth links, which the daemon leaves out by default,
@@ -123,55 +229,6 @@ socket = ""
 [links]
 include_kinds = ["virtual"]
 `
-
-// transfer sends for d over a new MPTCP connection and returns Mbit/s.
-func transfer(ctx context.Context, h *netnstest.Host, addr string, d time.Duration) (float64, error) {
-	conn, err := h.Dial("tcp", "", addr)
-	if err != nil {
-		return 0, err
-	}
-	return send(ctx, conn, d, nil)
-}
-
-// send writes to conn for d, calls during once halfway, closes conn and
-// returns the rate in Mbit/s.
-func send(ctx context.Context, conn net.Conn, d time.Duration, during func()) (float64, error) {
-	defer conn.Close()
-	buf := make([]byte, 64<<10)
-	start := time.Now()
-	half := start.Add(d / 2)
-	var sent int64
-	for time.Since(start) < d {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		if during != nil && time.Now().After(half) {
-			during()
-			during = nil
-		}
-		_ = conn.SetWriteDeadline(start.Add(d))
-		n, err := conn.Write(buf)
-		sent += int64(n)
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return 0, err
-		}
-	}
-	return float64(sent) * 8 / time.Since(start).Seconds() / 1e6, nil
-}
-
-// sink accepts connections and discards what they carry.
-func sink(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			_, _ = io.Copy(io.Discard, c)
-		}()
-	}
-}
 
 // waitEndpoints polls mptcpctl until the client has n endpoints.
 func waitEndpoints(ctx context.Context, h *netnstest.Host, ctl string, n int) error {
