@@ -349,6 +349,7 @@ func TestRunDaemonize(t *testing.T) {
 	defer stderr.Close()
 	cmd.Stderr = stderr
 	err = cmd.Run()
+	child := daemonChild(t, dir)
 	logged, _ := os.ReadFile(stderr.Name())
 	if err != nil {
 		t.Fatalf("sockprobe daemon: %v\n%s", err, logged)
@@ -358,15 +359,9 @@ func TestRunDaemonize(t *testing.T) {
 		t.Fatalf("no supervisor pid in %q", logged)
 	}
 	supFD := pidfd(t, sup)
-	b, err := os.ReadFile(filepath.Join(dir, "pid"))
-	if err != nil {
-		t.Fatal(err)
+	if child == 0 {
+		t.Fatal("sockprobe daemon wrote no pid")
 	}
-	child, err := strconv.Atoi(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	killAtCleanup(t, child)
 	childFD := pidfd(t, child)
 	if exited(supFD, 0) {
 		t.Fatal("the supervisor exited with the first process, while its child lives")
@@ -377,7 +372,7 @@ func TestRunDaemonize(t *testing.T) {
 	if !exited(childFD, waitLimit) {
 		t.Fatalf("the child did not finish within %v", waitLimit)
 	}
-	b, err = os.ReadFile(filepath.Join(dir, "result"))
+	b, err := os.ReadFile(filepath.Join(dir, "result"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,6 +383,22 @@ func TestRunDaemonize(t *testing.T) {
 	if !exited(supFD, waitLimit) {
 		t.Errorf("the supervisor (pid %d) still runs %v after the last process under it exited", sup, waitLimit)
 	}
+}
+
+// daemonChild returns the pid `sockprobe daemon DIR` wrote for its child
+// (0 when there is none), killed at cleanup.
+func daemonChild(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		return 0
+	}
+	child, err := strconv.Atoi(string(b))
+	if err != nil {
+		return 0
+	}
+	killAtCleanup(t, child)
+	return child
 }
 
 // TestRunDaemonizePipes: a daemon whose first process exits is done for
@@ -401,11 +412,7 @@ func TestRunDaemonizePipes(t *testing.T) {
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	if b, rerr := os.ReadFile(filepath.Join(dir, "pid")); rerr == nil {
-		if child, aerr := strconv.Atoi(string(b)); aerr == nil {
-			killAtCleanup(t, child)
-		}
-	}
+	daemonChild(t, dir)
 	if err != nil {
 		t.Fatalf("sockprobe daemon: %v (the pipes were held open after it exited?)\n%s", err, stderr.String())
 	}
