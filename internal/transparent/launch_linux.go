@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -92,7 +94,7 @@ func startSupervisor(argv []string, control *os.File) (int, error) {
 	if len(argv) == 0 {
 		return 0, errors.New("transparent: no supervisor command")
 	}
-	cmd := exec.Command(argv[0], append(argv[1:], DetachArg)...)
+	cmd := supervisorCmd(append(slices.Clone(argv), DetachArg))
 	cmd.ExtraFiles = []*os.File{control}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -119,7 +121,7 @@ func Detach(argv []string, stderr *os.File) error {
 		return errors.New("transparent: detach: no control socket on descriptor 3")
 	}
 	defer control.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := supervisorCmd(argv)
 	cmd.ExtraFiles = []*os.File{control}
 	if stderr != nil {
 		cmd.Stderr = stderr
@@ -132,6 +134,20 @@ func Detach(argv []string, stderr *os.File) error {
 		return fmt.Errorf("transparent: detach: %w", err)
 	}
 	return cmd.Process.Release()
+}
+
+// supervisorCmd returns the command for a supervisor process. Started as
+// /proc/self/exe (the running program, even if its file was replaced since),
+// it is named after the running program, so that ps and systemctl status
+// show "mptcpctl supervise".
+func supervisorCmd(argv []string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if argv[0] == "/proc/self/exe" {
+		if self, err := os.Executable(); err == nil {
+			cmd.Args[0] = filepath.Base(self)
+		}
+	}
+	return cmd
 }
 
 // ControlFile returns the control socket a supervisor process got from
