@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -98,6 +99,30 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", r.stdout)
 			}
 		})
+	}
+}
+
+// TestRunCheck: run --check reports the mechanism, in a table and in
+// JSON, and says why it is unavailable when it is.
+func TestRunCheck(t *testing.T) {
+	t.Parallel()
+	r := mptcpctl(t, "run", "--check")
+	if !strings.HasPrefix(r.stdout, "mechanism: seccomp user notification: ") || !strings.Contains(r.stdout, "\nMPTCP:     ") {
+		t.Errorf("run --check printed %q", r.stdout)
+	}
+	j := mptcpctl(t, "--json", "run", "--check")
+	var out runCheckOut
+	if err := json.Unmarshal([]byte(j.stdout), &out); err != nil {
+		t.Fatalf("run --check --json printed %q: %v", j.stdout, err)
+	}
+	if out.Mechanism != "seccomp user notification" || j.code != r.code {
+		t.Errorf("run --check --json: %+v, exit %d (table: exit %d)", out, j.code, r.code)
+	}
+	switch {
+	case out.Available && (r.code != exitOK || out.Reason != ""):
+		t.Errorf("available, yet exit %d, reason %q", r.code, out.Reason)
+	case !out.Available && (r.code != exitRefused || out.Reason == "" || !strings.Contains(r.stderr, out.Reason)):
+		t.Errorf("unavailable: exit %d, reason %q, stderr %q", r.code, out.Reason, r.stderr)
 	}
 }
 

@@ -4,6 +4,7 @@ package transparent
 
 import (
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,6 +128,31 @@ func TestParseRelease(t *testing.T) {
 		if (err == nil) != tt.ok || maj != tt.major || mnr != tt.minor {
 			t.Errorf("parseRelease(%q) = %d, %d, %v", tt.in, maj, mnr, err)
 		}
+	}
+}
+
+func TestCheckRelease(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		release string
+		ok      bool
+	}{
+		{"6.18.44-fc-v1272", true},
+		{"5.14.0-362.el9.x86_64", true},
+		{"5.13.19", false},
+		{"4.19.0-27-amd64", false},
+		{"weird", false},
+	} {
+		err := checkRelease(tt.release)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkRelease(%q) = %v, want ok %v", tt.release, err, tt.ok)
+		}
+		if err != nil && (!errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.release)) {
+			t.Errorf("checkRelease(%q) = %v: want ErrUnavailable naming the release", tt.release, err)
+		}
+	}
+	if err := checkRelease("5.10.0"); err == nil || !strings.Contains(err.Error(), "older than 5.14") {
+		t.Errorf("checkRelease(5.10.0) = %v, want it to say older than 5.14", err)
 	}
 }
 

@@ -29,13 +29,8 @@ func Probe() error {
 	if err := unix.Uname(&u); err != nil {
 		return unavailable("uname: %v", err)
 	}
-	release := unix.ByteSliceToString(u.Release[:])
-	major, minor, err := parseRelease(release)
-	if err != nil {
-		return unavailable("%v", err)
-	}
-	if major < 5 || major == 5 && minor < 14 {
-		return unavailable("kernel %s is older than 5.14, the first to install a file descriptor as a system call's result (SECCOMP_ADDFD_FLAG_SEND)", release)
+	if err := checkRelease(unix.ByteSliceToString(u.Release[:])); err != nil {
+		return err
 	}
 	action := uint32(unix.SECCOMP_RET_USER_NOTIF)
 	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptr(unsafe.Pointer(&action))); e != 0 {
@@ -51,6 +46,19 @@ func Probe() error {
 	}
 	if _, err := notifSizes(); err != nil {
 		return unavailable("%v", err)
+	}
+	return nil
+}
+
+// checkRelease returns an *UnavailableError when kernel release is older
+// than 5.14, the first to install a descriptor as a call's result.
+func checkRelease(release string) error {
+	major, minor, err := parseRelease(release)
+	if err != nil {
+		return unavailable("%v", err)
+	}
+	if major < 5 || major == 5 && minor < 14 {
+		return unavailable("kernel %s is older than 5.14, the first to install a file descriptor as a system call's result (SECCOMP_ADDFD_FLAG_SEND)", release)
 	}
 	return nil
 }

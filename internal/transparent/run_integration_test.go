@@ -516,3 +516,47 @@ func TestRunUnavailableNested(t *testing.T) {
 		t.Errorf("nested run: %v %q", err, out)
 	}
 }
+
+// TestRunSupervisorKilled: what docs/transparent.md says of a killed
+// supervisor holds: the program's later TCP sockets fail with ENOSYS.
+func TestRunSupervisorKilled(t *testing.T) {
+	t.Parallel()
+	h := netnstest.NewHost(t, "killed")
+	dir := t.TempDir()
+	cmd := h.Command(binary(t, "mptcpctl"), "run", "--verbose", binary(t, "sockprobe"), "daemon", dir)
+	stderr, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	err = cmd.Run()
+	child := daemonChild(t, dir)
+	logged, _ := os.ReadFile(stderr.Name())
+	sup, ok := supervisorPid(string(logged))
+	if err != nil || !ok || child == 0 {
+		t.Fatalf("sockprobe daemon: %v, supervisor %v, child %d\n%s", err, ok, child, logged)
+	}
+	supFD := pidfd(t, sup)
+	if err := unix.Kill(sup, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !exited(supFD, waitLimit) {
+		t.Fatal("the supervisor survived SIGKILL")
+	}
+	childFD := pidfd(t, child)
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !exited(childFD, waitLimit) {
+		t.Fatalf("the child did not finish within %v", waitLimit)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s socket
+	if err := json.Unmarshal(b, &s); err != nil || s.Error != unix.ENOSYS.Error() {
+		t.Errorf("after the supervisor was killed the program got %s (%v), want ENOSYS", b, err)
+	}
+}
