@@ -338,8 +338,26 @@ func TestRunFallback(t *testing.T) {
 // lives and exits after it.
 func TestRunDaemonize(t *testing.T) {
 	t.Parallel()
-	h := netnstest.NewHost(t, "daemon")
 	dir := t.TempDir()
+	sup, child := startDaemon(t, netnstest.NewHost(t, "daemon"), dir)
+	supFD := pidfd(t, sup)
+	childFD := pidfd(t, child)
+	if exited(supFD, 0) {
+		t.Fatal("the supervisor exited with the first process, while its child lives")
+	}
+	if s := daemonSocket(t, dir, childFD); s.Protocol != unix.IPPROTO_MPTCP {
+		t.Errorf("the daemon's child got %+v, want an MPTCP socket", s)
+	}
+	if !exited(supFD, waitLimit) {
+		t.Errorf("the supervisor (pid %d) still runs %v after the last process under it exited", sup, waitLimit)
+	}
+}
+
+// startDaemon runs `mptcpctl run --verbose sockprobe daemon DIR` in h and
+// returns the pids of the supervisor and of the daemon's child, which
+// waits for DIR/go.
+func startDaemon(t *testing.T, h *netnstest.Host, dir string) (supervisor, child int) {
+	t.Helper()
 	cmd := h.Command(binary(t, "mptcpctl"), "run", "--verbose", binary(t, "sockprobe"), "daemon", dir)
 	// A file, not a pipe: the child and the supervisor keep it open.
 	stderr, err := os.Create(filepath.Join(dir, "stderr"))
@@ -349,23 +367,19 @@ func TestRunDaemonize(t *testing.T) {
 	defer stderr.Close()
 	cmd.Stderr = stderr
 	err = cmd.Run()
-	child := daemonChild(t, dir)
+	child = daemonChild(t, dir)
 	logged, _ := os.ReadFile(stderr.Name())
-	if err != nil {
-		t.Fatalf("sockprobe daemon: %v\n%s", err, logged)
+	supervisor, ok := supervisorPid(string(logged))
+	if err != nil || !ok || child == 0 {
+		t.Fatalf("sockprobe daemon: %v, supervisor found %v, child %d\n%s", err, ok, child, logged)
 	}
-	sup, ok := supervisorPid(string(logged))
-	if !ok {
-		t.Fatalf("no supervisor pid in %q", logged)
-	}
-	supFD := pidfd(t, sup)
-	if child == 0 {
-		t.Fatal("sockprobe daemon wrote no pid")
-	}
-	childFD := pidfd(t, child)
-	if exited(supFD, 0) {
-		t.Fatal("the supervisor exited with the first process, while its child lives")
-	}
+	return supervisor, child
+}
+
+// daemonSocket lets the daemon's child (pidfd childFD) open its socket
+// and returns what it got.
+func daemonSocket(t *testing.T, dir string, childFD int) socket {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -377,12 +391,10 @@ func TestRunDaemonize(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s socket
-	if err := json.Unmarshal(b, &s); err != nil || s.Protocol != unix.IPPROTO_MPTCP {
-		t.Errorf("the daemon's child got %s (%v), want an MPTCP socket", b, err)
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("the child wrote %q: %v", b, err)
 	}
-	if !exited(supFD, waitLimit) {
-		t.Errorf("the supervisor (pid %d) still runs %v after the last process under it exited", sup, waitLimit)
-	}
+	return s
 }
 
 // daemonChild returns the pid `sockprobe daemon DIR` wrote for its child
@@ -521,22 +533,8 @@ func TestRunUnavailableNested(t *testing.T) {
 // supervisor holds: the program's later TCP sockets fail with ENOSYS.
 func TestRunSupervisorKilled(t *testing.T) {
 	t.Parallel()
-	h := netnstest.NewHost(t, "killed")
 	dir := t.TempDir()
-	cmd := h.Command(binary(t, "mptcpctl"), "run", "--verbose", binary(t, "sockprobe"), "daemon", dir)
-	stderr, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	cmd.Stderr = stderr
-	err = cmd.Run()
-	child := daemonChild(t, dir)
-	logged, _ := os.ReadFile(stderr.Name())
-	sup, ok := supervisorPid(string(logged))
-	if err != nil || !ok || child == 0 {
-		t.Fatalf("sockprobe daemon: %v, supervisor %v, child %d\n%s", err, ok, child, logged)
-	}
+	sup, child := startDaemon(t, netnstest.NewHost(t, "killed"), dir)
 	supFD := pidfd(t, sup)
 	if err := unix.Kill(sup, unix.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -545,18 +543,7 @@ func TestRunSupervisorKilled(t *testing.T) {
 		t.Fatal("the supervisor survived SIGKILL")
 	}
 	childFD := pidfd(t, child)
-	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if !exited(childFD, waitLimit) {
-		t.Fatalf("the child did not finish within %v", waitLimit)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "result"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s socket
-	if err := json.Unmarshal(b, &s); err != nil || s.Error != unix.ENOSYS.Error() {
-		t.Errorf("after the supervisor was killed the program got %s (%v), want ENOSYS", b, err)
+	if s := daemonSocket(t, dir, childFD); s.Error != unix.ENOSYS.Error() {
+		t.Errorf("after the supervisor was killed the program got %+v, want ENOSYS", s)
 	}
 }
