@@ -108,11 +108,15 @@ The daemon commands ask the mptcpgod daemon over its control socket
 links, paths, policies, usage, events; reload changes it. When the daemon is not
 running they say so; the kernel commands keep working.
 
+The run command gives a program that never asked for MPTCP sockets, with no
+change to the program: mptcpctl run PROGRAM [ARGS...].
+
 Every command prints a table by default and documented JSON with --json.
 -n NAME acts in the named network namespace /run/netns/NAME, as ip -n does.
 
 Exit status: 0 on success, 1 when the kernel or the system refused (the
-kernel's reason is printed), 2 on bad usage (nothing was changed).`,
+kernel's reason is printed), 2 on bad usage (nothing was changed); run exits
+as its program does, or 125, 126 or 127 as env(1) does.`,
 		Version:           programVersion(),
 		SilenceErrors:     true,
 		SilenceUsage:      true,

@@ -28,8 +28,16 @@
 //	mptcpctl reload
 //	mptcpctl events
 //
+// Its run command gives a program that never asked for Multipath TCP
+// MPTCP sockets, with no change to the program (package
+// internal/transparent, seccomp user notification); the program keeps
+// mptcpctl's pid and exits as it does.
+//
+//	mptcpctl run [--verbose] [--no-new-privs] [--] PROGRAM [ARGS...]
+//	mptcpctl run --check
+//
 // Exit status is 0 on success, 1 when the kernel or the system refused (the
 // kernel's reason is printed), and 2 on bad usage, in which case nothing was
-// changed. docs/mptcpctl.md is the full reference, including the JSON fields;
+// changed; run exits as its program does, or 125, 126 or 127 as env(1). docs/mptcpctl.md is the full reference, including the JSON fields;
 // the man pages in docs/man are generated with `go generate`.
 package main
