@@ -25,7 +25,9 @@ import (
 // without, installs the filter with a new listener, hands the listener to
 // the supervisor, and executes the program in place, which keeps the
 // caller's pid. It returns only on failure: before the filter is
-// installed, nothing has changed but a supervisor that exits on its own.
+// installed, nothing has changed but a supervisor that exits on its own;
+// the calling goroutine then stays locked to its thread, which may carry
+// the filter, so the caller should exit soon.
 func Exec(cfg Config) error {
 	logf := cfg.Logf
 	if logf == nil {
@@ -50,10 +52,11 @@ func Exec(cfg Config) error {
 	}
 	logf("supervisor started: pid %d", pid)
 
-	// From here on this thread carries the filter: it must be the one
-	// that executes the program.
+	// From here on this thread carries the program's namespace,
+	// no_new_privs and the filter: it must be the one that executes the
+	// program, and never run another goroutine. If Exec fails, it stays
+	// locked and ends with its goroutine.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	if cfg.NetNS != nil {
 		if err := unix.Setns(int(cfg.NetNS.Fd()), unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("transparent: enter network namespace %s: %w", cfg.NetNS.Name(), err)
@@ -127,6 +130,7 @@ func Detach(argv []string, stderr *os.File) error {
 		cmd.Stderr = stderr
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/" // pin no directory the program may want to unmount
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("transparent: detach: %w", err)
 	}

@@ -48,6 +48,7 @@ func Supervise(cfg SuperviseConfig) error {
 		return err
 	}
 	defer unix.Close(s.listener)
+	defer unix.Close(s.wake)
 	for range cfg.Workers {
 		go s.worker()
 	}
@@ -73,7 +74,10 @@ type supervisor struct {
 
 	mu     sync.Mutex
 	warned map[string]bool
-	fatal  chan error
+	// fatal holds the first error that ends every worker; wake, an
+	// eventfd, tells waitHangup that it is there.
+	fatal chan error
+	wake  int
 }
 
 // maxWarnings bounds the distinct warnings the supervisor remembers having
@@ -89,6 +93,9 @@ func newSupervisor(cfg SuperviseConfig) (*supervisor, error) {
 	fail := func(err error) (*supervisor, error) {
 		_ = unix.Close(listener)
 		return nil, err
+	}
+	if s.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
+		return fail(fmt.Errorf("transparent: eventfd: %w", err))
 	}
 	if s.audit, err = nativeAuditArch(); err != nil {
 		return fail(err)
@@ -159,7 +166,7 @@ func parseRights(oob []byte) ([]int, error) {
 // waitHangup returns once no process uses the filter any more (the
 // listener reports POLLHUP), or a worker met an error that ends them all.
 func (s *supervisor) waitHangup() error {
-	fds := []unix.PollFd{{Fd: int32(s.listener)}}
+	fds := []unix.PollFd{{Fd: int32(s.listener)}, {Fd: int32(s.wake), Events: unix.POLLIN}}
 	for {
 		select {
 		case err := <-s.fatal:
@@ -196,6 +203,7 @@ func (s *supervisor) worker() {
 			}
 			select {
 			case s.fatal <- fmt.Errorf("transparent: receive a notification: %w", err):
+				_, _ = unix.Write(s.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 			default:
 			}
 			return
