@@ -5,6 +5,7 @@ package transparent_test
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 )
 
 // seedMbit is the rate of each link of the seed scenario, both ways.
@@ -35,39 +37,101 @@ socket = ""
 include_kinds = ["virtual"]
 `
 
-// download is busybox wget under mptcpctl run writing a file to its
-// standard output, which a Meter counts.
+// download is busybox wget under mptcpctl run writing a file to
+// /dev/null. Its rate is the kernel's count of the bytes its MPTCP
+// connection received (sock_diag, struct mptcp_info), which a loaded
+// machine's scheduling of the test does not skew.
 type download struct {
-	cmd *exec.Cmd
-	*netnstest.Meter
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+	diag   *sockdiag.Client
+	server netip.AddrPort
+	// cookie identifies the download's connection among those to server,
+	// earlier downloads' included.
+	cookie uint64
 }
 
-func startDownload(t *testing.T, h *netnstest.Host, argv ...string) *download {
+func startDownload(t *testing.T, h *netnstest.Host, diag *sockdiag.Client, server netip.AddrPort, argv ...string) *download {
 	t.Helper()
-	cmd := h.Command(argv[0], argv[1:]...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	d := &download{exited: make(chan struct{}), diag: diag, server: server}
+	before := map[uint64]bool{}
+	if err := diag.Connections(func(c *sockdiag.Connection) error {
+		before[c.Cookie] = true
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
+	cmd := h.Command(argv[0], argv[1:]...)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &download{cmd: cmd, Meter: netnstest.NewMeter(out)}
+	d.cmd = cmd
+	go func() {
+		d.err = cmd.Wait()
+		close(d.exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-d.exited
 	})
-	waitFor(t, "the download's first bytes", func() (bool, string) {
-		select {
-		case <-d.Done():
-			t.Fatalf("%s ended before sending anything: %v\n%s", strings.Join(argv, " "), d.Err(), stderr.String())
-		default:
+	waitFor(t, "the download's connection", func() (bool, string) {
+		if d.ended() {
+			t.Fatalf("%s ended before connecting: %v\n%s", strings.Join(argv, " "), d.err, stderr.String())
 		}
-		return d.Bytes() > 0, "nothing yet"
+		err := diag.Connections(func(c *sockdiag.Connection) error {
+			if c.Remote == server && !before[c.Cookie] {
+				d.cookie = c.Cookie
+			}
+			return nil
+		})
+		return d.cookie != 0, fmt.Sprint(err)
 	})
 	return d
+}
+
+// ended reports whether the download's process has exited.
+func (d *download) ended() bool {
+	select {
+	case <-d.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// received returns the bytes the download's MPTCP connection received.
+func (d *download) received() (uint64, error) {
+	var n uint64
+	var found bool
+	err := d.diag.Connections(func(c *sockdiag.Connection) error {
+		if c.Cookie == d.cookie {
+			n, found = c.Info.BytesReceived, true
+		}
+		return nil
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("the download's MPTCP connection to %s is gone", d.server)
+	}
+	return n, err
+}
+
+// rate returns the download's rate in Mbit/s over the next window.
+func (d *download) rate(t *testing.T, window time.Duration) float64 {
+	t.Helper()
+	n0, err := d.received()
+	start := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window)
+	n1, err := d.received()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return float64(n1-n0) * 8 / time.Since(start).Seconds() / 1e6
 }
 
 // waitRate measures the download over seedWindow until a window reaches
@@ -77,12 +141,10 @@ func (d *download) waitRate(t *testing.T, what string, least float64) float64 {
 	var seen []string
 	deadline := time.Now().Add(waitLimit)
 	for {
-		r := d.Rate(seedWindow)
+		r := d.rate(t, seedWindow)
 		seen = append(seen, fmt.Sprintf("%.1f", r))
-		select {
-		case <-d.Done():
-			t.Fatalf("%s: the download ended (%v) after %d bytes; rates seen %s Mbit/s", what, d.Err(), d.Bytes(), strings.Join(seen, " "))
-		default:
+		if d.ended() {
+			t.Fatalf("%s: the download ended (%v); rates seen %s Mbit/s", what, d.err, strings.Join(seen, " "))
 		}
 		if r >= least {
 			t.Logf("%s: %.1f Mbit/s (windows of %v: %s)", what, r, seedWindow, strings.Join(seen, " "))
@@ -129,12 +191,19 @@ func TestRunSeedTwoLinks(t *testing.T) {
 		recs := tb.Server.SSRecords("-M", "-l")
 		return listener(recs, addr) != "", strings.Join(recs, "; ")
 	})
-	wget := []string{ctl, "run", busybox, "wget", "-q", "-O", "-", "http://" + addr + "/big"}
+	wget := []string{ctl, "run", busybox, "wget", "-q", "-O", "/dev/null", "http://" + addr + "/big"}
+	diag, err := sockdiag.Dial(&sockdiag.Config{NetNS: tb.Client.NetNS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = diag.Close() })
+	server := netip.AddrPortFrom(tb.Links[0].Server4, 8080)
 
-	one := startDownload(t, tb.Client, wget...)
-	_ = one.Rate(seedWindow) // slow start
-	single := max(one.Rate(seedWindow), one.Rate(seedWindow))
+	one := startDownload(t, tb.Client, diag, server, wget...)
+	_ = one.rate(t, seedWindow) // slow start
+	single := one.rate(t, 2*seedWindow)
 	_ = one.cmd.Process.Kill()
+	<-one.exited
 	t.Logf("one path: %.1f Mbit/s", single)
 	if single <= 0 {
 		t.Fatal("nothing went over the one path")
@@ -159,7 +228,7 @@ func TestRunSeedTwoLinks(t *testing.T) {
 		return strings.Count(string(out), `"id"`) >= 2, string(out) + daemonLog.String()
 	})
 
-	meshed := startDownload(t, tb.Client, wget...)
+	meshed := startDownload(t, tb.Client, diag, server, wget...)
 	meshed.waitRate(t, "meshed", 1.8*single)
 
 	tb.Client.Blackhole(tb.Links[1].ClientIf)
@@ -168,9 +237,4 @@ func TestRunSeedTwoLinks(t *testing.T) {
 
 	shape(tb.Links[1].ClientIf)
 	meshed.waitRate(t, "second link back", 1.7*single)
-	select {
-	case <-meshed.Done():
-		t.Fatalf("the download ended: %v", meshed.Err())
-	default:
-	}
 }
