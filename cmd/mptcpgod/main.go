@@ -181,6 +181,9 @@ func loadConfig(o options, log *slog.Logger) (*daemon.Config, error) {
 	if o.logLevel != "" {
 		cfg.LogLevel, _ = daemon.ParseLevel(o.logLevel)
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.Error())
+	}
 	return cfg, nil
 }
 
@@ -197,6 +200,9 @@ func checkConfig(o options, stdout, stderr io.Writer) int {
 	if err != nil {
 		printErrors(stderr, err)
 		return exitUsage
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "mptcpgod: warning: %v\n", w)
 	}
 	fmt.Fprintln(stdout, "config ok")
 	return exitOK

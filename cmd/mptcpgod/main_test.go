@@ -31,6 +31,8 @@ func TestRun(t *testing.T) {
 	bad := write("bad.toml", "mode = \"kernal\"\n\n[engine]\nworkers = 0\nwokers = 2\n")
 	badPolicy := write("policy.toml", "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { max_subflow = 2 }\n")
 	missing := filepath.Join(dir, "missing.toml")
+	everywhere := write("metrics.toml", "[metrics]\nlisten = \":9464\"\n")
+	longSocket := write("socket.toml", "[control]\nsocket = \"/run/"+strings.Repeat("x", 98)+".sock\"\n")
 
 	tests := []struct {
 		name       string
@@ -54,6 +56,14 @@ func TestRun(t *testing.T) {
 			stderrHas: []string{
 				"mptcpgod: " + badPolicy + ":3: key \"policy.chain[0].config.max_subflow\": policy/fullmesh: unknown option \"max_subflow\"\n",
 			},
+		},
+		{
+			name: "check metrics everywhere", args: []string{"--check-config", "--config", everywhere}, code: 0, stdout: "config ok\n",
+			stderrHas: []string{"mptcpgod: warning: " + everywhere + ":2: key \"metrics.listen\": \":9464\" serves the metrics"},
+		},
+		{
+			name: "check socket path", args: []string{"--check-config", "--config", longSocket}, code: 2,
+			stderrHas: []string{"mptcpgod: " + longSocket + ":2: key \"control.socket\": ", "is 108 bytes long; a Unix socket's path has at most 107\n"},
 		},
 		{name: "check missing", args: []string{"--check-config", "--config", missing}, code: 2, stderrHas: []string{missing, "no such file"}},
 		{name: "help", args: []string{"-h"}, code: 0, stderrHas: []string{"Usage: mptcpgod", "-check-config", "-log-level"}},

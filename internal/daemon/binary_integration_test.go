@@ -219,7 +219,7 @@ func TestSignals(t *testing.T) {
 	p.signal(t, syscall.SIGHUP)
 	p.waitLog(t, "configuration refused", 1)
 	line := strings.Count(ipv4, "\n") + 1
-	if want := fmt.Sprintf(`%s:%d: unknown key \"policy.chain.polcy\"`, path, line); !strings.Contains(p.stderr.String(), want) {
+	if want := fmt.Sprintf(`%s:%d: unknown key \"policy.chain[0].polcy\"`, path, line); !strings.Contains(p.stderr.String(), want) {
 		t.Errorf("the refusal does not say %s:\n%s", want, p.stderr)
 	}
 	if eps := endpoints(t, tb.Client); len(eps) != 1 {

@@ -30,6 +30,16 @@ const ModeAuto policy.Mode = "auto"
 // MaxWorkers bounds [engine] workers.
 const MaxWorkers = 64
 
+// Bounds of the durations and sizes, so that a typo ("1000h" for "1000ms")
+// is an error rather than a daemon that never acts.
+const (
+	MaxSettle         = 10 * time.Second
+	MaxMaxSettle      = time.Minute
+	MaxBackoffInitial = time.Minute
+	MaxBackoffMax     = time.Hour
+	MaxEventBuffer    = 1 << 30
+)
+
 // Config is a checked configuration, ready for the daemon. Parse and Load
 // build it from a file; DefaultConfig is that of an empty file.
 type Config struct {
@@ -63,6 +73,11 @@ type Config struct {
 
 	// Force is the [force] table, checked.
 	Force ForceConfig
+
+	// Warnings are what is allowed but probably unwise, each at its key
+	// (metrics served beyond this host); the daemon logs them and
+	// --check-config prints them.
+	Warnings []*Error
 
 	// source and lines locate keys for BuildPolicy's errors.
 	source string
@@ -136,12 +151,12 @@ func Parse(name string, data []byte) (*Config, error) {
 		// after any other error, what was decoded is incomplete.
 		var strict *toml.StrictMissingError
 		if !errors.As(err, &strict) {
-			return nil, decodeError(name, err)
+			return nil, decodeError(name, c.lines, err)
 		}
 		for i := range strict.Errors {
 			e := &strict.Errors[i]
 			line, _ := e.Position()
-			k.errs = append(k.errs, &Error{File: name, Line: line, Key: strings.Join(e.Key(), "."), Err: errUnknownKey})
+			k.errs = append(k.errs, &Error{File: name, Line: line, Key: c.lines.indexed(strings.Join(e.Key(), "."), line), Err: errUnknownKey})
 		}
 	}
 	c.fill(k, &f)
@@ -151,12 +166,13 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// decodeError turns go-toml's syntax and type errors into an Error.
-func decodeError(name string, err error) error {
+// decodeError turns go-toml's syntax and type errors into an Error; the
+// key gets the array indexes go-toml leaves out, from lines.
+func decodeError(name string, lines keyLines, err error) error {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		line, _ := de.Position()
-		return &Error{File: name, Line: line, Key: strings.Join(de.Key(), "."), Err: errors.New(decodeMessage(de))}
+		return &Error{File: name, Line: line, Key: lines.indexed(strings.Join(de.Key(), "."), line), Err: errors.New(decodeMessage(de))}
 	}
 	return &Error{File: name, Err: err}
 }
@@ -200,6 +216,11 @@ func (k *checker) fail(key string, format string, args ...any) {
 	k.errs = append(k.errs, k.c.errorAt(key, fmt.Errorf(format, args...)))
 }
 
+// warn records a warning at key.
+func (k *checker) warn(key string, format string, args ...any) {
+	k.c.Warnings = append(k.c.Warnings, k.c.errorAt(key, fmt.Errorf(format, args...)))
+}
+
 // err returns the errors joined in the order of their lines.
 func (k *checker) err() error {
 	slices.SortStableFunc(k.errs, func(a, b *Error) int { return a.Line - b.Line })
@@ -241,8 +262,8 @@ func (c *Config) fill(k *checker, f *File) {
 		IncludeULA:       l.IncludeULA,
 		IncludeTemporary: l.IncludeTemporary,
 		ConnectedRoutes:  l.ConnectedRoutes,
-		Settle:           k.duration("links.settle", l.Settle),
-		MaxSettle:        k.duration("links.max_settle", l.MaxSettle),
+		Settle:           k.duration("links.settle", l.Settle, MaxSettle),
+		MaxSettle:        k.duration("links.max_settle", l.MaxSettle, MaxMaxSettle),
 	}
 	include := k.kinds("links.include_kinds", l.IncludeKinds)
 	exclude := k.kinds("links.exclude_kinds", l.ExcludeKinds)
@@ -268,15 +289,15 @@ func (c *Config) fill(k *checker, f *File) {
 		k.fail("engine.workers", "%d is not in 1..%d", e.Workers, MaxWorkers)
 	}
 	c.Backoff = pm.Backoff{
-		Initial: k.duration("engine.backoff_initial", e.BackoffInitial),
-		Max:     k.duration("engine.backoff_max", e.BackoffMax),
+		Initial: k.duration("engine.backoff_initial", e.BackoffInitial, MaxBackoffInitial),
+		Max:     k.duration("engine.backoff_max", e.BackoffMax, MaxBackoffMax),
 	}
 	if c.Backoff.Initial > 0 && c.Backoff.Max > 0 && c.Backoff.Max < c.Backoff.Initial {
 		k.fail("engine.backoff_max", "%v is below backoff_initial %v", c.Backoff.Max, c.Backoff.Initial)
 	}
 	c.EventBuffer = e.EventBuffer
-	if e.EventBuffer < 0 {
-		k.fail("engine.event_buffer", "%d is negative", e.EventBuffer)
+	if e.EventBuffer < 0 || e.EventBuffer > MaxEventBuffer {
+		k.fail("engine.event_buffer", "%d is not in 0..%d (1 GiB)", e.EventBuffer, MaxEventBuffer)
 	}
 
 	c.fillControl(k, f)
@@ -305,16 +326,21 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("daemon: log level %q is not debug, info, warn or error", s)
 }
 
-// duration parses a positive duration such as "1ms" or "30s".
-func (k *checker) duration(key, s string) time.Duration {
+// duration parses a positive duration such as "1ms" or "30s", at most
+// limit; 0 when it fails.
+func (k *checker) duration(key, s string, limit time.Duration) time.Duration {
 	d, err := time.ParseDuration(s)
 	switch {
 	case err != nil:
 		k.fail(key, "%q is not a duration such as \"50ms\" or \"30s\"", s)
 	case d <= 0:
 		k.fail(key, "%q is not positive", s)
+	case d > limit:
+		k.fail(key, "%q is longer than %v", s, limit)
+	default:
+		return d
 	}
-	return d
+	return 0
 }
 
 // globs checks path.Match globs.

@@ -228,7 +228,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown key in a chain",
 			in:   "[[policy.chain]]\nname = \"fullmesh\"\nconfg = {}\n",
-			want: []string{`f.toml:3: unknown key "policy.chain.confg"`},
+			want: []string{`f.toml:3: unknown key "policy.chain[0].confg"`},
 		},
 		{
 			name: "unknown key and bad value",
@@ -285,7 +285,17 @@ uids = [1000, 4294967295, 1000]
 		{
 			name: "out of range integer",
 			in:   "[[policy.rules]]\npeer_port = 70000\n",
-			want: []string{`f.toml:2: key "policy.rules.peer_port": integer value 70000 cannot be stored in uint16`},
+			want: []string{`f.toml:2: key "policy.rules[0].peer_port": integer value 70000 cannot be stored in uint16`},
+		},
+		{
+			name: "out of range integer in a later element",
+			in:   "[[policy.rules]]\npeer_port = 443\n[[policy.rules.chain]]\nname = \"fullmesh\"\n[[policy.rules]]\npeer_port = -1\n",
+			want: []string{`f.toml:6: key "policy.rules[1].peer_port": negative integer value -1 cannot be stored in uint16`},
+		},
+		{
+			name: "unknown key in a later element",
+			in:   "[[policy.rules]]\n[[policy.rules.chain]]\nname = \"fullmesh\"\n[[policy.rules.chain]]\nname = \"fullmesh\"\nconfg = {}\n",
+			want: []string{`f.toml:6: unknown key "policy.rules[0].chain[1].confg"`},
 		},
 		{
 			name: "usage",
@@ -304,7 +314,7 @@ period = "year"
 name = "eth2"
 cost_per_gb = "cheap"
 `,
-			want: []string{`f.toml:14: key "usage.links.cost_per_gb": a TOML string where a float belongs`},
+			want: []string{`f.toml:14: key "usage.links[3].cost_per_gb": a TOML string where a float belongs`},
 		},
 		{
 			name: "usage values",
@@ -358,7 +368,31 @@ event_buffer = -1
 				`f.toml:9: key "kernel.owned_ids": "200-100" is not a range MIN-MAX of endpoint ids within 1-255`,
 				`f.toml:11: key "engine.workers": 0 is not in 1..64`,
 				`f.toml:13: key "engine.backoff_max": 1s is below backoff_initial 1m0s`,
-				`f.toml:14: key "engine.event_buffer": -1 is negative`,
+				`f.toml:14: key "engine.event_buffer": -1 is not in 0..1073741824 (1 GiB)`,
+			},
+		},
+		{
+			name: "out of bounds",
+			in: `[links]
+settle = "1000h"
+max_settle = "2h"
+[engine]
+backoff_initial = "2m"
+backoff_max = "1000h"
+event_buffer = 9223372036854775807
+[control]
+socket = "/run/` + strings.Repeat("d", 100) + `/mptcpgod.sock"
+[usage]
+interval = "1000h"
+`,
+			want: []string{
+				`f.toml:2: key "links.settle": "1000h" is longer than 10s`,
+				`f.toml:3: key "links.max_settle": "2h" is longer than 1m0s`,
+				`f.toml:5: key "engine.backoff_initial": "2m" is longer than 1m0s`,
+				`f.toml:6: key "engine.backoff_max": "1000h" is longer than 1h0m0s`,
+				`f.toml:7: key "engine.event_buffer": 9223372036854775807 is not in 0..1073741824 (1 GiB)`,
+				`f.toml:9: key "control.socket": "/run/` + strings.Repeat("d", 100) + `/mptcpgod.sock" is 119 bytes long; a Unix socket's path has at most 107`,
+				`f.toml:11: key "usage.interval": "1000h" is not a duration above 0 and at most 1h0m0s`,
 			},
 		},
 		{
@@ -556,3 +590,4 @@ name = "w"
 		}
 	}
 }
+

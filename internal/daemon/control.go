@@ -39,8 +39,11 @@ type ControlConfig struct {
 // them.
 func (c *Config) fillControl(k *checker, f *File) {
 	c.Control = ControlConfig{Socket: f.Control.Socket, Group: f.Control.Group}
-	if s := f.Control.Socket; s != "" && !filepath.IsAbs(s) {
+	switch s := f.Control.Socket; {
+	case s != "" && !filepath.IsAbs(s):
 		k.fail("control.socket", "%q is not an absolute path (\"\" turns the socket off)", s)
+	case len(s) > MaxSocketPath:
+		k.fail("control.socket", "%q is %d bytes long; a Unix socket's path has at most %d", s, len(s), MaxSocketPath)
 	}
 	c.MetricsListen = f.Metrics.Listen
 	if l := f.Metrics.Listen; l != "" {
@@ -48,10 +51,27 @@ func (c *Config) fillControl(k *checker, f *File) {
 		if err == nil {
 			_, err = strconv.ParseUint(port, 10, 16)
 		}
-		if err != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
+		switch {
+		case err != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost"):
 			k.fail("metrics.listen", "%q is not an address such as \"127.0.0.1:9464\" or \"[::1]:9464\"", l)
+		case !loopback(host):
+			k.warn("metrics.listen", "%q serves the metrics (addresses, peers, traffic) beyond this host, to anyone who can reach it; "+
+				"listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front", l)
 		}
 	}
+}
+
+// MaxSocketPath is the longest path a Unix socket can be bound to: the
+// 108 bytes of sun_path less the terminating NUL.
+const MaxSocketPath = 107
+
+// loopback reports whether the metrics listener's host is this host only.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // control is the daemon's control socket, its metrics and the fan-out of

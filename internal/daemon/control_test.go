@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ func TestParseControl(t *testing.T) {
 		in      string
 		control ControlConfig
 		listen  string
+		warning string
 		err     string
 	}{
 		{name: "defaults", control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}},
@@ -31,6 +33,18 @@ func TestParseControl(t *testing.T) {
 			control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}, listen: "[::1]:9464"},
 		{name: "metrics localhost", in: "[metrics]\nlisten = \"localhost:0\"\n",
 			control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}, listen: "localhost:0"},
+		{name: "metrics everywhere", in: "[metrics]\nlisten = \":9464\"\n",
+			control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}, listen: ":9464",
+			warning: `f.toml:2: key "metrics.listen": ":9464" serves the metrics (addresses, peers, traffic) beyond this host, to anyone who can reach it; ` +
+				`listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front`},
+		{name: "metrics on an interface", in: "[metrics]\nlisten = \"192.0.2.1:9464\"\n",
+			control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}, listen: "192.0.2.1:9464",
+			warning: `f.toml:2: key "metrics.listen": "192.0.2.1:9464" serves the metrics (addresses, peers, traffic) beyond this host, to anyone who can reach it; ` +
+				`listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front`},
+		{name: "longest socket path", in: "[control]\nsocket = \"/" + strings.Repeat("s", 106) + "\"\n",
+			control: ControlConfig{Socket: "/" + strings.Repeat("s", 106), Group: "mptcpgod"}},
+		{name: "socket path too long", in: "[control]\nsocket = \"/" + strings.Repeat("s", 107) + "\"\n",
+			err: `f.toml:2: key "control.socket": "/` + strings.Repeat("s", 107) + `" is 108 bytes long; a Unix socket's path has at most 107`},
 		{name: "relative socket", in: "[control]\nsocket = \"ctl.sock\"\n",
 			err: `f.toml:2: key "control.socket": "ctl.sock" is not an absolute path ("" turns the socket off)`},
 		{name: "no port", in: "[metrics]\nlisten = \"127.0.0.1\"\n",
@@ -55,6 +69,13 @@ func TestParseControl(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.control, c.Control); diff != "" || c.MetricsListen != tt.listen {
 				t.Errorf("control (-want +got):\n%s\nmetrics listen %q, want %q", diff, c.MetricsListen, tt.listen)
+			}
+			var warnings []string
+			for _, w := range c.Warnings {
+				warnings = append(warnings, w.Error())
+			}
+			if diff := cmp.Diff(tt.warning, strings.Join(warnings, "\n")); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
 	}

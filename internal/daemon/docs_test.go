@@ -109,7 +109,7 @@ func TestDocsAndDist(t *testing.T) {
 	d := toml.NewDecoder(bytes.NewReader(dist))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&f); err != nil {
-		t.Fatalf("dist: %v", decodeError(distPath, err))
+		t.Fatalf("dist: %v", decodeError(distPath, nil, err))
 	}
 	// The dist file must say everything itself: decoded into zero values,
 	// it gives the defaults too.

@@ -137,6 +137,36 @@ func (idx keyLines) add(path string, line int) {
 	}
 }
 
+// indexed returns key ("policy.rules.peer_port", as go-toml names keys,
+// without array indexes) with the indexes of the element defined on line
+// ("policy.rules[0].peer_port"), or key itself when the index has none.
+func (idx keyLines) indexed(key string, line int) string {
+	best := key
+	for p, l := range idx {
+		if l == line && !strings.HasSuffix(p, "]") && unindexed(p) == key && (best == key || p < best) {
+			best = p
+		}
+	}
+	return best
+}
+
+// unindexed returns path without its array indexes.
+func unindexed(path string) string {
+	var b strings.Builder
+	depth := 0
+	for _, r := range path {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // line returns the line of path, or of its nearest indexed parent, or 0.
 func (idx keyLines) line(path string) int {
 	for path != "" {

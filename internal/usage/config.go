@@ -26,6 +26,11 @@ const (
 	DefaultInterval = time.Second
 	// DefaultSaveInterval is how often changed usage is written to disk.
 	DefaultSaveInterval = time.Minute
+	// MaxInterval and MaxSaveInterval bound them: a link over quota is
+	// noticed within an interval, and usage since the last save is lost
+	// in a crash.
+	MaxInterval     = time.Hour
+	MaxSaveInterval = 24 * time.Hour
 )
 
 // Metered says whether a link's traffic costs money or quota.
@@ -157,12 +162,12 @@ func (f File) Config() (Config, time.Duration, error) {
 		return Config{}, 0, fmt.Errorf("usage: state_dir: %q is not an absolute path", f.StateDir)
 	}
 	interval, err := duration(f.Interval, DefaultInterval)
-	if err != nil || interval <= 0 {
-		return Config{}, 0, fmt.Errorf("usage: interval: %q is not a positive duration", f.Interval)
+	if err != nil || interval <= 0 || interval > MaxInterval {
+		return Config{}, 0, fmt.Errorf("usage: interval: %q is not a duration above 0 and at most %v", f.Interval, MaxInterval)
 	}
 	cfg.SaveInterval, err = duration(f.SaveInterval, DefaultSaveInterval)
-	if err != nil || cfg.SaveInterval < 0 {
-		return Config{}, 0, fmt.Errorf("usage: save_interval: %q is not a duration of 0 or more", f.SaveInterval)
+	if err != nil || cfg.SaveInterval < 0 || cfg.SaveInterval > MaxSaveInterval {
+		return Config{}, 0, fmt.Errorf("usage: save_interval: %q is not a duration of 0 to %v", f.SaveInterval, MaxSaveInterval)
 	}
 	for i, lf := range f.Links {
 		q, err := lf.LinkQuota()

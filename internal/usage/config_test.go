@@ -62,8 +62,10 @@ func TestFileConfig(t *testing.T) {
 		{name: "bad time zone", file: with(LinkFile{Name: "wwan0", Timezone: "Mars/Olympus"}),
 			err: `usage: links[0].timezone: "Mars/Olympus" is not a known time zone: unknown time zone Mars/Olympus`},
 		{name: "relative state dir", file: File{StateDir: "var/lib"}, err: `usage: state_dir: "var/lib" is not an absolute path`},
-		{name: "bad interval", file: File{Interval: "0s"}, err: `usage: interval: "0s" is not a positive duration`},
-		{name: "bad save interval", file: File{SaveInterval: "soon"}, err: `usage: save_interval: "soon" is not a duration of 0 or more`},
+		{name: "bad interval", file: File{Interval: "0s"}, err: `usage: interval: "0s" is not a duration above 0 and at most 1h0m0s`},
+		{name: "interval too long", file: File{Interval: "1000h"}, err: `usage: interval: "1000h" is not a duration above 0 and at most 1h0m0s`},
+		{name: "bad save interval", file: File{SaveInterval: "soon"}, err: `usage: save_interval: "soon" is not a duration of 0 to 24h0m0s`},
+		{name: "save interval too long", file: File{SaveInterval: "1000h"}, err: `usage: save_interval: "1000h" is not a duration of 0 to 24h0m0s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
