@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mptcpgod/mptcpgod/internal/safefile"
 )
 
 // ServerConfig configures a Server.
@@ -163,21 +165,21 @@ func listen(path string, gid int) (net.Listener, func(), error) {
 	return ln, unlock, nil
 }
 
-// lock takes an exclusive lock on the file at path, creating it, so that
-// two daemons never replace each other's socket.
+// lock takes an exclusive lock on the file at path, creating it without
+// following a symbolic link, so that two daemons never replace each
+// other's socket. The returned func releases it and removes the file.
 func lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("ctlapi: lock: %w", err)
+	l, err := safefile.Acquire(path)
+	var held *safefile.HeldError
+	switch {
+	case errors.As(err, &held) && held.PID != 0:
+		return nil, fmt.Errorf("ctlapi: another mptcpgod (pid %d) holds %s: is one running already?", held.PID, path)
+	case errors.As(err, &held):
+		return nil, fmt.Errorf("ctlapi: another mptcpgod holds %s: is one running already?", path)
+	case err != nil:
+		return nil, fmt.Errorf("ctlapi: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		_ = f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("ctlapi: another mptcpgod holds %s: is one running already?", path)
-		}
-		return nil, fmt.Errorf("ctlapi: lock %s: %w", path, err)
-	}
-	return func() { _ = f.Close() }, nil
+	return func() { _ = l.Release() }, nil
 }
 
 // removeStale removes a socket file at path that nobody serves. It fails

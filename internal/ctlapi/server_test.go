@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -80,7 +81,7 @@ func TestListen(t *testing.T) {
 		<-first.Ready()
 		done, _, _ := runServer(t, sock)
 		err := <-done
-		if err == nil || err.Error() != "ctlapi: another mptcpgod holds "+sock+".lock: is one running already?" {
+		if want := fmt.Sprintf("ctlapi: another mptcpgod (pid %d) holds %s.lock: is one running already?", os.Getpid(), sock); err == nil || err.Error() != want {
 			t.Errorf("second Run: %v", err)
 		}
 		if _, err := (&Client{Socket: sock}).Status(t.Context()); err != nil {
@@ -98,6 +99,25 @@ func TestListen(t *testing.T) {
 		done, _, _ := runServer(t, sock)
 		if err := <-done; err == nil || err.Error() != "ctlapi: "+sock+": another daemon is listening on it" {
 			t.Errorf("Run: %v", err)
+		}
+	})
+	t.Run("lock file is a symbolic link", func(t *testing.T) {
+		t.Parallel()
+		dir := socketDir(t)
+		sock := filepath.Join(dir, "s.sock")
+		victim := filepath.Join(dir, "victim")
+		if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim, sock+".lock"); err != nil {
+			t.Fatal(err)
+		}
+		done, _, _ := runServer(t, sock)
+		if err := <-done; err == nil || !strings.Contains(err.Error(), "a symbolic link, refusing to follow it") {
+			t.Errorf("Run: %v", err)
+		}
+		if b, _ := os.ReadFile(victim); string(b) != "precious" {
+			t.Errorf("the link's target was touched: %q", b)
 		}
 	})
 	t.Run("not a socket", func(t *testing.T) {
@@ -338,8 +358,8 @@ func TestWireFields(t *testing.T) {
 }
 
 // TestDeps: ctlapi imports pm, policy and usage of ours, for their types
-// (usage.Report is the answer of /v0/usage; usage reads linkmon's), and
-// nothing else of the daemon's.
+// (usage.Report is the answer of /v0/usage; usage reads linkmon's), the
+// lock of safefile, and nothing else of the daemon's.
 func TestDeps(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
@@ -352,7 +372,7 @@ func TestDeps(t *testing.T) {
 			continue
 		}
 		switch rest {
-		case "internal/ctlapi", "pm", "policy", "genl", "internal/usage", "internal/linkmon":
+		case "internal/ctlapi", "pm", "policy", "genl", "internal/usage", "internal/linkmon", "internal/safefile":
 		default:
 			t.Errorf("ctlapi depends on %s", dep)
 		}

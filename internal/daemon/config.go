@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/safefile"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -118,9 +118,14 @@ func (e *Error) Unwrap() error { return e.Err }
 
 var errUnknownKey = errors.New("unknown key")
 
-// Load reads and parses the configuration file at path.
+// MaxFileSize bounds the configuration file.
+const MaxFileSize = 1 << 20
+
+// Load reads and parses the configuration file at path, which must be a
+// regular file of at most MaxFileSize bytes: anything else (a FIFO, a
+// device) is an error at once, never a read that blocks or never ends.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: read config: %w", err)
 	}

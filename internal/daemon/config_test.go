@@ -2,9 +2,13 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -591,3 +595,42 @@ name = "w"
 	}
 }
 
+// TestLoadSpecialFiles: a configuration file that is a FIFO (whose open
+// would wait for a writer), a device (/dev/zero never ends) or too large
+// is refused at once, with the reason.
+func TestLoadSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.toml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero.toml")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.toml")
+	if err := os.WriteFile(big, []byte(strings.Repeat("#", MaxFileSize+10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, want string }{
+		{fifo, "daemon: read config: " + fifo + " is a FIFO, not a regular file"},
+		{zero, "daemon: read config: " + zero + " is a character device, not a regular file"},
+		{"/dev/zero", "daemon: read config: /dev/zero is a character device, not a regular file"},
+		{big, fmt.Sprintf("daemon: read config: %s has %d bytes, more than %d: file too large", big, MaxFileSize+10, MaxFileSize)},
+	}
+	for _, tt := range tests {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Load(tt.path)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Load(%s): %v, want %s", tt.path, err, tt.want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("Load(%s) blocks", tt.path)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/safefile"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -116,17 +117,28 @@ func New(cfg Config) (*Accounting, error) {
 	return a, nil
 }
 
-// load reads the usage file, or sets it aside when it is corrupt.
+// MaxFileSize bounds the usage file: a few hundred bytes per link.
+const MaxFileSize = 1 << 20
+
+// load reads the usage file, or sets it aside when it is corrupt or
+// larger than MaxFileSize. Something else than a regular file (a FIFO, a
+// device) is an error: it is not the daemon's, and reading it could block
+// or never end.
 func (a *Accounting) load() error {
-	data, err := os.ReadFile(a.file)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := safefile.Read(a.file, MaxFileSize)
+	var st *stateFile
+	var derr error
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		a.log.Info("no usage file yet; counting starts now", "file", a.file)
 		return nil
-	}
-	if err != nil {
+	case errors.Is(err, safefile.ErrTooLarge):
+		derr = err
+	case err != nil:
 		return fmt.Errorf("usage: %w", err)
+	default:
+		st, derr = decodeState(data)
 	}
-	st, derr := decodeState(data)
 	if derr != nil {
 		now := a.now()
 		dst, err := setAside(a.file, now)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -422,6 +423,55 @@ func TestCorruptFile(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("too large file is set aside", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, wwan)
+		file := filepath.Join(e.dir, FileName)
+		if err := os.WriteFile(file, make([]byte, MaxFileSize+1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := e.open(t).Report()
+		if len(r.Notices) != 1 || !strings.Contains(r.Notices[0], "more than 1048576") {
+			t.Errorf("notices %q, want one saying the file is too large", r.Notices)
+		}
+		if _, err := os.Stat(file + ".corrupt-20250210T120000Z"); err != nil {
+			t.Errorf("not set aside: %v", err)
+		}
+	})
+
+	// A FIFO or a device is an error at once: reading would block (a
+	// FIFO without a writer) or never end (/dev/zero), with the daemon's
+	// signals unhandled meanwhile.
+	for _, special := range []struct{ name, want string }{{"fifo", "is a FIFO, not a regular file"}, {"/dev/zero", "is a character device, not a regular file"}} {
+		t.Run(special.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, wwan)
+			file := filepath.Join(e.dir, FileName)
+			var err error
+			if special.name == "fifo" {
+				err = syscall.Mkfifo(file, 0o600)
+			} else {
+				err = os.Symlink(special.name, file)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := New(e.cfg)
+				done <- err
+			}()
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("New blocks on the usage file")
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), "usage: ") || !strings.Contains(err.Error(), special.want) {
+				t.Errorf("New: %v, want a usage error saying it %s", err, special.want)
+			}
+		})
+	}
 
 	t.Run("unreadable file is an error", func(t *testing.T) {
 		t.Parallel()
