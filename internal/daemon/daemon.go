@@ -18,6 +18,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/health"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/safefile"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -35,6 +36,9 @@ type Options struct {
 	// ProcDir is where processes are looked up to detect other MPTCP
 	// managers; "" means /proc.
 	ProcDir string
+	// LockDir is the directory of the single-instance lock of the
+	// network namespace; "" means DefaultLockDir.
+	LockDir string
 	// Version is the program's version, for the control socket.
 	Version string
 	// ConfigFile names the configuration file, for the control socket;
@@ -86,9 +90,15 @@ type Daemon struct {
 	// force keeps the BPF program's maps equal to the forced units'
 	// cgroups ([force], mptcpctl force unit).
 	force *forcing
+
+	// lock makes this daemon the only one of its network namespace.
+	lock *safefile.Lock
 }
 
-// New prepares a daemon for the namespace: it opens the mptcp_pm family,
+// New prepares a daemon for the namespace: it takes the namespace's
+// single-instance lock before anything else (another daemon of the
+// namespace makes it fail, naming that daemon's pid, with nothing
+// changed), opens the mptcp_pm family,
 // fails when MPTCP is unavailable or disabled, sets or checks the path
 // manager, builds the policy, subscribes to the kernel's events
 // (userspace mode) and logs a warning, with the fix, for every other
@@ -115,6 +125,13 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 			d.Close()
 		}
 	}()
+	lockDir := opts.LockDir
+	if lockDir == "" {
+		lockDir = DefaultLockDir
+	}
+	if d.lock, err = lockNetNS(lockDir, opts.NetNS); err != nil {
+		return nil, err
+	}
 
 	client, err := genl.New(&genl.Config{NetNS: opts.NetNS})
 	if err != nil {
@@ -527,6 +544,10 @@ func (d *Daemon) Close() {
 	}
 	if err := errors.Join(errs...); err != nil {
 		d.log.Debug("close kernel sockets", "error", err)
+	}
+	// Last: the next daemon may start changing the kernel now.
+	if err := d.lock.Release(); err != nil {
+		d.log.Warn("single-instance lock not removed", "error", err)
 	}
 }
 
