@@ -38,7 +38,7 @@ func (e *Engine) adopt() error {
 		if err != nil {
 			return fmt.Errorf("pm: read endpoints: %w", err)
 		}
-		e.kernelMode.actual, e.kernelMode.limits = eps, lim
+		e.kernelMode.actual, e.kernelMode.limits, e.kernelMode.found = eps, lim, lim
 		var owned, foreign int
 		for _, ep := range eps {
 			if e.owned(ep) {

@@ -37,8 +37,15 @@ type Config struct {
 	OwnedIDs IDRange
 	// WithdrawOnExit makes Run delete the owned endpoints before it
 	// returns (kernel mode), but for those carrying live subflows (see
-	// Conns).
+	// Conns), and put back the limits it changed: each one the kernel
+	// still has at the engine's value returns to what it was at start.
 	WithdrawOnExit bool
+	// AddAddrAcceptedMax, when not nil, is the highest add_addr_accepted
+	// limit kernel mode keeps: a policy's higher value is lowered to it,
+	// and so is a higher value found in the kernel. The in-kernel path
+	// manager opens subflows to whatever address and port a peer
+	// announces, up to that limit.
+	AddAddrAcceptedMax *uint32
 	// Backoff is the retry delay of failed actions; zero fields mean
 	// those of DefaultBackoff.
 	Backoff Backoff

@@ -32,6 +32,11 @@ type kernelState struct {
 	plan      policy.KernelPlan
 	retries   map[netip.AddrPort]*retry
 	limRetry  retry
+	// found are the limits when the engine started; set holds the values
+	// it last set, nil for a limit it never changed (WithdrawOnExit puts
+	// back those the kernel still has at the engine's value).
+	found genl.Limits
+	set   genl.LimitsUpdate
 	// notes say why a desired endpoint is not in the kernel.
 	notes map[netip.AddrPort]string
 	// leftOut is what the endpoint cap left out last time, for logging
@@ -138,6 +143,7 @@ func (e *Engine) reconcileKernel() {
 	v := e.view
 	v.Now = now
 	plan := e.policy.Kernel(v, policy.KernelPlan{})
+	e.capLimits(&plan)
 	k.plan = plan
 	clear(k.notes)
 	var next time.Time
@@ -250,6 +256,20 @@ func (e *Engine) reconcileKernel() {
 	}
 }
 
+// capLimits lowers the plan's add_addr_accepted to
+// Config.AddAddrAcceptedMax, and asks for that when the plan leaves the
+// limit alone but the kernel's is higher.
+func (e *Engine) capLimits(plan *policy.KernelPlan) {
+	m := e.cfg.AddAddrAcceptedMax
+	if m == nil {
+		return
+	}
+	a := plan.Limits.AddAddrAccepted
+	if (a != nil && *a > *m) || (a == nil && e.kernelMode.limits.AddAddrAccepted > *m) {
+		plan.Limits.AddAddrAccepted = new(*m)
+	}
+}
+
 // foreignAt returns the endpoint that is not mptcpgod's and has addr.
 func (e *Engine) foreignAt(addr netip.Addr) (genl.Endpoint, bool) {
 	for _, a := range e.kernelMode.actual {
@@ -350,9 +370,11 @@ func (e *Engine) kernelResult(r *result) {
 	case opSetLimits:
 		if s := c.limits.Subflows; s != nil {
 			k.limits.Subflows = *s
+			k.set.Subflows = new(*s)
 		}
 		if a := c.limits.AddAddrAccepted; a != nil {
 			k.limits.AddAddrAccepted = *a
+			k.set.AddAddrAccepted = new(*a)
 		}
 		k.limRetry = retry{}
 		e.log.Info("limits set", "subflows", k.limits.Subflows, "add_addr_accepted", k.limits.AddAddrAccepted)
@@ -389,16 +411,19 @@ func kernelAttrs(c *command) []any {
 	return append(attrs, "flags", c.ep.Flags.String(), "ifindex", c.ep.IfIndex)
 }
 
-// withdraw deletes the owned endpoints, giving up after withdrawTimeout.
-// It keeps those whose address carries a subflow of a live connection:
+// withdraw puts back the limits the engine changed (restoreLimits) and
+// deletes the owned endpoints, giving up after withdrawTimeout. It keeps
+// the endpoints whose address carries a subflow of a live connection:
 // deleting an endpoint makes the kernel close the subflows from its
 // address, the initial one included, and stopping the daemon must leave
 // connections alone. The kept endpoints are adopted by the next run.
 func (e *Engine) withdraw(k Kernel) {
 	done := make(chan struct{})
 	known := slices.Clone(e.kernelMode.actual)
+	found, set := e.kernelMode.found, e.kernelMode.set
 	go func() {
 		defer close(done)
+		e.restoreLimits(k, found, set)
 		eps, err := k.Endpoints()
 		if err != nil {
 			e.log.Warn("cannot list endpoints to withdraw them; using the last known list", "error", err)
@@ -431,6 +456,38 @@ func (e *Engine) withdraw(k Kernel) {
 	case <-t.C:
 		e.log.Warn("gave up withdrawing endpoints", "after", withdrawTimeout)
 	}
+}
+
+// restoreLimits puts back the limits the engine set (set) to what they
+// were at start (found), each one that the kernel still has at the
+// engine's value: a later change by someone else stays.
+func (e *Engine) restoreLimits(k Kernel, found genl.Limits, set genl.LimitsUpdate) {
+	if set.Subflows == nil && set.AddAddrAccepted == nil {
+		return
+	}
+	cur, err := k.Limits()
+	if err != nil {
+		e.log.Warn("cannot read the limits to put them back", "error", err)
+		return
+	}
+	var u genl.LimitsUpdate
+	var attrs []any
+	if s := set.Subflows; s != nil && cur.Subflows == *s && *s != found.Subflows {
+		u.Subflows = new(found.Subflows)
+		attrs = append(attrs, "subflows", found.Subflows)
+	}
+	if a := set.AddAddrAccepted; a != nil && cur.AddAddrAccepted == *a && *a != found.AddAddrAccepted {
+		u.AddAddrAccepted = new(found.AddAddrAccepted)
+		attrs = append(attrs, "add_addr_accepted", found.AddAddrAccepted)
+	}
+	if len(attrs) == 0 {
+		return
+	}
+	if err := k.SetLimits(u); err != nil {
+		e.log.Warn("cannot put the limits back", append(attrs, "error", err)...)
+		return
+	}
+	e.log.Info("limits put back", attrs...)
 }
 
 // subflowAddrs counts the live subflows by local address, from

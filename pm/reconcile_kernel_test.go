@@ -360,6 +360,112 @@ func TestKernelWithdrawKeepsLiveSubflows(t *testing.T) {
 	})
 }
 
+// TestKernelAddAddrAcceptedMax: with AddAddrAcceptedMax, the policy's
+// add_addr_accepted (fullmesh asks for 8) is lowered to the maximum, and
+// so is a higher value found in the kernel.
+func TestKernelAddAddrAcceptedMax(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		max    uint32
+		limits genl.Limits
+		want   string
+	}{
+		{"kept at 0", 0, genl.Limits{Subflows: 2}, "set_limits subflows=8 add_addr_accepted=-"},
+		{"lowered to 0", 0, genl.Limits{Subflows: 8, AddAddrAccepted: 8}, "set_limits subflows=- add_addr_accepted=0"},
+		{"lowered to the maximum", 2, genl.Limits{Subflows: 2}, "set_limits subflows=8 add_addr_accepted=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, policy.ModeKernel, func(c *Config) { c.AddAddrAcceptedMax = new(tt.max) })
+				h.ns.limits = tt.limits
+				h.setHost()
+				h.start()
+				h.ready()
+				h.expect(tt.want)
+				h.ns.mu.Lock()
+				got := h.ns.limits.AddAddrAccepted
+				h.ns.mu.Unlock()
+				if got > tt.max {
+					t.Errorf("add_addr_accepted %d, above the maximum %d", got, tt.max)
+				}
+				st, err := h.e.Status(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w := st.Limits.WantAddAddrAccepted; w == nil || *w != tt.max {
+					t.Errorf("status wants add_addr_accepted %v, want %d", w, tt.max)
+				}
+			})
+		})
+	}
+}
+
+// TestKernelLimitsPutBack: on exit the engine puts back each limit it
+// changed to what it was at start, unless someone changed it since.
+func TestKernelLimitsPutBack(t *testing.T) {
+	t.Parallel()
+	t.Run("both", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(t, policy.ModeKernel, withWithdraw())
+			h.ns.limits = genl.Limits{Subflows: 2, AddAddrAccepted: 1}
+			h.setHost()
+			h.start()
+			h.ready()
+			h.expect("set_limits subflows=8 add_addr_accepted=8")
+			if err := h.stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if diff := cmp.Diff([]string{"set_limits subflows=2 add_addr_accepted=1"}, h.ns.Calls()[h.seen:]); diff != "" {
+				t.Errorf("calls on exit (-want +got):\n%s", diff)
+			}
+			if want := (genl.Limits{Subflows: 2, AddAddrAccepted: 1}); h.ns.limits != want {
+				t.Errorf("limits after exit %+v, want %+v as found", h.ns.limits, want)
+			}
+		})
+	})
+	t.Run("changed by someone else since", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(t, policy.ModeKernel, withWithdraw())
+			h.ns.limits = genl.Limits{Subflows: 2, AddAddrAccepted: 1}
+			h.setHost()
+			h.start()
+			h.ready()
+			h.expect("set_limits subflows=8 add_addr_accepted=8")
+			h.ns.mu.Lock()
+			h.ns.limits.Subflows = 5
+			h.ns.mu.Unlock()
+			if err := h.stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if diff := cmp.Diff([]string{"set_limits subflows=- add_addr_accepted=1"}, h.ns.Calls()[h.seen:]); diff != "" {
+				t.Errorf("calls on exit (-want +got):\n%s", diff)
+			}
+		})
+	})
+	t.Run("not without withdraw_on_exit", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(t, policy.ModeKernel)
+			h.ns.limits = genl.Limits{Subflows: 2}
+			h.setHost()
+			h.start()
+			h.ready()
+			h.expect("set_limits subflows=8 add_addr_accepted=8")
+			if err := h.stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if got := h.ns.Calls()[h.seen:]; len(got) > 0 {
+				t.Errorf("calls on exit: %q, want none", got)
+			}
+		})
+	})
+}
+
 // TestKernelRetry: a failed add backs off, then succeeds; an EEXIST
 // makes the engine re-read the kernel.
 func TestKernelRetry(t *testing.T) {

@@ -54,8 +54,11 @@ type Config struct {
 	// OwnedIDs, WithdrawOnExit, Workers and Backoff configure the engine.
 	OwnedIDs       pm.IDRange
 	WithdrawOnExit bool
-	Workers        int
-	Backoff        pm.Backoff
+	// AcceptAnnounces lets the policy raise add_addr_accepted above 0
+	// (kernel mode), trusting every peer's announces.
+	AcceptAnnounces bool
+	Workers         int
+	Backoff         pm.Backoff
 	// EventBuffer is the event socket's receive buffer in bytes; 0 keeps
 	// the kernel's default.
 	EventBuffer int
@@ -287,6 +290,7 @@ func (c *Config) fill(k *checker, f *File) {
 
 	c.OwnedIDs = k.idRange("kernel.owned_ids", f.Kernel.OwnedIDs)
 	c.WithdrawOnExit = f.Kernel.WithdrawOnExit
+	c.AcceptAnnounces = f.Kernel.AcceptAnnounces
 
 	e := &f.Engine
 	c.Workers = e.Workers

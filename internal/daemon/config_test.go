@@ -107,6 +107,7 @@ max_settle = "1s"
 			in: `[kernel]
 owned_ids = "10-20"
 withdraw_on_exit = false
+accept_announces = true
 [engine]
 workers = 16
 backoff_initial = "10ms"
@@ -114,7 +115,7 @@ backoff_max = "1m"
 event_buffer = 4096
 `,
 			want: func(c *Config) {
-				c.OwnedIDs, c.WithdrawOnExit = pm.IDRange{Min: 10, Max: 20}, false
+				c.OwnedIDs, c.WithdrawOnExit, c.AcceptAnnounces = pm.IDRange{Min: 10, Max: 20}, false, true
 				c.Workers, c.EventBuffer = 16, 4096
 				c.Backoff = pm.Backoff{Initial: 10 * time.Millisecond, Max: time.Minute}
 			},

@@ -192,7 +192,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	if d.ctl, err = newControl(d, cfg, opts); err != nil {
 		return nil, err
 	}
-	d.engine, err = pm.New(pm.Config{
+	pcfg := pm.Config{
 		Observe:        d.ctl.observe,
 		Mode:           d.mode,
 		Policy:         d.router,
@@ -204,7 +204,14 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		WithdrawOnExit: cfg.WithdrawOnExit,
 		Backoff:        cfg.Backoff,
 		Logger:         log,
-	})
+	}
+	if !cfg.AcceptAnnounces {
+		// The in-kernel path manager follows every announce up to
+		// add_addr_accepted, to any address and port (loopback
+		// included): a peer could steer this host at third parties.
+		pcfg.AddAddrAcceptedMax = new(uint32(0))
+	}
+	d.engine, err = pm.New(pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
@@ -490,6 +497,7 @@ func restartKeys(old, cfg *Config) []string {
 	add(old.SetPathManager != cfg.SetPathManager, "set_path_manager")
 	add(old.OwnedIDs != cfg.OwnedIDs, "kernel.owned_ids")
 	add(old.WithdrawOnExit != cfg.WithdrawOnExit, "kernel.withdraw_on_exit")
+	add(old.AcceptAnnounces != cfg.AcceptAnnounces, "kernel.accept_announces")
 	add(old.Workers != cfg.Workers, "engine.workers")
 	add(old.Backoff.Initial != cfg.Backoff.Initial, "engine.backoff_initial")
 	add(old.Backoff.Max != cfg.Backoff.Max, "engine.backoff_max")

@@ -84,8 +84,13 @@ type LinksFile struct {
 type KernelFile struct {
 	// OwnedIDs is the endpoint id range mptcpgod owns, "MIN-MAX".
 	OwnedIDs string `toml:"owned_ids"`
-	// WithdrawOnExit deletes the owned endpoints when mptcpgod stops.
+	// WithdrawOnExit deletes the owned endpoints when mptcpgod stops,
+	// and puts back the limits it changed.
 	WithdrawOnExit bool `toml:"withdraw_on_exit"`
+	// AcceptAnnounces lets the add_addr_accepted limit above 0: the
+	// in-kernel path manager then opens subflows to the addresses and
+	// ports peers announce. Off, mptcpgod keeps it at 0.
+	AcceptAnnounces bool `toml:"accept_announces"`
 }
 
 // EngineFile is the [engine] table.

@@ -157,7 +157,7 @@ func (f *FullMesh) Describe() policy.Doc {
 			{Name: "limits.subflows", Type: "integer", Default: *d.Limits.Subflows,
 				Help: "kernel mode: the subflows limit (0..8; null leaves it alone)"},
 			{Name: "limits.add_addr_accepted", Type: "integer", Default: *d.Limits.AddAddrAccepted,
-				Help: "kernel mode: the add_addr_accepted limit (0..8; null leaves it alone)"},
+				Help: "kernel mode: the add_addr_accepted limit (0..8; null leaves it alone); held at 0 unless kernel.accept_announces"},
 		},
 	}
 }
