@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,8 @@ type fakeDaemon struct {
 	feed    *ctlapi.Feed
 	// usage is the usage report; nil means accounting is off.
 	usage *usage.Report
+	// subscribed counts the event streams opened.
+	subscribed atomic.Int32
 }
 
 func (f *fakeDaemon) Status(context.Context) (pm.Status, error) {
@@ -78,7 +81,9 @@ func (f *fakeDaemon) reloadCount() int {
 }
 
 func (f *fakeDaemon) Events(ctx context.Context) (<-chan ctlapi.Event, error) {
-	return f.feed.Subscribe(ctx), nil
+	ch := f.feed.Subscribe(ctx)
+	f.subscribed.Add(1)
+	return ch, nil
 }
 
 func (f *fakeDaemon) Usage(context.Context) (usage.Report, error) {
@@ -94,6 +99,12 @@ func (f *fakeDaemon) Usage(context.Context) (usage.Report, error) {
 // group gid, in a directory every user may traverse.
 func serveFake(t *testing.T, gid string) (string, *fakeDaemon) {
 	t.Helper()
+	return serveFakeWith(t, gid, ctlapi.Limits{})
+}
+
+// serveFakeWith is serveFake with the server's limits.
+func serveFakeWith(t *testing.T, gid string, lim ctlapi.Limits) (string, *fakeDaemon) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "mptcpctl-")
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +117,7 @@ func serveFake(t *testing.T, gid string) (string, *fakeDaemon) {
 		Started: time.Now().Add(-time.Hour), Conns: testPaths().Conns,
 		Counters: pm.Counters{Actions: map[string]uint64{"create_subflow": 1}}}, usage: testUsage()}
 	sock := filepath.Join(dir, "mptcpgod.sock")
-	s, err := ctlapi.NewServer(ctlapi.ServerConfig{Socket: sock, Group: gid, Backend: f})
+	s, err := ctlapi.NewServer(ctlapi.ServerConfig{Socket: sock, Group: gid, Backend: f, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +273,49 @@ func TestEventsCommandFake(t *testing.T) {
 		} else if !strings.HasSuffix(line, " action op=create_subflow token=3f97be70 ok") {
 			t.Errorf("events printed %q", line)
 		}
+	}
+}
+
+// TestEventsIdleReconnect: a reader's stream that the daemon ends for
+// being idle is opened again at once, without a word, and the decisions
+// after it are printed.
+func TestEventsIdleReconnect(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root to switch credentials")
+		}
+		t.Skip("needs root to switch credentials")
+	}
+	sock, f := serveFakeWith(t, "4249", ctlapi.Limits{IdleTimeout: 100 * time.Millisecond})
+	cmd := exec.Command("/proc/self/exe", "--socket", sock, "events")
+	cmd.Env = []string{"MPTCPCTL_TEST_MAIN=1", "GORACE=atexit_sleep_ms=0"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4249}}}
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for f.subscribed.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("events opened %d streams in a minute; stderr %q", f.subscribed.Load(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for !strings.Contains(out.String(), "create_subflow") {
+		f.feed.Publish(pm.Decision{Time: time.Now(), Kind: pm.DecisionAction, Op: "create_subflow", Token: 0x3f97be70})
+		if time.Now().After(deadline) {
+			t.Fatalf("events printed %q; stderr %q", out.String(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if errb.String() != "" {
+		t.Errorf("events wrote to stderr: %q", errb.String())
 	}
 }
 

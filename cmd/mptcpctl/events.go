@@ -39,8 +39,10 @@ key=value:
     unmanaged    the in-kernel path manager runs the connection: left alone
     dropped      this reader fell behind and missed that many decisions
 
-Reading needs root or membership of the daemon's group. With --json each
-decision is one JSON object per line, as GET /v0/events sends it.`,
+Reading needs root or membership of the daemon's group. The daemon ends the
+stream of a user other than root after a minute without a decision, and
+events opens a new one at once. With --json each decision is one JSON object
+per line, as GET /v0/events sends it.`,
 		Example: "  mptcpctl events\n  mptcpctl events --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -69,7 +71,7 @@ func (a *app) events(ctx context.Context) error {
 		}
 		return a.daemonError(err)
 	}
-	defer s.Close()
+	defer func() { s.Close() }()
 	if a.subscribed != nil {
 		a.subscribed()
 	}
@@ -77,6 +79,18 @@ func (a *app) events(ctx context.Context) error {
 		ev, err := s.Next()
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, ctlapi.ErrStreamIdle) {
+			// The daemon ends the idle streams of users other than
+			// root: open a new one.
+			s.Close()
+			if s, err = c.Events(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return a.daemonError(err)
+			}
+			continue
 		}
 		if errors.Is(err, io.EOF) {
 			return &refusedError{msg: "the daemon closed the stream (stopped or restarted)", err: err}

@@ -231,9 +231,14 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
+// ErrStreamIdle is returned by EventStream.Next when the daemon ended the
+// stream because it had nothing to send for a while (streams of users
+// other than root end when idle): open a new one to go on.
+var ErrStreamIdle = errors.New("ctlapi: the daemon ended the idle event stream")
+
 // EventStream is an open GET /v0/events.
 type EventStream struct {
-	body io.ReadCloser
+	resp *http.Response
 	dec  *json.Decoder
 }
 
@@ -244,15 +249,20 @@ func (c *Client) Events(ctx context.Context) (*EventStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &EventStream{body: resp.Body, dec: json.NewDecoder(resp.Body)}, nil
+	return &EventStream{resp: resp, dec: json.NewDecoder(resp.Body)}, nil
 }
 
-// Next returns the next event; io.EOF when the daemon closed the stream.
+// Next returns the next event; io.EOF when the daemon closed the stream,
+// ErrStreamIdle when it ended it for being idle.
 func (s *EventStream) Next() (Event, error) {
 	var ev Event
 	if err := s.dec.Decode(&ev); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			err = io.EOF
+		}
+		// The trailer is read with the end of the body.
+		if errors.Is(err, io.EOF) && s.resp.Trailer.Get(StreamEndTrailer) == "idle" {
+			err = ErrStreamIdle
 		}
 		return Event{}, err
 	}
@@ -260,4 +270,4 @@ func (s *EventStream) Next() (Event, error) {
 }
 
 // Close closes the stream.
-func (s *EventStream) Close() error { return s.body.Close() }
+func (s *EventStream) Close() error { return s.resp.Body.Close() }

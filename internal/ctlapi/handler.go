@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/usage"
@@ -42,9 +41,28 @@ type Limits struct {
 	MaxQueries   int
 	// ReloadTimeout bounds a reload.
 	ReloadTimeout time.Duration
-	// MaxEventStreams is how many /v0/events streams may be open at once.
-	MaxEventStreams int
+	// MaxEventStreams is how many /v0/events streams users other than
+	// root may have open at once, MaxEventStreamsPerUser how many each
+	// of them, and RootEventStreams how many more root may open, over
+	// MaxEventStreams. A stream of a user other than root ends after
+	// IdleTimeout without a decision to send, like an idle connection
+	// (with the trailer StreamEndTrailer: idle).
+	MaxEventStreams        int
+	MaxEventStreamsPerUser int
+	RootEventStreams       int
+	// MaxConns is how many connections users other than root may have
+	// open at once, MaxConnsPerUser how many each of them, and RootConns
+	// how many more root may open, over MaxConns; a connection beyond
+	// them is answered 429 and closed.
+	MaxConns        int
+	MaxConnsPerUser int
+	RootConns       int
 }
+
+// StreamEndTrailer is the HTTP trailer that says why the daemon ended an
+// event stream: "idle" when no decision came for IdleTimeout (open a new
+// stream to go on).
+const StreamEndTrailer = "Mptcpgod-Stream-End"
 
 // DefaultLimits are the limits of a zero Limits.
 var DefaultLimits = Limits{
@@ -57,7 +75,13 @@ var DefaultLimits = Limits{
 	QueryTimeout:      2 * time.Second,
 	MaxQueries:        4,
 	ReloadTimeout:     30 * time.Second,
-	MaxEventStreams:   32,
+
+	MaxEventStreams:        32,
+	MaxEventStreamsPerUser: 4,
+	RootEventStreams:       8,
+	MaxConns:               64,
+	MaxConnsPerUser:        16,
+	RootConns:              16,
 }
 
 // withDefaults returns l with zero fields set from DefaultLimits.
@@ -83,8 +107,17 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxQueries <= 0 {
 		l.MaxQueries = d.MaxQueries
 	}
-	if l.MaxEventStreams <= 0 {
-		l.MaxEventStreams = d.MaxEventStreams
+	for _, v := range []struct {
+		p *int
+		d int
+	}{
+		{&l.MaxEventStreams, d.MaxEventStreams}, {&l.MaxEventStreamsPerUser, d.MaxEventStreamsPerUser},
+		{&l.RootEventStreams, d.RootEventStreams}, {&l.MaxConns, d.MaxConns},
+		{&l.MaxConnsPerUser, d.MaxConnsPerUser}, {&l.RootConns, d.RootConns},
+	} {
+		if *v.p <= 0 {
+			*v.p = v.d
+		}
 	}
 	return l
 }
@@ -114,7 +147,7 @@ type Handler struct {
 	log     *slog.Logger
 	now     func() time.Time
 	queries chan struct{}
-	streams atomic.Int32
+	streams *gate
 	routes  map[string]route
 }
 
@@ -140,6 +173,7 @@ func NewHandler(b Backend, o HandlerOptions) *Handler {
 		h.now = time.Now
 	}
 	h.queries = make(chan struct{}, h.lim.MaxQueries)
+	h.streams = newGate("event streams", h.lim.MaxEventStreamsPerUser, h.lim.MaxEventStreams, h.lim.RootEventStreams)
 	h.routes = map[string]route{
 		"/v0/status":      {method: http.MethodGet, serve: (*Handler).status},
 		"/v0/links":       {method: http.MethodGet, serve: (*Handler).links},
@@ -453,16 +487,30 @@ func decodeBody(body io.Reader, v any) error {
 }
 
 func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ string) error {
-	if n := h.streams.Add(1); int(n) > h.lim.MaxEventStreams {
-		h.streams.Add(-1)
-		return errorf(http.StatusTooManyRequests, "too many event streams open (at most %d)", h.lim.MaxEventStreams)
+	p, _ := PeerFromContext(r.Context())
+	if err := h.streams.admit(p.UID); err != nil {
+		h.log.Info("event stream refused", "uid", p.UID, "pid", p.PID, "reason", err)
+		if p.UID == 0 {
+			return errorf(http.StatusTooManyRequests, "%v", err)
+		}
+		return errorf(http.StatusTooManyRequests, "%v; root has streams of its own", err)
 	}
-	defer h.streams.Add(-1)
+	defer h.streams.release(p.UID)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	evs, err := h.b.Events(ctx)
 	if err != nil {
 		return h.engineError(err)
+	}
+	// A stream of a user other than root ends when it has had nothing to
+	// send for IdleTimeout, as an idle connection does, so that streams
+	// nobody needs do not hold their places for ever.
+	var idle *time.Timer
+	var idleC <-chan time.Time
+	if p.UID != 0 {
+		idle = time.NewTimer(h.lim.IdleTimeout)
+		defer idle.Stop()
+		idleC = idle.C
 	}
 	rc := http.NewResponseController(w)
 	// The stream outlives ReadTimeout; a client that goes away is noticed
@@ -470,6 +518,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ string) error
 	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Trailer", StreamEndTrailer)
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return nil
@@ -488,6 +537,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ string) error
 			if err := rc.Flush(); err != nil {
 				return nil
 			}
+			if idle != nil {
+				idle.Reset(h.lim.IdleTimeout)
+			}
+		case <-idleC:
+			_ = rc.SetWriteDeadline(h.now().Add(h.lim.WriteTimeout))
+			w.Header().Set(StreamEndTrailer, "idle")
+			return nil
 		case <-ctx.Done():
 			return nil
 		}

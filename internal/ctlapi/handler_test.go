@@ -406,19 +406,22 @@ func slicesContain(s []string, v string) bool {
 	return false
 }
 
-// TestTooManyStreams: event streams beyond the limit get 429.
+// TestTooManyStreams: root's event streams beyond the shared and its own
+// places get 429.
 func TestTooManyStreams(t *testing.T) {
 	t.Parallel()
-	_, c := serve(t, &fakeBackend{feed: NewFeed(0)}, ServerConfig{Limits: Limits{MaxEventStreams: 1}})
-	s, err := c.Events(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	_, c := serve(t, &fakeBackend{feed: NewFeed(0)}, ServerConfig{Limits: Limits{MaxEventStreams: 1, RootEventStreams: 1}})
+	for range 2 {
+		s, err := c.Events(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
 	}
-	defer s.Close()
-	_, err = c.Events(t.Context())
+	_, err := c.Events(t.Context())
 	var se *StatusError
-	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || se.Message != "too many event streams open (at most 1)" {
-		t.Errorf("second stream: %v", err)
+	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || se.Message != "too many event streams open (2)" {
+		t.Errorf("third stream: %v", err)
 	}
 }
 

@@ -92,6 +92,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	// Every connection takes a place of its user: a user other than root
+	// cannot hold so many that root's requests find no descriptor or no
+	// goroutine left.
+	ln = newGatedListener(ln, newGate("connections", s.lim.MaxConnsPerUser, s.lim.MaxConns, s.lim.RootConns),
+		func(p Peer, err error) {
+			s.log.Info("control connection refused", "uid", p.UID, "pid", p.PID, "reason", err)
+		})
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.lim.ReadHeaderTimeout,
@@ -101,12 +108,12 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext: func(c context.Context, conn net.Conn) context.Context {
-			p, err := peerOf(conn)
-			if err != nil {
-				s.log.Warn("control connection without credentials", "error", err)
+			gc := conn.(*gatedConn)
+			if gc.peerErr != nil {
+				s.log.Warn("control connection without credentials", "error", gc.peerErr)
 				return c
 			}
-			return WithPeer(c, p)
+			return WithPeer(c, gc.peer)
 		},
 	}
 	s.log.Info("control socket listening", "socket", s.path)
