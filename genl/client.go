@@ -198,6 +198,11 @@ func (c *Client) Features() Features {
 	return f
 }
 
+// EventsGroup returns the id of the mptcp_pm_events multicast group, 0
+// when the kernel has none: a socket that joined it follows the path
+// manager (sockdiag's NetlinkSockets tells which ones did).
+func (c *Client) EventsGroup() uint32 { return c.c.eventsGroup() }
+
 // Supports reports whether the kernel registered cmd.
 func (c *Client) Supports(cmd Command) bool {
 	return slices.Contains(c.c.features().Commands, cmd)

@@ -93,6 +93,8 @@ func (c *client) close() error {
 
 func (c *client) features() Features { return c.feat }
 
+func (c *client) eventsGroup() uint32 { return c.evGroup }
+
 // execute sends one request and converts a kernel error into *Error.
 func (c *client) execute(op string, cmd uint8, flags netlink.HeaderFlags, encode func(*netlink.AttributeEncoder)) ([]genetlink.Message, error) {
 	var b []byte

@@ -289,3 +289,27 @@ func famName(fam uint8) string {
 	}
 	return "IPv4"
 }
+
+// NetlinkSockets calls fn for every netlink socket of protocol in the
+// namespace (unix.NETLINK_GENERIC: generic netlink), with the multicast
+// groups it joined: who listens to a family's events. No privilege is
+// needed. Each socket is given once (the kernel lists a socket that
+// joined a group twice: bound, and on the group's list). An error from fn
+// stops the walk and is returned as is.
+func (c *Client) NetlinkSockets(protocol uint8, fn func(*NetlinkSocket) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[uint32]bool{}
+	err := c.dump(encodeNetlinkRequest(protocol), func(b []byte) error {
+		s, err := parseNetlinkSocket(b)
+		if err != nil || seen[s.Inode] {
+			return err
+		}
+		seen[s.Inode] = true
+		return callback{fn(s)}.err()
+	})
+	if err != nil {
+		return walkError(err, "list netlink sockets of protocol %d", protocol)
+	}
+	return nil
+}

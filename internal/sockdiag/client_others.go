@@ -26,3 +26,6 @@ func (*Client) Connection(uint32) (*Connection, error) { return nil, ErrUnavaila
 
 // Subflows always fails outside Linux.
 func (*Client) Subflows(func(*Subflow) error) error { return ErrUnavailable }
+
+// NetlinkSockets returns ErrUnavailable: netlink is Linux's.
+func (*Client) NetlinkSockets(uint8, func(*NetlinkSocket) error) error { return ErrUnavailable }

@@ -80,3 +80,19 @@ func FuzzParseTCPInfo(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseNetlinkSocket(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, netlinkDiagMsgLen))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseNetlinkSocket(b)
+		if err != nil {
+			return
+		}
+		for i, g := range s.Groups {
+			if g == 0 || (i > 0 && g <= s.Groups[i-1]) {
+				t.Fatalf("parseNetlinkSocket: groups %v are not ascending group ids", s.Groups)
+			}
+		}
+	})
+}
