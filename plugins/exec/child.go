@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,8 +64,16 @@ type lineReply struct {
 	err error
 }
 
-// spawn starts the plugin with the environment env added to the daemon's.
-func spawn(cmdline []string, env map[string]string, log *slog.Logger) (*child, error) {
+// spawn starts the plugin of cfg without a capability, with its resource
+// limits, in a process group of its own, in /, with cfg's environment,
+// killed if the daemon dies (start, in reap_linux.go).
+func spawn(cfg Config, log *slog.Logger) (*child, error) {
+	cmdline := cfg.Command
+	env := cfg.environ()
+	path, err := lookPath(cmdline[0], env["PATH"])
+	if err != nil {
+		return nil, err
+	}
 	var files []*os.File
 	closeAll := func() {
 		for _, f := range files {
@@ -94,13 +102,13 @@ func spawn(cmdline []string, env map[string]string, log *slog.Logger) (*child, e
 		return nil, fmt.Errorf("exec: stderr pipe: %w", err)
 	}
 
-	cmd := osexec.Command(cmdline[0], cmdline[1:]...)
+	cmd := &osexec.Cmd{Path: path, Args: cmdline, Env: envList(env), Dir: "/"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.Env = environ(env)
 	// A process group of its own: the daemon's terminal signals do not
 	// reach it, and killing the group takes the plugin's own children.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// SIGKILL when the daemon dies, even by SIGKILL.
+	cmd.SysProcAttr = sysProcAttr()
+	if err := start(cmd, cfg.Limits); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("exec: start %s: %w", cmdline[0], err)
 	}
@@ -129,29 +137,18 @@ func spawn(cmdline []string, env map[string]string, log *slog.Logger) (*child, e
 		close(c.exited)
 		// Nobody reads replies of a dead child.
 		close(c.abandon)
-		// Leftovers of the group go with the leader.
+		// Leftovers of the group go with the leader, and so do the
+		// orphans that left it.
 		_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+		reaped(c.pid)
 	}()
 	return c, nil
 }
 
-// environ returns the daemon's environment with env added, sorted.
-func environ(env map[string]string) []string {
-	vars := os.Environ()
-	if len(env) == 0 {
-		return vars
-	}
-	vars = slices.DeleteFunc(vars, func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		_, ok := env[k]
-		return ok
-	})
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+// envList returns env as KEY=VALUE, sorted.
+func envList(env map[string]string) []string {
+	vars := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		vars = append(vars, k+"="+env[k])
 	}
 	return vars

@@ -4,10 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	osexec "os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -24,6 +29,13 @@ func init() {
 		return New(cfg)
 	})
 }
+
+// The lowest limits a child may get, below which no interpreter starts.
+const (
+	MinMemory    = 16 << 20
+	MinOpenFiles = 16
+	MinProcesses = 16
+)
 
 // Bounds of the durations, so that a typo cannot stall the engine: it
 // waits up to Timeout for every answer.
@@ -54,29 +66,58 @@ type Config struct {
 	StartTimeout time.Duration
 	// RestartBackoff spaces the restarts of a child that failed.
 	RestartBackoff Backoff
-	// Env holds variables added to the daemon's environment for the
-	// child (replacing those of the same name).
+	// PassEnv names variables of the daemon's environment that the child
+	// gets too (those the daemon has), over BaseEnv.
+	PassEnv []string
+	// Env holds variables for the child, over BaseEnv and PassEnv.
 	Env map[string]string
 	// Modes are the path-manager modes the child decides in; in another
 	// mode exec passes the plan through and starts no child.
 	Modes []policy.Mode
+	// Limits bound the child's resources.
+	Limits Limits
+}
+
+// Limits bound a child's resources (setrlimit: soft and hard, so that it
+// cannot raise them); 0 leaves one as the daemon has it.
+type Limits struct {
+	// Memory is RLIMIT_DATA in bytes: its heap and other private
+	// writable memory. Address space a runtime only reserves (JIT
+	// languages reserve much) does not count.
+	Memory uint64
+	// OpenFiles is RLIMIT_NOFILE.
+	OpenFiles uint64
+	// Processes is RLIMIT_NPROC: processes and threads of the child's
+	// user, the daemon's own included (not enforced for uid 0).
+	Processes uint64
+}
+
+// BaseEnv is the environment every child starts from: a PATH of the
+// system's directories, HOME and a UTF-8 locale; nothing of the daemon's
+// unless PassEnv names it.
+var BaseEnv = map[string]string{
+	"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME": "/",
+	"LANG": "C.UTF-8",
 }
 
 // DefaultConfig returns the configuration of an empty config: no command,
-// timeout 100ms, start timeout 30s, restart backoff 100ms to 30s, no extra
-// environment, both modes.
+// timeout 100ms, start timeout 30s, restart backoff 100ms to 30s, only
+// BaseEnv, both modes, 1 GiB of memory, 1024 open files, 512 processes.
 func DefaultConfig() Config {
 	return Config{
 		Timeout:        100 * time.Millisecond,
 		StartTimeout:   30 * time.Second,
 		RestartBackoff: Backoff{Initial: 100 * time.Millisecond, Max: 30 * time.Second},
 		Modes:          []policy.Mode{policy.ModeKernel, policy.ModeUserspace},
+		Limits:         Limits{Memory: 1 << 30, OpenFiles: 1024, Processes: 512},
 	}
 }
 
 // clone returns c with slices and maps of its own.
 func (c Config) clone() Config {
 	c.Command = slices.Clone(c.Command)
+	c.PassEnv = slices.Clone(c.PassEnv)
 	c.Modes = slices.Clone(c.Modes)
 	if c.Env != nil {
 		env := make(map[string]string, len(c.Env))
@@ -94,8 +135,16 @@ type rawConfig struct {
 	Timeout        string            `json:"timeout"`
 	StartTimeout   string            `json:"start_timeout"`
 	RestartBackoff rawBackoff        `json:"restart_backoff"`
+	PassEnv        []string          `json:"pass_env"`
 	Env            map[string]string `json:"env"`
 	Modes          []string          `json:"modes"`
+	Limits         rawLimits         `json:"limits"`
+}
+
+type rawLimits struct {
+	Memory    string `json:"memory"`
+	OpenFiles uint64 `json:"open_files"`
+	Processes uint64 `json:"processes"`
 }
 
 type rawBackoff struct {
@@ -112,6 +161,8 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		Timeout:        def.Timeout.String(),
 		StartTimeout:   def.StartTimeout.String(),
 		RestartBackoff: rawBackoff{Initial: def.RestartBackoff.Initial.String(), Max: def.RestartBackoff.Max.String()},
+		Limits: rawLimits{Memory: sizeString(def.Limits.Memory), OpenFiles: def.Limits.OpenFiles,
+			Processes: def.Limits.Processes},
 	}
 	for _, m := range def.Modes {
 		rc.Modes = append(rc.Modes, string(m))
@@ -119,7 +170,11 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	if err := policy.DecodeConfig(raw, &rc); err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Command: rc.Command, Env: rc.Env}
+	cfg := Config{Command: rc.Command, Env: rc.Env,
+		Limits: Limits{OpenFiles: rc.Limits.OpenFiles, Processes: rc.Limits.Processes}}
+	if len(rc.PassEnv) > 0 {
+		cfg.PassEnv = rc.PassEnv
+	}
 	var errs []error
 	duration := func(name, s string, d *time.Duration) {
 		v, err := time.ParseDuration(s)
@@ -133,6 +188,13 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	duration("start_timeout", rc.StartTimeout, &cfg.StartTimeout)
 	duration("restart_backoff.initial", rc.RestartBackoff.Initial, &cfg.RestartBackoff.Initial)
 	duration("restart_backoff.max", rc.RestartBackoff.Max, &cfg.RestartBackoff.Max)
+	if rc.Limits.Memory != "" && rc.Limits.Memory != "0" {
+		n, err := humanize.ParseBytes(rc.Limits.Memory)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("option \"limits.memory\": %q is not a size such as \"512MiB\" or \"1GiB\" (\"0\": no limit)", rc.Limits.Memory))
+		}
+		cfg.Limits.Memory = n
+	}
 	if len(errs) > 0 {
 		return Config{}, errs[0]
 	}
@@ -177,6 +239,23 @@ func (c Config) validate() error {
 		return fmt.Errorf("option \"restart_backoff.max\": %s is shorter than restart_backoff.initial %s",
 			c.RestartBackoff.Max, c.RestartBackoff.Initial)
 	}
+	for i, k := range c.PassEnv {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("option \"pass_env\": %q is not a variable name", k)
+		}
+		if slices.Contains(c.PassEnv[:i], k) {
+			return fmt.Errorf("option \"pass_env\": %q listed twice", k)
+		}
+	}
+	switch {
+	case c.Limits.Memory != 0 && c.Limits.Memory < MinMemory:
+		return fmt.Errorf("option \"limits.memory\": %s is below %s, too little for any interpreter (0: no limit)",
+			sizeString(c.Limits.Memory), sizeString(MinMemory))
+	case c.Limits.OpenFiles != 0 && c.Limits.OpenFiles < MinOpenFiles:
+		return fmt.Errorf("option \"limits.open_files\": %d is below %d (0: no limit)", c.Limits.OpenFiles, MinOpenFiles)
+	case c.Limits.Processes != 0 && c.Limits.Processes < MinProcesses:
+		return fmt.Errorf("option \"limits.processes\": %d is below %d (0: no limit)", c.Limits.Processes, MinProcesses)
+	}
 	for k, v := range c.Env {
 		switch {
 		case k == "":
@@ -206,10 +285,55 @@ func (c Config) checkCommand() error {
 	if len(c.Command) == 0 {
 		return errors.New("option \"command\": missing, want the program and its arguments")
 	}
-	if _, err := osexec.LookPath(c.Command[0]); err != nil {
+	if _, err := lookPath(c.Command[0], c.environ()["PATH"]); err != nil {
 		return fmt.Errorf("option \"command\": %w", err)
 	}
 	return nil
+}
+
+// sizeString writes a byte count in the largest binary unit that divides
+// it: "1GiB", "16MiB", "1000".
+func sizeString(n uint64) string {
+	for _, u := range []struct {
+		name string
+		size uint64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprint(n)
+}
+
+// environ returns the child's environment: BaseEnv, then the variables
+// of PassEnv the daemon has, then Env.
+func (c Config) environ() map[string]string {
+	env := maps.Clone(BaseEnv)
+	for _, k := range c.PassEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, c.Env)
+	return env
+}
+
+// lookPath finds the program name in the directories of path (the
+// child's PATH, not the daemon's) unless it has a slash, and checks that
+// it is an executable file.
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		return osexec.LookPath(name)
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue // never the daemon's working directory
+		}
+		if p, err := osexec.LookPath(filepath.Join(dir, name)); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: not found in the program's PATH %s", name, path)
 }
 
 // Describe implements policy.Describer.
@@ -232,10 +356,18 @@ func (p *Exec) Describe() policy.Doc {
 				Help: "wait before restarting a failed program, doubling each time"},
 			{Name: "restart_backoff.max", Type: "string", Default: d.RestartBackoff.Max.String(),
 				Help: "the longest wait between restarts"},
+			{Name: "pass_env", Type: "array", Default: []string{},
+				Help: "names of the daemon's environment variables the program gets too"},
 			{Name: "env", Type: "object", Default: map[string]string{},
-				Help: "environment variables added to the daemon's for the program"},
+				Help: "environment variables for the program, over PATH, HOME and LANG (docs/plugins.md) and pass_env"},
 			{Name: "modes", Type: "array", Default: modes, Values: modes,
 				Help: "the path-manager modes the program decides in; in others the plan passes through"},
+			{Name: "limits.memory", Type: "string", Default: sizeString(d.Limits.Memory),
+				Help: "the program's heap and other private memory (RLIMIT_DATA); \"0\": no limit"},
+			{Name: "limits.open_files", Type: "integer", Default: d.Limits.OpenFiles,
+				Help: "the program's open files (RLIMIT_NOFILE); 0: no limit"},
+			{Name: "limits.processes", Type: "integer", Default: d.Limits.Processes,
+				Help: "processes and threads of the program's user, the daemon's included (RLIMIT_NPROC); 0: no limit"},
 		},
 	}
 }

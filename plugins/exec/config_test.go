@@ -40,6 +40,18 @@ func TestConfig(t *testing.T) {
 		{`{"env": {"LANG": "C", "X": ""}}`, with(func(c *exec.Config) { c.Env = map[string]string{"LANG": "C", "X": ""} }), ""},
 		{`{"modes": ["userspace"]}`, with(func(c *exec.Config) { c.Modes = []policy.Mode{policy.ModeUserspace} }), ""},
 		{`{"modes": null}`, def, ""},
+		{`{"pass_env": ["TZ", "http_proxy"]}`, with(func(c *exec.Config) { c.PassEnv = []string{"TZ", "http_proxy"} }), ""},
+		{`{"limits": {"memory": "256MiB", "open_files": 64, "processes": 0}}`, with(func(c *exec.Config) {
+			c.Limits = exec.Limits{Memory: 256 << 20, OpenFiles: 64}
+		}), ""},
+		{`{"limits": {"memory": "0"}}`, with(func(c *exec.Config) { c.Limits.Memory = 0 }), ""},
+		{`{"limits": {"memory": "lots"}}`, def, `option "limits.memory": "lots" is not a size such as "512MiB" or "1GiB" ("0": no limit)`},
+		{`{"limits": {"memory": "1MiB"}}`, def, `option "limits.memory": 1MiB is below 16MiB, too little for any interpreter (0: no limit)`},
+		{`{"limits": {"open_files": 3}}`, def, `option "limits.open_files": 3 is below 16 (0: no limit)`},
+		{`{"limits": {"processes": 1}}`, def, `option "limits.processes": 1 is below 16 (0: no limit)`},
+		{`{"limits": {"processes": -1}}`, def, `option "limits.processes": cannot use number -1 as uint64`},
+		{`{"pass_env": ["A=B"]}`, def, `option "pass_env": "A=B" is not a variable name`},
+		{`{"pass_env": ["TZ", "TZ"]}`, def, `option "pass_env": "TZ" listed twice`},
 		{`{"comand": ["x"]}`, def, `unknown option "comand"`},
 		{`{"restart_backoff": {"inital": "1s"}}`, def, `unknown option "inital"`},
 		{`{"command": "/bin/true"}`, def, `option "command": cannot use string as []string`},
@@ -101,7 +113,7 @@ func TestNew(t *testing.T) {
 		{`{"command": ["` + filepath.Join(dir, "none") + `"]}`, `policy/exec: option "command": exec: "` + filepath.Join(dir, "none") + `": stat ` + filepath.Join(dir, "none") + `: no such file or directory`},
 		{`{"command": ["` + plain + `"]}`, `policy/exec: option "command": exec: "` + plain + `": permission denied`},
 		{`{"command": ["` + dir + `"]}`, `policy/exec: option "command": exec: "` + dir + `": is a directory`},
-		{`{"command": ["mptcpgod-no-such-plugin"]}`, `policy/exec: option "command": exec: "mptcpgod-no-such-plugin": executable file not found in $PATH`},
+		{`{"command": ["mptcpgod-no-such-plugin"]}`, `policy/exec: option "command": exec: "mptcpgod-no-such-plugin": not found in the program's PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`},
 		{`{"timeout": "2s"}`, `policy/exec: option "timeout": 2s is not in 1ms..1s`},
 	}
 	for _, tt := range tests {
@@ -132,7 +144,8 @@ func TestDescribe(t *testing.T) {
 	want := map[string]any{
 		"command": nil, "timeout": def.Timeout.String(), "start_timeout": def.StartTimeout.String(),
 		"restart_backoff.initial": def.RestartBackoff.Initial.String(), "restart_backoff.max": def.RestartBackoff.Max.String(),
-		"env": map[string]string{}, "modes": []string{"kernel", "userspace"},
+		"env": map[string]string{}, "modes": []string{"kernel", "userspace"}, "pass_env": []string{},
+		"limits.memory": "1GiB", "limits.open_files": uint64(1024), "limits.processes": uint64(512),
 	}
 	got := map[string]any{}
 	for _, o := range d.Options {
@@ -154,6 +167,9 @@ func TestDescribe(t *testing.T) {
 		"restart_backoff": map[string]any{"initial": got["restart_backoff.initial"], "max": got["restart_backoff.max"]},
 		"env":             got["env"],
 		"modes":           got["modes"],
+		"pass_env":        got["pass_env"],
+		"limits": map[string]any{"memory": got["limits.memory"], "open_files": got["limits.open_files"],
+			"processes": got["limits.processes"]},
 	})
 	if err != nil {
 		t.Fatal(err)

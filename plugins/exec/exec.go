@@ -433,7 +433,7 @@ func (p *Exec) startChild(mode policy.Mode) (*child, error) {
 	log := p.log
 	p.stats.Starts++
 	p.mu.Unlock()
-	ch, err := spawn(p.cfg.Command, p.cfg.Env, log)
+	ch, err := spawn(p.cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -25,7 +26,8 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(fakeEnv); mode != "" {
 		os.Exit(fake(mode))
 	}
-	goleak.VerifyTestMain(m)
+	// The spawner keeps a thread for the children's parent-death signal.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/mptcpgod/mptcpgod/plugins/exec.spawner"))
 }
 
 // fakeRequest is what the fake reads of a request.
@@ -55,6 +57,9 @@ type fakeRequest struct {
 //	nohello       answers the hello as if it were a request
 //	stderr        as echo, and writes two lines to standard error on the first request
 //	ignoreterm    as echo, ignores SIGTERM and the end of its input
+//	report:FILE   as echo, after writing what it was given (sandboxReport) to FILE
+//	orphan:FILE   as ignoreterm, after starting a sleeper in a session of its own
+//	sleeper:FILE  ignores SIGTERM, writes its pid to FILE and sleeps for ever
 //
 // It exits 0 at the end of its input, unless told otherwise.
 func fake(spec string) int {
@@ -70,8 +75,32 @@ func fake(spec string) int {
 		out.Write(append(b, '\n'))
 		out.Flush()
 	}
-	if mode == "ignoreterm" {
+	switch mode {
+	case "ignoreterm", "orphan":
 		signal.Ignore(syscall.SIGTERM)
+	case "sleeper":
+		signal.Ignore(syscall.SIGTERM)
+		if err := os.WriteFile(arg, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			panic(err)
+		}
+		select {}
+	case "report":
+		if err := writeReport(arg); err != nil {
+			fmt.Fprintf(os.Stderr, "fake: report: %v\n", err)
+			return 2
+		}
+	}
+	if mode == "orphan" {
+		self, err := os.Executable()
+		if err != nil {
+			panic(err)
+		}
+		sleeper := osexec.Command(self)
+		sleeper.Env = []string{fakeEnv + "=sleeper:" + arg}
+		sleeper.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := sleeper.Start(); err != nil {
+			panic(err)
+		}
 	}
 	if mode == "slowhello" {
 		d, err := time.ParseDuration(arg)
@@ -143,10 +172,59 @@ func fake(spec string) int {
 			write(map[string]any{"type": r.Type, "id": r.ID, "plan": plan})
 		}
 	}
-	if mode == "ignoreterm" {
+	if mode == "ignoreterm" || mode == "orphan" {
 		select {}
 	}
 	return 0
+}
+
+// sandboxReport is what the report fake found it was given.
+type sandboxReport struct {
+	// Caps are the CapInh, CapPrm, CapEff, CapBnd and CapAmb lines of
+	// /proc/self/status, NoNewPrivs its line.
+	Caps       map[string]string
+	NoNewPrivs string
+	Dir        string
+	Env        []string
+	// Limits are the soft and hard limits by resource number.
+	Limits map[int][2]uint64
+	PID    int
+	PGID   int
+}
+
+func writeReport(file string) error {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	r := sandboxReport{Caps: map[string]string{}, Limits: map[int][2]uint64{}, Env: os.Environ(), PID: os.Getpid()}
+	for line := range strings.Lines(string(status)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch {
+		case strings.HasPrefix(k, "Cap"):
+			r.Caps[k] = strings.TrimSpace(v)
+		case k == "NoNewPrivs":
+			r.NoNewPrivs = strings.TrimSpace(v)
+		}
+	}
+	if r.Dir, err = os.Getwd(); err != nil {
+		return err
+	}
+	if r.PGID, err = syscall.Getpgid(0); err != nil {
+		return err
+	}
+	for _, res := range []int{syscall.RLIMIT_CORE, syscall.RLIMIT_DATA, syscall.RLIMIT_NOFILE, 6 /* RLIMIT_NPROC */} {
+		var l syscall.Rlimit
+		if err := syscall.Getrlimit(res, &l); err != nil {
+			return err
+		}
+		r.Limits[res] = [2]uint64{l.Cur, l.Max}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o600)
 }
 
 // allBackup returns the plan next with every path and endpoint backup.
