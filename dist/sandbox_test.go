@@ -36,8 +36,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(probeEnv) == "1" {
+	switch {
+	case os.Getenv(probeEnv) == "1":
 		os.Exit(sandboxProbe())
+	case os.Getenv(busNameEnv) != "":
+		os.Exit(ownBusName(os.Getenv(busNameEnv)))
+	case os.Getenv(pluginEnv) != "":
+		os.Exit(plugin(os.Getenv(pluginEnv)))
 	}
 	os.Exit(m.Run())
 }

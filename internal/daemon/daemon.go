@@ -102,7 +102,7 @@ type Daemon struct {
 // fails when MPTCP is unavailable or disabled, sets or checks the path
 // manager, builds the policy, subscribes to the kernel's events
 // (userspace mode) and logs a warning, with the fix, for every other
-// MPTCP manager it finds. Run runs it.
+// MPTCP manager it finds (findManagers). Run runs it.
 func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	log := opts.Logger
 	if log == nil {
@@ -155,6 +155,13 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		}
 	}
 
+	procDir := opts.ProcDir
+	if procDir == "" {
+		procDir = "/proc"
+	}
+	// Before the daemon subscribes itself.
+	found := findManagers(log, procDir, opts.NetNS, client.EventsGroup())
+
 	// The lister serves both modes: userspace mode adopts connections
 	// from it, kernel mode keeps the endpoints that carry live subflows
 	// when it withdraws on exit.
@@ -169,10 +176,6 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		events = d.sub
 	}
 
-	procDir := opts.ProcDir
-	if procDir == "" {
-		procDir = "/proc"
-	}
 	var foreign []genl.Endpoint
 	if d.mode == policy.ModeKernel {
 		eps, err := client.Endpoints()
@@ -181,7 +184,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		}
 		foreign = foreignEndpoints(eps, cfg.OwnedIDs)
 	}
-	warnCoexistence(log, d.mode, processes(procDir, networkManager, mptcpd), foreign)
+	warnCoexistence(log, d.mode, found, foreign)
 
 	if d.usage, err = newAccounting(cfg, log); err != nil {
 		return nil, err

@@ -146,21 +146,28 @@ func TestWarnCoexistence(t *testing.T) {
 	tests := []struct {
 		name    string
 		mode    policy.Mode
-		procs   []string
+		found   managers
 		foreign []genl.Endpoint
 		want    []string
 	}{
-		{"alone", policy.ModeKernel, nil, nil, nil},
-		{"kernel", policy.ModeKernel, []string{networkManager, mptcpd}, foreign, []string{
+		{"alone", policy.ModeKernel, managers{}, nil, nil},
+		{"kernel", policy.ModeKernel, managers{procs: []string{networkManager, mptcpd}, networkManager: true,
+			listeners: []string{"port 812 (mptcpd)"}}, foreign, []string{
 			"mptcpd is running",
 			"NetworkManager is running and may add MPTCP endpoints of its own",
 			"endpoints mptcpgod does not own take part in every connection",
 		}},
-		{"userspace", policy.ModeUserspace, []string{networkManager, mptcpd}, nil, []string{"mptcpd is running"}},
+		{"userspace", policy.ModeUserspace, managers{procs: []string{networkManager, mptcpd}, networkManager: true}, nil,
+			[]string{"mptcpd is running"}},
+		{"sandboxed: the bus and the kernel's state", policy.ModeKernel, managers{networkManager: true,
+			listeners: []string{"port 812"}}, nil, []string{
+			"another program follows the MPTCP path manager's events in this namespace: mptcpd, or a monitor such as ip mptcp monitor",
+			"NetworkManager is running and may add MPTCP endpoints of its own",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := warnCoexistence(discard, tt.mode, tt.procs, tt.foreign)
+			got := warnCoexistence(discard, tt.mode, tt.found, tt.foreign)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}

@@ -18,6 +18,8 @@ const (
 	getDevice   = "org.freedesktop.NetworkManager.GetDeviceByIpIface"
 	deviceIface = "org.freedesktop.NetworkManager.Device"
 	propGet     = "org.freedesktop.DBus.Properties.Get"
+	// nameHasOwner is the bus's own method.
+	nameHasOwner = "org.freedesktop.DBus.NameHasOwner"
 
 	errUnknownDevice  = "org.freedesktop.NetworkManager.UnknownDevice"
 	errServiceUnknown = "org.freedesktop.DBus.Error.ServiceUnknown"
@@ -151,6 +153,26 @@ func (r *Reader) device(ctx context.Context, ifname string) (Value, error) {
 		return 0, fmt.Errorf("nmmetered: %s Metered of %s: %s, want a uint32", dev, ifname, v.Signature())
 	}
 	return Value(m), nil
+}
+
+// Running reports whether NetworkManager owns its name on the bus: a
+// question any client may ask the bus, which needs no view of the
+// processes (a sandbox with ProtectProc=invisible hides NetworkManager's).
+// errors.Is(err, ErrNotRunning) when there is no bus.
+func (r *Reader) Running(ctx context.Context) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return false, err
+	}
+	var owned bool
+	if err := conn.BusObject().CallWithContext(ctx, nameHasOwner, 0, busName).Store(&owned); err != nil {
+		return false, fmt.Errorf("nmmetered: NameHasOwner %s: %w", busName, err)
+	}
+	return owned, nil
 }
 
 // connect returns the bus connection, dialling when there is none or it

@@ -243,6 +243,30 @@ func TestChanges(t *testing.T) {
 	}
 }
 
+// TestRunning: Running follows NetworkManager's name on the bus.
+func TestRunning(t *testing.T) {
+	t.Parallel()
+	addr := startBus(t)
+	r := nmmetered.New(&nmmetered.Config{Address: addr})
+	defer r.Close()
+	if up, err := r.Running(t.Context()); err != nil || up {
+		t.Fatalf("Running before NetworkManager = %v, %v; want false", up, err)
+	}
+	nm := startNM(t, addr, nil)
+	if up, err := r.Running(t.Context()); err != nil || !up {
+		t.Fatalf("Running with NetworkManager = %v, %v; want true", up, err)
+	}
+	nm.stop(t)
+	if up, err := r.Running(t.Context()); err != nil || up {
+		t.Fatalf("Running after NetworkManager left = %v, %v; want false", up, err)
+	}
+	none := nmmetered.New(&nmmetered.Config{Address: "unix:path=" + t.TempDir() + "/none"})
+	defer none.Close()
+	if _, err := none.Running(t.Context()); !errors.Is(err, nmmetered.ErrNotRunning) {
+		t.Errorf("Running without a bus: %v, want ErrNotRunning", err)
+	}
+}
+
 func TestNoBus(t *testing.T) {
 	t.Parallel()
 	logs := &logBuf{}
