@@ -15,7 +15,7 @@ import (
 )
 
 func (a *app) connectionsCmd() *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:     "connections",
 		Aliases: []string{"conns"},
 		Short:   "List the MPTCP connections, one row per connection",
@@ -35,15 +35,17 @@ per connection:
 
 No privilege is needed.`,
 		Example: "  mptcpctl connections\n  mptcpctl -n ns1 connections --json",
-		Args:    noArgs,
+		Args:    subcommandArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.connections()
 		},
 	}
+	c.AddCommand(a.connectionsAnnounceCmd(), a.connectionsRemoveCmd())
+	return c
 }
 
 func (a *app) subflowsCmd() *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "subflows [TOKEN]",
 		Short: "List the subflows, grouped under their connection",
 		Long: `List the subflows of every MPTCP connection, or of the one with token TOKEN,
@@ -71,6 +73,8 @@ No privilege is needed.`,
 		},
 		ValidArgsFunction: a.completeToken,
 	}
+	c.AddCommand(a.subflowsCreateCmd(), a.subflowsDestroyCmd(), a.subflowsBackupCmd())
+	return c
 }
 
 // connections implements the connections command.

@@ -204,15 +204,8 @@ func (a *app) endpointsAdd(args []string) error {
 		return err
 	}
 	defer s.Close()
-	if req.Dev != "" {
-		f, err := s.ifaces()
-		if err != nil {
-			return err
-		}
-		req.Endpoint.IfIndex = f.index(req.Dev)
-		if req.Endpoint.IfIndex == 0 {
-			return &refusedError{msg: fmt.Sprintf("dev %q: no such interface", req.Dev)}
-		}
+	if req.Endpoint.IfIndex, err = resolveDev(s, req.Dev); err != nil {
+		return err
 	}
 	gc, err := s.genl()
 	if err != nil {

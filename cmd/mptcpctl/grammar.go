@@ -104,6 +104,16 @@ func parseUint(keyword, word string, lo, hi uint64) (uint64, error) {
 	return n, nil
 }
 
+// uintValue parses the word after args[i], the value of keyword args[i],
+// as a number in lo..hi.
+func uintValue(args []string, i int, lo, hi uint64) (uint64, error) {
+	v, err := value(args, i, fmt.Sprintf("value: expected a number %d..%d", lo, hi))
+	if err != nil {
+		return 0, err
+	}
+	return parseUint(args[i], v, lo, hi)
+}
+
 // value returns the word after args[i], the value of keyword args[i].
 func value(args []string, i int, what string) (string, error) {
 	if i+1 >= len(args) {
@@ -149,22 +159,14 @@ func parseAdd(args []string) (addRequest, error) {
 			req.Dev = v
 			i++
 		case "id":
-			v, err := value(args, i, "value: expected a number 1..255")
-			if err != nil {
-				return req, err
-			}
-			n, err := parseUint("id", v, 1, 255)
+			n, err := uintValue(args, i, 1, 255)
 			if err != nil {
 				return req, err
 			}
 			req.Endpoint.ID = uint8(n)
 			i++
 		case "port":
-			v, err := value(args, i, "value: expected a number 1..65535")
-			if err != nil {
-				return req, err
-			}
-			n, err := parseUint("port", v, 1, 65535)
+			n, err := uintValue(args, i, 1, 65535)
 			if err != nil {
 				return req, err
 			}
@@ -320,4 +322,239 @@ func parseToken(word string) (uint32, error) {
 // formatToken formats a token the way parseToken reads it.
 func formatToken(t uint32) string {
 	return fmt.Sprintf("%08x", t)
+}
+
+// announceWords are the keywords `connections announce` accepts after
+// ADDR; id is required.
+var announceWords = []string{"id", "port", "dev"}
+
+// subflowWords are the keywords `subflows create` accepts after REMOTE.
+var subflowWords = []string{"id", "dev", "backup"}
+
+// announceRequest is a parsed `connections announce`.
+type announceRequest struct {
+	Token uint32
+	// Endpoint is the address to announce, with the signal flag and its
+	// id; IfIndex is resolved from Dev later.
+	Endpoint genl.Endpoint
+	Dev      string
+}
+
+// subflowRequest is a parsed `subflows create`, `destroy` or `backup`.
+type subflowRequest struct {
+	Token uint32
+	// Local is the local address, with its port for destroy; its id,
+	// flags (backup) and IfIndex (from Dev) are create's.
+	Local  genl.Endpoint
+	Remote netip.AddrPort
+	Dev    string
+	// IDSet says create was given the local id; without it, the id the
+	// connection already knows the address by is used.
+	IDSet bool
+	// Backup is backup's on|off.
+	Backup bool
+}
+
+// localPort returns the local address and port.
+func (r subflowRequest) localPort() netip.AddrPort {
+	return netip.AddrPortFrom(r.Local.Addr, r.Local.Port)
+}
+
+// parseHostPort parses ADDR or ADDR:PORT ([ADDR]:PORT for IPv6), what
+// names it in messages; needPort makes the port required.
+func parseHostPort(what, word string, needPort bool) (netip.Addr, uint16, error) {
+	if ap, err := netip.ParseAddrPort(word); err == nil {
+		if ap.Addr().Zone() != "" {
+			return netip.Addr{}, 0, usagef("%s %q: zones are not supported, use dev", what, word)
+		}
+		if ap.Port() == 0 {
+			return netip.Addr{}, 0, usagef("%s %q: port 0: give the port or leave it out", what, word)
+		}
+		return ap.Addr(), ap.Port(), nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(word, "[]"))
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, 0, usagef("invalid %s %q: expected ADDR or ADDR:PORT ([ADDR]:PORT for IPv6)", what, word)
+	}
+	if needPort {
+		return netip.Addr{}, 0, usagef("%s %q: the port is missing: expected ADDR:PORT ([ADDR]:PORT for IPv6)", what, word)
+	}
+	return a, 0, nil
+}
+
+// parseAnnounce parses the arguments of `connections announce`: TOKEN
+// ADDR id N [port P] [dev IFNAME].
+func parseAnnounce(args []string) (announceRequest, error) {
+	var req announceRequest
+	switch len(args) {
+	case 0:
+		return req, usagef("missing token: expected TOKEN ADDR id N [port P] [dev IFNAME]")
+	case 1:
+		return req, usagef("missing address: expected TOKEN ADDR id N [port P] [dev IFNAME]")
+	}
+	tok, err := parseToken(args[0])
+	if err != nil {
+		return req, err
+	}
+	req.Token = tok
+	addr, err := parseAddr(args[1])
+	if err != nil {
+		return req, err
+	}
+	req.Endpoint = genl.Endpoint{Addr: addr, Flags: genl.FlagSignal}
+	seen := map[string]bool{}
+	for i := 2; i < len(args); i++ {
+		w := args[i]
+		if seen[w] {
+			return req, usagef("%q given twice", w)
+		}
+		switch w {
+		case "id":
+			n, err := uintValue(args, i, 1, 255)
+			if err != nil {
+				return req, err
+			}
+			req.Endpoint.ID = uint8(n)
+		case "port":
+			n, err := uintValue(args, i, 1, 65535)
+			if err != nil {
+				return req, err
+			}
+			req.Endpoint.Port = uint16(n)
+		case "dev":
+			v, err := value(args, i, "interface name")
+			if err != nil {
+				return req, err
+			}
+			if !validIfName(v) {
+				return req, usagef("dev %q: invalid interface name", v)
+			}
+			req.Dev = v
+		default:
+			return req, usagef("unknown word %q: expected %s", w, expected(announceWords))
+		}
+		seen[w] = true
+		i++
+	}
+	if req.Endpoint.ID == 0 {
+		// The kernel's "invalid addr id": the peer knows an address
+		// by its id, and 0 is the initial subflow's.
+		return req, usagef("missing id: an announced address needs an id 1..255, which the peer uses to withdraw it")
+	}
+	return req, nil
+}
+
+// parseRemove parses the arguments of `connections remove`: TOKEN id N.
+func parseRemove(args []string) (uint32, uint8, error) {
+	if len(args) == 0 {
+		return 0, 0, usagef("missing token: expected TOKEN id N")
+	}
+	tok, err := parseToken(args[0])
+	if err != nil {
+		return 0, 0, err
+	}
+	switch {
+	case len(args) == 1:
+		return 0, 0, usagef("missing id: expected TOKEN id N")
+	case args[1] != "id":
+		return 0, 0, usagef("unknown word %q: expected id", args[1])
+	case len(args) == 2:
+		return 0, 0, usagef("id: missing value: expected a number 0..255")
+	case len(args) > 3:
+		return 0, 0, usagef("unexpected word %q: expected only TOKEN id N", args[3])
+	}
+	// Id 0 withdraws the initial subflow's address (Linux 6.7).
+	n, err := parseUint("id", args[2], 0, 255)
+	if err != nil {
+		return 0, 0, err
+	}
+	return tok, uint8(n), nil
+}
+
+// parseSubflow parses TOKEN LOCAL REMOTE of the subflows commands, and
+// what follows: for create [id N] [dev IFNAME] [backup]; for destroy
+// nothing, with both ports required (the kernel finds the subflow by
+// them); for backup on|off.
+func parseSubflow(op string, args []string) (subflowRequest, error) {
+	var req subflowRequest
+	syntax := map[string]string{
+		"create":  "TOKEN LOCAL REMOTE:PORT [id N] [dev IFNAME] [backup]",
+		"destroy": "TOKEN LOCAL:PORT REMOTE:PORT",
+		"backup":  "TOKEN LOCAL[:PORT] REMOTE[:PORT] on|off",
+	}[op]
+	names := []string{"token", "local address", "remote address"}
+	if len(args) < 3 {
+		return req, usagef("missing %s: expected %s", names[len(args)], syntax)
+	}
+	tok, err := parseToken(args[0])
+	if err != nil {
+		return req, err
+	}
+	req.Token = tok
+	addr, port, err := parseHostPort("local address", args[1], op == "destroy")
+	if err != nil {
+		return req, err
+	}
+	if op == "create" && port != 0 {
+		return req, usagef("local address %q: the kernel picks the local port of a new subflow; give the address alone", args[1])
+	}
+	req.Local = genl.Endpoint{Addr: addr, Port: port}
+	raddr, rport, err := parseHostPort("remote address", args[2], op != "backup")
+	if err != nil {
+		return req, err
+	}
+	req.Remote = netip.AddrPortFrom(raddr, rport)
+	if addr.Unmap().Is4() != raddr.Unmap().Is4() {
+		return req, usagef("local %s and remote %s: the addresses must be of one family", addr, raddr)
+	}
+	rest := args[3:]
+	switch op {
+	case "destroy":
+		if len(rest) > 0 {
+			return req, usagef("unexpected word %q: expected only %s", rest[0], syntax)
+		}
+	case "backup":
+		switch {
+		case len(rest) == 0:
+			return req, usagef("missing on|off: expected %s", syntax)
+		case len(rest) > 1:
+			return req, usagef("unexpected word %q: expected only %s", rest[1], syntax)
+		case rest[0] != "on" && rest[0] != "off":
+			return req, usagef("unknown word %q: expected on or off", rest[0])
+		}
+		req.Backup = rest[0] == "on"
+	case "create":
+		seen := map[string]bool{}
+		for i := 0; i < len(rest); i++ {
+			w := rest[i]
+			if seen[w] {
+				return req, usagef("%q given twice", w)
+			}
+			seen[w] = true
+			switch w {
+			case "backup":
+				req.Local.Flags |= genl.FlagBackup
+			case "id":
+				n, err := uintValue(rest, i, 0, 255)
+				if err != nil {
+					return req, err
+				}
+				req.Local.ID, req.IDSet = uint8(n), true
+				i++
+			case "dev":
+				v, err := value(rest, i, "interface name")
+				if err != nil {
+					return req, err
+				}
+				if !validIfName(v) {
+					return req, usagef("dev %q: invalid interface name", v)
+				}
+				req.Dev = v
+				i++
+			default:
+				return req, usagef("unknown word %q: expected %s", w, expected(subflowWords))
+			}
+		}
+	}
+	return req, nil
 }

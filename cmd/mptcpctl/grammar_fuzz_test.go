@@ -20,6 +20,10 @@ func FuzzGrammar(f *testing.F) {
 		"subflows 4 add-addr-accepted 8",
 		"0x3f97be70",
 		"userspace",
+		"3f97be70 192.0.2.1 id 5 port 8080 dev eth1",
+		"3f97be70 id 0",
+		"3f97be70 192.0.2.1 203.0.113.1:443 id 3 dev eth1 backup",
+		"3f97be70 [2001:db8::2]:40000 [2001:db8::1]:443 on",
 	} {
 		f.Add(s)
 	}
@@ -63,6 +67,27 @@ func FuzzGrammar(f *testing.F) {
 		for _, v := range []*uint32{u.Subflows, u.AddAddrAccepted} {
 			if err == nil && v != nil && *v > genl.MaxLimit {
 				t.Fatalf("%q: accepted limit %d", line, *v)
+			}
+		}
+		ann, err := parseAnnounce(args)
+		usage(err)
+		if err == nil && (ann.Endpoint.ID == 0 || ann.Endpoint.Flags != genl.FlagSignal || !ann.Endpoint.Addr.IsValid()) {
+			t.Fatalf("%q: accepted announce %+v", line, ann)
+		}
+		_, _, err = parseRemove(args)
+		usage(err)
+		for _, op := range []string{"create", "destroy", "backup"} {
+			sf, err := parseSubflow(op, args)
+			usage(err)
+			if err != nil {
+				continue
+			}
+			if !sf.Local.Addr.IsValid() || !sf.Remote.Addr().IsValid() || sf.Local.Addr.Unmap().Is4() != sf.Remote.Addr().Unmap().Is4() {
+				t.Fatalf("%q: %s accepted %+v", line, op, sf)
+			}
+			if (op == "create" && (sf.Remote.Port() == 0 || sf.Local.Port != 0)) ||
+				(op == "destroy" && (sf.Remote.Port() == 0 || sf.Local.Port == 0)) {
+				t.Fatalf("%q: %s accepted ports %d and %d", line, op, sf.Local.Port, sf.Remote.Port())
 			}
 		}
 		_, err = parsePM(line)

@@ -254,3 +254,105 @@ func TestParsePMAndToken(t *testing.T) {
 		t.Errorf("formatToken = %q, want 0000be70", got)
 	}
 }
+
+func TestParseAnnounce(t *testing.T) {
+	t.Parallel()
+	v4, v6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	tests := []struct {
+		args []string
+		want announceRequest
+		err  string
+	}{
+		{[]string{"3f97be70", "192.0.2.1", "id", "5"}, announceRequest{Token: 0x3f97be70, Endpoint: genl.Endpoint{Addr: v4, ID: 5, Flags: genl.FlagSignal}}, ""},
+		{[]string{"0x1", "2001:db8::1", "port", "8443", "id", "255", "dev", "eth1"},
+			announceRequest{Token: 1, Endpoint: genl.Endpoint{Addr: v6, ID: 255, Port: 8443, Flags: genl.FlagSignal}, Dev: "eth1"}, ""},
+		{nil, announceRequest{}, "missing token: expected TOKEN ADDR id N [port P] [dev IFNAME]"},
+		{[]string{"1"}, announceRequest{}, "missing address: expected TOKEN ADDR id N [port P] [dev IFNAME]"},
+		{[]string{"xyz", "192.0.2.1", "id", "1"}, announceRequest{}, `invalid token "xyz": expected up to 8 hexadecimal digits`},
+		{[]string{"1", "192.0.2.1"}, announceRequest{}, "missing id: an announced address needs an id 1..255, which the peer uses to withdraw it"},
+		{[]string{"1", "192.0.2.1", "id", "0"}, announceRequest{}, "id 0: out of range 1..255"},
+		{[]string{"1", "192.0.2.1", "id"}, announceRequest{}, "id: missing value: expected a number 1..255"},
+		{[]string{"1", "192.0.2.1", "id", "1", "id", "2"}, announceRequest{}, `"id" given twice`},
+		{[]string{"1", "192.0.2.1", "id", "1", "port", "0"}, announceRequest{}, "port 0: out of range 1..65535"},
+		{[]string{"1", "192.0.2.1", "id", "1", "signal"}, announceRequest{}, `unknown word "signal": expected id, port or dev`},
+		{[]string{"1", "192.0.2.0/24", "id", "1"}, announceRequest{}, `invalid address "192.0.2.0/24": give an address without a prefix length`},
+	}
+	for _, tt := range tests {
+		got, err := parseAnnounce(tt.args)
+		checkErr(t, err, tt.err)
+		if err == nil {
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("parseAnnounce(%q) (-want +got):\n%s", tt.args, diff)
+			}
+		}
+	}
+}
+
+func TestParseRemove(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args  []string
+		token uint32
+		id    uint8
+		err   string
+	}{
+		{[]string{"3f97be70", "id", "5"}, 0x3f97be70, 5, ""},
+		{[]string{"1", "id", "0"}, 1, 0, ""},
+		{nil, 0, 0, "missing token: expected TOKEN id N"},
+		{[]string{"1"}, 0, 0, "missing id: expected TOKEN id N"},
+		{[]string{"1", "5"}, 0, 0, `unknown word "5": expected id`},
+		{[]string{"1", "id"}, 0, 0, "id: missing value: expected a number 0..255"},
+		{[]string{"1", "id", "256"}, 0, 0, "id 256: out of range 0..255"},
+		{[]string{"1", "id", "1", "2"}, 0, 0, `unexpected word "2": expected only TOKEN id N`},
+	}
+	for _, tt := range tests {
+		token, id, err := parseRemove(tt.args)
+		checkErr(t, err, tt.err)
+		if err == nil && (token != tt.token || id != tt.id) {
+			t.Errorf("parseRemove(%q) = %x, %d; want %x, %d", tt.args, token, id, tt.token, tt.id)
+		}
+	}
+}
+
+func TestParseSubflow(t *testing.T) {
+	t.Parallel()
+	a4, r4 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddrPort("203.0.113.1:443")
+	tests := []struct {
+		op   string
+		args []string
+		want subflowRequest
+		err  string
+	}{
+		{"create", []string{"1", "192.0.2.1", "203.0.113.1:443"}, subflowRequest{Token: 1, Local: genl.Endpoint{Addr: a4}, Remote: r4}, ""},
+		{"create", []string{"1", "192.0.2.1", "203.0.113.1:443", "backup", "id", "3", "dev", "eth1"},
+			subflowRequest{Token: 1, Local: genl.Endpoint{Addr: a4, ID: 3, Flags: genl.FlagBackup}, Remote: r4, Dev: "eth1", IDSet: true}, ""},
+		{"create", []string{"1", "2001:db8::2", "[2001:db8::1]:443"}, subflowRequest{Token: 1,
+			Local: genl.Endpoint{Addr: netip.MustParseAddr("2001:db8::2")}, Remote: netip.MustParseAddrPort("[2001:db8::1]:443")}, ""},
+		{"destroy", []string{"1", "192.0.2.1:40000", "203.0.113.1:443"}, subflowRequest{Token: 1, Local: genl.Endpoint{Addr: a4, Port: 40000}, Remote: r4}, ""},
+		{"backup", []string{"1", "192.0.2.1", "203.0.113.1", "on"}, subflowRequest{Token: 1, Local: genl.Endpoint{Addr: a4},
+			Remote: netip.AddrPortFrom(r4.Addr(), 0), Backup: true}, ""},
+		{"backup", []string{"1", "192.0.2.1:40000", "203.0.113.1:443", "off"}, subflowRequest{Token: 1, Local: genl.Endpoint{Addr: a4, Port: 40000}, Remote: r4}, ""},
+		{"create", []string{"1", "192.0.2.1"}, subflowRequest{}, "missing remote address: expected TOKEN LOCAL REMOTE:PORT [id N] [dev IFNAME] [backup]"},
+		{"create", []string{"1", "192.0.2.1", "203.0.113.1"}, subflowRequest{}, `remote address "203.0.113.1": the port is missing: expected ADDR:PORT ([ADDR]:PORT for IPv6)`},
+		{"create", []string{"1", "192.0.2.1:5", "203.0.113.1:443"}, subflowRequest{}, `local address "192.0.2.1:5": the kernel picks the local port of a new subflow; give the address alone`},
+		{"create", []string{"1", "192.0.2.1", "[2001:db8::1]:443"}, subflowRequest{}, "local 192.0.2.1 and remote 2001:db8::1: the addresses must be of one family"},
+		{"create", []string{"1", "192.0.2.1", "203.0.113.1:443", "signal"}, subflowRequest{}, `unknown word "signal": expected id, dev or backup`},
+		{"destroy", []string{"1", "192.0.2.1", "203.0.113.1:443"}, subflowRequest{}, `local address "192.0.2.1": the port is missing: expected ADDR:PORT ([ADDR]:PORT for IPv6)`},
+		{"destroy", []string{"1", "192.0.2.1:1", "203.0.113.1:0"}, subflowRequest{}, `remote address "203.0.113.1:0": port 0: give the port or leave it out`},
+		{"destroy", []string{"1", "192.0.2.1:1", "203.0.113.1:443", "now"}, subflowRequest{}, `unexpected word "now": expected only TOKEN LOCAL:PORT REMOTE:PORT`},
+		{"backup", []string{"1", "192.0.2.1", "203.0.113.1"}, subflowRequest{}, "missing on|off: expected TOKEN LOCAL[:PORT] REMOTE[:PORT] on|off"},
+		{"backup", []string{"1", "192.0.2.1", "203.0.113.1", "yes"}, subflowRequest{}, `unknown word "yes": expected on or off`},
+		{"backup", []string{"1", "fe80::1%eth0", "203.0.113.1", "on"}, subflowRequest{}, `invalid local address "fe80::1%eth0": expected ADDR or ADDR:PORT ([ADDR]:PORT for IPv6)`},
+		{"backup", []string{"token", "192.0.2.1", "203.0.113.1", "on"}, subflowRequest{}, `invalid token "token": expected up to 8 hexadecimal digits`},
+	}
+	for _, tt := range tests {
+		got, err := parseSubflow(tt.op, tt.args)
+		checkErr(t, err, tt.err)
+		if err == nil {
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+				cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+				t.Errorf("parseSubflow(%s, %q) (-want +got):\n%s", tt.op, tt.args, diff)
+			}
+		}
+	}
+}

@@ -744,7 +744,14 @@ func TestCompletionKernel(t *testing.T) {
 		{[]string{"endpoints", "set", "5", ""}, []string{"backup", "nobackup", "fullmesh", "nofullmesh"}},
 		{[]string{"endpoints", "add", ""}, []string{"192.0.2.1\teth0", "2001:db8:1::1\teth0"}},
 		{[]string{"endpoints", "add", "192.0.2.1", "dev", ""}, []string{"eth0", "lo"}},
-		{[]string{"subflows", ""}, []string{conns[0].Token + "\t" + conns[0].Local + " → " + conns[0].Remote}},
+		{[]string{"subflows", ""}, []string{
+			"backup\tMake a subflow of a connection backup, or not (MP_PRIO)",
+			"create\tOpen a subflow of a connection (MP_JOIN)",
+			"destroy\tClose a subflow of a connection",
+			conns[0].Token + "\t" + conns[0].Local + " → " + conns[0].Remote,
+		}},
+		{[]string{"subflows", "destroy", ""}, []string{conns[0].Token + "\t" + conns[0].Local + " → " + conns[0].Remote}},
+		{[]string{"connections", "announce", ""}, []string{conns[0].Token + "\t" + conns[0].Local + " → " + conns[0].Remote}},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, complete(tt.args...)); diff != "" {

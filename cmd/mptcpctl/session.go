@@ -186,3 +186,19 @@ func (a *app) openKernel() (*session, *genl.Client, error) {
 	}
 	return s, gc, nil
 }
+
+// resolveDev returns the interface index of dev ("": 0).
+func resolveDev(s *session, dev string) (int32, error) {
+	if dev == "" {
+		return 0, nil
+	}
+	f, err := s.ifaces()
+	if err != nil {
+		return 0, err
+	}
+	idx := f.index(dev)
+	if idx == 0 {
+		return 0, &refusedError{msg: fmt.Sprintf("dev %q: no such interface", dev)}
+	}
+	return idx, nil
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+)
+
+// counter returns the MPTcpExt counter name of h (nstat -az).
+func counter(t *testing.T, h *netnstest.Host, name string) int {
+	t.Helper()
+	for line := range strings.Lines(h.MustExec("nstat", "-az", "MPTcpExt"+name)) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "MPTcpExt"+name {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("nstat: %q", line)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// token returns the token of h's only connection, and its path manager.
+func token(t *testing.T, h *netnstest.Host) (string, string) {
+	t.Helper()
+	conns := decode[[]connectionOut](t, mustCtl(t, h, "connections", "--json"))
+	if len(conns) != 1 {
+		t.Fatalf("%s: connections %+v, want one", h.Name(), conns)
+	}
+	return conns[0].Token, conns[0].PathManager
+}
+
+// refused runs mptcpctl, which must exit 1 with an error that has want in it.
+func refused(t *testing.T, h *netnstest.Host, want string, args ...string) {
+	t.Helper()
+	r := ctl(t, h, args...)
+	if r.code != exitRefused || !strings.Contains(r.stderr, want) {
+		t.Errorf("mptcpctl %s: exit %d, stderr %q; want exit %d with %q", strings.Join(args, " "), r.code, r.stderr, exitRefused, want)
+	}
+}
+
+// TestUserspacePMByHand drives a userspace-PM connection by hand: the
+// client announces an address and withdraws it (the kernel-PM server
+// counts the ADD_ADDR and the RM_ADDR), creates a subflow over its second
+// link, makes it backup and destroys it; every refusal is the kernel's
+// own text, exit 1. A server in userspace mode announces to its client
+// too: the kernel-PM client counts the ADD_ADDR.
+func TestUserspacePMByHand(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 2)
+	l0, l1 := tb.Links[0], tb.Links[1]
+	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
+	mustCtl(t, tb.Client, "pm", "userspace")
+	mustCtl(t, tb.Server, "pm", "userspace")
+	mptcpPair(t, tb, "tcp4", l0.Server4)
+	tok, pm := token(t, tb.Client)
+	if pm != "userspace" {
+		t.Fatalf("the client's connection is run by the %s path manager, want userspace", pm)
+	}
+
+	// Announce and withdraw.
+	if out := mustCtl(t, tb.Client, "connections", "announce", tok, l1.Client4.String(), "id", "5"); out != "" {
+		t.Errorf("announce printed %q", out)
+	}
+	waitFor(t, "the server received the ADD_ADDR", func() bool { return counter(t, tb.Server, "AddAddr") == 1 })
+	addrs := decode[[]endpointOut](t, mustCtl(t, tb.Client, "--json", "connections", "announce", tok, l1.Client6.String(), "id", "6"))
+	var ids []string
+	for _, a := range addrs {
+		ids = append(ids, fmt.Sprintf("%d %s %v", a.ID, a.Address, a.Flags))
+	}
+	if !strings.Contains(strings.Join(ids, "|"), fmt.Sprintf("5 %s [signal]", l1.Client4)) ||
+		!strings.Contains(strings.Join(ids, "|"), fmt.Sprintf("6 %s [signal]", l1.Client6)) {
+		t.Errorf("announce --json printed the addresses %q, want ids 5 and 6 signalled", ids)
+	}
+	refused(t, tb.Client, "did not match address and id", "connections", "announce", tok, l0.Client4.String(), "id", "5")
+	mustCtl(t, tb.Client, "connections", "remove", tok, "id", "6")
+	waitFor(t, "the server received the RM_ADDR", func() bool { return counter(t, tb.Server, "RmAddr") == 1 })
+	refused(t, tb.Client, "address with id 9 not found", "connections", "remove", tok, "id", "9")
+	refused(t, tb.Client, "invalid token", "connections", "remove", "feedf00d", "id", "5")
+
+	// Create, prioritise and destroy a subflow, from the address
+	// announced as id 5: the kernel wants that id, mptcpctl finds it.
+	remote := netip.AddrPortFrom(l1.Server4, 8080).String()
+	mustCtl(t, tb.Client, "subflows", "create", tok, l1.Client4.String(), remote, "dev", l1.ClientIf)
+	var local string
+	waitFor(t, "the new subflow", func() bool {
+		groups := decode[[]subflowGroupOut](t, mustCtl(t, tb.Client, "subflows", tok, "--json"))
+		for _, sf := range groups[0].Subflows {
+			if strings.HasPrefix(sf.Local, l1.Client4.String()+":") && sf.Remote == remote && sf.State == "established" {
+				if sf.LocalID != 5 {
+					t.Errorf("the subflow from %s has local id %d, want 5, the address's", sf.Local, sf.LocalID)
+				}
+				local = sf.Local
+				return true
+			}
+		}
+		return false
+	})
+	refused(t, tb.Client, "did not match address and id", "subflows", "create", tok, l1.Client4.String(), remote, "id", "9")
+	groups := decode[[]subflowGroupOut](t, mustCtl(t, tb.Client, "--json", "subflows", "backup", tok, l1.Client4.String(), remote, "on"))
+	backup := false
+	for _, sf := range groups[0].Subflows {
+		backup = backup || (sf.Local == local && sf.Backup)
+	}
+	if !backup {
+		t.Errorf("subflows backup --json printed %+v, want %s backup", groups, local)
+	}
+	refused(t, tb.Client, "subflow not found", "subflows", "destroy", tok, l1.Client4.String()+":1", remote)
+	mustCtl(t, tb.Client, "subflows", "destroy", tok, local, remote)
+	waitFor(t, "the subflow closed", func() bool {
+		groups := decode[[]subflowGroupOut](t, mustCtl(t, tb.Client, "subflows", tok, "--json"))
+		for _, sf := range groups[0].Subflows {
+			if sf.Local == local {
+				return false
+			}
+		}
+		return true
+	})
+	r := ctl(t, tb.Client, "subflows", "destroy", tok, l1.Client4.String(), remote)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "the port is missing") {
+		t.Errorf("destroy without the local port: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// The server, in userspace mode, announces to the client (a kernel-PM
+	// one, which counts what it received).
+	srvTok, srvPM := token(t, tb.Server)
+	if srvPM != "userspace" {
+		t.Fatalf("the server's connection is run by the %s path manager, want userspace", srvPM)
+	}
+	before := counter(t, tb.Client, "AddAddr")
+	mustCtl(t, tb.Server, "connections", "announce", srvTok, l1.Server4.String(), "id", "7", "port", "8080")
+	waitFor(t, "the client received the server's ADD_ADDR", func() bool { return counter(t, tb.Client, "AddAddr") == before+1 })
+}
+
+// TestUserspaceCommandsKernelPM: on a connection the in-kernel path
+// manager runs, every userspace command is refused with the kernel's
+// text and changes nothing.
+func TestUserspaceCommandsKernelPM(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 2)
+	l0, l1 := tb.Links[0], tb.Links[1]
+	mptcpPair(t, tb, "tcp4", l0.Server4)
+	tok, pm := token(t, tb.Client)
+	if pm != "kernel" {
+		t.Fatalf("path manager %s, want kernel", pm)
+	}
+	remote := netip.AddrPortFrom(l0.Server4, 8080).String()
+	for _, args := range [][]string{
+		{"connections", "announce", tok, l1.Client4.String(), "id", "5"},
+		{"connections", "remove", tok, "id", "5"},
+		{"subflows", "create", tok, l1.Client4.String(), remote},
+		{"subflows", "destroy", tok, l1.Client4.String() + ":1000", remote},
+		{"subflows", "backup", tok, l0.Client4.String(), remote, "on"},
+	} {
+		refused(t, tb.Client, "userspace PM not selected", args...)
+	}
+}
