@@ -156,6 +156,38 @@ func (d *daemon) start() error {
 	}
 }
 
+// second starts a second daemon with the same configuration beside the
+// running one and checks that it exits 1 at once, naming the running
+// one's pid, and that the running one still answers, ready. It returns
+// what is wrong, or "".
+func (d *daemon) second() string {
+	cmd := d.host.Command(d.bin, "--config", d.config)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Sprintf("start: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Sprintf("still running after %v:\n%s", waitLimit, stderr)
+	}
+	want := fmt.Sprintf("another mptcpgod (pid %d) manages this network namespace", d.pid())
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), want) {
+		return fmt.Sprintf("exit status %d, want 1 saying %q:\n%s", code, want, stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st, err := d.ctl.Status(ctx); err != nil || !st.Ready {
+		return fmt.Sprintf("the running daemon after it: status %v, %v", st, err)
+	}
+	return ""
+}
+
 // kill sends SIGKILL to the daemon and waits for it to die.
 func (d *daemon) kill() {
 	d.mu.Lock()

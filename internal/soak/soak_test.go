@@ -79,6 +79,7 @@ type report struct {
 	mode                          string
 	took                          time.Duration
 	flaps, restarts, bursts       int
+	seconds                       int // second instances started beside the daemon
 	connections, transfers        int64
 	bytes, corrupt                int64
 	failures                      int
@@ -175,6 +176,10 @@ func soak(t *testing.T, bin string, r *report, budget time.Duration) {
 			t.Fatalf("restart %d: %v", r.restarts+1, err)
 		}
 		r.restarts++
+		if msg := d.second(); msg != "" {
+			t.Errorf("second instance after restart %d: %s", r.restarts, msg)
+		}
+		r.seconds++
 	}
 	stop()
 	t.Logf("%s: %d restarts in %v, until %s", mode, r.restarts, phase, time.Now().Format("15:04:05.000"))
@@ -203,6 +208,10 @@ func soak(t *testing.T, bin string, r *report, budget time.Duration) {
 	for ctx.Err() == nil {
 		flood(ctx, tb.Client, srv, floodBurst, floodWorkers, &seeds, st)
 		r.bursts++
+		if msg := d.second(); msg != "" {
+			t.Errorf("second instance after burst %d: %s", r.bursts, msg)
+		}
+		r.seconds++
 		time.Sleep(100 * time.Millisecond)
 	}
 	cancel()
@@ -463,7 +472,7 @@ func printReports(rs []*report) {
 		return
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "mode\ttook\tflaps\trestarts\tbursts\tconns\ttransfers\tMiB\tcorrupt\tfailed\tbad sent\tbad answered\tsocket down\tRSS base KiB\tRSS final KiB\tgoroutines base\tgoroutines final\t")
+	fmt.Fprintln(w, "mode\ttook\tflaps\trestarts\t2nd\tbursts\tconns\ttransfers\tMiB\tcorrupt\tfailed\tbad sent\tbad answered\tsocket down\tRSS base KiB\tRSS final KiB\tgoroutines base\tgoroutines final\t")
 	for _, r := range rs {
 		gor := func(n int) string {
 			if n < 0 {
@@ -471,8 +480,8 @@ func printReports(rs []*report) {
 			}
 			return fmt.Sprint(n)
 		}
-		fmt.Fprintf(w, "%s\t%v\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n",
-			r.mode, r.took.Round(time.Second), r.flaps, r.restarts, r.bursts, r.connections, r.transfers, r.bytes>>20,
+		fmt.Fprintf(w, "%s\t%v\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n",
+			r.mode, r.took.Round(time.Second), r.flaps, r.restarts, r.seconds, r.bursts, r.connections, r.transfers, r.bytes>>20,
 			r.corrupt, r.failures, r.badSent, r.badAnswered, r.badDown, r.baseRSS>>10, r.finalRSS>>10, gor(r.baseGor), gor(r.finalGor))
 	}
 	_ = w.Flush()
