@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -95,7 +96,8 @@ func trackedEngine(b *testing.B, n int) (*Engine, chanEvents, <-chan uint32) {
 const measuredBase = 1 << 24
 
 // BenchmarkStatus measures one Engine.Status with 1,000 and 10,000
-// tracked connections, each with its extra subflow.
+// tracked connections, each with its extra subflow, and reports the
+// longest the loop spent answering one (max-query-ns).
 func BenchmarkStatus(b *testing.B) {
 	for _, n := range []int{1_000, 10_000} {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
@@ -105,15 +107,45 @@ func BenchmarkStatus(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			reportQueries(b, e)
 		})
 	}
+}
+
+// BenchmarkConnsPage measures a page of 100 connections (Engine.Conns)
+// with 10,000 tracked, and reports the longest the loop spent answering
+// one of the questions the page takes (max-query-ns).
+func BenchmarkConnsPage(b *testing.B) {
+	e, _, _ := trackedEngine(b, 10_000)
+	from := uint32(0)
+	for b.Loop() {
+		p, err := e.Conns(b.Context(), pmstate.ConnQuery{From: from, Limit: 100})
+		if err != nil {
+			b.Fatal(err)
+		}
+		from = p.Next
+	}
+	reportQueries(b, e)
+}
+
+// reportQueries reports the longest time e's loop spent answering one
+// question.
+func reportQueries(b *testing.B, e *Engine) {
+	b.Helper()
+	st, err := e.Status(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(st.Queries.Max.Nanoseconds()), "max-query-ns")
+	b.ReportMetric(float64(st.Queries.Total.Nanoseconds())/float64(st.Queries.Count), "mean-query-ns")
 }
 
 // BenchmarkStatusLoad measures the engine's latency from an ESTABLISHED
 // event to the worker's CreateSubflow, as BenchmarkEstablishedToCreate
 // does, with 10,000 connections tracked: idle, and while the status is
 // read as a metrics scrape every 100 ms does and as mptcpctl status
-// called in a loop does. It reports the median and the 99th percentile.
+// called in a loop does. It reports the median and the 99th percentile,
+// and the longest the loop spent answering one status (max-query-ns).
 func BenchmarkStatusLoad(b *testing.B) {
 	for _, loaded := range []bool{false, true} {
 		name := map[bool]string{false: "idle", true: "scraped"}[loaded]
@@ -163,6 +195,7 @@ func BenchmarkStatusLoad(b *testing.B) {
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+			reportQueries(b, e)
 		})
 	}
 }

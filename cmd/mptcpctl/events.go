@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
-	"github.com/mptcpgod/mptcpgod/pm"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 func (a *app) eventsCmd() *cobra.Command {
@@ -40,7 +40,7 @@ key=value:
     dropped      this reader fell behind and missed that many decisions
 
 Reading needs root or membership of the daemon's group. With --json each
-decision is one JSON object per line, as GET /v0/events sends it.`,
+decision is one JSON object per line, as GET /v1/events sends it.`,
 		Example: "  mptcpctl events\n  mptcpctl events --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -108,7 +108,7 @@ func decisionLine(ev ctlapi.Event) string {
 		return b.String()
 	}
 	if ev.Op != "" {
-		kv("op", ev.Op)
+		kv("op", string(ev.Op))
 	}
 	if ev.Token != 0 {
 		kv("token", formatToken(ev.Token))
@@ -146,7 +146,7 @@ func decisionLine(ev ctlapi.Event) string {
 	}
 	if ev.Error != "" {
 		kv("error", strconv.Quote(ev.Error))
-	} else if ev.Kind == pm.DecisionAction {
+	} else if ev.Kind == pmstate.DecisionAction {
 		b.WriteString(" ok")
 	}
 	if !ev.RetryAt.IsZero() {

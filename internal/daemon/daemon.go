@@ -18,6 +18,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/health"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -245,7 +246,7 @@ func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
 // Status returns the engine's state; it fails with pm.ErrNotRunning
 // unless Run runs.
-func (d *Daemon) Status(ctx context.Context) (pm.Status, error) { return d.engine.Status(ctx) }
+func (d *Daemon) Status(ctx context.Context) (pmstate.Status, error) { return d.engine.Status(ctx) }
 
 // Run runs the daemon until ctx is done, then stops (in kernel mode,
 // withdrawing the owned endpoints when so configured), releases what New

@@ -32,7 +32,7 @@
 // usage) at every change of the links and every [usage] interval, and the
 // engine's view of the links carries their metered flag, cost, quota and
 // usage, which the cost-aware policy acts on; the control socket serves
-// the accounting (GET /v0/usage) and the metrics export it.
+// the accounting (GET /v1/usage) and the metrics export it.
 // Ready is closed, and systemd told READY=1, once the engine has adopted
 // and reconciled what exists and the control socket listens. Reload swaps the policy, the link filters
 // and the [usage] links of a running daemon; a configuration that does not build is refused and
