@@ -24,10 +24,11 @@
 // done: the link monitor feeds the engine the host's links and addresses,
 // the event subscription feeds it the kernel's events, and sock_diag lists
 // existing connections when the engine adopts them or resynchronises.
-// The control socket ([control], package ctlapi) serves the engine's state,
-// the links, the compiled-in policies, reloads and the engine's decisions
-// to mptcpctl; the metrics ([metrics], package metrics) are served on it
-// and, when configured, on a TCP address.
+// The control socket ([control], package ctlhttp; its wire types are
+// ctlapi's) serves the engine's state, the links, the compiled-in
+// policies, reloads and the engine's decisions to mptcpctl; the metrics
+// ([metrics], package metrics) are served on it and, when configured, on
+// a TCP address.
 // With [usage] links, the traffic of metered links is counted (package
 // usage) at every change of the links and every [usage] interval, and the
 // engine's view of the links carries their metered flag, cost, quota and
