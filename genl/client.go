@@ -330,8 +330,13 @@ type Subscription struct {
 func (s *Subscription) Receive(ctx context.Context) ([]Event, error) { return s.s.receive(ctx) }
 
 // SetReadBuffer sets the socket's receive buffer size; a larger buffer
-// loses fewer events in bursts.
+// loses fewer events in bursts. With CAP_NET_ADMIN the size may exceed
+// net.core.rmem_max (SO_RCVBUFFORCE); without, the kernel caps it there.
 func (s *Subscription) SetReadBuffer(bytes int) error { return s.s.setReadBuffer(bytes) }
+
+// ReadBuffer returns the size of the socket's receive buffer as the kernel
+// reports it: twice what was granted, for its bookkeeping.
+func (s *Subscription) ReadBuffer() (int, error) { return s.s.readBuffer() }
 
 // Close closes the subscription's socket.
 func (s *Subscription) Close() error { return s.s.close() }

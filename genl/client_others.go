@@ -51,4 +51,5 @@ type subscription struct{}
 
 func (*subscription) receive(context.Context) ([]Event, error) { return nil, errUnsupported }
 func (*subscription) setReadBuffer(int) error                  { return errUnsupported }
+func (*subscription) readBuffer() (int, error)                 { return 0, errUnsupported }
 func (*subscription) close() error                             { return errUnsupported }

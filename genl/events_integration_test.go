@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +353,37 @@ func waitConnSubflows(t *testing.T, h *netnstest.Host, c *conn, n int) ssSock {
 			return s
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSetReadBufferForce: with CAP_NET_ADMIN the event socket's buffer
+// may exceed net.core.rmem_max, which caps SO_RCVBUF.
+func TestSetReadBufferForce(t *testing.T) {
+	t.Parallel()
+	h := netnstest.NewHost(t, "rcvbuf")
+	sub, err := newClient(t, h).Subscribe()
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	raw, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmemMax, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 2 * rmemMax
+	if err := sub.SetReadBuffer(want); err != nil {
+		t.Fatalf("SetReadBuffer(%d): %v", want, err)
+	}
+	got, err := sub.ReadBuffer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel reports twice what it granted.
+	if got != 2*want {
+		t.Errorf("ReadBuffer after SetReadBuffer(%d) = %d, want %d (net.core.rmem_max is %d)", want, got, 2*want, rmemMax)
 	}
 }

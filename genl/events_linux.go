@@ -26,7 +26,10 @@ type eventConn interface {
 	// errWouldBlock at once when none is queued.
 	Read(b []byte, wait bool) (int, error)
 	SetReadDeadline(t time.Time) error
+	// SetReadBuffer sets the receive buffer; ReadBuffer returns the
+	// size the kernel granted.
 	SetReadBuffer(bytes int) error
+	ReadBuffer() (int, error)
 	Close() error
 }
 
@@ -107,6 +110,41 @@ func (c *eventSocket) readFD(fd uintptr) bool {
 		}
 	}
 	return !c.wait || c.err != unix.EAGAIN
+}
+
+// SetReadBuffer implements eventConn with SO_RCVBUFFORCE, which a holder
+// of CAP_NET_ADMIN may set beyond net.core.rmem_max, and SO_RCVBUF, which
+// the kernel caps at it, without.
+func (c *eventSocket) SetReadBuffer(bytes int) error {
+	var serr error
+	if err := c.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes)
+	}); err != nil {
+		return err
+	}
+	switch {
+	case serr == nil:
+		return nil
+	case errors.Is(serr, unix.EPERM):
+		return c.Conn.SetReadBuffer(bytes)
+	}
+	return os.NewSyscallError("setsockopt SO_RCVBUFFORCE", serr)
+}
+
+// ReadBuffer implements eventConn: SO_RCVBUF, which the kernel reports
+// doubled (it counts its own bookkeeping in).
+func (c *eventSocket) ReadBuffer() (int, error) {
+	var n int
+	var serr error
+	if err := c.rc.Control(func(fd uintptr) {
+		n, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, os.NewSyscallError("getsockopt SO_RCVBUF", serr)
+	}
+	return n, nil
 }
 
 // Close implements eventConn.
@@ -321,6 +359,14 @@ func (s *subscription) setReadBuffer(bytes int) error {
 		return fmt.Errorf("genl: set read buffer: %w", err)
 	}
 	return nil
+}
+
+func (s *subscription) readBuffer() (int, error) {
+	n, err := s.c.ReadBuffer()
+	if err != nil {
+		return 0, fmt.Errorf("genl: read buffer: %w", err)
+	}
+	return n, nil
 }
 
 func (s *subscription) close() error { return s.c.Close() }

@@ -120,6 +120,12 @@ func (f *fakeConn) SetReadBuffer(bytes int) error {
 	return nil
 }
 
+func (f *fakeConn) ReadBuffer() (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return 2 * f.readBuf, nil
+}
+
 func (f *fakeConn) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -518,6 +524,9 @@ func TestSetReadBuffer(t *testing.T) {
 	}
 	if fc.readBuf != 1<<20 {
 		t.Errorf("read buffer = %d, want %d", fc.readBuf, 1<<20)
+	}
+	if n, err := s.ReadBuffer(); err != nil || n != 2<<20 {
+		t.Errorf("ReadBuffer = %d, %v; want %d", n, err, 2<<20)
 	}
 }
 

@@ -1,34 +1,44 @@
 package pm
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
-// adoptedConn is an existing userspace-PM connection with its local
-// address list.
-type adoptedConn struct {
-	ExistingConn
-	addrs []genl.Endpoint
-}
-
+// resyncResult is a listing of the connections, read outside the loop.
 type resyncResult struct {
-	// start is the event sequence number when the resync began.
-	start uint64
-	conns []adoptedConn
-	err   error
+	// start is the event sequence number when the listing began, and
+	// listing its number (Engine.listings).
+	start   uint64
+	listing uint32
+	conns   []ExistingConn
+	err     error
 }
 
-// staleAttempt is how old an attempt must be for a resync to drop it when
-// the kernel does not list its subflow: longer than the kernel's SYN
-// retries take to give up.
-const staleAttempt = 150 * time.Second
+// merging is a listing being folded into the state, a chunk per loop
+// iteration, so that the decisions for new connections never wait for
+// the whole of it. next is the listing's next connection to merge; once
+// every one is, the pass over the engine's connections that forgets those
+// the listing lacks goes on from the token from.
+type merging struct {
+	resyncResult
+	next  int
+	from  uint32
+	done  bool // the pass reached the last token
+	prune bool
+	// forgot counts the connections the pass forgot.
+	forgot int
+}
+
+// Chunks of a merge: the listed connections one loop iteration merges,
+// and the engine's connections it looks at for those the listing lacks.
+const (
+	mergeChunk = 128
+	pruneChunk = 2048
+)
 
 // adopt learns the kernel's state before the loop starts: the endpoints
 // and limits in kernel mode, the existing connections in userspace mode.
@@ -59,37 +69,31 @@ func (e *Engine) adopt() error {
 		e.log.Warn("cannot list existing connections; managing new ones only", "error", err)
 		return nil
 	}
-	e.merge(conns, 0, false)
+	e.listings++
+	m := merging{resyncResult: resyncResult{listing: e.listings, conns: conns}}
+	for !m.done {
+		e.mergeStep(&m)
+	}
 	e.log.Info("adopted connections", "connections", len(e.conns))
 	return nil
 }
 
-// listConns lists the userspace-PM connections and their local address
-// lists. It runs outside the loop and touches no engine state.
-func (e *Engine) listConns() ([]adoptedConn, error) {
+// listConns lists the connections with their subflows: one sock_diag
+// walk, nothing per connection. It runs outside the loop and touches no
+// engine state.
+func (e *Engine) listConns() ([]ExistingConn, error) {
 	existing, err := e.cfg.Conns.ListConns()
 	if err != nil {
 		return nil, fmt.Errorf("pm: list connections: %w", err)
 	}
-	out := make([]adoptedConn, 0, len(existing))
-	for _, ec := range existing {
-		if ec.Side != policy.SideClient && ec.Side != policy.SideServer {
-			e.log.Warn("existing connection of unknown side, not adopted", "token", hexToken(ec.Token),
-				"local", ec.Local, "remote", ec.Remote)
-			continue
+	return slices.DeleteFunc(existing, func(ec ExistingConn) bool {
+		if ec.Side == policy.SideClient || ec.Side == policy.SideServer {
+			return false
 		}
-		addrs, err := e.loopKernel.ConnectionAddrs(ec.Token)
-		switch {
-		case errors.Is(err, genl.ErrNotUserspacePM):
-			continue
-		case errors.Is(err, os.ErrNotExist):
-			continue
-		case err != nil:
-			e.log.Warn("cannot read an existing connection's addresses", "token", hexToken(ec.Token), "error", err)
-		}
-		out = append(out, adoptedConn{ExistingConn: ec, addrs: addrs})
-	}
-	return out, nil
+		e.log.Warn("existing connection of unknown side, not adopted", "token", hexToken(ec.Token),
+			"local", ec.Local, "remote", ec.Remote)
+		return true
+	}), nil
 }
 
 // resync re-reads the kernel's state after events were lost.
@@ -109,76 +113,121 @@ func (e *Engine) resync() {
 		return
 	}
 	e.resyncing = true
-	start := e.seq
+	e.listings++
+	r := resyncResult{start: e.seq, listing: e.listings}
 	go func() {
-		conns, err := e.listConns()
-		e.resyncC <- resyncResult{start: start, conns: conns, err: err}
+		r.conns, r.err = e.listConns()
+		e.resyncC <- r
 	}()
 }
 
+// applyResync starts merging a listing; the loop goes on with it
+// (mergeStep) between its other inputs.
 func (e *Engine) applyResync(r resyncResult) {
-	e.resyncing = false
-	defer func() { e.sweeping = false }()
 	if r.err != nil {
 		e.log.Warn("resynchronisation failed", "error", r.err)
-	} else {
-		before := len(e.conns)
-		e.merge(r.conns, r.start, true)
-		switch {
-		case !e.sweeping:
-			e.log.Info("resynchronised", "connections", len(e.conns))
-		case len(e.conns) < before:
-			e.log.Info("forgot connections the kernel no longer has", "forgotten", before-len(e.conns))
-		}
+		e.endResync(0)
+		return
 	}
+	e.merging = &merging{resyncResult: r, prune: true}
+}
+
+// mergeStep merges the next chunk of the listing being merged, and ends
+// the resynchronisation once it is all merged.
+func (e *Engine) mergeStep(m *merging) {
+	now := e.now()
+	for end := min(m.next+mergeChunk, len(m.conns)); m.next < end; m.next++ {
+		e.mergeConn(&m.conns[m.next], m.start, m.listing, m.prune, now)
+	}
+	if m.next < len(m.conns) {
+		return
+	}
+	if !m.prune {
+		m.done = true
+		return
+	}
+	// Forget the connections the listing lacks, unless an event touched
+	// them after it began.
+	var gone []*conn
+	m.done = true
+	e.order.AscendGreaterOrEqual(&conn{token: m.from}, func(c *conn) bool {
+		if len(gone) == pruneChunk {
+			m.from, m.done = c.token, false
+			return false
+		}
+		if c.listed != m.listing && c.touched <= m.start {
+			gone = append(gone, c)
+		}
+		return true
+	})
+	for _, c := range gone {
+		e.dropConn(c)
+	}
+	m.forgot += len(gone)
+	if m.done && m == e.merging {
+		e.merging = nil
+		e.endResync(m.forgot)
+	}
+}
+
+// endResync ends a resynchronisation that forgot connections: another one
+// starts if events were lost meanwhile.
+func (e *Engine) endResync(forgot int) {
+	e.resyncing = false
+	switch {
+	case !e.sweeping:
+		e.log.Info("resynchronised", "connections", len(e.conns), "forgotten", forgot)
+	case forgot > 0:
+		e.log.Info("forgot connections the kernel no longer has", "forgotten", forgot)
+	}
+	e.sweeping = false
 	if e.resyncAgain {
 		e.resyncAgain = false
 		e.resync()
 	}
-	e.reconcileAll()
 }
 
-// merge folds a listing of connections into the state. Things the listing
-// lacks are dropped only when prune is set and no event touched them after
-// start, when the listing began.
-func (e *Engine) merge(list []adoptedConn, start uint64, prune bool) {
-	now := e.now()
-	seen := make(map[uint32]bool, len(list))
-	for i := range list {
-		a := &list[i]
-		seen[a.Token] = true
-		c := e.conns[a.Token]
-		if c == nil {
-			c = e.newConn(a.Token)
-			c.side = a.Side
-			c.local, c.remote = unmapAP(a.Local), unmapAP(a.Remote)
-		}
-		if c.unmanaged {
-			continue
-		}
-		c.established = true
-		e.mergeSubflows(c, a, start, prune, now)
-		if a.addrs != nil {
-			c.locals = c.locals[:0]
-			for _, ep := range a.addrs {
-				c.learnLocal(ep.Addr.Unmap(), ep.Port, ep.ID, ep.Flags&genl.FlagSignal != 0)
-			}
-		}
-		e.markDirty(c)
+// mergeConn folds a listed connection into the state. A connection the
+// engine did not know is taken as listed, and its local address list is
+// read before it is announced anything (conn.addrsStale); a known one
+// gets the subflows the listing shows and loses those it lacks, and is
+// reconciled only when that changed something. With prune, what the
+// listing lacks is dropped only when no event touched it after start,
+// when the listing began.
+func (e *Engine) mergeConn(a *ExistingConn, start uint64, listing uint32, prune bool, now time.Time) {
+	c := e.conns[a.Token]
+	changed := false
+	if c == nil {
+		c = e.newConn(a.Token)
+		c.side = a.Side
+		c.local, c.remote = unmapAP(a.Local), unmapAP(a.Remote)
+		c.addrsStale, changed = true, true
 	}
-	if !prune {
+	c.listed = listing
+	if c.unmanaged {
 		return
 	}
-	for _, c := range e.conns {
-		if !seen[c.token] && c.touched <= start {
-			e.dropConn(c)
-		}
+	if !c.established {
+		c.established, changed = true, true
+	}
+	if e.mergeSubflows(c, a, start, listing, prune, now) || changed {
+		e.markDirty(c)
 	}
 }
 
-func (e *Engine) mergeSubflows(c *conn, a *adoptedConn, start uint64, prune bool, now time.Time) {
+// mergeSubflows folds the listed subflows of c in and reports whether
+// that changed anything. An attempt the kernel accepted before the
+// listing began whose subflow the listing lacks has failed: sock_diag
+// lists joins from SYN-SENT on, so its SUB_CLOSED was lost.
+func (e *Engine) mergeSubflows(c *conn, a *ExistingConn, start uint64, listing uint32, prune bool, now time.Time) bool {
 	n := len(c.subs)
-	listed := make([]bool, n)
+	var buf [16]bool
+	listed := buf[:0]
+	if n > len(buf) {
+		listed = make([]bool, 0, n)
+	}
+	listed = listed[:n]
+	changed := false
 	for _, es := range a.Subflows {
 		local, remote := unmapAP(es.Local), unmapAP(es.Remote)
 		i := slices.IndexFunc(c.subs, func(x subflow) bool { return x.local == local && x.remote == remote })
@@ -191,10 +240,14 @@ func (e *Engine) mergeSubflows(c *conn, a *adoptedConn, start uint64, prune bool
 				c.subs[i].joined = true
 				c.dropAttempt(j)
 			}
+			changed = true
 		} else if i < n {
 			listed[i] = true
 		}
 		s := &c.subs[i]
+		if !s.established || s.backup != es.Backup || s.localID != es.LocalID || s.remoteID != es.RemoteID {
+			changed = true
+		}
 		s.established, s.backup = true, es.Backup
 		s.localID, s.remoteID = es.LocalID, es.RemoteID
 		if es.IfIndex != 0 {
@@ -207,18 +260,27 @@ func (e *Engine) mergeSubflows(c *conn, a *adoptedConn, start uint64, prune bool
 		}
 	}
 	if !prune {
-		return
+		return changed
 	}
 	keep := c.subs[:0]
 	for i, s := range c.subs {
 		if i < len(listed) && !listed[i] && s.touched <= start {
+			changed = true
 			continue
 		}
 		keep = append(keep, s)
 	}
 	clear(c.subs[len(keep):])
 	c.subs = keep
-	c.attempts = slices.DeleteFunc(c.attempts, func(at attempt) bool {
-		return at.accepted && at.seq <= start && now.Sub(at.since) > staleAttempt
-	})
+	for i := 0; i < len(c.attempts); {
+		at := c.attempts[i]
+		if !at.accepted || at.listing >= listing {
+			i++
+			continue
+		}
+		c.dropAttempt(i)
+		e.pathFailed(c, at.path, now, "the join did not come up (its end was among the events lost)")
+		changed = true
+	}
+	return changed
 }

@@ -238,8 +238,8 @@ func BenchmarkConnMemory(b *testing.B) {
 }
 
 // connMemoryLimit bounds the live heap per tracked connection that
-// TestConnMemory accepts: the engine keeps about 640 bytes per
-// client-side connection with its extra subflow, 800 when no two
+// TestConnMemory accepts: the engine keeps about 720 bytes per
+// client-side connection with its extra subflow, 880 when no two
 // connections want the same paths (docs/performance.md, "Memory").
 const connMemoryLimit = 1000
 

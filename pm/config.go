@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -74,7 +75,7 @@ type Config struct {
 	// Observe, when set, receives every Decision, in order, from Run's
 	// loop. The loop waits for it, so it must return at once: hand the
 	// Decision on without blocking, dropping it when nobody keeps up.
-	Observe func(Decision)
+	Observe func(pmstate.Decision)
 }
 
 // DefaultWorkers is the number of workers when Config.Workers is 0.

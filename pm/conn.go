@@ -44,12 +44,15 @@ type conn struct {
 	established bool
 	// unmanaged: the in-kernel path manager runs the connection.
 	unmanaged bool
-	// queued: the connection is in the engine's dirty list.
-	queued bool
+	// queued: the connection is in the engine's dirty list; recount:
+	// in its list of connections to count again.
+	queued, recount bool
 	// addrsStale: refresh locals (ConnectionAddrs) before announcing.
 	addrsStale bool
-	// touched is the event sequence number of the last change.
+	// touched is the event sequence number of the last change; listed
+	// the number of the last listing that showed the connection.
 	touched uint64
+	listed  uint32
 	created time.Time
 	local   netip.AddrPort // of the initial subflow
 	remote  netip.AddrPort
@@ -69,6 +72,8 @@ type conn struct {
 	// trigger is when the earliest input arrived that the connection has
 	// not finished acting on.
 	trigger time.Time
+	// tally is what the connection adds to the engine's totals.
+	tally tally
 }
 
 // wantPath is a path of a connection's desired state.
@@ -114,8 +119,10 @@ type attempt struct {
 	path    pathKey
 	backup  bool
 	ifindex int32
-	// accepted: the kernel returned success (the SYN is out).
+	// accepted: the kernel returned success (the SYN is out); listing is
+	// the number of listings begun by then.
 	accepted bool
+	listing  uint32
 	since    time.Time
 	seq      uint64
 }
@@ -330,12 +337,16 @@ func (c *conn) subflowID(addr netip.Addr, taken *idSet) (uint8, bool) {
 func (e *Engine) newConn(token uint32) *conn {
 	c := &conn{token: token, created: e.now()}
 	e.conns[token] = c
+	e.order.ReplaceOrInsert(c)
+	e.touch(c)
 	return c
 }
 
 // dropConn forgets c.
 func (e *Engine) dropConn(c *conn) {
 	delete(e.conns, c.token)
+	e.order.Delete(c)
+	e.untally(c)
 	c.lane.closed = true
 	c.lane.queue = nil
 	e.setConnWake(c, time.Time{})
@@ -366,6 +377,7 @@ func (c *conn) wakeAt() time.Time {
 // markDirty asks for c to be reconciled at the end of the loop iteration.
 func (e *Engine) markDirty(c *conn) {
 	c.trigger = earliest(c.trigger, e.trigger)
+	e.touch(c)
 	if !c.queued {
 		c.queued = true
 		e.dirty = append(e.dirty, c)

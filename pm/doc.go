@@ -40,10 +40,12 @@
 //   - workers.go: commands, the lanes that keep one command per owner in
 //     flight, the runnable queue, the workers that execute commands on
 //     their Kernel, and applyResult, which routes a result to its owner.
-//   - adopt.go: what the engine learns from dumps: adoption at start,
+//   - adopt.go: what the engine learns from listings: adoption at start,
 //     resynchronisation after lost events, the sweep.
 //   - timer.go: the wake heap and the backoff; health.go: SetHealth;
-//     observe.go: Decisions; status.go: Status and Conn.
+//     observe.go: Decisions; status.go: Status, Conn and Conns;
+//     tally.go: the counts Status reports, kept as connections change;
+//     cpu_linux.go: the loop's CPU time answering queries.
 //
 // # The walk of one connection
 //
@@ -139,8 +141,16 @@
 // Every connection follows the policy's ConnPlan. The engine learns
 // connections from events (CREATED, ESTABLISHED, ANNOUNCED, REMOVED,
 // SUB_ESTABLISHED, SUB_CLOSED, SUB_PRIORITY, CLOSED) and, at start and
-// after lost events, from the ConnLister and the kernel's per-connection
-// address lists. Once a connection is established it creates the desired
+// after lost events, from the ConnLister: one sock_diag walk, read outside
+// the loop, merged into the state a chunk of connections per loop
+// iteration so that the decisions for new connections never wait for
+// the whole of it. Only the connections the engine did not know have
+// their local address list read (GET_ADDR), by a worker, after the
+// subflows they miss are asked for; a known connection is reconciled only
+// when the listing changed it. An attempt the kernel accepted before the
+// listing began and whose subflow the listing lacks has failed (sock_diag
+// lists joins from SYN-SENT on: its SUB_CLOSED was among the events
+// lost) and backs off. Once a connection is established it creates the desired
 // paths that have no subflow (a path is pending until SUB_ESTABLISHED or
 // SUB_CLOSED; a failure backs off), sets backup bits, announces addresses,
 // destroys the subflows it opened that are no longer desired and
@@ -212,10 +222,19 @@
 //
 // # Status
 //
-// Status returns a copy of the state, with the desired state beside the
-// actual one and, for anything missing, why: pending, in backoff until
-// when, and the kernel's last error text. Its types marshal to JSON with
-// snake_case keys for the control socket.
+// The engine's answers are the state types of internal/pmstate, which
+// marshal to JSON with snake_case keys for the control socket. Status is
+// the engine at a glance and costs the loop the same whatever the number
+// of connections: the loop keeps what it reports (connections, paths by
+// state, commands in flight and queued, what the connections do with each
+// local address) as totals of a tally per connection, counted again at the
+// end of every iteration that touched the connection (tally.go). Conn and
+// Conns describe connections, with the desired state beside the actual one
+// and, for anything missing, why: pending, in backoff until when, and the
+// kernel's last error text. Conns answers a page in token order, asking
+// the loop connsPerQuery connections at a time, so that a listing of
+// thousands never holds the loop up for long. Status.Queries is the loop's
+// CPU time answering all of them.
 //
 // # Decisions
 //

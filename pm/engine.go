@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/btree"
+
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -62,7 +65,18 @@ type Engine struct {
 	timerAt   time.Time
 
 	conns map[uint32]*conn
+	// order holds the connections by token, for the pages of Conns.
+	order *btree.BTreeG[*conn]
 	dirty []*conn
+	// totals sum the tallies of the connections; recount lists those to
+	// count again at the end of the iteration; addrBuf and lastAddrs are
+	// tallyOf's buffer and the addresses it stored last.
+	totals    totals
+	recount   []*conn
+	addrBuf   []addrTally
+	lastAddrs []addrTally
+	// queries measure the loop's time answering queries.
+	queries pmstate.QueryStats
 	// connView, cmdBuf and wantBuf are buffers reconcileConn reuses for
 	// every connection; lastWant is the wanted paths it stored last
 	// (keepPlan).
@@ -77,6 +91,10 @@ type Engine struct {
 	seq uint64
 
 	resyncing, resyncAgain bool
+	// listings counts the listings begun; merging is the one being
+	// merged, a chunk per iteration.
+	listings uint32
+	merging  *merging
 	// loopKernel is the Kernel of the loop's own calls (adoption,
 	// resync listings, withdrawal); the workers have theirs.
 	loopKernel Kernel
@@ -130,10 +148,12 @@ func New(cfg Config) (*Engine, error) {
 		doneC:   make(chan struct{}),
 		policy:  cfg.Policy,
 		conns:   make(map[uint32]*conn),
+		order:   btree.NewG(32, func(a, b *conn) bool { return a.token < b.token }),
 		warned:  make(map[string]bool),
 		ctx:     context.Background(),
 	}
 	e.view.Mode = cfg.Mode
+	e.totals.addrs = make(map[netip.Addr]*addrTotal)
 	e.kernelMode.wake.heapIndex = -1
 	e.kernelMode.retries = make(map[netip.AddrPort]*retry)
 	e.kernelMode.notes = make(map[netip.AddrPort]string)
@@ -244,7 +264,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			draining = false
 		}
 	}
-	if e.resyncing {
+	if e.resyncing && e.merging == nil {
 		<-e.resyncC
 	}
 	if e.kernelMode.repair.listing {
@@ -275,6 +295,11 @@ func (e *Engine) loop(ctx context.Context) error {
 		l := e.runnable.peek()
 		if l != nil {
 			workC, next = e.work, l.queue[0]
+		}
+		// A listing being merged goes on between the other inputs.
+		var mergeC <-chan struct{}
+		if e.merging != nil {
+			mergeC = alwaysReady
 		}
 		select {
 		case <-ctx.Done():
@@ -311,10 +336,19 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.applyResync(r)
 		case l := <-e.repairC:
 			e.applyRepairListing(l)
+		case <-mergeC:
+			e.mergeStep(e.merging)
 		}
 		e.flush()
 	}
 }
+
+// alwaysReady is a channel a receive from never waits on.
+var alwaysReady = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // takeSlots applies a pending host update, health report and policy; a
 // query calls it so that its answer reflects what was set before it.
@@ -358,6 +392,7 @@ func (e *Engine) flush() {
 	}
 	e.dirty = e.dirty[:0]
 	e.trigger = time.Time{}
+	e.recountTouched()
 	if e.haveHost && !e.isReady {
 		e.isReady = true
 		close(e.readyC)
@@ -373,14 +408,10 @@ func (e *Engine) reconcileAll() {
 		e.kernelDirty = true
 		return
 	}
-	toks := make([]uint32, 0, len(e.conns))
-	for t := range e.conns {
-		toks = append(toks, t)
-	}
-	slices.Sort(toks)
-	for _, t := range toks {
-		e.markDirty(e.conns[t])
-	}
+	e.order.Ascend(func(c *conn) bool {
+		e.markDirty(c)
+		return true
+	})
 }
 
 func (e *Engine) applyHost(u hostUpdate) {
@@ -411,7 +442,7 @@ func (e *Engine) applyHost(u hostUpdate) {
 func (e *Engine) applyPolicy(p policy.Policy) {
 	e.log.Info("policy replaced", "old", e.policy.Name(), "new", p.Name())
 	now := e.now()
-	e.observe(Decision{Time: now, Kind: DecisionPolicy, Detail: e.policy.Name() + " -> " + p.Name()})
+	e.observe(pmstate.Decision{Time: now, Kind: pmstate.DecisionPolicy, Detail: e.policy.Name() + " -> " + p.Name()})
 	e.trigger = earliest(e.trigger, now)
 	e.policy = p
 	e.counters.policySwaps++

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -140,7 +141,7 @@ func TestConnAndNotRunning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cs.Token != tok1 || cs.Side != policy.SideClient || len(cs.Paths) != 2 {
+		if cs.Token != tok1 || cs.Side != pmstate.SideClient || len(cs.Paths) != 2 {
 			t.Errorf("Conn: %+v", cs)
 		}
 		if _, err := h.e.Conn(t.Context(), tok2); !errors.Is(err, ErrNoConn) || err.Error() != "pm: no such connection: token 22222222" {
@@ -210,7 +211,8 @@ func TestEventCounters(t *testing.T) {
 	})
 }
 
-// TestStatusJSON: the status marshals with snake_case keys.
+// TestStatusJSON: the status and the connections marshal with snake_case
+// keys.
 func TestStatusJSON(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -218,7 +220,8 @@ func TestStatusJSON(t *testing.T) {
 		h.open(tok1, "192.0.2.1:40000", srv1)
 		h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 		h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1))
-		b, err := json.Marshal(h.settle())
+		st := h.settle()
+		b, err := json.Marshal(map[string]any{"status": st.Status, "conns": st.Conns})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,7 +251,7 @@ func TestStatusJSON(t *testing.T) {
 		}
 		walk(m)
 		for _, k := range []string{"mode", "policy", "conns", "paths", "backoff_until", "last_error", "peer_addrs",
-			"recent_errors", "counters", "in_flight", "usable_addrs", "path_manager"} {
+			"recent_errors", "counters", "in_flight", "usable_addrs", "path_manager", "connections", "addrs", "queries"} {
 			if !slices.Contains(keys, k) {
 				t.Errorf("status JSON lacks %q: %s", k, b)
 			}
@@ -259,7 +262,8 @@ func TestStatusJSON(t *testing.T) {
 	})
 }
 
-// TestDeps: pm imports policy and genl of mptcpgod, nothing else of it.
+// TestDeps: pm imports policy, genl and the state types of mptcpgod,
+// nothing else of it.
 func TestDeps(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
@@ -271,9 +275,18 @@ func TestDeps(t *testing.T) {
 			continue
 		}
 		switch dep {
-		case "github.com/mptcpgod/mptcpgod/policy", "github.com/mptcpgod/mptcpgod/genl":
+		case "github.com/mptcpgod/mptcpgod/policy", "github.com/mptcpgod/mptcpgod/genl",
+			"github.com/mptcpgod/mptcpgod/internal/pmstate":
 		default:
 			t.Errorf("pm depends on %s", dep)
 		}
+	}
+}
+
+// TestTallyRoom: a tally has a slot for every path state.
+func TestTallyRoom(t *testing.T) {
+	t.Parallel()
+	if n := len(pmstate.PathStates); n > maxPathStates {
+		t.Errorf("%d path states, but a tally counts at most %d: raise maxPathStates", n, maxPathStates)
 	}
 }

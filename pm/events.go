@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -69,7 +70,7 @@ func (e *Engine) applyBatch(b *batch) {
 	if b.err != nil {
 		e.counters.resyncs++
 		e.warnLost(b.err)
-		e.observe(Decision{Time: e.now(), Kind: DecisionResync, Detail: b.err.Error()})
+		e.observe(pmstate.Decision{Time: e.now(), Kind: pmstate.DecisionResync, Detail: b.err.Error()})
 		e.resync()
 		return
 	}
@@ -121,6 +122,7 @@ func (e *Engine) applyEvent(ev *genl.Event) {
 		return
 	}
 	c.touched = e.seq
+	e.touch(c)
 	switch ev.Type {
 	case genl.EventClosed:
 		e.dropConn(c)
@@ -154,6 +156,7 @@ func (e *Engine) connEvent(ev *genl.Event) {
 	if c == nil {
 		c = e.newConn(ev.Token)
 	}
+	e.touch(c)
 	c.touched = e.seq
 	c.side = policy.SideClient
 	if ev.ServerSide || ev.Flags&genl.EventFlagServerSide != 0 {
@@ -242,7 +245,7 @@ func (e *Engine) subClosed(c *conn, ev *genl.Event) {
 // off.
 func (e *Engine) observePathFailed(c *conn, local, remote netip.AddrPort, now time.Time) {
 	r := c.retry(retryKey{path: pathKey{local.Addr(), remote}})
-	e.observe(Decision{Time: now, Kind: DecisionPathFailed, Token: c.token, Local: local, Remote: remote,
+	e.observe(pmstate.Decision{Time: now, Kind: pmstate.DecisionPathFailed, Token: c.token, Local: local, Remote: remote,
 		Error: r.lastErr, RetryAt: r.until})
 }
 
@@ -251,6 +254,7 @@ func (e *Engine) pathFailed(c *conn, k pathKey, now time.Time, why string) {
 	r := c.retryFor(retryKey{path: k})
 	until := e.fail(r, now, why)
 	e.setConnWake(c, earliest(c.wakeAt(), until))
+	e.pathFailedAt(k, now, why)
 	lvl := slog.LevelDebug
 	if r.fails == 1 {
 		lvl = slog.LevelInfo

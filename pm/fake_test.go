@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -202,14 +204,35 @@ func (k *fakeKernel) Announce(token uint32, ep genl.Endpoint) error {
 	if err := k.ns.record(token, fmt.Sprintf("announce %08x %s", token, epStr(ep))); err != nil {
 		return err
 	}
-	return k.userspace(token, "announce")
+	if err := k.userspace(token, "announce"); err != nil {
+		return err
+	}
+	k.ns.learn(token, ep)
+	return nil
+}
+
+// learn adds ep to the local address list of the connection token, as the
+// kernel does for a subflow created or an address announced with an id.
+func (ns *fakeNS) learn(token uint32, ep genl.Endpoint) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ep.ID == 0 || slices.ContainsFunc(ns.addrs[token], func(x genl.Endpoint) bool { return x.ID == ep.ID }) {
+		return
+	}
+	ns.addrs[token] = append(ns.addrs[token], ep)
 }
 
 func (k *fakeKernel) Remove(token uint32, id uint8) error {
 	if err := k.ns.record(token, fmt.Sprintf("remove %08x id=%d", token, id)); err != nil {
 		return err
 	}
-	return k.userspace(token, "remove")
+	if err := k.userspace(token, "remove"); err != nil {
+		return err
+	}
+	k.ns.mu.Lock()
+	defer k.ns.mu.Unlock()
+	k.ns.addrs[token] = slices.DeleteFunc(k.ns.addrs[token], func(x genl.Endpoint) bool { return x.ID == id })
+	return nil
 }
 
 func (k *fakeKernel) CreateSubflow(token uint32, local genl.Endpoint, remote netip.AddrPort) error {
@@ -217,7 +240,11 @@ func (k *fakeKernel) CreateSubflow(token uint32, local genl.Endpoint, remote net
 		token, local.Addr, remote, flagStr(local.Flags), local.IfIndex, local.ID)); err != nil {
 		return err
 	}
-	return k.userspace(token, "create subflow")
+	if err := k.userspace(token, "create subflow"); err != nil {
+		return err
+	}
+	k.ns.learn(token, genl.Endpoint{ID: local.ID, Addr: local.Addr})
+	return nil
 }
 
 func (k *fakeKernel) DestroySubflow(token uint32, local, remote netip.AddrPort) error {
@@ -496,19 +523,93 @@ func (h *harness) lost() {
 // gate, the fake clock). It returns the status then, and fails the test
 // unless the engine has no command queued or in flight and no resync or
 // repair listing running.
-func (h *harness) settle() Status {
+func (h *harness) settle() engineStatus {
 	h.t.Helper()
 	synctest.Wait()
-	st, err := h.e.Status(context.Background())
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	st := statusOf(h.t, h.e)
 	processed := int(st.Counters.EventBatches + st.Counters.Resyncs)
 	if processed != h.ev.count() || st.InFlight != 0 || st.Queued != 0 || st.Resyncing || st.RepairListing {
 		h.t.Fatalf("engine did not settle: processed %d of %d batches, %d in flight, %d queued, resyncing %v, repair listing %v",
 			processed, h.ev.count(), st.InFlight, st.Queued, st.Resyncing, st.RepairListing)
 	}
 	return st
+}
+
+// engineStatus is the engine's Status with every connection.
+type engineStatus struct {
+	pmstate.Status
+	Conns []pmstate.Conn
+}
+
+// statusOf returns e's Status and every connection, page by page, and
+// fails the test unless the Status counts what the connections show.
+func statusOf(t testing.TB, e *Engine) engineStatus {
+	t.Helper()
+	st, err := e.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []pmstate.Conn
+	for q := (pmstate.ConnQuery{Limit: 7}); ; {
+		p, err := e.Conns(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, p.Conns...)
+		if p.Next == 0 {
+			break
+		}
+		q.From = p.Next
+	}
+	checkTotals(t, st, conns)
+	return engineStatus{Status: st, Conns: conns}
+}
+
+// checkTotals fails the test unless st's counts of connections, paths by
+// state and the addresses' use are those of conns.
+func checkTotals(t testing.TB, st pmstate.Status, conns []pmstate.Conn) {
+	t.Helper()
+	paths := map[pmstate.PathState]int{}
+	addrs := map[netip.Addr]pmstate.AddrUse{}
+	for _, c := range conns {
+		for _, p := range c.Paths {
+			paths[p.State]++
+			a := addrs[p.Local]
+			a.Addr = p.Local
+			if p.Desired {
+				a.Wanted++
+				if p.State == pmstate.PathBackoff {
+					a.Backoff++
+				}
+			}
+			for _, s := range p.Subflows {
+				if s.Established {
+					a.Subflows++
+				}
+			}
+			addrs[p.Local] = a
+		}
+	}
+	var want []pmstate.AddrUse
+	for _, a := range addrs {
+		if a.Subflows+a.Wanted+a.Backoff > 0 {
+			want = append(want, a)
+		}
+	}
+	slices.SortFunc(want, func(a, b pmstate.AddrUse) int { return a.Addr.Compare(b.Addr) })
+	got := slices.Clone(st.Addrs)
+	for i := range got {
+		got[i].LastFailure = nil
+	}
+	if st.Connections != len(conns) {
+		t.Errorf("status counts %d connections, the pages list %d", st.Connections, len(conns))
+	}
+	if diff := cmp.Diff(paths, st.Paths, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("status's paths by state against the connections' (-listed +counted):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("status's addresses against the connections' (-listed +counted):\n%s", diff)
+	}
 }
 
 // waitCall waits until the kernel got call.

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -101,7 +102,7 @@ func TestUserspaceHealth(t *testing.T) {
 		}})
 		h.expect()
 		st := h.settle()
-		if got := st.Conns[0].Paths[0].Subflows[0].Health; got != ok {
+		if got := st.Conns[0].Paths[0].Subflows[0].Health; got != healthState(ok) {
 			t.Errorf("status health %+v, want %+v", got, ok)
 		}
 		if st.Counters.HealthUpdates != 1 {
@@ -162,7 +163,7 @@ func TestUserspaceHealthReconcilesOnChange(t *testing.T) {
 		// A report without the subflows clears their health.
 		h.e.SetHealth(Health{})
 		st = h.settle()
-		if hl := st.Conns[0].Paths[0].Subflows[0].Health; hl != (policy.Health{}) {
+		if hl := st.Conns[0].Paths[0].Subflows[0].Health; hl != (pmstate.Health{}) {
 			t.Errorf("health after an empty report: %+v", hl)
 		}
 	})

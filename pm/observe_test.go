@@ -1,9 +1,7 @@
 package pm
 
 import (
-	"encoding/json"
 	"net/netip"
-	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -14,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -23,17 +22,17 @@ var cmpAddrs = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})
 // decisions collects what Config.Observe receives.
 type decisions struct {
 	mu  sync.Mutex
-	all []Decision
+	all []pmstate.Decision
 }
 
-func (d *decisions) observe(x Decision) {
+func (d *decisions) observe(x pmstate.Decision) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.all = append(d.all, x)
 }
 
 // take returns the decisions received since the last take.
-func (d *decisions) take() []Decision {
+func (d *decisions) take() []pmstate.Decision {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := d.all
@@ -76,7 +75,7 @@ func TestObserveUserspace(t *testing.T) {
 		h.expect(create)
 		t1 := t0.Add(5 * time.Millisecond)
 		local, remote := netip.MustParseAddrPort("198.51.100.1:0"), netip.MustParseAddrPort(srv1)
-		want := []Decision{{Time: t1, Kind: DecisionAction, Op: "create_subflow", Token: tok1, Local: local,
+		want := []pmstate.Decision{{Time: t1, Kind: pmstate.DecisionAction, Op: "create_subflow", Token: tok1, Local: local,
 			Remote: remote, Took: 5 * time.Millisecond, Latency: 5 * time.Millisecond}}
 		if diff := cmp.Diff(want, got.take(), cmpAddrs); diff != "" {
 			t.Errorf("decisions after the first create (-want +got):\n%s", diff)
@@ -85,7 +84,7 @@ func TestObserveUserspace(t *testing.T) {
 		h.events(event(genl.EventSubClosed, tok1, "198.51.100.1:40001", srv1, sockErr(unix.ECONNREFUSED)))
 		h.expect()
 		failed := netip.MustParseAddrPort("198.51.100.1:40001")
-		want = []Decision{{Time: t1, Kind: DecisionPathFailed, Token: tok1, Local: failed, Remote: remote,
+		want = []pmstate.Decision{{Time: t1, Kind: pmstate.DecisionPathFailed, Token: tok1, Local: failed, Remote: remote,
 			Error: "subflow closed: connection refused", RetryAt: t1.Add(50 * time.Millisecond)}}
 		if diff := cmp.Diff(want, got.take(), cmpAddrs); diff != "" {
 			t.Errorf("decisions after SUB_CLOSED (-want +got):\n%s", diff)
@@ -93,7 +92,7 @@ func TestObserveUserspace(t *testing.T) {
 
 		h.clock.Advance(50 * time.Millisecond)
 		h.expect(create)
-		want = []Decision{{Time: t1.Add(50 * time.Millisecond), Kind: DecisionAction, Op: "create_subflow",
+		want = []pmstate.Decision{{Time: t1.Add(50 * time.Millisecond), Kind: pmstate.DecisionAction, Op: "create_subflow",
 			Token: tok1, Local: local, Remote: remote}}
 		if diff := cmp.Diff(want, got.take(), cmpAddrs); diff != "" {
 			t.Errorf("decisions after the retry (-want +got):\n%s", diff)
@@ -138,10 +137,10 @@ func TestObserveKernel(t *testing.T) {
 			"add_endpoint id=102 203.0.113.1 flags=subflow,fullmesh if=4",
 		)
 		t1 := t0.Add(3 * time.Millisecond)
-		want := []Decision{
-			{Time: t1, Kind: DecisionAction, Op: "add_endpoint", ID: 101, Addr: addrB, Flags: "subflow fullmesh",
+		want := []pmstate.Decision{
+			{Time: t1, Kind: pmstate.DecisionAction, Op: "add_endpoint", ID: 101, Addr: addrB, Flags: "subflow fullmesh",
 				Took: 3 * time.Millisecond, Latency: 3 * time.Millisecond},
-			{Time: t1, Kind: DecisionAction, Op: "add_endpoint", ID: 102, Addr: addrC, Flags: "subflow fullmesh",
+			{Time: t1, Kind: pmstate.DecisionAction, Op: "add_endpoint", ID: 102, Addr: addrC, Flags: "subflow fullmesh",
 				Latency: 3 * time.Millisecond, Error: "genl: add endpoint: cannot assign requested address",
 				RetryAt: t1.Add(50 * time.Millisecond)},
 		}
@@ -165,9 +164,9 @@ func TestObservePolicyAndResync(t *testing.T) {
 		h.settle()
 		h.e.SetPolicy(allPairs{})
 		h.settle()
-		want := []Decision{
-			{Time: h.clock.Now(), Kind: DecisionResync, Detail: "genl: events lost: the receive buffer overflowed: no buffer space available"},
-			{Time: h.clock.Now(), Kind: DecisionPolicy, Detail: "fullmesh -> all-pairs"},
+		want := []pmstate.Decision{
+			{Time: h.clock.Now(), Kind: pmstate.DecisionResync, Detail: "genl: events lost: the receive buffer overflowed: no buffer space available"},
+			{Time: h.clock.Now(), Kind: pmstate.DecisionPolicy, Detail: "fullmesh -> all-pairs"},
 		}
 		if diff := cmp.Diff(want, got.take(), cmpAddrs); diff != "" {
 			t.Errorf("decisions (-want +got):\n%s", diff)
@@ -187,41 +186,12 @@ func TestObserveUnmanaged(t *testing.T) {
 		h.ns.mu.Unlock()
 		h.open(tok1, "192.0.2.1:40000", srv1)
 		h.settle()
-		kinds := []DecisionKind{}
+		kinds := []pmstate.DecisionKind{}
 		for _, d := range got.take() {
 			kinds = append(kinds, d.Kind)
 		}
-		if diff := cmp.Diff([]DecisionKind{DecisionAction, DecisionUnmanaged}, kinds); diff != "" {
+		if diff := cmp.Diff([]pmstate.DecisionKind{pmstate.DecisionAction, pmstate.DecisionUnmanaged}, kinds); diff != "" {
 			t.Errorf("decision kinds (-want +got):\n%s", diff)
 		}
 	})
-}
-
-// TestDecisionJSON: decisions marshal with snake_case keys and leave out
-// what does not apply.
-func TestDecisionJSON(t *testing.T) {
-	t.Parallel()
-	d := Decision{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Kind: DecisionAction, Op: "create_subflow",
-		Token: 0x11111111, Local: netip.MustParseAddrPort("198.51.100.1:0"), Remote: netip.MustParseAddrPort(srv1),
-		Took: 2 * time.Millisecond, Latency: 3 * time.Millisecond}
-	b, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `{"time":"2026-01-02T03:04:05Z","kind":"action","op":"create_subflow","token":286331153,` +
-		`"local":"198.51.100.1:0","remote":"203.0.113.80:443","took_ns":2000000,"latency_ns":3000000}`
-	if diff := cmp.Diff(want, string(b)); diff != "" {
-		t.Errorf("JSON (-want +got):\n%s", diff)
-	}
-	var back Decision
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(d, back, cmpAddrs); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s", diff)
-	}
-	if !slices.Contains([]DecisionKind{DecisionAction, DecisionPathFailed, DecisionResync, DecisionPolicy,
-		DecisionUnmanaged}, back.Kind) {
-		t.Errorf("kind %q", back.Kind)
-	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
@@ -186,7 +187,7 @@ func TestUserspaceMeshKernel(t *testing.T) {
 				return ""
 			})
 			enginetest.Poll(t, "engine status", func() string {
-				st, err := e.Status(t.Context())
+				st, err := enginetest.Status(t.Context(), e)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -428,7 +429,7 @@ func TestJoinRefusedKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	enginetest.Poll(t, "retried join", func() string {
-		st, err := e.Status(t.Context())
+		st, err := enginetest.Status(t.Context(), e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,7 +444,7 @@ func TestJoinRefusedKernel(t *testing.T) {
 	})
 	// 4 failures back off 50+100+200+400 ms less jitter: the engine does
 	// not hammer the peer with joins.
-	st, err := e.Status(t.Context())
+	st, err := enginetest.Status(t.Context(), e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,11 +487,11 @@ func TestServerAnnounceKernel(t *testing.T) {
 		return ""
 	})
 	enginetest.Poll(t, "engine status", func() string {
-		st, err := e.Status(t.Context())
+		st, err := enginetest.Status(t.Context(), e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Conns) != 1 || st.Conns[0].Side != policy.SideServer || len(st.Conns[0].Announces) != 1 ||
+		if len(st.Conns) != 1 || st.Conns[0].Side != pmstate.SideServer || len(st.Conns[0].Announces) != 1 ||
 			st.Conns[0].Announces[0].State != "announced" || st.Conns[0].Announces[0].ID != 255 {
 			return fmt.Sprintf("%+v", st.Conns)
 		}
@@ -579,7 +580,7 @@ func TestDemoteInitialKernel(t *testing.T) {
 	}
 	enginetest.Poll(t, "initial subflow demoted", initialBackup)
 	enginetest.Poll(t, "engine status", func() string {
-		st, err := e.Status(t.Context())
+		st, err := enginetest.Status(t.Context(), e)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -222,7 +223,7 @@ func TestKernelAddressUsability(t *testing.T) {
 		st := h.settle()
 		var states []string
 		for _, ep := range st.Endpoints {
-			states = append(states, ep.Addr.String()+" "+ep.State)
+			states = append(states, ep.Addr.String()+" "+string(ep.State))
 		}
 		if diff := cmp.Diff([]string{"192.0.2.1 ok", "198.51.100.1 ok"}, states); diff != "" {
 			t.Errorf("endpoint states (-want +got):\n%s", diff)
@@ -252,7 +253,7 @@ func TestKernelForeignWarning(t *testing.T) {
 			t.Errorf("warning lacks the fix:\n%s", logs)
 		}
 		st := h.settle()
-		want := []EndpointStatus{
+		want := []pmstate.Endpoint{
 			{Addr: addrA, Dev: "eth0", IfIndex: 2, WantFlags: "subflow fullmesh", Desired: true, State: "blocked",
 				Reason: "address taken by endpoint id 1, not mptcpgod's"},
 			{ID: 1, Addr: addrA, IfIndex: 2, Flags: "subflow", Present: true, State: "foreign"},

@@ -324,7 +324,7 @@ func (e *Engine) connResult(r *result) {
 				c.lane.dirty = true
 			}
 		case i >= 0:
-			c.attempts[i].accepted = true
+			c.attempts[i].accepted, c.attempts[i].listing = true, e.listings
 		}
 	case opSetSubflowBackup:
 		s := c.sub(cmd.local, cmd.remote)

@@ -1,6 +1,7 @@
 package pm
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -80,7 +81,7 @@ func (h *harness) pathStates(token uint32) []string {
 		if c.Token == token {
 			var out []string
 			for _, p := range c.Paths {
-				out = append(out, p.Local.String()+" -> "+p.Remote.String()+" "+p.State)
+				out = append(out, p.Local.String()+" -> "+p.Remote.String()+" "+string(p.State))
 			}
 			return out
 		}
@@ -447,7 +448,9 @@ func TestUserspaceBackupAndPolicySwap(t *testing.T) {
 }
 
 // TestUserspaceResync: after lost events the engine re-lists connections:
-// it adopts new ones, drops vanished ones, and creates nothing twice.
+// it adopts new ones, drops vanished ones, and creates nothing twice. It
+// reads the local address list of the new connection only, after its
+// subflow is asked for.
 func TestUserspaceResync(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -468,7 +471,7 @@ func TestUserspaceResync(t *testing.T) {
 				Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{initial("192.0.2.1:40010")}},
 		)
 		h.lost()
-		h.expect("addrs 11111111", "addrs 22222222", "create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+		h.expect("create 22222222 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255", "addrs 22222222")
 		st := h.settle()
 		var toks []uint32
 		for _, c := range st.Conns {
@@ -491,8 +494,73 @@ func TestUserspaceResync(t *testing.T) {
 	})
 }
 
+// TestUserspaceResyncLostJoin: a join the kernel accepted whose
+// SUB_CLOSED was among the events lost is not left connecting: the
+// listing after the loss lacks its subflow (sock_diag lists joins from
+// SYN-SENT on), so the path fails and is tried again.
+func TestUserspaceResyncLostJoin(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h := newUserspace(t)
+		h.open(tok1, "192.0.2.1:40000", srv1)
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+		h.lister.set(ExistingConn{Token: tok1, Side: policy.SideClient, Local: netip.MustParseAddrPort("192.0.2.1:40000"),
+			Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{
+				{Local: netip.MustParseAddrPort("192.0.2.1:40000"), Remote: netip.MustParseAddrPort(srv1)}}})
+		h.lost()
+		h.expect()
+		if diff := cmp.Diff([]string{
+			"192.0.2.1 -> 203.0.113.80:443 established",
+			"198.51.100.1 -> 203.0.113.80:443 backoff",
+		}, h.pathStates(tok1)); diff != "" {
+			t.Errorf("paths after the listing (-want +got):\n%s", diff)
+		}
+		h.clock.Advance(time.Second)
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+	})
+}
+
+// TestUserspaceResyncMany: a listing longer than a merge chunk is merged
+// a chunk per loop iteration; in the end every connection is adopted and
+// meshed, each once, and the counts of the status are the connections'.
+func TestUserspaceResyncMany(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h := newUserspace(t)
+		const n = 3*mergeChunk + 5
+		var listed []ExistingConn
+		var want []string
+		for i := range n {
+			tok := uint32(0x1000 + i)
+			local := netip.AddrPortFrom(addrA, uint16(30000+i))
+			listed = append(listed, ExistingConn{Token: tok, Side: policy.SideClient, Local: local,
+				Remote: netip.MustParseAddrPort(srv1), Subflows: []ExistingSubflow{{Local: local, Remote: netip.MustParseAddrPort(srv1)}}})
+			want = append(want, fmt.Sprintf("create %08x 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255", tok),
+				fmt.Sprintf("addrs %08x", tok))
+		}
+		h.lister.set(listed...)
+		h.lost()
+		h.settle()
+		got := h.ns.Calls()[h.seen:]
+		h.seen += len(got)
+		slices.Sort(got)
+		slices.Sort(want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+		if st := h.settle(); st.Connections != n {
+			t.Errorf("%d connections after the resync, want %d", st.Connections, n)
+		}
+		// A second listing of the same connections changes nothing.
+		h.lost()
+		h.expect()
+	})
+}
+
 // TestUserspaceAdopt: connections that exist when the engine starts are
-// adopted with their subflows and local ids; kernel-PM ones are left out.
+// adopted with their subflows and local ids, their local address lists
+// read after the subflows they miss are asked for; kernel-PM ones are
+// left alone once the kernel says so.
 func TestUserspaceAdopt(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -519,8 +587,8 @@ func TestUserspaceAdopt(t *testing.T) {
 		h.setHost(addrA, addrB)
 		h.start()
 		h.ready()
-		h.expect("addrs 11111111", "addrs 22222222", "addrs 33333333", "addrs 44444444",
-			"create 44444444 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+		h.expect("addrs 11111111", "create 22222222 192.0.2.1 -> 203.0.113.80:443 flags= if=2 id=0", "addrs 33333333",
+			"create 44444444 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255", "addrs 44444444")
 		if diff := cmp.Diff([]string{
 			"192.0.2.1 -> 203.0.113.80:443 established",
 			"198.51.100.1 -> 203.0.113.80:443 established",
@@ -528,8 +596,12 @@ func TestUserspaceAdopt(t *testing.T) {
 			t.Errorf("paths (-want +got):\n%s", diff)
 		}
 		st := h.settle()
-		if len(st.Conns) != 3 {
-			t.Errorf("adopted %d connections, want 3: %+v", len(st.Conns), st.Conns)
+		var pms []string
+		for _, c := range st.Conns {
+			pms = append(pms, fmt.Sprintf("%08x %s", c.Token, c.PathManager))
+		}
+		if diff := cmp.Diff([]string{"11111111 userspace", "22222222 kernel", "33333333 userspace", "44444444 userspace"}, pms); diff != "" {
+			t.Errorf("adopted connections (-want +got):\n%s", diff)
 		}
 		// The adopted announce stays; when its address becomes unusable it
 		// is withdrawn, and so are the ids the connections learnt for it

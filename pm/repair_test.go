@@ -56,7 +56,7 @@ func startKernel(t *testing.T, conns []ExistingConn, opts ...harnessOpt) *harnes
 }
 
 // advance moves the clock on and waits for the engine to settle.
-func (h *harness) advance(d time.Duration) Status {
+func (h *harness) advance(d time.Duration) engineStatus {
 	h.t.Helper()
 	h.clock.Advance(d)
 	return h.settle()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 // op is the kind of a command.
@@ -26,21 +27,24 @@ const (
 	numOps
 )
 
-var opNames = [numOps]string{
-	opAddEndpoint:      "add_endpoint",
-	opDelEndpoint:      "del_endpoint",
-	opSetEndpointFlags: "set_endpoint_flags",
-	opSetLimits:        "set_limits",
-	opDumpKernel:       "dump_endpoints",
-	opAnnounce:         "announce",
-	opRemove:           "remove",
-	opCreateSubflow:    "create_subflow",
-	opDestroySubflow:   "destroy_subflow",
-	opSetSubflowBackup: "set_subflow_backup",
-	opConnAddrs:        "connection_addrs",
+var opNames = [numOps]pmstate.Op{
+	opAddEndpoint:      pmstate.OpAddEndpoint,
+	opDelEndpoint:      pmstate.OpDelEndpoint,
+	opSetEndpointFlags: pmstate.OpSetEndpointFlags,
+	opSetLimits:        pmstate.OpSetLimits,
+	opDumpKernel:       pmstate.OpDumpEndpoints,
+	opAnnounce:         pmstate.OpAnnounce,
+	opRemove:           pmstate.OpRemove,
+	opCreateSubflow:    pmstate.OpCreateSubflow,
+	opDestroySubflow:   pmstate.OpDestroySubflow,
+	opSetSubflowBackup: pmstate.OpSetSubflowBackup,
+	opConnAddrs:        pmstate.OpConnectionAddrs,
 }
 
-func (o op) String() string { return opNames[o] }
+// name is the command's name in the state types.
+func (o op) name() pmstate.Op { return opNames[o] }
+
+func (o op) String() string { return string(opNames[o]) }
 
 // command is one kernel call, with what the loop needs to apply its
 // result. Workers read only the call's arguments; conn is the loop's.
@@ -153,6 +157,7 @@ func (r *runQueue) len() int { return len(r.lanes) - r.head }
 func (e *Engine) sent(cmd *command) {
 	e.counters.actions[cmd.op]++
 	if cmd.conn != nil {
+		e.touch(cmd.conn)
 		e.sentConn(cmd.conn, cmd)
 	}
 }
@@ -227,6 +232,7 @@ func (e *Engine) applyResult(r *result) {
 	c := r.cmd.conn
 	unmanaged := c != nil && c.unmanaged
 	if c != nil {
+		e.touch(c)
 		e.connResult(r)
 		if c.lane.idle() && !c.queued {
 			c.trigger = time.Time{}
@@ -243,6 +249,6 @@ func (e *Engine) applyResult(r *result) {
 	}
 	e.observe(d)
 	if c != nil && c.unmanaged && !unmanaged {
-		e.observe(Decision{Time: now, Kind: DecisionUnmanaged, Token: c.token, Local: c.local, Remote: c.remote})
+		e.observe(pmstate.Decision{Time: now, Kind: pmstate.DecisionUnmanaged, Token: c.token, Local: c.local, Remote: c.remote})
 	}
 }

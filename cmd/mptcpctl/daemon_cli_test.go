@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all" // the daemon's compiled-in policies
 	"github.com/mptcpgod/mptcpgod/pm"
@@ -34,36 +37,54 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fakeDaemon is a ctlapi.Backend with canned answers.
+// fakeDaemon is a ctlhttp.Backend with canned answers.
 type fakeDaemon struct {
 	mu      sync.Mutex
-	st      pm.Status
+	st      pmstate.Status
+	conns   []pmstate.Conn
 	reloads int
-	feed    *ctlapi.Feed
+	feed    *ctlhttp.Feed
 	// usage is the usage report; nil means accounting is off.
 	usage *usage.Report
 	// subscribed counts the event streams opened.
 	subscribed atomic.Int32
 }
 
-func (f *fakeDaemon) Status(context.Context) (pm.Status, error) {
+func (f *fakeDaemon) Status(context.Context) (pmstate.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.st, nil
 }
 
-func (f *fakeDaemon) Conn(ctx context.Context, token uint32) (pm.ConnStatus, error) {
-	st, _ := f.Status(ctx)
-	for _, c := range st.Conns {
+func (f *fakeDaemon) Conn(_ context.Context, token uint32) (pmstate.Conn, error) {
+	for _, c := range f.conns {
 		if c.Token == token {
 			return c, nil
 		}
 	}
-	return pm.ConnStatus{}, pm.ErrNoConn
+	return pmstate.Conn{}, pm.ErrNoConn
 }
 
-func (f *fakeDaemon) Info(context.Context) (ctlapi.Info, error) {
-	return ctlapi.Info{Version: "v1.2.3", Mode: f.st.Mode, ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
+// Conns answers pages of one connection, so that mptcpctl pages.
+func (f *fakeDaemon) Conns(_ context.Context, q pmstate.ConnQuery) (pmstate.ConnPage, error) {
+	conns := slices.Clone(f.conns)
+	slices.SortFunc(conns, func(a, b pmstate.Conn) int { return int(int64(a.Token) - int64(b.Token)) })
+	page := pmstate.ConnPage{Conns: []pmstate.Conn{}}
+	for _, c := range conns {
+		if c.Token < q.From || q.Peer.IsValid() && !q.Peer.Contains(c.Remote.Addr()) {
+			continue
+		}
+		if len(page.Conns) == 1 {
+			page.Next = c.Token
+			break
+		}
+		page.Conns = append(page.Conns, c)
+	}
+	return page, nil
+}
+
+func (f *fakeDaemon) Info(context.Context) (ctlhttp.Info, error) {
+	return ctlhttp.Info{Version: "v1.2.3", Mode: f.st.Mode, ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
 		Policy: policy.Config{Chain: []policy.Spec{{Name: "fullmesh"}}}, Links: testDaemonLinks()}, nil
 }
 
@@ -90,20 +111,34 @@ func (f *fakeDaemon) Usage(context.Context) (usage.Report, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.usage == nil {
-		return usage.Report{}, ctlapi.ErrUsageOff
+		return usage.Report{}, ctlhttp.ErrUsageOff
 	}
 	return *f.usage, nil
+}
+
+// testUsageReport is testUsage as the daemon's accounting reports it.
+func testUsageReport() *usage.Report {
+	u := testUsage()
+	rep := &usage.Report{Now: u.Now, StateFile: u.StateFile, Saved: u.Saved, Notices: u.Notices}
+	for _, l := range u.Links {
+		rep.Links = append(rep.Links, usage.Link{Name: l.Name, IfIndex: l.IfIndex, Present: l.Present, Metered: l.Metered,
+			MeteredBy: l.MeteredBy, UsedBytes: l.UsedBytes, QuotaBytes: l.QuotaBytes, RemainingBytes: l.RemainingBytes,
+			OverQuota: l.OverQuota, QuotaReachedAt: l.QuotaReachedAt, Period: usage.Period(l.Period),
+			PeriodStart: l.PeriodStart, PeriodEnd: l.PeriodEnd, CostPerGB: l.CostPerGB, Cost: l.Cost,
+			QuotaReachedTotal: l.QuotaReachedTotal, Sampled: l.Sampled})
+	}
+	return rep
 }
 
 // serveFake runs a control socket for a fake userspace daemon, readable by
 // group gid, in a directory every user may traverse.
 func serveFake(t *testing.T, gid string) (string, *fakeDaemon) {
 	t.Helper()
-	return serveFakeWith(t, gid, ctlapi.Limits{})
+	return serveFakeWith(t, gid, ctlhttp.Limits{})
 }
 
 // serveFakeWith is serveFake with the server's limits.
-func serveFakeWith(t *testing.T, gid string, lim ctlapi.Limits) (string, *fakeDaemon) {
+func serveFakeWith(t *testing.T, gid string, lim ctlhttp.Limits) (string, *fakeDaemon) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mptcpctl-")
 	if err != nil {
@@ -113,11 +148,12 @@ func serveFakeWith(t *testing.T, gid string, lim ctlapi.Limits) (string, *fakeDa
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeDaemon{feed: ctlapi.NewFeed(0), st: pm.Status{Mode: policy.ModeUserspace, Policy: "fullmesh", Ready: true,
-		Started: time.Now().Add(-time.Hour), Conns: testPaths().Conns,
-		Counters: pm.Counters{Actions: map[string]uint64{"create_subflow": 1}}}, usage: testUsage()}
+	f := &fakeDaemon{feed: ctlhttp.NewFeed(0), st: pmstate.Status{Mode: pmstate.ModeUserspace, Policy: "fullmesh", Ready: true,
+		Started: time.Now().Add(-time.Hour), Connections: len(testPaths().Conns),
+		Counters: pmstate.Counters{Actions: map[pmstate.Op]uint64{pmstate.OpCreateSubflow: 1}}},
+		conns: testPaths().Conns, usage: testUsageReport()}
 	sock := filepath.Join(dir, "mptcpgod.sock")
-	s, err := ctlapi.NewServer(ctlapi.ServerConfig{Socket: sock, Group: gid, Backend: f, Limits: lim})
+	s, err := ctlhttp.NewServer(ctlhttp.ServerConfig{Socket: sock, Group: gid, Backend: f, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +219,7 @@ func TestDaemonCommandsFake(t *testing.T) {
 		{[]string{"paths", "a"}, "token 0000000a  server", func(s string) error { return decodeInto[ctlapi.Paths](s) }},
 		{[]string{"policies"}, "fullmesh: ", func(s string) error { return decodeInto[ctlapi.Policies](s) }},
 		{[]string{"usage"}, "yes (networkmanager)  2.0 GB  2.0 GB  0 B (reached)",
-			func(s string) error { return decodeInto[usage.Report](s) }},
+			func(s string) error { return decodeInto[ctlapi.Usage](s) }},
 		{[]string{"reload"}, "reloaded; policy fullmesh", func(s string) error { return decodeInto[ctlapi.Reload](s) }},
 	}
 	for _, tt := range tests {
@@ -247,7 +283,7 @@ func TestEventsCommandFake(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		a := newApp(&syncBuffer{}, &syncBuffer{})
 		a.subscribed = func() {
-			f.feed.Publish(pm.Decision{Time: time.Now(), Kind: pm.DecisionAction, Op: "create_subflow", Token: 0x3f97be70})
+			f.feed.Publish(pmstate.Decision{Time: time.Now(), Kind: pmstate.DecisionAction, Op: pmstate.OpCreateSubflow, Token: 0x3f97be70})
 		}
 		args := []string{"--socket", sock, "events"}
 		if asJSON {
@@ -287,7 +323,7 @@ func TestEventsIdleReconnect(t *testing.T) {
 		}
 		t.Skip("needs root to switch credentials")
 	}
-	sock, f := serveFakeWith(t, "4249", ctlapi.Limits{IdleTimeout: 100 * time.Millisecond})
+	sock, f := serveFakeWith(t, "4249", ctlhttp.Limits{IdleTimeout: 100 * time.Millisecond})
 	cmd := exec.Command("/proc/self/exe", "--socket", sock, "events")
 	cmd.Env = []string{"MPTCPCTL_TEST_MAIN=1", "GORACE=atexit_sleep_ms=0"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4249}}}
@@ -308,7 +344,7 @@ func TestEventsIdleReconnect(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for !strings.Contains(out.String(), "create_subflow") {
-		f.feed.Publish(pm.Decision{Time: time.Now(), Kind: pm.DecisionAction, Op: "create_subflow", Token: 0x3f97be70})
+		f.feed.Publish(pmstate.Decision{Time: time.Now(), Kind: pmstate.DecisionAction, Op: pmstate.OpCreateSubflow, Token: 0x3f97be70})
 		if time.Now().After(deadline) {
 			t.Fatalf("events printed %q; stderr %q", out.String(), errb.String())
 		}
@@ -361,7 +397,7 @@ func TestDaemonCommandsAsNobody(t *testing.T) {
 		}
 	}
 	r := asUser(t, member, "--socket", sock, "reload")
-	want := "mptcpctl: reload: /v0/reload changes the daemon's state and needs root (uid 0); you are uid 65534 (try sudo)\n"
+	want := "mptcpctl: reload: /v1/reload changes the daemon's state and needs root (uid 0); you are uid 65534 (try sudo)\n"
 	if diff := cmp.Diff(want, r.stderr); diff != "" || r.code != exitRefused {
 		t.Errorf("reload as a member: exit %d, stderr (-want +got):\n%s", r.code, diff)
 	}

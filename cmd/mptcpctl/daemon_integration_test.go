@@ -26,9 +26,9 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
+	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
-	"github.com/mptcpgod/mptcpgod/pm"
-	"github.com/mptcpgod/mptcpgod/policy"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 // These tests run the real daemon (internal/daemon) in a test namespace
@@ -154,7 +154,7 @@ func open(t *testing.T, tb *netnstest.Testbed, srv netip.AddrPort) netip.AddrPor
 
 // connOf returns the daemon's view of the connection whose initial
 // subflow has the local address local.
-func connOf(t *testing.T, ld *liveDaemon, local netip.AddrPort) (pm.ConnStatus, bool) {
+func connOf(t *testing.T, ld *liveDaemon, local netip.AddrPort) (pmstate.Conn, bool) {
 	t.Helper()
 	ps := decode[ctlapi.Paths](t, ld.ask(t, "paths", "--json"))
 	for _, c := range ps.Conns {
@@ -162,12 +162,12 @@ func connOf(t *testing.T, ld *liveDaemon, local netip.AddrPort) (pm.ConnStatus, 
 			return c, true
 		}
 	}
-	return pm.ConnStatus{}, false
+	return pmstate.Conn{}, false
 }
 
 // meshed reports whether the connection has an established subflow from
 // every client address of the testbed to the server.
-func meshed(c pm.ConnStatus, tb *netnstest.Testbed) bool {
+func meshed(c pmstate.Conn, tb *netnstest.Testbed) bool {
 	n := 0
 	for _, p := range c.Paths {
 		for _, l := range tb.Links {
@@ -244,7 +244,7 @@ func TestDaemonUserspace(t *testing.T) {
 	<-subscribed
 
 	local := open(t, tb, srv)
-	var conn pm.ConnStatus
+	var conn pmstate.Conn
 	waitFor(t, "the connection meshed over both links", func() bool {
 		c, ok := connOf(t, ld, local)
 		conn = c
@@ -260,7 +260,7 @@ func TestDaemonUserspace(t *testing.T) {
 
 	// status
 	st := decode[ctlapi.Status](t, ld.ask(t, "status", "--json"))
-	if st.Mode != policy.ModeUserspace || !st.Ready || st.Version != "v0.0.0-test" || st.ConfigFile != ld.config ||
+	if st.Mode != pmstate.ModeUserspace || !st.Ready || st.Version != "v0.0.0-test" || st.ConfigFile != ld.config ||
 		st.Connections < 1 || st.Counters.Actions["create_subflow"] < 1 || st.Policy.Name != "fullmesh" {
 		t.Errorf("status: %+v", st)
 	}
@@ -274,7 +274,7 @@ func TestDaemonUserspace(t *testing.T) {
 
 	// links
 	ls := decode[ctlapi.Links](t, ld.ask(t, "links", "--json"))
-	uses := map[netip.Addr]ctlapi.Addr{}
+	uses := map[netip.Addr]pmstate.Addr{}
 	for _, l := range ls.Links {
 		for _, a := range l.Addrs {
 			uses[a.Addr] = a
@@ -294,7 +294,7 @@ func TestDaemonUserspace(t *testing.T) {
 
 	// paths, all and one
 	one := decode[ctlapi.Paths](t, ld.ask(t, "paths", token, "--json"))
-	if len(one.Conns) != 1 || one.Conns[0].Token != conn.Token || !meshed(one.Conns[0], tb) || one.Mode != policy.ModeUserspace {
+	if len(one.Conns) != 1 || one.Conns[0].Token != conn.Token || !meshed(one.Conns[0], tb) || one.Mode != pmstate.ModeUserspace {
 		t.Errorf("paths %s: %+v", token, one)
 	}
 	table = ld.ask(t, "paths", token)
@@ -308,7 +308,7 @@ func TestDaemonUserspace(t *testing.T) {
 
 	// policies
 	pol := decode[ctlapi.Policies](t, ld.ask(t, "policies", "--json"))
-	if !slices.ContainsFunc(pol.Policies, func(d policy.Doc) bool { return d.Name == "fullmesh" && len(d.Options) > 0 }) {
+	if !slices.ContainsFunc(pol.Policies, func(d ctlapi.PolicyDoc) bool { return d.Name == "fullmesh" && len(d.Options) > 0 }) {
 		t.Errorf("policies: %+v", pol)
 	}
 	if table := ld.ask(t, "policies"); !strings.Contains(table, "fullmesh: ") || !strings.Contains(table, "OPTION") {
@@ -335,7 +335,7 @@ func TestDaemonUserspace(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("events --json line %q: %v", line, err)
 		}
-		if ev.Kind == pm.DecisionAction && ev.Op == "create_subflow" && ev.Token == conn.Token && ev.Error == "" {
+		if ev.Kind == pmstate.DecisionAction && ev.Op == "create_subflow" && ev.Token == conn.Token && ev.Error == "" {
 			created++
 			if ev.Latency <= 0 || ev.Took <= 0 || ev.Remote != srv {
 				t.Errorf("create_subflow decision without latency or to the wrong peer: %+v", ev)
@@ -424,7 +424,7 @@ func TestDaemonKernel(t *testing.T) {
 		}
 		return ok == 4 // two links, IPv4 and IPv6
 	})
-	if st.Mode != policy.ModeKernel || st.Limits == nil || st.Limits.Subflows != 8 {
+	if st.Mode != pmstate.ModeKernel || st.Limits == nil || st.Limits.Subflows != 8 {
 		t.Errorf("status: mode %s limits %+v", st.Mode, st.Limits)
 	}
 	eps := decode[[]endpointOut](t, mustCtl(t, tb.Client, "endpoints", "--json"))
@@ -448,7 +448,7 @@ func TestDaemonKernel(t *testing.T) {
 	if out := ld.ask(t, "paths"); !strings.HasPrefix(out, "mode kernel: ") {
 		t.Errorf("paths in kernel mode: %q", out)
 	}
-	if ps := decode[ctlapi.Paths](t, ld.ask(t, "paths", "--json")); ps.Mode != policy.ModeKernel || len(ps.Conns) != 0 {
+	if ps := decode[ctlapi.Paths](t, ld.ask(t, "paths", "--json")); ps.Mode != pmstate.ModeKernel || len(ps.Conns) != 0 {
 		t.Errorf("paths --json in kernel mode: %+v", ps)
 	}
 
@@ -491,7 +491,7 @@ func TestDaemonAccess(t *testing.T) {
 		}
 	}
 	r := asUser(t, member, "--socket", ld.sock, "reload")
-	if want := "mptcpctl: reload: /v0/reload changes the daemon's state and needs root (uid 0); you are uid 65534 (try sudo)\n"; r.code != exitRefused || r.stderr != want {
+	if want := "mptcpctl: reload: /v1/reload changes the daemon's state and needs root (uid 0); you are uid 65534 (try sudo)\n"; r.code != exitRefused || r.stderr != want {
 		t.Errorf("reload as nobody: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
 	r = asUser(t, &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}, "--socket", ld.sock, "status")
@@ -553,7 +553,7 @@ func TestDaemonBadRequests(t *testing.T) {
 	baseline := time.Since(start)
 
 	idle := rawRequest(t, ld.sock, "")
-	slow := rawRequest(t, ld.sock, "GET /v0/status HTTP/1.1\r\n")
+	slow := rawRequest(t, ld.sock, "GET /v1/status HTTP/1.1\r\n")
 	var wg sync.WaitGroup
 	stopSlow := make(chan struct{})
 	wg.Go(func() {
@@ -568,7 +568,7 @@ func TestDaemonBadRequests(t *testing.T) {
 			}
 		}
 	})
-	big := rawRequest(t, ld.sock, "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n")
+	big := rawRequest(t, ld.sock, "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n")
 	wg.Go(func() {
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		for range 160 {
@@ -577,8 +577,8 @@ func TestDaemonBadRequests(t *testing.T) {
 			}
 		}
 	})
-	malformed := rawRequest(t, ld.sock, "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n{")
-	unknown := rawRequest(t, ld.sock, "GET /v0/nope HTTP/1.1\r\nHost: x\r\n\r\n")
+	malformed := rawRequest(t, ld.sock, "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n{")
+	unknown := rawRequest(t, ld.sock, "GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n")
 
 	// With all of that going on, a new connection is meshed in time.
 	start = time.Now()
@@ -603,7 +603,7 @@ func TestDaemonBadRequests(t *testing.T) {
 		body string
 	}{
 		{"malformed JSON", malformed, 400, `{"error":"malformed JSON body: unexpected EOF"}`},
-		{"unknown route", unknown, 404, `{"error":"no such route \"/v0/nope\" (routes: /v0/status, /v0/links, /v0/paths, /v0/paths/{token}, /v0/policies, /v0/usage, /v0/reload, /v0/events, /v0/force, /v0/force/units, /metrics)"}`},
+		{"unknown route", unknown, 404, `{"error":"no such route \"/v1/nope\" (routes: /v1/status, /v1/links, /v1/paths, /v1/paths/{token}, /v1/policies, /v1/usage, /v1/reload, /v1/events, /v1/force, /v1/force/units, /metrics)"}`},
 		{"10 MB body", big, 413, `{"error":"request body of 10485760 bytes is too large (at most 65536)"}`},
 	} {
 		if code, body := answer(t, tt.c); code != tt.code || body != tt.body {
@@ -613,7 +613,7 @@ func TestDaemonBadRequests(t *testing.T) {
 	// The silent client and the slow one are dropped after the header
 	// timeout.
 	for name, c := range map[string]net.Conn{"silent": idle, "slow": slow} {
-		_ = c.SetReadDeadline(time.Now().Add(ctlapi.DefaultLimits.ReadHeaderTimeout + 5*time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(ctlhttp.DefaultLimits.ReadHeaderTimeout + 5*time.Second))
 		b, err := io.ReadAll(c)
 		if err != nil {
 			t.Errorf("%s client: %v, want the daemon to close the connection", name, err)

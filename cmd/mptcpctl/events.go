@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
-	"github.com/mptcpgod/mptcpgod/pm"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 func (a *app) eventsCmd() *cobra.Command {
@@ -42,7 +42,7 @@ key=value:
 Reading needs root or membership of the daemon's group. The daemon ends the
 stream of a user other than root after a minute without a decision, and
 events opens a new one at once. With --json each decision is one JSON object
-per line, as GET /v0/events sends it.`,
+per line, as GET /v1/events sends it.`,
 		Example: "  mptcpctl events\n  mptcpctl events --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,7 +122,7 @@ func decisionLine(ev ctlapi.Event) string {
 		return b.String()
 	}
 	if ev.Op != "" {
-		kv("op", ev.Op)
+		kv("op", string(ev.Op))
 	}
 	if ev.Token != 0 {
 		kv("token", formatToken(ev.Token))
@@ -160,7 +160,7 @@ func decisionLine(ev ctlapi.Event) string {
 	}
 	if ev.Error != "" {
 		kv("error", strconv.Quote(ev.Error))
-	} else if ev.Kind == pm.DecisionAction {
+	} else if ev.Kind == pmstate.DecisionAction {
 		b.WriteString(" ok")
 	}
 	if !ev.RetryAt.IsZero() {

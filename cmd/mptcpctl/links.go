@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 func (a *app) linksCmd() *cobra.Command {
@@ -29,7 +30,7 @@ its addresses whether mptcpgod uses it now and how, or why not:
              endpoint for it", ...)
 
 Reading needs root or membership of the daemon's group. With --json the answer
-of GET /v0/links is printed as is (docs/control-socket.md).`,
+of GET /v1/links is printed as is (docs/control-socket.md).`,
 		Example: "  mptcpctl links\n  mptcpctl links --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,7 +47,7 @@ of GET /v0/links is printed as is (docs/control-socket.md).`,
 }
 
 // linkState describes a link: "up, usable, metered".
-func linkState(l ctlapi.Link) string {
+func linkState(l pmstate.Link) string {
 	parts := []string{"down"}
 	if l.Up {
 		parts[0] = "up"

@@ -4,17 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
-	"github.com/mptcpgod/mptcpgod/pm"
-	"github.com/mptcpgod/mptcpgod/policy"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 func (a *app) pathsCmd() *cobra.Command {
-	return &cobra.Command{
+	var peer string
+	cmd := &cobra.Command{
 		Use:   "paths [TOKEN]",
 		Short: "Show each connection's desired against actual paths, and why",
 		Long: `Show, for every connection the mptcpgod daemon manages (userspace mode), or the
@@ -34,48 +35,109 @@ path manager) followed by its paths:
     WHY             for a missing path: the failures so far, when the next try
                     is, and the kernel's last error
 
-Addresses announced to the peer follow, with their state. In kernel mode the
-kernel makes the paths from the endpoints: see mptcpctl status and mptcpctl
-subflows. Reading needs root or membership of the daemon's group. With --json
-the answer of GET /v0/paths (or /v0/paths/TOKEN) is printed as is.`,
-		Example:           "  mptcpctl paths\n  mptcpctl paths 3f97be70 --json",
+Addresses announced to the peer follow, with their state. --peer shows only the
+connections to a peer address or prefix. In kernel mode the kernel makes the
+paths from the endpoints: see mptcpctl status and mptcpctl subflows.
+
+The daemon answers the connections a page at a time (GET /v1/paths); paths
+asks for every page and prints the connections as they come. Reading needs
+root or membership of the daemon's group. With --json the pages are printed as
+one answer of GET /v1/paths, every connection in it and no "next" (or the
+answer of /v1/paths/TOKEN as is).`,
+		Example:           "  mptcpctl paths\n  mptcpctl paths --peer 203.0.113.0/24\n  mptcpctl paths 3f97be70 --json",
 		Args:              maxArgs(1, "a connection token"),
 		ValidArgsFunction: a.completeToken,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var token uint32
 			if len(args) == 1 {
-				t, err := parseToken(args[0])
+				if peer != "" {
+					return usagef("a token and --peer: give one or the other")
+				}
+				token, err := parseToken(args[0])
 				if err != nil {
 					return err
 				}
-				token = t
-			}
-			ps, err := ask(cmd.Context(), a, func(c *ctlapi.Client, ctx context.Context) (*ctlapi.Paths, error) {
-				if len(args) == 1 {
+				ps, err := ask(cmd.Context(), a, func(c *ctlapi.Client, ctx context.Context) (*ctlapi.Paths, error) {
 					return c.Conn(ctx, token)
+				})
+				if err != nil {
+					return err
 				}
-				return c.Paths(ctx)
-			})
-			if err != nil {
-				return err
+				if a.json {
+					return writeJSON(a.stdout, ps)
+				}
+				return writePaths(a.stdout, localPaths(ps))
 			}
-			if a.json {
-				return writeJSON(a.stdout, ps)
+			q := ctlapi.PathsQuery{Limit: pmstate.MaxConnLimit}
+			if peer != "" {
+				p, err := parsePeerFlag(peer)
+				if err != nil {
+					return err
+				}
+				q.Peer = p
 			}
-			return writePaths(a.stdout, localPaths(ps))
+			printed := false
+			all := &ctlapi.Paths{Conns: []pmstate.Conn{}}
+			for {
+				ps, err := ask(cmd.Context(), a, func(c *ctlapi.Client, ctx context.Context) (*ctlapi.Paths, error) {
+					return c.Paths(ctx, q)
+				})
+				if err != nil {
+					return err
+				}
+				switch {
+				case a.json:
+					all.Mode, all.Conns = ps.Mode, append(all.Conns, ps.Conns...)
+					if ps.Next == 0 {
+						return writeJSON(a.stdout, all)
+					}
+				case ps.Mode == pmstate.ModeKernel || (ps.Next == 0 && !printed):
+					return writePaths(a.stdout, localPaths(ps))
+				default:
+					for _, c := range localPaths(ps).Conns {
+						if printed {
+							if _, err := fmt.Fprintln(a.stdout); err != nil {
+								return err
+							}
+						}
+						if err := writeConn(a.stdout, c); err != nil {
+							return err
+						}
+						printed = true
+					}
+				}
+				if ps.Next == 0 {
+					return nil
+				}
+				q.From = ps.Next
+			}
 		},
 	}
+	cmd.Flags().StringVar(&peer, "peer", "", "only the connections to this peer `address or prefix`")
+	return cmd
+}
+
+// parsePeerFlag parses --peer: an address or a prefix.
+func parsePeerFlag(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || p.Addr().Is4In6() {
+		return netip.Prefix{}, usagef("--peer %q: not an address or a prefix such as 203.0.113.0/24", s)
+	}
+	return p.Masked(), nil
 }
 
 // localPaths returns ps with its times in the local zone.
 func localPaths(ps *ctlapi.Paths) *ctlapi.Paths {
-	out := &ctlapi.Paths{Mode: ps.Mode, Conns: make([]pm.ConnStatus, len(ps.Conns))}
+	out := &ctlapi.Paths{Mode: ps.Mode, Conns: make([]pmstate.Conn, len(ps.Conns)), Next: ps.Next}
 	for i, c := range ps.Conns {
-		c.Paths = append([]pm.PathStatus(nil), c.Paths...)
+		c.Paths = append([]pmstate.Path(nil), c.Paths...)
 		for j := range c.Paths {
 			c.Paths[j].BackoffUntil = localTime(c.Paths[j].BackoffUntil)
 		}
-		c.Announces = append([]pm.AnnounceStatus(nil), c.Announces...)
+		c.Announces = append([]pmstate.Announce(nil), c.Announces...)
 		for j := range c.Announces {
 			c.Announces[j].BackoffUntil = localTime(c.Announces[j].BackoffUntil)
 		}
@@ -88,7 +150,7 @@ func localPaths(ps *ctlapi.Paths) *ctlapi.Paths {
 // of its paths and its announces; connections are separated by a blank
 // line.
 func writePaths(w io.Writer, ps *ctlapi.Paths) error {
-	if ps.Mode == policy.ModeKernel {
+	if ps.Mode == pmstate.ModeKernel {
 		_, err := fmt.Fprintln(w, "mode kernel: the in-kernel path manager makes the paths from the endpoints; see mptcpctl status and mptcpctl subflows")
 		return err
 	}
@@ -102,70 +164,74 @@ func writePaths(w io.Writer, ps *ctlapi.Paths) error {
 				return err
 			}
 		}
-		head := fmt.Sprintf("token %s  %s  %s → %s  pm %s", formatToken(c.Token), c.Side, c.Local, c.Remote, c.PathManager)
-		if !c.Established {
-			head += "  not established"
-		}
-		if c.DenyJoinID0 {
-			head += "  peer denies joins to its initial address"
-		}
-		if _, err := fmt.Fprintln(w, head); err != nil {
-			return err
-		}
-		if len(c.Paths) == 0 && len(c.Announces) == 0 {
-			if _, err := fmt.Fprintln(w, "  no paths"); err != nil {
-				return err
-			}
-			continue
-		}
-		t := newTable(w)
-		fmt.Fprintln(t, "  LOCAL → REMOTE\tDEV\tWANTED\tSTATE\tSUBFLOWS\tWHY")
-		for _, p := range c.Paths {
-			wanted := yesNo(p.Desired)
-			if p.Desired && p.WantBackup {
-				wanted = "backup"
-			}
-			var subs []string
-			for _, s := range p.Subflows {
-				d := fmt.Sprintf("%d/%d", s.LocalID, s.RemoteID)
-				var tags []string
-				if s.Initial {
-					tags = append(tags, "initial")
-				}
-				if !s.Joined && !s.Initial {
-					tags = append(tags, "by peer")
-				}
-				if s.Backup || s.PeerBackup {
-					tags = append(tags, "backup")
-				}
-				if !s.Established {
-					tags = append(tags, "not established")
-				}
-				if len(tags) > 0 {
-					d += " " + strings.Join(tags, ",")
-				}
-				subs = append(subs, d)
-			}
-			fmt.Fprintf(t, "  %s → %s\t%s\t%s\t%s\t%s\t%s\n", p.Local, p.Remote, dash(p.Dev), wanted, p.State,
-				dash(strings.Join(subs, "; ")), dash(pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatTime(p.BackoffUntil), p.LastError)))
-		}
-		for _, an := range c.Announces {
-			addr := an.Addr.String()
-			if an.Port != 0 {
-				addr += fmt.Sprintf(" port %d", an.Port)
-			}
-			id := ""
-			if an.ID != 0 {
-				id = fmt.Sprintf(" id %d", an.ID)
-			}
-			fmt.Fprintf(t, "  announce %s%s\t-\t%s\t%s\t-\t%s\n", addr, id, yesNo(an.Desired), an.State,
-				dash(pathWhy(an.Failures, an.BackoffUntil.IsZero(), formatTime(an.BackoffUntil), an.LastError)))
-		}
-		if err := t.Flush(); err != nil {
+		if err := writeConn(w, c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeConn prints a connection as a heading line followed by a table of
+// its paths and its announces.
+func writeConn(w io.Writer, c pmstate.Conn) error {
+	head := fmt.Sprintf("token %s  %s  %s → %s  pm %s", formatToken(c.Token), c.Side, c.Local, c.Remote, c.PathManager)
+	if !c.Established {
+		head += "  not established"
+	}
+	if c.DenyJoinID0 {
+		head += "  peer denies joins to its initial address"
+	}
+	if _, err := fmt.Fprintln(w, head); err != nil {
+		return err
+	}
+	if len(c.Paths) == 0 && len(c.Announces) == 0 {
+		_, err := fmt.Fprintln(w, "  no paths")
+		return err
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "  LOCAL → REMOTE\tDEV\tWANTED\tSTATE\tSUBFLOWS\tWHY")
+	for _, p := range c.Paths {
+		wanted := yesNo(p.Desired)
+		if p.Desired && p.WantBackup {
+			wanted = "backup"
+		}
+		var subs []string
+		for _, s := range p.Subflows {
+			d := fmt.Sprintf("%d/%d", s.LocalID, s.RemoteID)
+			var tags []string
+			if s.Initial {
+				tags = append(tags, "initial")
+			}
+			if !s.Joined && !s.Initial {
+				tags = append(tags, "by peer")
+			}
+			if s.Backup || s.PeerBackup {
+				tags = append(tags, "backup")
+			}
+			if !s.Established {
+				tags = append(tags, "not established")
+			}
+			if len(tags) > 0 {
+				d += " " + strings.Join(tags, ",")
+			}
+			subs = append(subs, d)
+		}
+		fmt.Fprintf(t, "  %s → %s\t%s\t%s\t%s\t%s\t%s\n", p.Local, p.Remote, dash(p.Dev), wanted, p.State,
+			dash(strings.Join(subs, "; ")), dash(pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatTime(p.BackoffUntil), p.LastError)))
+	}
+	for _, an := range c.Announces {
+		addr := an.Addr.String()
+		if an.Port != 0 {
+			addr += fmt.Sprintf(" port %d", an.Port)
+		}
+		id := ""
+		if an.ID != 0 {
+			id = fmt.Sprintf(" id %d", an.ID)
+		}
+		fmt.Fprintf(t, "  announce %s%s\t-\t%s\t%s\t-\t%s\n", addr, id, yesNo(an.Desired), an.State,
+			dash(pathWhy(an.Failures, an.BackoffUntil.IsZero(), formatTime(an.BackoffUntil), an.LastError)))
+	}
+	return t.Flush()
 }
 
 // pathWhy says why a path or announce is missing: "2 failures; retry at

@@ -21,7 +21,7 @@ are what [[policy.chain]] entries of the configuration may name
 (docs/config.md).
 
 Reading needs root or membership of the daemon's group. With --json the answer
-of GET /v0/policies is printed as is.`,
+of GET /v1/policies is printed as is.`,
 		Example: "  mptcpctl policies\n  mptcpctl policies --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -22,7 +22,7 @@ status 1). Keys that take effect only at the next start are logged by the
 daemon.
 
 Reloading needs root: the daemon checks the caller's uid. With --json the
-answer of POST /v0/reload is printed: {"policy": "..."}, the policy in force
+answer of POST /v1/reload is printed: {"policy": "..."}, the policy in force
 after the reload.`,
 		Example: "  sudo mptcpctl reload",
 		Args:    noArgs,

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
-	"github.com/mptcpgod/mptcpgod/policy"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 func (a *app) statusCmd() *cobra.Command {
@@ -28,11 +28,14 @@ func (a *app) statusCmd() *cobra.Command {
     default chain and rules; the links with their kind and whether they are
     up, usable and metered; the endpoints (kernel mode: mptcpgod's own, the
     desired ones and any foreign ones, with their state); the number of
-    connections it manages (userspace mode) and of commands in flight; its
+    connections it manages (userspace mode), their paths by state (as
+    mptcpctl paths names the states) and the commands in flight; its
     counters; the last kernel commands that failed, with the kernel's words.
 
-Reading needs root or membership of the daemon's group (mptcpgod). With
---json the answer of GET /v0/status is printed as is (docs/control-socket.md).`,
+The daemon answers it from counts it keeps, whatever the number of
+connections. Reading needs root or membership of the daemon's group
+(mptcpgod). With
+--json the answer of GET /v1/status is printed as is (docs/control-socket.md).`,
 		Example: "  mptcpctl status\n  mptcpctl status --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,10 +80,10 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 	fmt.Fprintf(&b, "policy    %s\n", st.Policy.Name)
 	fmt.Fprintf(&b, "  chain   %s\n", formatChain(st.Policy.Chain))
 	for i, r := range st.Policy.Rules {
-		fmt.Fprintf(&b, "  rule %d  %s: %s\n", i, formatMatch(r.Match), formatChain(r.Chain))
+		fmt.Fprintf(&b, "  rule %d  %s: %s\n", i, formatMatch(r), formatChain(r.Chain))
 	}
 	conns := fmt.Sprintf("%d managed", st.Connections)
-	if st.Mode == policy.ModeKernel {
+	if st.Mode == pmstate.ModeKernel {
 		conns = "run by the in-kernel path manager"
 	}
 	fmt.Fprintf(&b, "conns     %s; commands %d in flight, %d queued", conns, st.InFlight, st.Queued)
@@ -88,6 +91,9 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 		b.WriteString("; resynchronising")
 	}
 	b.WriteString("\n")
+	if st.Mode != pmstate.ModeKernel {
+		fmt.Fprintf(&b, "paths     %s\n", formatCounts(st.Paths))
+	}
 	if l := st.Limits; l != nil {
 		fmt.Fprintf(&b, "limits    subflows %d%s, add_addr_accepted %d%s", l.Subflows, want(l.WantSubflows),
 			l.AddAddrAccepted, want(l.WantAddAddrAccepted))
@@ -101,7 +107,7 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 	fmt.Fprintf(&b, "failures  %s\n", formatCounts(c.Failures))
 	fmt.Fprintf(&b, "events    %s in %d batches; resyncs %d, backoffs %d\n", formatCounts(c.Events), c.EventBatches,
 		c.Resyncs, c.Backoffs)
-	if st.Mode == policy.ModeKernel {
+	if st.Mode == pmstate.ModeKernel {
 		fmt.Fprintf(&b, "repairs   %d (endpoints replaced), given up %d (connections)\n",
 			c.EndpointRepairs, c.RepairsGivenUp)
 	}
@@ -134,7 +140,7 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 				addr += fmt.Sprintf(" port %d", e.Port)
 			}
 			why := cmp.Or(e.Reason, e.LastError)
-			if e.State == "backoff" {
+			if e.State == pmstate.EndpointBackoff {
 				why = fmt.Sprintf("retry at %s: %s", formatTime(e.BackoffUntil), e.LastError)
 			}
 			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, addr, dash(e.Dev), dash(commas(e.Flags)),
@@ -179,10 +185,10 @@ func want(p *uint32) string {
 
 // formatCounts formats counters as "12 (create_subflow 10, announce 2)",
 // the largest first.
-func formatCounts(m map[string]uint64) string {
-	var total uint64
+func formatCounts[K ~string, V int | uint64](m map[K]V) string {
+	var total V
 	keys := slices.Collect(maps.Keys(m))
-	slices.SortFunc(keys, func(x, y string) int { return cmp.Or(cmp.Compare(m[y], m[x]), cmp.Compare(x, y)) })
+	slices.SortFunc(keys, func(x, y K) int { return cmp.Or(cmp.Compare(m[y], m[x]), cmp.Compare(x, y)) })
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		total += m[k]
@@ -195,7 +201,7 @@ func formatCounts(m map[string]uint64) string {
 }
 
 // formatChain formats a chain as "fullmesh | backup-cellular{"x":1}".
-func formatChain(specs []policy.Spec) string {
+func formatChain(specs []ctlapi.PolicySpec) string {
 	if len(specs) == 0 {
 		return "-"
 	}
@@ -216,7 +222,7 @@ func formatChain(specs []policy.Spec) string {
 
 // formatMatch formats a rule's match: "peer 203.0.113.0/24 port 443 side
 // client", or "any connection".
-func formatMatch(m policy.Match) string {
+func formatMatch(m ctlapi.PolicyRule) string {
 	var parts []string
 	if m.PeerPrefix.IsValid() {
 		parts = append(parts, "peer "+m.PeerPrefix.String())
@@ -227,8 +233,8 @@ func formatMatch(m policy.Match) string {
 	if m.LocalPort != 0 {
 		parts = append(parts, fmt.Sprintf("local port %d", m.LocalPort))
 	}
-	if m.Side != policy.SideAny {
-		parts = append(parts, "side "+m.Side.String())
+	if m.Side != "" {
+		parts = append(parts, "side "+string(m.Side))
 	}
 	if len(parts) == 0 {
 		return "any connection"

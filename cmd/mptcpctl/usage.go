@@ -1,12 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
-	"github.com/mptcpgod/mptcpgod/internal/usage"
 )
 
 func (a *app) usageCmd() *cobra.Command {
@@ -25,7 +26,7 @@ state_dir). When no [usage] links are configured the daemon says that usage
 accounting is off.
 
 Reading needs root or membership of the daemon's group. With --json the answer
-of GET /v0/usage is printed as is.`,
+of GET /v1/usage is printed as is.`,
 		Example: "  mptcpctl usage\n  mptcpctl usage --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,7 +42,38 @@ of GET /v0/usage is printed as is.`,
 	}
 }
 
-// writeUsage prints the report as a table (usage.Report.WriteTable).
-func writeUsage(w io.Writer, rep *usage.Report) error {
-	return rep.WriteTable(w)
+// writeUsage prints the report: the notices, then one line per link with
+// sizes in SI units (as quotas are written).
+func writeUsage(w io.Writer, rep *ctlapi.Usage) error {
+	for _, n := range rep.Notices {
+		if _, err := fmt.Fprintf(w, "notice: %s\n", n); err != nil {
+			return err
+		}
+	}
+	t := newTable(w)
+	fmt.Fprintln(t, "LINK\tMETERED\tUSED\tQUOTA\tREMAINING\tPERIOD END\tCOST")
+	for _, l := range rep.Links {
+		name := l.Name
+		if !l.Present {
+			name += " (absent)"
+		}
+		metered := yesNo(l.Metered)
+		if l.MeteredBy != "config" {
+			metered += " (" + l.MeteredBy + ")"
+		}
+		quota, remaining := "-", "-"
+		if l.RemainingBytes != nil {
+			quota, remaining = humanize.Bytes(l.QuotaBytes), humanize.Bytes(*l.RemainingBytes)
+		}
+		if l.OverQuota {
+			remaining += " (reached)"
+		}
+		cost := "-"
+		if l.CostPerGB > 0 {
+			cost = fmt.Sprintf("%.2f", l.Cost)
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, metered, humanize.Bytes(l.UsedBytes), quota, remaining,
+			l.PeriodEnd.Format("2006-01-02 15:04 MST"), cost)
+	}
+	return t.Flush()
 }

@@ -240,7 +240,13 @@ func (s *syncBuffer) String() string {
 // process id.
 func startDaemon(b *testing.B, h *netnstest.Host, mode string) int {
 	b.Helper()
-	text := fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n", mode)
+	return startDaemonWith(b, h, fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n", mode))
+}
+
+// startDaemonWith runs the mptcpgod binary in h's namespace with the
+// configuration text, as startDaemon does.
+func startDaemonWith(b *testing.B, h *netnstest.Host, text string) int {
+	b.Helper()
 	config := filepath.Join(b.TempDir(), "mptcpgod.toml")
 	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
 		b.Fatal(err)

@@ -569,6 +569,11 @@ var figureText = map[string]string{
 	"unmesh":    "address removed → subflows gone on all %d connections",
 	"link-down": "link down → its subflows gone on all %d connections",
 	"link-up":   "link usable again → subflows on all %d connections",
+	// The burst figures time new connections one at a time before and
+	// right after %d connections are opened at once.
+	"burst-quiet":       "established → extra subflow, quiet, before a burst of %d",
+	"burst-after":       "established → extra subflow, right after a burst of %d",
+	"burst-after-small": "established → extra subflow, right after a burst of %d, 2 KiB event buffer (events lost)",
 }
 
 // WriteReport writes r to dir as results.md (Markdown) and results.json,

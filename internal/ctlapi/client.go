@@ -8,13 +8,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"syscall"
 
-	"github.com/mptcpgod/mptcpgod/internal/usage"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 // ErrNotFound matches the errors of requests for something the daemon
@@ -149,7 +151,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb errorBody
+	var eb ErrorBody
 	if err := json.Unmarshal(data, &eb); err != nil || eb.Error == "" {
 		eb.Error = string(bytes.TrimSpace(data))
 	}
@@ -176,45 +178,85 @@ func get[T any](ctx context.Context, c *Client, method, path string, body []byte
 	return v, nil
 }
 
-// Status returns the daemon's status (GET /v0/status).
+// Status returns the daemon's status (GET /v1/status).
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	return get[Status](ctx, c, http.MethodGet, "/v0/status", nil)
+	return get[Status](ctx, c, http.MethodGet, "/v1/status", nil)
 }
 
-// Links returns the daemon's view of the interfaces (GET /v0/links).
+// Links returns the daemon's view of the interfaces (GET /v1/links).
 func (c *Client) Links(ctx context.Context) (*Links, error) {
-	return get[Links](ctx, c, http.MethodGet, "/v0/links", nil)
+	return get[Links](ctx, c, http.MethodGet, "/v1/links", nil)
 }
 
-// Paths returns every connection's paths (GET /v0/paths).
-func (c *Client) Paths(ctx context.Context) (*Paths, error) {
-	return get[Paths](ctx, c, http.MethodGet, "/v0/paths", nil)
+// Paths returns a page of the connections' paths (GET /v1/paths); its
+// Next is the From of the next page, 0 on the last.
+func (c *Client) Paths(ctx context.Context, q PathsQuery) (*Paths, error) {
+	v := url.Values{}
+	if q.From != 0 {
+		v.Set("from", strconv.FormatUint(uint64(q.From), 16))
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Peer.IsValid() {
+		v.Set("peer", q.Peer.String())
+	}
+	path := "/v1/paths"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	return get[Paths](ctx, c, http.MethodGet, path, nil)
 }
 
-// Conn returns the paths of the connection token (GET /v0/paths/TOKEN);
+// AllConns yields every connection q selects, page by page (GET
+// /v1/paths), from q.From on; an error ends it. The pages are answered one
+// by one, so a connection that comes or goes meanwhile may be missed or
+// not.
+func (c *Client) AllConns(ctx context.Context, q PathsQuery) iter.Seq2[pmstate.Conn, error] {
+	return func(yield func(pmstate.Conn, error) bool) {
+		for {
+			p, err := c.Paths(ctx, q)
+			if err != nil {
+				yield(pmstate.Conn{}, err)
+				return
+			}
+			for _, conn := range p.Conns {
+				if !yield(conn, nil) {
+					return
+				}
+			}
+			if p.Next == 0 {
+				return
+			}
+			q.From = p.Next
+		}
+	}
+}
+
+// Conn returns the paths of the connection token (GET /v1/paths/TOKEN);
 // errors.Is(err, ErrNotFound) when the daemon does not track it.
 func (c *Client) Conn(ctx context.Context, token uint32) (*Paths, error) {
-	return get[Paths](ctx, c, http.MethodGet, "/v0/paths/"+strconv.FormatUint(uint64(token), 16), nil)
+	return get[Paths](ctx, c, http.MethodGet, "/v1/paths/"+strconv.FormatUint(uint64(token), 16), nil)
 }
 
 // Policies returns the policies compiled into the daemon (GET
-// /v0/policies).
+// /v1/policies).
 func (c *Client) Policies(ctx context.Context) (*Policies, error) {
-	return get[Policies](ctx, c, http.MethodGet, "/v0/policies", nil)
+	return get[Policies](ctx, c, http.MethodGet, "/v1/policies", nil)
 }
 
 // Usage returns the traffic accounting of the metered links (GET
-// /v0/usage); errors.Is(err, ErrNotFound) when the daemon accounts no
+// /v1/usage); errors.Is(err, ErrNotFound) when the daemon accounts no
 // link.
-func (c *Client) Usage(ctx context.Context) (*usage.Report, error) {
-	return get[usage.Report](ctx, c, http.MethodGet, "/v0/usage", nil)
+func (c *Client) Usage(ctx context.Context) (*Usage, error) {
+	return get[Usage](ctx, c, http.MethodGet, "/v1/usage", nil)
 }
 
 // Reload makes the daemon read its configuration file again (POST
-// /v0/reload); a refused configuration is a *StatusError with the file's
+// /v1/reload); a refused configuration is a *StatusError with the file's
 // errors.
 func (c *Client) Reload(ctx context.Context) (*Reload, error) {
-	return get[Reload](ctx, c, http.MethodPost, "/v0/reload", []byte("{}"))
+	return get[Reload](ctx, c, http.MethodPost, "/v1/reload", []byte("{}"))
 }
 
 // Metrics returns the Prometheus text exposition (GET /metrics).
@@ -236,7 +278,12 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 // other than root end when idle): open a new one to go on.
 var ErrStreamIdle = errors.New("ctlapi: the daemon ended the idle event stream")
 
-// EventStream is an open GET /v0/events.
+// StreamEndTrailer is the HTTP trailer that says why the daemon ended an
+// event stream: "idle" when no decision came for the daemon's idle
+// timeout (open a new stream to go on).
+const StreamEndTrailer = "Mptcpgod-Stream-End"
+
+// EventStream is an open GET /v1/events.
 type EventStream struct {
 	resp *http.Response
 	dec  *json.Decoder
@@ -245,7 +292,7 @@ type EventStream struct {
 // Events opens the stream of the engine's decisions; it returns once the
 // daemon has subscribed the client. Close it, or cancel ctx, to stop.
 func (c *Client) Events(ctx context.Context) (*EventStream, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/v0/events", nil)
+	resp, err := c.do(ctx, http.MethodGet, "/v1/events", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -271,3 +318,15 @@ func (s *EventStream) Next() (Event, error) {
 
 // Close closes the stream.
 func (s *EventStream) Close() error { return s.resp.Body.Close() }
+
+// ParseToken parses a connection token: 1 to 8 hexadecimal digits.
+func ParseToken(s string) (uint32, error) {
+	if s == "" || len(s) > 8 {
+		return 0, fmt.Errorf("invalid token %q: expected 1 to 8 hexadecimal digits", s)
+	}
+	t, err := strconv.ParseUint(s, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid token %q: expected 1 to 8 hexadecimal digits", s)
+	}
+	return uint32(t), nil
+}

@@ -1,25 +1,26 @@
 package ctlapi
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/pm"
-	"github.com/mptcpgod/mptcpgod/policy"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 // DefaultSocket is where the daemon listens unless configured otherwise.
 const DefaultSocket = "/run/mptcpgod/mptcpgod.sock"
 
 // Version is the protocol version: the first element of every route.
-const Version = "v0"
+const Version = "v1"
 
-// Status is GET /v0/status: the daemon at a glance.
+// Status is GET /v1/status: the daemon at a glance. Its cost to the
+// daemon does not grow with the number of connections.
 type Status struct {
 	// Version is the daemon's program version.
 	Version string `json:"version"`
 	// Mode is the path manager the daemon drives.
-	Mode policy.Mode `json:"mode"`
+	Mode pmstate.Mode `json:"mode"`
 	// Ready reports that the engine has adopted what exists and
 	// reconciled it once.
 	Ready bool `json:"ready"`
@@ -31,15 +32,16 @@ type Status struct {
 	// Policy is the policy in force and its configuration.
 	Policy Policy `json:"policy"`
 	// Links are the host's interfaces as the daemon sees them.
-	Links []Link `json:"links"`
+	Links []pmstate.Link `json:"links"`
 	// Endpoints are the kernel's endpoints and the desired ones (kernel
 	// mode), mptcpgod's marked owned.
-	Endpoints []pm.EndpointStatus `json:"endpoints"`
+	Endpoints []pmstate.Endpoint `json:"endpoints"`
 	// Limits are the in-kernel path manager's limits (kernel mode).
-	Limits *pm.LimitsStatus `json:"limits,omitempty"`
+	Limits *pmstate.Limits `json:"limits,omitempty"`
 	// Connections is the number of connections the engine tracks
-	// (userspace mode).
-	Connections int `json:"connections"`
+	// (userspace mode); Paths counts their paths by state.
+	Connections int                       `json:"connections"`
+	Paths       map[pmstate.PathState]int `json:"paths"`
 	// InFlight is the number of commands with the workers; Queued the
 	// number waiting.
 	InFlight int `json:"in_flight"`
@@ -47,9 +49,9 @@ type Status struct {
 	// Resyncing reports that a resynchronisation is reading the kernel.
 	Resyncing bool `json:"resyncing"`
 	// Counters count the engine's work since it started.
-	Counters pm.Counters `json:"counters"`
+	Counters pmstate.Counters `json:"counters"`
 	// RecentErrors are the last failed commands, oldest first.
-	RecentErrors []pm.ErrorRecord `json:"recent_errors"`
+	RecentErrors []pmstate.ErrorRecord `json:"recent_errors"`
 }
 
 // Policy is the policy in force: the engine's name for it, and the
@@ -60,71 +62,96 @@ type Policy struct {
 	Name string `json:"name"`
 	// Chain is the default chain; Rules select other chains for some
 	// connections (userspace mode).
-	Chain []policy.Spec     `json:"chain"`
-	Rules []policy.RuleSpec `json:"rules"`
+	Chain []PolicySpec `json:"chain"`
+	Rules []PolicyRule `json:"rules"`
 }
 
-// Link is a network interface and its addresses, as the daemon sees them.
-type Link struct {
-	Name  string `json:"name"`
-	Index int32  `json:"index"`
-	// Kind is what the link monitor found: wired, wifi, cellular,
-	// virtual, loopback or unknown.
-	Kind string `json:"kind"`
-	// Up reports that the link is up with a carrier; Usable that its
-	// addresses may carry subflows (up and included by the
-	// configuration). Reason says why not.
-	Up     bool   `json:"up"`
-	Usable bool   `json:"usable"`
-	Reason string `json:"reason,omitempty"`
-	// Metered reports that traffic over the link costs money or quota.
-	Metered bool `json:"metered"`
-	// Changed is when Up or Usable last changed; zero when unknown.
-	Changed time.Time `json:"changed,omitzero"`
-	Addrs   []Addr    `json:"addrs"`
+// PolicySpec is a policy of a chain: its registered name and its
+// configuration (the configuration file's [[policy.chain]]).
+type PolicySpec struct {
+	Name string `json:"name"`
+	// Config is the policy's JSON configuration; empty for the
+	// defaults.
+	Config json.RawMessage `json:"config,omitempty"`
 }
 
-// Addr is a local address and what mptcpgod does with it.
-type Addr struct {
-	Addr netip.Addr `json:"addr"`
-	// Usable reports that subflows may use the address; Reason says why
-	// not ("tentative", "no route", "excluded by kind virtual", ...).
-	Usable bool   `json:"usable"`
-	Reason string `json:"reason,omitempty"`
-	// Used reports that mptcpgod uses the address now: an endpoint of
-	// its own is in the kernel (kernel mode), or a subflow runs over it
-	// (userspace mode). Use says how, or why not.
-	Used bool   `json:"used"`
-	Use  string `json:"use"`
-	// Subflows counts the subflows over the address the engine tracks
-	// (userspace mode).
-	Subflows int `json:"subflows,omitempty"`
-	// Endpoint is the address's endpoint, in the kernel or desired
-	// (kernel mode).
-	Endpoint *pm.EndpointStatus `json:"endpoint,omitempty"`
+// PolicyRule selects a chain for the connections it matches (the
+// configuration file's [[policy.rules]]). A zero field matches every
+// connection.
+type PolicyRule struct {
+	// PeerPrefix matches the peer's initial address; PeerPort its port.
+	PeerPrefix netip.Prefix `json:"peer_prefix,omitzero"`
+	PeerPort   uint16       `json:"peer_port,omitempty"`
+	// LocalPort matches the local initial port.
+	LocalPort uint16 `json:"local_port,omitempty"`
+	// Side matches the connection's side; "" matches both.
+	Side  pmstate.Side `json:"side,omitempty"`
+	Chain []PolicySpec `json:"chain"`
 }
 
-// Links is GET /v0/links.
+// Links is GET /v1/links.
 type Links struct {
-	Mode  policy.Mode `json:"mode"`
-	Links []Link      `json:"links"`
+	Mode  pmstate.Mode   `json:"mode"`
+	Links []pmstate.Link `json:"links"`
 }
 
-// Paths is GET /v0/paths and /v0/paths/{token}: every connection (or the
-// one) with its desired paths beside its actual subflows and, for a
-// missing path, why (pm.PathStatus: state, failures, backoff until, the
-// kernel's last error).
+// Paths is GET /v1/paths and /v1/paths/{token}: connections with their
+// desired paths beside their actual subflows and, for a missing path,
+// why. GET /v1/paths answers a page: Next is the from of the next one, 0
+// on the last page.
 type Paths struct {
-	Mode  policy.Mode     `json:"mode"`
-	Conns []pm.ConnStatus `json:"conns"`
+	Mode  pmstate.Mode   `json:"mode"`
+	Conns []pmstate.Conn `json:"conns"`
+	Next  uint32         `json:"next,omitempty"`
 }
 
-// Policies is GET /v0/policies: the policies compiled into the daemon.
+// PathsQuery selects a page of GET /v1/paths.
+type PathsQuery struct {
+	// From is the first token of the page (the query's from, in
+	// hexadecimal); 0 starts at the first connection.
+	From uint32
+	// Limit is the most connections on the page; 0 means the daemon's
+	// default (pmstate.DefaultConnLimit), and it caps it at
+	// pmstate.MaxConnLimit.
+	Limit int
+	// Peer selects the connections whose peer's initial address is in
+	// the prefix; the zero Prefix selects all.
+	Peer netip.Prefix
+}
+
+// Policies is GET /v1/policies: the policies compiled into the daemon.
 type Policies struct {
-	Policies []policy.Doc `json:"policies"`
+	Policies []PolicyDoc `json:"policies"`
 }
 
-// Reload is the answer of POST /v0/reload: the policy in force after the
+// PolicyDoc documents a policy compiled into the daemon.
+type PolicyDoc struct {
+	// Name is the registered name.
+	Name string `json:"name"`
+	// Summary is one sentence on what the policy does.
+	Summary string `json:"summary"`
+	// Options are the policy's configuration options.
+	Options []PolicyOption `json:"options"`
+}
+
+// PolicyOption documents one configuration option of a policy.
+type PolicyOption struct {
+	// Name is the option's key; nested keys are dotted
+	// ("limits.subflows").
+	Name string `json:"name"`
+	// Type is the JSON type: "string", "integer", "boolean", "number",
+	// "array" or "object".
+	Type string `json:"type"`
+	// Default is the value of an empty configuration; null when the
+	// option has none.
+	Default any `json:"default"`
+	// Values lists the accepted values of an enumerated option.
+	Values []string `json:"values,omitempty"`
+	// Help says what the option does.
+	Help string `json:"help"`
+}
+
+// Reload is the answer of POST /v1/reload: the policy in force after the
 // reload.
 type Reload struct {
 	Policy string `json:"policy"`
@@ -132,16 +159,16 @@ type Reload struct {
 
 // EventDropped is the Kind of the Event that tells a subscriber how many
 // decisions it missed because it did not keep up.
-const EventDropped pm.DecisionKind = "dropped"
+const EventDropped pmstate.DecisionKind = "dropped"
 
-// Event is one line of GET /v0/events: a decision of the engine, or a
+// Event is one line of GET /v1/events: a decision of the engine, or a
 // notice of Kind EventDropped with the number of decisions missed.
 type Event struct {
-	pm.Decision
+	pmstate.Decision
 	Dropped uint64 `json:"dropped,omitempty"`
 }
 
-// errorBody is the JSON of an error answer.
-type errorBody struct {
+// ErrorBody is the JSON of an error answer.
+type ErrorBody struct {
 	Error string `json:"error"`
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 // burstConns is the number of connections TestBurstResync opens.
@@ -18,7 +19,9 @@ const burstConns = 2000
 // TestBurstResync opens a burst of connections while the daemon's event
 // socket has a small receive buffer: the kernel drops events, the daemon
 // resynchronises from sock_diag, and in the end no connection is left
-// without its mesh. It takes 10 to 20 seconds; -short skips it.
+// without its mesh. The resyncs read the address list of the connections
+// the daemon did not know only, each once: never every connection per
+// resync. It takes 10 to 20 seconds; -short skips it.
 func TestBurstResync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a burst of 2,000 connections: 10 to 20 seconds")
@@ -79,6 +82,10 @@ func TestBurstResync(t *testing.T) {
 	}
 	if st.Counters.Resyncs == 0 {
 		t.Errorf("no resync: the burst lost no event, so the test proved nothing (counters %+v)", st.Counters)
+	}
+	if n := st.Counters.Actions[pmstate.OpConnectionAddrs]; n > burstConns {
+		t.Errorf("%d address lists read after %d resyncs of %d connections: more than one per connection", n,
+			st.Counters.Resyncs, burstConns)
 	}
 	t.Logf("resyncs %d, events %v", st.Counters.Resyncs, st.Counters.Events)
 }

@@ -40,6 +40,13 @@ const (
 	MaxEventBuffer    = 1 << 30
 )
 
+// DefaultEventBuffer is the event socket's receive buffer unless
+// engine.event_buffer says otherwise: room for the events of thousands of
+// connections opened at once (each event takes an skb of about a
+// kilobyte), charged only while they wait to be read. The daemon sets it
+// with CAP_NET_ADMIN, past net.core.rmem_max.
+const DefaultEventBuffer = 16 << 20
+
 // Config is a checked configuration, ready for the daemon. Parse and Load
 // build it from a file; DefaultConfig is that of an empty file.
 type Config struct {
@@ -59,8 +66,8 @@ type Config struct {
 	AcceptAnnounces bool
 	Workers         int
 	Backoff         pm.Backoff
-	// EventBuffer is the event socket's receive buffer in bytes; 0 keeps
-	// the kernel's default.
+	// EventBuffer is the event socket's receive buffer in bytes; 0 means
+	// DefaultEventBuffer.
 	EventBuffer int
 	// Policy is the policy configuration; BuildPolicy builds it.
 	Policy policy.Config

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all"
 	"github.com/mptcpgod/mptcpgod/pm"
@@ -260,6 +261,14 @@ uids = [1000, 4294967295, 1000]
 				`f.toml:6: key "force.units[3]": "nginx.service" is listed twice`,
 				`f.toml:8: key "force.uids[1]": 4294967295 is not a valid uid`,
 				`f.toml:8: key "force.uids[2]": 1000 is listed twice`,
+			},
+		},
+		{
+			name: "force beyond the BPF maps",
+			in:   "[force]\nunits = [" + strings.Repeat(`"a.service",`, bpf.MaxEntries+1) + "]\nuids = [" + strings.Repeat("1,", bpf.MaxEntries+1) + "]\n",
+			want: []string{
+				`f.toml:2: key "force.units": 1025 units, more than the 1024 the BPF program can hold`,
+				`f.toml:3: key "force.uids": 1025 uids, more than the 1024 the BPF program can hold`,
 			},
 		},
 		{

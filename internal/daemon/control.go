@@ -15,10 +15,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/internal/metrics"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
-	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -75,13 +76,13 @@ func loopback(host string) bool {
 }
 
 // control is the daemon's control socket, its metrics and the fan-out of
-// the engine's decisions. It implements ctlapi.Backend.
+// the engine's decisions. It implements ctlhttp.Backend.
 type control struct {
 	d       *Daemon
 	opts    Options
-	feed    *ctlapi.Feed
+	feed    *ctlhttp.Feed
 	metrics *metrics.Metrics
-	server  *ctlapi.Server    // nil when [control] socket is ""
+	server  *ctlhttp.Server   // nil when [control] socket is ""
 	listen  string            // [metrics] listen
 	acct    *usage.Accounting // nil without usage accounting
 	host    atomic.Pointer[hostSnapshot]
@@ -89,8 +90,8 @@ type control struct {
 }
 
 var (
-	_ ctlapi.Backend      = (*control)(nil)
-	_ ctlapi.ForceBackend = (*control)(nil)
+	_ ctlhttp.Backend      = (*control)(nil)
+	_ ctlhttp.ForceBackend = (*control)(nil)
 )
 
 // hostSnapshot is what the engine was last told about the host, with the
@@ -104,7 +105,7 @@ type hostSnapshot struct {
 // socket of d. A [control] group that does not exist is logged, and then
 // only root and the daemon's own user may read.
 func newControl(d *Daemon, cfg *Config, opts Options) (*control, error) {
-	c := &control{d: d, opts: opts, feed: ctlapi.NewFeed(0), listen: cfg.MetricsListen}
+	c := &control{d: d, opts: opts, feed: ctlhttp.NewFeed(0), listen: cfg.MetricsListen}
 	mcfg := metrics.Config{NetNS: opts.NetNS, Engine: d, Logger: d.log}
 	if d.usage != nil {
 		c.acct = d.usage.acct
@@ -120,13 +121,13 @@ func newControl(d *Daemon, cfg *Config, opts Options) (*control, error) {
 	}
 	group := cfg.Control.Group
 	if group != "" {
-		if _, err := ctlapi.LookupGroup(group); err != nil {
+		if _, err := ctlhttp.LookupGroup(group); err != nil {
 			d.log.Warn("control.group does not exist: only root may use the control socket",
 				"group", group, "error", err, "fix", "systemd-sysusers (creates the group mptcpgod), or set [control] group")
 			group = ""
 		}
 	}
-	c.server, err = ctlapi.NewServer(ctlapi.ServerConfig{Socket: cfg.Control.Socket, Group: group, Backend: c,
+	c.server, err = ctlhttp.NewServer(ctlhttp.ServerConfig{Socket: cfg.Control.Socket, Group: group, Backend: c,
 		Metrics: c.metrics.Handler(), Logger: d.log})
 	if err != nil {
 		_ = c.metrics.Close()
@@ -137,7 +138,7 @@ func newControl(d *Daemon, cfg *Config, opts Options) (*control, error) {
 
 // observe hands a decision of the engine to the metrics and the event
 // streams; it never blocks (pm.Config.Observe).
-func (c *control) observe(dec pm.Decision) {
+func (c *control) observe(dec pmstate.Decision) {
 	c.metrics.Observe(dec)
 	c.feed.Publish(dec)
 }
@@ -181,20 +182,25 @@ func (c *control) close() error {
 	return err
 }
 
-// Status implements ctlapi.Backend.
-func (c *control) Status(ctx context.Context) (pm.Status, error) { return c.d.engine.Status(ctx) }
+// Status implements ctlhttp.Backend.
+func (c *control) Status(ctx context.Context) (pmstate.Status, error) { return c.d.engine.Status(ctx) }
 
-// Conn implements ctlapi.Backend.
-func (c *control) Conn(ctx context.Context, token uint32) (pm.ConnStatus, error) {
+// Conn implements ctlhttp.Backend.
+func (c *control) Conn(ctx context.Context, token uint32) (pmstate.Conn, error) {
 	return c.d.engine.Conn(ctx, token)
 }
 
-// Info implements ctlapi.Backend.
-func (c *control) Info(context.Context) (ctlapi.Info, error) {
+// Conns implements ctlhttp.Backend.
+func (c *control) Conns(ctx context.Context, q pmstate.ConnQuery) (pmstate.ConnPage, error) {
+	return c.d.engine.Conns(ctx, q)
+}
+
+// Info implements ctlhttp.Backend.
+func (c *control) Info(context.Context) (ctlhttp.Info, error) {
 	c.d.mu.Lock()
 	pol := c.d.cfg.Policy
 	c.d.mu.Unlock()
-	info := ctlapi.Info{Version: c.opts.Version, Mode: c.d.mode, ConfigFile: c.opts.ConfigFile, Policy: pol}
+	info := ctlhttp.Info{Version: c.opts.Version, Mode: pmstate.Mode(c.d.mode), ConfigFile: c.opts.ConfigFile, Policy: pol}
 	if h := c.host.Load(); h != nil {
 		info.Links = h.apiLinks()
 	}
@@ -203,15 +209,15 @@ func (c *control) Info(context.Context) (ctlapi.Info, error) {
 
 // apiLinks returns the links with their addresses, as the control socket
 // shows them.
-func (h *hostSnapshot) apiLinks() []ctlapi.Link {
+func (h *hostSnapshot) apiLinks() []pmstate.Link {
 	metered := map[int32]bool{}
 	for _, l := range h.links {
 		metered[l.Index] = l.Metered
 	}
-	out := make([]ctlapi.Link, 0, len(h.state.Links))
+	out := make([]pmstate.Link, 0, len(h.state.Links))
 	for _, l := range h.state.Links {
-		al := ctlapi.Link{Name: l.Name, Index: int32(l.Index), Kind: l.Kind.String(), Up: l.Up,
-			Usable: l.Up && l.Included, Reason: l.Reason, Metered: metered[int32(l.Index)], Addrs: []ctlapi.Addr{}}
+		al := pmstate.Link{Name: l.Name, Index: int32(l.Index), Kind: pmstate.LinkKind(l.Kind.String()), Up: l.Up,
+			Usable: l.Up && l.Included, Reason: l.Reason, Metered: metered[int32(l.Index)], Addrs: []pmstate.Addr{}}
 		if !l.Up && al.Reason == "" {
 			al.Reason = "link down"
 		}
@@ -222,16 +228,16 @@ func (h *hostSnapshot) apiLinks() []ctlapi.Link {
 		}
 		for _, a := range h.state.Addrs {
 			if a.LinkIndex == l.Index {
-				al.Addrs = append(al.Addrs, ctlapi.Addr{Addr: a.Prefix.Addr().Unmap(), Usable: a.Usable, Reason: a.Reason})
+				al.Addrs = append(al.Addrs, pmstate.Addr{Addr: a.Prefix.Addr().Unmap(), Usable: a.Usable, Reason: a.Reason})
 			}
 		}
 		out = append(out, al)
 	}
-	slices.SortFunc(out, func(a, b ctlapi.Link) int { return cmp.Compare(a.Index, b.Index) })
+	slices.SortFunc(out, func(a, b pmstate.Link) int { return cmp.Compare(a.Index, b.Index) })
 	return out
 }
 
-// Reload implements ctlapi.Backend: it loads the configuration as at
+// Reload implements ctlhttp.Backend: it loads the configuration as at
 // start (Options.LoadConfig) and applies it.
 func (c *control) Reload(ctx context.Context) error {
 	if c.opts.LoadConfig == nil {
@@ -244,15 +250,15 @@ func (c *control) Reload(ctx context.Context) error {
 	return c.d.Reload(ctx, cfg)
 }
 
-// Force implements ctlapi.ForceBackend.
+// Force implements ctlhttp.ForceBackend.
 func (c *control) Force(context.Context) (ctlapi.Force, error) { return c.d.force.status(), nil }
 
-// ForceUnit implements ctlapi.ForceBackend.
+// ForceUnit implements ctlhttp.ForceBackend.
 func (c *control) ForceUnit(ctx context.Context, unit string, off bool) (ctlapi.Force, error) {
 	return c.d.force.forceUnit(ctx, unit, off)
 }
 
-// Events implements ctlapi.Backend.
+// Events implements ctlhttp.Backend.
 func (c *control) Events(ctx context.Context) (<-chan ctlapi.Event, error) {
 	return c.feed.Subscribe(ctx), nil
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -110,13 +110,13 @@ func TestAPILinks(t *testing.T) {
 	links := []policy.Link{{Name: "eth0", Index: 2, Changed: at}, {Name: "wwan0", Index: 3, Metered: true}}
 	got := (&hostSnapshot{state: st, links: links}).apiLinks()
 	addr := netip.MustParseAddr
-	want := []ctlapi.Link{
-		{Name: "lo", Index: 1, Kind: "loopback", Up: true, Reason: "excluded by kind loopback",
-			Addrs: []ctlapi.Addr{{Addr: addr("127.0.0.1"), Reason: "excluded by kind loopback"}}},
-		{Name: "eth0", Index: 2, Kind: "wired", Up: true, Usable: true, Changed: at, Addrs: []ctlapi.Addr{
+	want := []pmstate.Link{
+		{Name: "lo", Index: 1, Kind: pmstate.LinkLoopback, Up: true, Reason: "excluded by kind loopback",
+			Addrs: []pmstate.Addr{{Addr: addr("127.0.0.1"), Reason: "excluded by kind loopback"}}},
+		{Name: "eth0", Index: 2, Kind: pmstate.LinkWired, Up: true, Usable: true, Changed: at, Addrs: []pmstate.Addr{
 			{Addr: addr("192.0.2.1"), Usable: true}, {Addr: addr("2001:db8:1::1"), Reason: "tentative"}}},
-		{Name: "wwan0", Index: 3, Kind: "cellular", Reason: "link down", Metered: true,
-			Addrs: []ctlapi.Addr{{Addr: addr("203.0.113.1"), Reason: "link down"}}},
+		{Name: "wwan0", Index: 3, Kind: pmstate.LinkCellular, Reason: "link down", Metered: true,
+			Addrs: []pmstate.Addr{{Addr: addr("203.0.113.1"), Reason: "link down"}}},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("links (-want +got):\n%s", diff)

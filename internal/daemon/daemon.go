@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/health"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/safefile"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -170,7 +172,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	}
 	var events pm.EventSource
 	if d.mode == policy.ModeUserspace {
-		if d.sub, err = subscribe(client, cfg.EventBuffer); err != nil {
+		if d.sub, err = subscribe(client, cfg.EventBuffer, d.log); err != nil {
 			return nil, err
 		}
 		events = d.sub
@@ -247,17 +249,23 @@ func (d *Daemon) pathManager(client *genl.Client, cfg *Config) (policy.Mode, err
 }
 
 // subscribe joins the kernel's event group on a socket of its own, with a
-// receive buffer of bufSize bytes unless it is 0.
-func subscribe(client *genl.Client, bufSize int) (*genl.Subscription, error) {
+// receive buffer of bufSize bytes, DefaultEventBuffer when it is 0.
+// Without CAP_NET_ADMIN the kernel caps the buffer at net.core.rmem_max,
+// which is logged.
+func subscribe(client *genl.Client, bufSize int, log *slog.Logger) (*genl.Subscription, error) {
 	sub, err := client.Subscribe()
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	if bufSize > 0 {
-		if err := sub.SetReadBuffer(bufSize); err != nil {
-			_ = sub.Close()
-			return nil, fmt.Errorf("daemon: engine.event_buffer: %w", err)
-		}
+	bufSize = cmp.Or(bufSize, DefaultEventBuffer)
+	if err := sub.SetReadBuffer(bufSize); err != nil {
+		_ = sub.Close()
+		return nil, fmt.Errorf("daemon: engine.event_buffer: %w", err)
+	}
+	// The kernel reports twice what it granted.
+	if got, err := sub.ReadBuffer(); err == nil && got/2 < bufSize {
+		log.Warn("the event socket's receive buffer is smaller than engine.event_buffer: bursts of connections will lose events",
+			"want", bufSize, "got", got/2, "fix", "run mptcpgod with CAP_NET_ADMIN (the systemd unit does), or raise net.core.rmem_max")
 	}
 	return sub, nil
 }
@@ -272,7 +280,7 @@ func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
 // Status returns the engine's state; it fails with pm.ErrNotRunning
 // unless Run runs.
-func (d *Daemon) Status(ctx context.Context) (pm.Status, error) { return d.engine.Status(ctx) }
+func (d *Daemon) Status(ctx context.Context) (pmstate.Status, error) { return d.engine.Status(ctx) }
 
 // Run runs the daemon until ctx is done, then stops (in kernel mode,
 // withdrawing the owned endpoints when so configured), releases what New

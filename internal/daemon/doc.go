@@ -24,15 +24,16 @@
 // done: the link monitor feeds the engine the host's links and addresses,
 // the event subscription feeds it the kernel's events, and sock_diag lists
 // existing connections when the engine adopts them or resynchronises.
-// The control socket ([control], package ctlapi) serves the engine's state,
-// the links, the compiled-in policies, reloads and the engine's decisions
-// to mptcpctl; the metrics ([metrics], package metrics) are served on it
-// and, when configured, on a TCP address.
+// The control socket ([control], package ctlhttp; its wire types are
+// ctlapi's) serves the engine's state, the links, the compiled-in
+// policies, reloads and the engine's decisions to mptcpctl; the metrics
+// ([metrics], package metrics) are served on it and, when configured, on
+// a TCP address.
 // With [usage] links, the traffic of metered links is counted (package
 // usage) at every change of the links and every [usage] interval, and the
 // engine's view of the links carries their metered flag, cost, quota and
 // usage, which the cost-aware policy acts on; the control socket serves
-// the accounting (GET /v0/usage) and the metrics export it.
+// the accounting (GET /v1/usage) and the metrics export it.
 // Ready is closed, and systemd told READY=1, once the engine has adopted
 // and reconciled what exists and the control socket listens. Reload swaps the policy, the link filters
 // and the [usage] links of a running daemon; a configuration that does not build is refused and

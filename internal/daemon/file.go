@@ -98,8 +98,8 @@ type EngineFile struct {
 	Workers        int    `toml:"workers"`
 	BackoffInitial string `toml:"backoff_initial"`
 	BackoffMax     string `toml:"backoff_max"`
-	// EventBuffer is the event socket's receive buffer in bytes; 0 keeps
-	// the kernel's default.
+	// EventBuffer is the event socket's receive buffer in bytes; 0 means
+	// DefaultEventBuffer.
 	EventBuffer int `toml:"event_buffer"`
 }
 

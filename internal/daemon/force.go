@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/force"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
@@ -503,7 +504,7 @@ func (f *forcing) cgroupPathCached(unit string) string {
 // syncs the maps.
 func (f *forcing) forceUnit(ctx context.Context, unit string, off bool) (ctlapi.Force, error) {
 	if err := force.CheckServiceName(unit); err != nil {
-		return ctlapi.Force{}, fmt.Errorf("%w: %v", ctlapi.ErrInvalid, err)
+		return ctlapi.Force{}, fmt.Errorf("%w: %v", ctlhttp.ErrInvalid, err)
 	}
 	if err := f.changeUnit(unit, off); err != nil {
 		return ctlapi.Force{}, err
@@ -519,16 +520,16 @@ func (f *forcing) changeUnit(unit string, off bool) error {
 	inConfig, inState := slices.Contains(f.cfg.Units, unit), slices.Contains(f.runtime, unit)
 	switch {
 	case inConfig && off:
-		return fmt.Errorf("%w: %s is forced by the configuration file ([force] units): remove it there and reload", ctlapi.ErrConflict, unit)
+		return fmt.Errorf("%w: %s is forced by the configuration file ([force] units): remove it there and reload", ctlhttp.ErrConflict, unit)
 	case inConfig:
-		return fmt.Errorf("%w: %s is already forced by the configuration file ([force] units)", ctlapi.ErrConflict, unit)
+		return fmt.Errorf("%w: %s is already forced by the configuration file ([force] units)", ctlhttp.ErrConflict, unit)
 	case off && !inState:
-		return fmt.Errorf("%w: %s is not forced", ctlapi.ErrConflict, unit)
+		return fmt.Errorf("%w: %s is not forced", ctlhttp.ErrConflict, unit)
 	case !off && inState:
-		return fmt.Errorf("%w: %s is already forced", ctlapi.ErrConflict, unit)
+		return fmt.Errorf("%w: %s is already forced", ctlhttp.ErrConflict, unit)
 	}
 	if !off && f.sel == nil && !f.ensureAttached() {
-		return fmt.Errorf("%w: BPF: %s", ctlapi.ErrUnavailable, f.reason)
+		return fmt.Errorf("%w: BPF: %s", ctlhttp.ErrUnavailable, f.reason)
 	}
 	next := append([]string{}, f.runtime...)
 	if off {

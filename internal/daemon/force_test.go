@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
@@ -216,12 +217,12 @@ func TestForceUnit(t *testing.T) {
 		off  bool
 		want error
 	}{
-		{"api.service", false, ctlapi.ErrConflict},
-		{"conf.service", false, ctlapi.ErrConflict},
-		{"conf.service", true, ctlapi.ErrConflict},
-		{"never.service", true, ctlapi.ErrConflict},
-		{"api", false, ctlapi.ErrInvalid},
-		{"t@.service", false, ctlapi.ErrInvalid},
+		{"api.service", false, ctlhttp.ErrConflict},
+		{"conf.service", false, ctlhttp.ErrConflict},
+		{"conf.service", true, ctlhttp.ErrConflict},
+		{"never.service", true, ctlhttp.ErrConflict},
+		{"api", false, ctlhttp.ErrInvalid},
+		{"t@.service", false, ctlhttp.ErrInvalid},
 	} {
 		if _, err := tf.forceUnit(ctx, tt.unit, tt.off); !errors.Is(err, tt.want) {
 			t.Errorf("forceUnit(%q, off %v) = %v, want %v", tt.unit, tt.off, err, tt.want)
@@ -258,7 +259,7 @@ func TestForceUnitUnavailable(t *testing.T) {
 	f.attach = func() (selector, io.Closer, error) { return nil, nil, refusal }
 	f.probe = func() error { return refusal }
 	_, err = f.forceUnit(t.Context(), "a.service", false)
-	if !errors.Is(err, ctlapi.ErrUnavailable) {
+	if !errors.Is(err, ctlhttp.ErrUnavailable) {
 		t.Fatalf("forceUnit: %v, want ErrUnavailable", err)
 	}
 	if _, serr := os.Stat(f.stateFile); !errors.Is(serr, os.ErrNotExist) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/mptcpgod/mptcpgod/internal/force"
+	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
 // ForceConfig is the [force] table, checked: the services and users whose
@@ -19,6 +20,16 @@ type ForceConfig struct {
 // fillForce checks the [force] table and sets c.Force from it.
 func (c *Config) fillForce(k *checker, f ForceFile) {
 	c.Force = ForceConfig{Units: []string{}, UIDs: []uint32{}}
+	// The BPF program's maps hold at most bpf.MaxEntries cgroups and as
+	// many uids: more could never all be forced.
+	if len(f.Units) > bpf.MaxEntries {
+		k.fail("force.units", "%d units, more than the %d the BPF program can hold", len(f.Units), bpf.MaxEntries)
+		f.Units = nil
+	}
+	if len(f.UIDs) > bpf.MaxEntries {
+		k.fail("force.uids", "%d uids, more than the %d the BPF program can hold", len(f.UIDs), bpf.MaxEntries)
+		f.UIDs = nil
+	}
 	for i, u := range f.Units {
 		key := fmt.Sprintf("force.units[%d]", i)
 		switch err := force.CheckServiceName(u); {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/nmmetered"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 )
@@ -152,11 +152,11 @@ func usageRestartKeys(old, cfg *Config) []string {
 	return keys
 }
 
-// Usage implements ctlapi.Backend: the accounting's report, or
-// ctlapi.ErrUsageOff.
+// Usage implements ctlhttp.Backend: the accounting's report, or
+// ctlhttp.ErrUsageOff.
 func (c *control) Usage(context.Context) (usage.Report, error) {
 	if c.acct == nil {
-		return usage.Report{}, ctlapi.ErrUsageOff
+		return usage.Report{}, ctlhttp.ErrUsageOff
 	}
 	return c.acct.Report(), nil
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
-	"github.com/mptcpgod/mptcpgod/internal/usage"
 )
 
 // usageQuota is eth1's quota in TestCostAwareQuota.
@@ -118,7 +117,7 @@ quota = %q
 	// withdrawn.
 	tb.Client.Blackhole(l0.ClientIf)
 	tb.Server.Blackhole(l0.ServerIf)
-	var over *usage.Link
+	var over *ctlapi.UsageLink
 	eventually(t, "eth1 over its quota", func() (bool, string) {
 		rep, err := ctl.Usage(context.Background())
 		if err != nil {
@@ -182,7 +181,7 @@ quota = %q
 }
 
 // usageOf returns the usage of the link name in rep, nil when absent.
-func usageOf(rep *usage.Report, name string) *usage.Link {
+func usageOf(rep *ctlapi.Usage, name string) *ctlapi.UsageLink {
 	for i := range rep.Links {
 		if rep.Links[i].Name == name {
 			return &rep.Links[i]

@@ -6,9 +6,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
-// The engine's metrics, read from pm.Status at each scrape.
+// The engine's metrics, read from the engine's status at each scrape: its
+// counts, never a walk of its connections.
 var (
 	engineUp = prometheus.NewDesc("mptcpgod_engine_up",
 		"1 when the engine answered this scrape's status query, 0 when it did not (the other engine metrics are then missing).", nil, nil)
@@ -44,9 +47,15 @@ var (
 		"Kernel commands with the workers.", nil, nil)
 	engineQueued = prometheus.NewDesc("mptcpgod_engine_commands_queued",
 		"Kernel commands waiting for their connection's previous one.", nil, nil)
+	engineQueries = prometheus.NewDesc("mptcpgod_engine_queries_total",
+		"Questions the engine's loop answered (status, connections), this scrape's included.", nil, nil)
+	engineQueryTime = prometheus.NewDesc("mptcpgod_engine_query_seconds_total",
+		"Time the engine's loop spent answering questions.", nil, nil)
+	engineQueryMax = prometheus.NewDesc("mptcpgod_engine_query_max_seconds",
+		"The longest time the engine's loop spent answering one question since it started.", nil, nil)
 )
 
-// engineCollector exports a pm.Status.
+// engineCollector exports the engine's status.
 type engineCollector struct {
 	src     Source
 	timeout time.Duration
@@ -57,7 +66,7 @@ type engineCollector struct {
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{engineUp, engineReady, engineInfo, engineStart, engineActions, engineFailures,
 		engineEvents, engineBatches, engineResyncs, engineBackoffs, engineRepairs, engineRepairsGivenUp, engineConns, enginePaths,
-		engineEndpoints, engineInFlight, engineQueued} {
+		engineEndpoints, engineInFlight, engineQueued, engineQueries, engineQueryTime, engineQueryMax} {
 		ch <- d
 	}
 }
@@ -85,10 +94,10 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(engineStart, float64(st.Started.UnixNano())/1e9)
 	}
 	for op, n := range st.Counters.Actions {
-		counter(engineActions, n, op)
+		counter(engineActions, n, string(op))
 	}
 	for op, n := range st.Counters.Failures {
-		counter(engineFailures, n, op)
+		counter(engineFailures, n, string(op))
 	}
 	for typ, n := range st.Counters.Events {
 		counter(engineEvents, n, typ)
@@ -98,25 +107,24 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(engineBackoffs, st.Counters.Backoffs)
 	counter(engineRepairs, st.Counters.EndpointRepairs)
 	counter(engineRepairsGivenUp, st.Counters.RepairsGivenUp)
-	gauge(engineConns, float64(len(st.Conns)))
+	gauge(engineConns, float64(st.Connections))
 	gauge(engineInFlight, float64(st.InFlight))
 	gauge(engineQueued, float64(st.Queued))
+	counter(engineQueries, st.Queries.Count)
+	ch <- prometheus.MustNewConstMetric(engineQueryTime, prometheus.CounterValue, st.Queries.Total.Seconds())
+	gauge(engineQueryMax, st.Queries.Max.Seconds())
 
-	paths := map[string]int{}
-	for _, cs := range st.Conns {
-		for _, p := range cs.Paths {
-			paths[p.State]++
+	if st.Mode == pmstate.ModeUserspace {
+		for _, state := range pmstate.PathStates {
+			gauge(enginePaths, float64(st.Paths[state]), string(state))
 		}
 	}
-	for state, n := range paths {
-		gauge(enginePaths, float64(n), state)
-	}
-	eps := map[string]int{}
+	eps := map[pmstate.EndpointState]int{}
 	for _, e := range st.Endpoints {
 		eps[e.State]++
 	}
 	for state, n := range eps {
-		gauge(engineEndpoints, float64(n), state)
+		gauge(engineEndpoints, float64(n), string(state))
 	}
 }
 

@@ -14,12 +14,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/pm"
 )
 
 // Source is the engine's state, asked at each scrape; *pm.Engine is one.
 type Source interface {
-	Status(ctx context.Context) (pm.Status, error)
+	Status(ctx context.Context) (pmstate.Status, error)
 }
 
 var _ Source = (*pm.Engine)(nil)
@@ -94,10 +95,10 @@ func New(cfg Config) (*Metrics, error) {
 
 // Observe counts d and records the latency of an action; it is quick and
 // safe for concurrent use, as pm.Config.Observe needs.
-func (m *Metrics) Observe(d pm.Decision) {
+func (m *Metrics) Observe(d pmstate.Decision) {
 	m.decisions.WithLabelValues(string(d.Kind)).Inc()
-	if d.Kind == pm.DecisionAction && d.Latency > 0 {
-		m.latency.WithLabelValues(d.Op).Observe(d.Latency.Seconds())
+	if d.Kind == pmstate.DecisionAction && d.Latency > 0 {
+		m.latency.WithLabelValues(string(d.Op)).Observe(d.Latency.Seconds())
 	}
 }
 

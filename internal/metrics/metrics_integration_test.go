@@ -20,14 +20,13 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/metrics"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
-	"github.com/mptcpgod/mptcpgod/pm"
-	"github.com/mptcpgod/mptcpgod/policy"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 // fakeEngine answers Status with a canned status.
-type fakeEngine struct{ st pm.Status }
+type fakeEngine struct{ st pmstate.Status }
 
-func (f fakeEngine) Status(context.Context) (pm.Status, error) { return f.st, nil }
+func (f fakeEngine) Status(context.Context) (pmstate.Status, error) { return f.st, nil }
 
 // scrape fetches h and parses it with the Prometheus text parser.
 func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
@@ -86,11 +85,13 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 func TestKernelMetrics(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.NewTestbed(t, 2)
-	st := pm.Status{Mode: policy.ModeKernel, Policy: "fullmesh", Ready: true, Started: time.Unix(1700000000, 0),
-		Counters: pm.Counters{Actions: map[string]uint64{"add_endpoint": 2}, Failures: map[string]uint64{"add_endpoint": 1},
-			Events: map[string]uint64{"created": 1}, Resyncs: 1, Backoffs: 3,
+	st := pmstate.Status{Mode: pmstate.ModeKernel, Policy: "fullmesh", Ready: true, Started: time.Unix(1700000000, 0),
+		Counters: pmstate.Counters{Actions: map[pmstate.Op]uint64{pmstate.OpAddEndpoint: 2},
+			Failures: map[pmstate.Op]uint64{pmstate.OpAddEndpoint: 1},
+			Events:   map[string]uint64{"created": 1}, Resyncs: 1, Backoffs: 3,
 			EndpointRepairs: 4, RepairsGivenUp: 5},
-		Endpoints: []pm.EndpointStatus{{State: "ok"}, {State: "ok"}, {State: "backoff"}}}
+		Endpoints: []pmstate.Endpoint{{State: pmstate.EndpointOK}, {State: pmstate.EndpointOK}, {State: pmstate.EndpointBackoff}},
+		Queries:   pmstate.QueryStats{Count: 7, Total: 3 * time.Millisecond, Max: time.Millisecond}}
 	m, err := metrics.New(metrics.Config{NetNS: tb.Client.NetNS(), Engine: fakeEngine{st}})
 	if err != nil {
 		t.Fatal(err)
@@ -130,9 +131,9 @@ func TestKernelMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m.Observe(pm.Decision{Kind: pm.DecisionAction, Op: "add_endpoint", Latency: 3 * time.Millisecond})
-	m.Observe(pm.Decision{Kind: pm.DecisionAction, Op: "add_endpoint"}) // a retry: no latency
-	m.Observe(pm.Decision{Kind: pm.DecisionResync})
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpAddEndpoint, Latency: 3 * time.Millisecond})
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpAddEndpoint}) // a retry: no latency
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionResync})
 	deadline := time.Now().Add(10 * time.Second)
 	var after map[string]*dto.MetricFamily
 	for {
@@ -164,6 +165,9 @@ func TestKernelMetrics(t *testing.T) {
 		{"mptcpgod_engine_endpoints", []string{"state", "ok"}, 2},
 		{"mptcpgod_engine_endpoints", []string{"state", "backoff"}, 1},
 		{"mptcpgod_engine_start_time_seconds", nil, 1700000000},
+		{"mptcpgod_engine_queries_total", nil, 7},
+		{"mptcpgod_engine_query_seconds_total", nil, 0.003},
+		{"mptcpgod_engine_query_max_seconds", nil, 0.001},
 		{"mptcpgod_event_to_action_seconds", []string{"op", "add_endpoint"}, 1},
 		{"mptcpgod_engine_decisions_total", []string{"kind", "action"}, 2},
 		{"mptcpgod_engine_decisions_total", []string{"kind", "resync"}, 1},

@@ -25,19 +25,19 @@ type badRequest struct {
 
 // badRequests are what the soak sends to the control socket in a loop.
 var badRequests = []badRequest{
-	{"malformed JSON", "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"a\": [1,", http.StatusBadRequest},
-	{"JSON not an object", "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]", http.StatusBadRequest},
-	{"unknown field", "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"bogus\": 1}", http.StatusBadRequest},
-	{"unknown route", "GET /v0/nope HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
+	{"malformed JSON", "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"a\": [1,", http.StatusBadRequest},
+	{"JSON not an object", "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]", http.StatusBadRequest},
+	{"unknown field", "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"bogus\": 1}", http.StatusBadRequest},
+	{"unknown route", "GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
 	{"unknown version", "GET /v9/status HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
-	{"bad token", "GET /v0/paths/xyz HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusBadRequest},
-	{"untracked token", "GET /v0/paths/1 HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
-	{"wrong method", "DELETE /v0/status HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusMethodNotAllowed},
-	{"big body", "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n" + strings.Repeat("{", 4096), http.StatusRequestEntityTooLarge},
-	{"big headers", "GET /v0/status HTTP/1.1\r\nHost: x\r\nX-Junk: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+	{"bad token", "GET /v1/paths/xyz HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusBadRequest},
+	{"untracked token", "GET /v1/paths/1 HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
+	{"wrong method", "DELETE /v1/status HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusMethodNotAllowed},
+	{"big body", "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n" + strings.Repeat("{", 4096), http.StatusRequestEntityTooLarge},
+	{"big headers", "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Junk: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
 	{"garbage request line", "\x00\x01 not http at all\r\n\r\n", http.StatusBadRequest},
-	{"half-open: partial headers", "GET /v0/status HTTP/1.1\r\nHost: x\r\nX-Partial", 0},
-	{"half-open: partial body", "POST /v0/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"", 0},
+	{"half-open: partial headers", "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Partial", 0},
+	{"half-open: partial body", "POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"", 0},
 	{"half-open: nothing", "", 0},
 }
 
@@ -66,7 +66,7 @@ func (b *badStats) unexpected() []string {
 }
 
 // badLoop sends bad requests to the daemon's socket until ctx is done,
-// each followed now and then by a good GET /v0/status, and returns a
+// each followed now and then by a good GET /v1/status, and returns a
 // function that waits for it. Requests to a daemon that is being
 // restarted count as unreachable, not as failures.
 func badLoop(ctx context.Context, d *daemon, b *badStats) (wait func()) {

@@ -273,7 +273,7 @@ func (d *daemon) goroutines() (n int, ok bool, err error) {
 	return 0, false, sc.Err()
 }
 
-// status returns GET /v0/status.
+// status returns GET /v1/status.
 func (d *daemon) status() (*ctlapi.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

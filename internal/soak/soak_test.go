@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
@@ -243,7 +245,7 @@ func soak(t *testing.T, bin string, r *report, budget time.Duration) {
 		t.Errorf("the race detector found a data race in mptcpgod, %s", race)
 	}
 	if bad.goodOK.Load() == 0 {
-		t.Errorf("control socket: no GET /v0/status between the bad requests succeeded")
+		t.Errorf("control socket: no GET /v1/status between the bad requests succeeded")
 	}
 }
 
@@ -268,7 +270,7 @@ func settle(t *testing.T, d *daemon, h *netnstest.Host, mode string, locals []ne
 func desired(t *testing.T, d *daemon, h *netnstest.Host, mode string, locals []netip.Addr, long []*longStream, mesh []string) (bool, string) {
 	st, err := d.status()
 	if err != nil {
-		return false, fmt.Sprintf("GET /v0/status: %v", err)
+		return false, fmt.Sprintf("GET /v1/status: %v", err)
 	}
 	if !st.Ready {
 		return false, "daemon not ready"
@@ -311,12 +313,11 @@ func desired(t *testing.T, d *daemon, h *netnstest.Host, mode string, locals []n
 func trackedConns(d *daemon, kc kernelConns) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ps, err := d.ctl.Paths(ctx)
-	if err != nil {
-		return fmt.Sprintf("GET /v0/paths: %v", err)
-	}
 	var b strings.Builder
-	for _, c := range ps.Conns {
+	for c, err := range d.ctl.AllConns(ctx, ctlapi.PathsQuery{}) {
+		if err != nil {
+			return fmt.Sprintf("GET /v1/paths: %v", err)
+		}
 		if _, ok := kc.conns[c.Local]; ok {
 			continue
 		}
@@ -373,7 +374,7 @@ func checkEndpoints(t *testing.T, h *netnstest.Host, d *daemon, locals []netip.A
 	}
 	st, err := d.status()
 	if err != nil {
-		return fmt.Sprintf("GET /v0/status: %v", err)
+		return fmt.Sprintf("GET /v1/status: %v", err)
 	}
 	var desired []netip.Addr
 	for _, ep := range st.Endpoints {

@@ -1,16 +1,9 @@
 package usage
 
-import (
-	"fmt"
-	"io"
-	"text/tabwriter"
-	"time"
+import "time"
 
-	"github.com/dustin/go-humanize"
-)
-
-// Report is the accounting of every link: the answer of the control
-// socket's usage route and what `mptcpctl usage --json` prints.
+// Report is the accounting of every link; the control socket's usage
+// route answers it (as ctlapi.Usage).
 //
 //	{"now":"2025-02-10T12:00:00Z","state_file":"/var/lib/mptcpgod/usage.json",
 //	 "saved":"2025-02-10T11:59:30Z",
@@ -70,43 +63,4 @@ type Link struct {
 	QuotaReachedTotal uint64 `json:"quota_reached_total"`
 	// Sampled is when the link's counters were last read.
 	Sampled time.Time `json:"sampled,omitzero"`
-}
-
-// WriteTable prints the report as `mptcpctl usage` does: the notices,
-// then one line per link with sizes in SI units (as quotas are written).
-func (r Report) WriteTable(w io.Writer) error {
-	for _, n := range r.Notices {
-		if _, err := fmt.Fprintf(w, "notice: %s\n", n); err != nil {
-			return err
-		}
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LINK\tMETERED\tUSED\tQUOTA\tREMAINING\tPERIOD END\tCOST")
-	for _, l := range r.Links {
-		name := l.Name
-		if !l.Present {
-			name += " (absent)"
-		}
-		metered := "no"
-		if l.Metered {
-			metered = "yes"
-		}
-		if l.MeteredBy != "config" {
-			metered += " (" + l.MeteredBy + ")"
-		}
-		quota, remaining := "-", "-"
-		if l.RemainingBytes != nil {
-			quota, remaining = humanize.Bytes(l.QuotaBytes), humanize.Bytes(*l.RemainingBytes)
-		}
-		if l.OverQuota {
-			remaining += " (reached)"
-		}
-		cost := "-"
-		if l.CostPerGB > 0 {
-			cost = fmt.Sprintf("%.2f", l.Cost)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, metered, humanize.Bytes(l.UsedBytes), quota, remaining,
-			l.PeriodEnd.Format("2006-01-02 15:04 MST"), cost)
-	}
-	return tw.Flush()
 }

@@ -329,7 +329,7 @@ func newSink(ln net.Listener) *sink {
 // (kernel mode) or paths from (userspace mode, of its one connection).
 func desired(t *testing.T, e *pm.Engine, mode policy.Mode) []netip.Addr {
 	t.Helper()
-	st, err := e.Status(context.Background())
+	st, err := enginetest.Status(context.Background(), e)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,7 +152,7 @@ func TestChainKernel(t *testing.T) {
 			})
 			// The engine wants exactly these paths, so no other subflow
 			// is on its way.
-			st, err := e.Status(t.Context())
+			st, err := enginetest.Status(t.Context(), e)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,201 @@
+package pm
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// meshKernel answers a CreateSubflow for a token below measured with the
+// SUB_ESTABLISHED the kernel would send, and reports the others' creates.
+type meshKernel struct {
+	benchKernel
+	events   chanEvents
+	measured uint32
+}
+
+func (k meshKernel) CreateSubflow(token uint32, local genl.Endpoint, remote netip.AddrPort) error {
+	if token >= k.measured {
+		return k.benchKernel.CreateSubflow(token, local, remote)
+	}
+	k.events <- []genl.Event{{Type: genl.EventSubEstablished, Token: token,
+		Local: netip.AddrPortFrom(local.Addr, uint16(token)), Remote: remote,
+		LocalID: local.ID, IfIndex: local.IfIndex}}
+	return nil
+}
+
+// trackedEngine runs an engine in userspace mode with the default policy
+// (fullmesh) and a 2×1 mesh that tracks n client-side connections, each
+// with its extra subflow. Connections from token measuredBase on report
+// their creates to the returned channel instead.
+func trackedEngine(b *testing.B, n int) (*Engine, chanEvents, <-chan uint32) {
+	b.Helper()
+	created := make(chan uint32, 16)
+	events := make(chanEvents, n+16)
+	e, err := New(Config{
+		Mode:   policy.ModeUserspace,
+		Policy: defaultPolicy(b),
+		NewKernel: func() (Kernel, error) {
+			return meshKernel{benchKernel: benchKernel{created: created}, events: events, measured: measuredBase}, nil
+		},
+		Events: events,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.SetHost([]policy.Link{
+		{Name: "eth0", Index: 2, Up: true, Usable: true},
+		{Name: "eth1", Index: 3, Up: true, Usable: true},
+	}, []policy.LocalAddr{
+		{Addr: addrA, Link: "eth0", IfIndex: 2, Usable: true},
+		{Addr: addrB, Link: "eth1", IfIndex: 3, Usable: true},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	})
+	<-e.Ready()
+	remote := netip.MustParseAddrPort(srv1)
+	for i := range n {
+		tok := uint32(i + 1)
+		local := netip.AddrPortFrom(addrA, uint16(10000+i%50000))
+		events <- []genl.Event{
+			{Type: genl.EventCreated, Token: tok, Local: local, Remote: remote},
+			{Type: genl.EventEstablished, Token: tok, Local: local, Remote: remote},
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for tok := uint32(1); tok <= uint32(n); {
+		cs, err := e.Conn(ctx, tok)
+		if err == nil && len(cs.Paths) == 2 && cs.Paths[0].State == "established" && cs.Paths[1].State == "established" {
+			tok++
+			continue
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("connection %08x not meshed after a minute: %+v, %v", tok, cs, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return e, events, created
+}
+
+// measuredBase is the first token whose creates trackedEngine reports.
+const measuredBase = 1 << 24
+
+// BenchmarkStatus measures one Engine.Status with 1,000 and 10,000
+// tracked connections, each with its extra subflow, and reports the
+// longest the loop spent answering one (max-query-ns).
+func BenchmarkStatus(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
+			e, _, _ := trackedEngine(b, n)
+			for b.Loop() {
+				if _, err := e.Status(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportQueries(b, e)
+		})
+	}
+}
+
+// BenchmarkConnsPage measures a page of 100 connections (Engine.Conns)
+// with 10,000 tracked, and reports the longest the loop spent answering
+// one of the questions the page takes (max-query-ns).
+func BenchmarkConnsPage(b *testing.B) {
+	e, _, _ := trackedEngine(b, 10_000)
+	from := uint32(0)
+	for b.Loop() {
+		p, err := e.Conns(b.Context(), pmstate.ConnQuery{From: from, Limit: 100})
+		if err != nil {
+			b.Fatal(err)
+		}
+		from = p.Next
+	}
+	reportQueries(b, e)
+}
+
+// reportQueries reports the longest time e's loop spent answering one
+// question.
+func reportQueries(b *testing.B, e *Engine) {
+	b.Helper()
+	st, err := e.Status(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(st.Queries.Max.Nanoseconds()), "max-query-ns")
+	b.ReportMetric(float64(st.Queries.Total.Nanoseconds())/float64(st.Queries.Count), "mean-query-ns")
+}
+
+// BenchmarkStatusLoad measures the engine's latency from an ESTABLISHED
+// event to the worker's CreateSubflow, as BenchmarkEstablishedToCreate
+// does, with 10,000 connections tracked: idle, and while the status is
+// read as a metrics scrape every 100 ms does and as mptcpctl status
+// called in a loop does. It reports the median and the 99th percentile,
+// and the longest the loop spent answering one status (max-query-ns).
+func BenchmarkStatusLoad(b *testing.B) {
+	for _, loaded := range []bool{false, true} {
+		name := map[bool]string{false: "idle", true: "scraped"}[loaded]
+		b.Run(name, func(b *testing.B) {
+			e, events, created := trackedEngine(b, 10_000)
+			ctx, cancel := context.WithCancel(b.Context())
+			var wg sync.WaitGroup
+			defer func() {
+				cancel()
+				wg.Wait()
+			}()
+			if loaded {
+				wg.Go(func() {
+					tick := time.NewTicker(100 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						_, _ = e.Status(ctx)
+						select {
+						case <-tick.C:
+						case <-ctx.Done():
+							return
+						}
+					}
+				})
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						_, _ = e.Status(ctx)
+					}
+				})
+			}
+			local := netip.MustParseAddrPort("192.0.2.1:40000")
+			remote := netip.MustParseAddrPort(srv1)
+			lat := make([]time.Duration, 0, b.N)
+			for i := 0; b.Loop(); i++ {
+				tok := uint32(measuredBase + i)
+				t0 := time.Now()
+				events <- []genl.Event{
+					{Type: genl.EventCreated, Token: tok, Local: local, Remote: remote},
+					{Type: genl.EventEstablished, Token: tok, Local: local, Remote: remote},
+				}
+				if got := <-created; got != tok {
+					b.Fatalf("create for %08x, want %08x", got, tok)
+				}
+				lat = append(lat, time.Since(t0))
+				events <- []genl.Event{{Type: genl.EventClosed, Token: tok}}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+			reportQueries(b, e)
+		})
+	}
+}
