@@ -171,6 +171,9 @@ func (r *Router) Route(c Conn) (Policy, int) {
 	return r.def, -1
 }
 
+// Rules returns the number of rules.
+func (r *Router) Rules() int { return len(r.rules) }
+
 // ReadsOwner implements OwnerReader: whether a rule selects by unit or
 // uid.
 func (r *Router) ReadsOwner() bool {

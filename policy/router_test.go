@@ -116,6 +116,9 @@ func TestRouter(t *testing.T) {
 	if r.ReadsOwner() {
 		t.Error("ReadsOwner() = true without a rule by unit or uid")
 	}
+	if r.Rules() != 3 {
+		t.Errorf("Rules() = %d, want 3", r.Rules())
+	}
 }
 
 // TestRouterOwner: rules by unit and by uid route by Conn.Owner, a
