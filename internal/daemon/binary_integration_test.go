@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 )
 
 // The mptcpgod binary, built once by the first test that needs it and
@@ -30,6 +31,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	ownertest.RunChild()
 	code := m.Run()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"testing"
 
@@ -15,7 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestMain(m *testing.M) { ownertest.Main(m) }
+func TestMain(m *testing.M) {
+	ownertest.RunChild()
+	os.Exit(m.Run())
+}
 
 // owner is what sock_diag says of a socket's owner.
 type owner struct {

@@ -5,8 +5,8 @@
 // cgroups they run in (NewCgroups).
 //
 // A child is the test binary itself: a package that uses Dial or Listen
-// calls Main from its TestMain, which runs the child when the environment
-// asks for one and the tests otherwise. The child starts in its cgroup
+// calls RunChild first in its TestMain, which runs the child when the
+// environment asks for one and returns otherwise. The child starts in its cgroup
 // (clone3 with CLONE_INTO_CGROUP, so its sockets are never created
 // elsewhere), enters the namespace through `ip netns exec`, takes the uid
 // and gid as its real, effective and saved ids (every thread), opens its
