@@ -176,3 +176,43 @@ func TestOwnerAccept(t *testing.T) {
 		t.Errorf("accepted connection's owner %+v, want uid 4244 (the accepting thread's fsuid) and the listener's cgroup %d", got, queued.CgroupID)
 	}
 }
+
+// BenchmarkConnectionByToken measures the lookup of one connection by
+// its token, the sock_diag request behind a connection's owner (rules
+// by unit or uid). It needs root.
+func BenchmarkConnectionByToken(b *testing.B) {
+	tb := netnstest.NewTestbed(b, 1)
+	ln := tb.Server.Listen("tcp4", ":0")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	c, err := tb.Client.Dial("tcp4", "", netip.AddrPortFrom(tb.Links[0].Server4, addrPort(ln.Addr()).Port()).String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	diag, err := sockdiag.Dial(&sockdiag.Config{NetNS: tb.Client.NetNS()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer diag.Close()
+	var token uint32
+	for _, cn := range connections(b, diag) {
+		if cn.Local == addrPort(c.LocalAddr()) {
+			token = cn.Token
+		}
+	}
+	if token == 0 {
+		b.Fatal("the connection is not listed")
+	}
+	for b.Loop() {
+		if _, err := diag.Connection(token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
