@@ -207,12 +207,12 @@ func TestDocsAndDist(t *testing.T) {
 }
 
 // TestRulesExamples: the configurations of docs/policies.md's "Rules per
-// application" and docs/transparent-services.md's are files the daemon
+// application" and docs/transparent.md's are files the daemon
 // reads (alice is uid 1000 here), and their policies build.
 func TestRulesExamples(t *testing.T) {
 	for _, doc := range []struct{ path, section string }{
 		{"../../docs/policies.md", "\n## Rules per application\n"},
-		{"../../docs/transparent-services.md", "\n## Rules per application\n"},
+		{"../../docs/transparent.md", "\n## Rules per application\n"},
 	} {
 		b, err := os.ReadFile(doc.path)
 		if err != nil {

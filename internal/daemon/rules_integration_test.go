@@ -24,8 +24,12 @@ import (
 // rule), as nobody in browser.service (the rule by uid, written as a user
 // name) and as uid 4242 in browser.service (no rule). The rules' chain
 // makes the second link (eth1, named cellular) a backup path; the default
-// chain uses it as a full path. The kernel's subflows show which chain
-// each connection got, and the daemon's status its owner and chain.
+// chain uses it as a full path. Three more programs open a plain TCP
+// socket under `mptcpctl run`, started as root and dropping to their uid,
+// so that the supervisor (root) makes the MPTCP socket: its owner is
+// still the program's, and the same rules apply. The kernel's subflows
+// show which chain each connection got, and the daemon's status its
+// owner and chain.
 func TestRulesByOwner(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.NewTestbed(t, 2)
@@ -76,6 +80,11 @@ config = { families = "ipv4" }
 		{ownertest.Owner{UID: 0, GID: 0, Cgroup: browser}, want{"default", top + "/browser.service", 0, false}},
 		{ownertest.Owner{UID: 65534, GID: 65534, Cgroup: browser}, want{"rules[1]", top + "/browser.service", 65534, true}},
 		{ownertest.Owner{UID: 4242, GID: 4242, Cgroup: browser}, want{"default", top + "/browser.service", 4242, false}},
+		// Under mptcpctl run the supervisor, root, makes the socket of a
+		// program that dropped to nobody: the socket is still nobody's.
+		{ownertest.Owner{UID: 65534, GID: 65534, Cgroup: backup, Run: binary(t, "mptcpctl")}, want{"rules[0]", top + "/backup.service", 65534, true}},
+		{ownertest.Owner{UID: 65534, GID: 65534, Cgroup: browser, Run: binary(t, "mptcpctl")}, want{"rules[1]", top + "/browser.service", 65534, true}},
+		{ownertest.Owner{UID: 4242, GID: 4242, Cgroup: browser, Run: binary(t, "mptcpctl")}, want{"default", top + "/browser.service", 4242, false}},
 	}
 	wants := map[netip.AddrPort]want{}
 	for _, c := range children {

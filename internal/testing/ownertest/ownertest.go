@@ -27,6 +27,9 @@ const (
 	addrEnv = "MPTCPGOD_OWNERTEST_ADDR"
 	uidEnv  = "MPTCPGOD_OWNERTEST_UID"
 	gidEnv  = "MPTCPGOD_OWNERTEST_GID"
+	// tcpEnv makes a dialing child ask for a plain TCP socket, which
+	// `mptcpctl run` makes MPTCP.
+	tcpEnv = "MPTCPGOD_OWNERTEST_TCP"
 )
 
 // StartLimit bounds the wait for a child's report: a loaded machine can
@@ -60,10 +63,13 @@ func runChild(mode, addr string) error {
 	switch mode {
 	case "dial":
 		var d net.Dialer
-		d.SetMultipathTCP(true)
+		d.SetMultipathTCP(os.Getenv(tcpEnv) == "")
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			return err
+		}
+		if mp, err := c.(*net.TCPConn).MultipathTCP(); err != nil || !mp {
+			return fmt.Errorf("the connection to %s is not MPTCP (%v)", addr, err)
 		}
 		// Data makes the connection fully established.
 		if _, err := c.Write([]byte("x")); err != nil {
@@ -123,6 +129,11 @@ type Owner struct {
 	UID, GID uint32
 	// Cgroup is the cgroup v2 directory the child starts in.
 	Cgroup string
+	// Run is the path of mptcpctl: the child runs under `mptcpctl run`,
+	// started as root and taking UID and GID itself, and a dialing child
+	// opens a plain TCP socket, which the supervisor makes MPTCP. Empty:
+	// the child asks for MPTCP itself.
+	Run string
 }
 
 // Child is a running child with its socket.
@@ -161,8 +172,14 @@ func start(t testing.TB, h *netnstest.Host, o Owner, mode, addr string) *Child {
 	}
 	defer cg.Close()
 	cmd := h.Command(self, "-test.run=^$")
+	if o.Run != "" {
+		cmd = h.Command(o.Run, "run", "--", self, "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), modeEnv+"="+mode, addrEnv+"="+addr,
 		uidEnv+"="+strconv.Itoa(int(o.UID)), gidEnv+"="+strconv.Itoa(int(o.GID)))
+	if o.Run != "" {
+		cmd.Env = append(cmd.Env, tcpEnv+"=1")
+	}
 	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
