@@ -39,9 +39,10 @@ func testUserspaceStatus() *ctlapi.Status {
 	return &ctlapi.Status{
 		Version: "v1.2.3", Mode: pmstate.ModeUserspace, Ready: true, Started: daemonT0, UptimeSeconds: 3723.4,
 		ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
-		Policy: ctlapi.Policy{Name: "fullmesh (+1 rules)", Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}},
+		Policy: ctlapi.Policy{Name: "fullmesh (+2 rules)", Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}},
 			Rules: []ctlapi.PolicyRule{{PeerPrefix: netip.MustParsePrefix("203.0.113.0/24"), PeerPort: 443,
-				Side: pmstate.SideClient, Chain: []ctlapi.PolicySpec{{Name: "fullmesh", Config: json.RawMessage(`{ "max_subflows": 1 }`)}}}}},
+				Side: pmstate.SideClient, Chain: []ctlapi.PolicySpec{{Name: "fullmesh", Config: json.RawMessage(`{ "max_subflows": 1 }`)}}},
+				{Unit: "backup.service", UID: new(uint32(0)), Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}, {Name: "cost-aware"}}}}},
 		Links:       testDaemonLinks(),
 		Endpoints:   []pmstate.Endpoint{},
 		Connections: 2, InFlight: 1,
