@@ -28,6 +28,10 @@ type Config struct {
 	// Events are the kernel's mptcp_pm events. Required in userspace
 	// mode; in kernel mode they are only counted (nil is fine).
 	Events EventSource
+	// Owners reads a connection's owner (policy.Conn.Owner) for a policy
+	// that reads it (policy.OwnerReader); nil means owners are never
+	// learnt. Workers call it, several at once.
+	Owners OwnerLookup
 	// Conns lists existing connections. In userspace mode the engine
 	// adopts them at start and after lost events; nil means it learns
 	// connections from events only. In kernel mode WithdrawOnExit keeps

@@ -49,6 +49,10 @@ type conn struct {
 	queued, recount bool
 	// addrsStale: refresh locals (ConnectionAddrs) before announcing.
 	addrsStale bool
+	// ownerState says whether the owner was looked up (Config.Owners);
+	// owner is the answer, nil until known or when the lookup failed.
+	ownerState ownerState
+	owner      *policy.Owner
 	// touched is the event sequence number of the last change; listed
 	// the number of the last listing that showed the connection.
 	touched uint64
@@ -74,6 +78,41 @@ type conn struct {
 	trigger time.Time
 	// tally is what the connection adds to the engine's totals.
 	tally tally
+}
+
+// ownerState is how far the lookup of a connection's owner is.
+type ownerState uint8
+
+const (
+	ownerUnasked ownerState = iota // not looked up: no policy read it
+	ownerPending                   // the lookup is queued or with a worker
+	ownerDone                      // looked up: owner is the answer, nil if it failed
+)
+
+// askOwner queues the lookup of c's owner in its lane: the engine plans
+// c only once the answer is back.
+func (e *Engine) askOwner(c *conn) {
+	c.ownerState = ownerPending
+	c.lane.queue = append(c.lane.queue, command{op: opOwner, token: c.token, conn: c, trigger: e.trigger})
+	e.runnable.push(&c.lane)
+}
+
+// maxOwners bounds Engine.owners; past it the map starts over (the
+// records stay with their connections).
+const maxOwners = 4096
+
+// internOwner returns the engine's record of o: the connections of one
+// process share one.
+func (e *Engine) internOwner(o policy.Owner) *policy.Owner {
+	if p, ok := e.owners[o]; ok {
+		return p
+	}
+	if len(e.owners) >= maxOwners {
+		clear(e.owners)
+	}
+	p := &o
+	e.owners[o] = p
+	return p
 }
 
 // wantPath is a path of a connection's desired state.

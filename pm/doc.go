@@ -57,9 +57,10 @@
 //     to the loop.
 //  2. engine.go, loop; events.go, applyBatch and applyEvent: the loop
 //     applies each event of the batch.
-//  3. events.go, connEvent: CREATED starts the record (conn.go, newConn);
-//     ESTABLISHED marks the connection established and dirty (conn.go,
-//     markDirty).
+//  3. events.go, connEvent: CREATED starts the record (conn.go, newConn)
+//     and, when the policy reads owners, queues the owner lookup (conn.go,
+//     askOwner; see Owners); ESTABLISHED marks the connection established
+//     and dirty (conn.go, markDirty).
 //  4. engine.go, flush: at the end of the loop iteration, every dirty
 //     connection is reconciled.
 //  5. reconcile_userspace.go, reconcileConn: the policy's ConnPlan
@@ -197,6 +198,25 @@
 // lists the connections again and forgets those the kernel no longer has.
 // Connections run by the in-kernel path manager are recognised by the
 // kernel's answer and left alone.
+//
+// # Owners
+//
+// A policy that selects connections by their socket's owner
+// (policy.OwnerReader: a Router with a rule by unit or uid) gets
+// policy.Conn.Owner, which Config.Owners reads from the kernel
+// (sock_diag: the socket's uid and cgroup id, and the cgroup's path). The
+// engine looks it up only while the policy reads it: on CREATED, as the
+// first command of the connection's lane, so that a worker does it while
+// the handshake completes, and for the connections it knew before a
+// policy swap that starts reading owners. A connection is not planned
+// until its answer is back: its first plan is then its right one, and no
+// subflow is opened by a chain that the owner would not have picked and
+// then closed. A client's ESTABLISHED comes one round trip after
+// CREATED, which covers a sock_diag lookup (tens of microseconds) on any
+// real path; the server side's come together, and its first plan waits
+// for the lookup, the cost of one command. A lookup that fails (the
+// connection closed already) leaves Owner nil, and rules by owner do not
+// select the connection. Connections of one owner share one record.
 //
 // # Memory
 //

@@ -43,14 +43,17 @@ type Engine struct {
 	running atomic.Bool
 
 	// Everything below belongs to Run.
-	ctx      context.Context
-	policy   policy.Policy
-	view     policy.View
-	haveHost bool
-	isReady  bool
-	ifByName map[string]int32
-	addrs    map[netip.Addr]policy.LocalAddr
-	usable   map[netip.Addr]bool
+	ctx    context.Context
+	policy policy.Policy
+	// readsOwner: the policy reads connections' owners, which the engine
+	// then looks up (Config.Owners) before a connection's first plan.
+	readsOwner bool
+	view       policy.View
+	haveHost   bool
+	isReady    bool
+	ifByName   map[string]int32
+	addrs      map[netip.Addr]policy.LocalAddr
+	usable     map[netip.Addr]bool
 	// haveHealth: a health report arrived; linkHealth and subHealth are
 	// the last one's.
 	haveHealth bool
@@ -77,6 +80,8 @@ type Engine struct {
 	lastAddrs []addrTally
 	// queries measure the loop's time answering queries.
 	queries pmstate.QueryStats
+	// owners are the connections' owners, each recorded once.
+	owners map[policy.Owner]*policy.Owner
 	// connView, cmdBuf and wantBuf are buffers reconcileConn reuses for
 	// every connection; lastWant is the wanted paths it stored last
 	// (keepPlan).
@@ -149,11 +154,13 @@ func New(cfg Config) (*Engine, error) {
 		policy:  cfg.Policy,
 		conns:   make(map[uint32]*conn),
 		order:   btree.NewG(32, func(a, b *conn) bool { return a.token < b.token }),
+		owners:  make(map[policy.Owner]*policy.Owner),
 		warned:  make(map[string]bool),
 		ctx:     context.Background(),
 	}
 	e.view.Mode = cfg.Mode
 	e.totals.addrs = make(map[netip.Addr]*addrTotal)
+	e.setReadsOwner()
 	e.kernelMode.wake.heapIndex = -1
 	e.kernelMode.retries = make(map[netip.AddrPort]*retry)
 	e.kernelMode.notes = make(map[netip.AddrPort]string)
@@ -243,7 +250,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		readers.Go(func() { e.readEvents(runCtx) })
 	}
 	for _, k := range kernels[1:] {
-		workers.Go(func() { worker(k, e.now, e.work, e.results) })
+		workers.Go(func() { worker(k, e.cfg.Owners, e.now, e.work, e.results) })
 	}
 
 	adopted := false
@@ -445,8 +452,21 @@ func (e *Engine) applyPolicy(p policy.Policy) {
 	e.observe(pmstate.Decision{Time: now, Kind: pmstate.DecisionPolicy, Detail: e.policy.Name() + " -> " + p.Name()})
 	e.trigger = earliest(e.trigger, now)
 	e.policy = p
+	e.setReadsOwner()
 	e.counters.policySwaps++
 	e.reconcileAll()
+}
+
+// setReadsOwner notes whether the policy reads connections' owners; a
+// policy that does without Config.Owners sees none.
+func (e *Engine) setReadsOwner() {
+	r, ok := e.policy.(policy.OwnerReader)
+	e.readsOwner = ok && r.ReadsOwner() && e.cfg.Mode == policy.ModeUserspace
+	if e.readsOwner && e.cfg.Owners == nil {
+		e.readsOwner = false
+		e.log.Warn("the policy selects connections by owner (unit, uid), but the engine cannot look owners up: those rules match nothing",
+			"policy", e.policy.Name())
+	}
 }
 
 // devIndex returns ifindex, else the index of the device named dev, else 0.

@@ -155,6 +155,11 @@ func (e *Engine) connEvent(ev *genl.Event) {
 	c := e.conns[ev.Token]
 	if c == nil {
 		c = e.newConn(ev.Token)
+		if e.readsOwner {
+			// Looked up at once, so that the answer is back by the
+			// time the connection is established.
+			e.askOwner(c)
+		}
 	}
 	e.touch(c)
 	c.touched = e.seq

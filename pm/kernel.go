@@ -49,6 +49,14 @@ type ConnLister interface {
 	ListConns() ([]ExistingConn, error)
 }
 
+// OwnerLookup reads who owns a connection's MPTCP socket; the daemon
+// implements it with sock_diag and the cgroup hierarchy. The engine's
+// workers call it, several at once, so it must be safe for concurrent
+// use. An unknown token gives an error matching os.ErrNotExist.
+type OwnerLookup interface {
+	Owner(token uint32) (policy.Owner, error)
+}
+
 // ExistingConn is a connection found by a ConnLister.
 type ExistingConn struct {
 	// Token is the connection's local token.

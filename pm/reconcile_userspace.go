@@ -22,6 +22,13 @@ func (e *Engine) reconcileConn(c *conn) {
 	if c.lane.closed || c.unmanaged || !c.established || !e.haveHost {
 		return
 	}
+	if e.readsOwner && c.ownerState != ownerDone {
+		// No plan before the owner is known: the answer reconciles c.
+		if c.ownerState == ownerUnasked {
+			e.askOwner(c)
+		}
+		return
+	}
 	if c.lane.busy {
 		c.lane.dirty = true
 		return
@@ -170,6 +177,7 @@ func (e *Engine) reconcileConn(c *conn) {
 func (e *Engine) policyConn(c *conn) policy.Conn {
 	pc := &e.connView
 	pc.Token, pc.Side, pc.Local, pc.Remote, pc.DenyJoinID0 = c.token, c.side, c.local, c.remote, c.denyJoinID0
+	pc.Owner = c.owner
 	pc.PeerAddrs = append(pc.PeerAddrs[:0], policy.PeerAddr{Addr: c.remote, Source: policy.SourceInitial})
 	pc.PeerAddrs = append(pc.PeerAddrs, c.peers...)
 	pc.Subflows = pc.Subflows[:0]
@@ -371,6 +379,19 @@ func (e *Engine) connResult(r *result) {
 			break
 		}
 		e.actionFailed(c, k, now, cmd, err)
+	case opOwner:
+		c.ownerState = ownerDone
+		c.lane.dirty = true
+		if err != nil {
+			lvl := slog.LevelWarn
+			if errors.Is(err, os.ErrNotExist) {
+				lvl = slog.LevelDebug // closed already
+			}
+			e.log.Log(e.ctx, lvl, "cannot read the connection's owner; rules by unit or uid do not select it",
+				"token", hexToken(c.token), "error", err)
+			break
+		}
+		c.owner = e.internOwner(r.owner)
 	case opConnAddrs:
 		c.addrsStale = false
 		c.lane.dirty = true

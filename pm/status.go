@@ -373,6 +373,15 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 	if c.unmanaged {
 		cs.PathManager = pmstate.PathManagerKernel
 	}
+	if c.owner != nil {
+		cs.Owner = &pmstate.Owner{UID: c.owner.UID, Cgroup: c.owner.Cgroup}
+	}
+	if r, ok := e.policy.(*policy.Router); ok && r.Rules() > 0 {
+		cs.Chain = "default"
+		if _, i := r.Route(e.policyConn(c)); i >= 0 {
+			cs.Chain = fmt.Sprintf("rules[%d]", i)
+		}
+	}
 	cs.PeerAddrs = append(cs.PeerAddrs, pmstate.PeerAddr{Addr: c.remote, Source: pmstate.SourceInitial})
 	for _, p := range c.peers {
 		cs.PeerAddrs = append(cs.PeerAddrs, pmstate.PeerAddr{ID: p.ID, Addr: p.Addr, Source: pmstate.AddrSource(p.Source.String())})

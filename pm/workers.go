@@ -6,6 +6,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/policy"
 )
 
 // op is the kind of a command.
@@ -24,6 +25,7 @@ const (
 	opDestroySubflow
 	opSetSubflowBackup
 	opConnAddrs
+	opOwner
 	numOps
 )
 
@@ -39,6 +41,7 @@ var opNames = [numOps]pmstate.Op{
 	opDestroySubflow:   pmstate.OpDestroySubflow,
 	opSetSubflowBackup: pmstate.OpSetSubflowBackup,
 	opConnAddrs:        pmstate.OpConnectionAddrs,
+	opOwner:            pmstate.OpOwnerLookup,
 }
 
 // name is the command's name in the state types.
@@ -162,17 +165,17 @@ func (e *Engine) sent(cmd *command) {
 	}
 }
 
-// worker runs commands from work on k until work is closed, stamping
-// each with the time it took it.
-func worker(k Kernel, now func() time.Time, work <-chan command, results chan<- result) {
+// worker runs commands from work on k (owner lookups on owners) until
+// work is closed, stamping each with the time it took it.
+func worker(k Kernel, owners OwnerLookup, now func() time.Time, work <-chan command, results chan<- result) {
 	for c := range work {
 		c.sent = now()
-		results <- execute(k, c)
+		results <- execute(k, owners, c)
 	}
 }
 
-// execute runs c on k.
-func execute(k Kernel, c command) result {
+// execute runs c on k, or on owners for an owner lookup.
+func execute(k Kernel, owners OwnerLookup, c command) result {
 	r := result{cmd: c}
 	switch c.op {
 	case opAddEndpoint:
@@ -197,6 +200,8 @@ func execute(k Kernel, c command) result {
 		r.err = k.SetSubflowBackup(c.token, c.local, c.remote, c.backup)
 	case opConnAddrs:
 		r.eps, r.err = k.ConnectionAddrs(c.token)
+	case opOwner:
+		r.owner, r.err = owners.Owner(c.token)
 	}
 	return r
 }
@@ -220,6 +225,7 @@ type result struct {
 	err    error
 	eps    []genl.Endpoint
 	limits genl.Limits
+	owner  policy.Owner
 }
 
 func (e *Engine) applyResult(r *result) {

@@ -28,7 +28,16 @@
 // After every step the chain sorts the plan and drops duplicates, so the
 // same view always gives the same plan, in the same order. A Router picks
 // a chain per connection by the first Rule whose Match selects it (peer
-// prefix, peer port, local port, side), the default chain otherwise.
+// prefix, peer port, local port, side, and the socket's owner: the
+// systemd unit whose cgroup it was created in, and its uid), the default
+// chain otherwise.
+//
+// # Owners
+//
+// A rule by unit or uid reads Conn.Owner, which the engine learns from
+// the kernel (sock_diag) only for a policy that implements OwnerReader
+// and reads it, as a Router with such a rule does. A connection whose
+// owner could not be learnt has a nil Owner and matches no such rule.
 //
 // # Registry and configuration
 //
@@ -40,8 +49,9 @@
 //	policy/fullmesh: unknown option "max_subflow"
 //
 // A policy may implement Validator (checked by New), Closer (released by
-// Chain.Close and Router.Close) and Describer (its options and defaults,
-// returned by Describe for `mptcpctl policies`).
+// Chain.Close and Router.Close), Describer (its options and defaults,
+// returned by Describe for `mptcpctl policies`), HealthReader and
+// OwnerReader.
 //
 // # JSON
 //
@@ -66,7 +76,8 @@
 //	 "peer_addrs":[{"id":0,"addr":"203.0.113.1:443","source":"initial"},
 //	               {"id":1,"addr":"203.0.113.2:443","source":"announced"}],
 //	 "subflows":[{"local":"192.0.2.1:40000","remote":"203.0.113.1:443","local_id":0,
-//	              "remote_id":0,"established":true}]}
+//	              "remote_id":0,"established":true}],
+//	 "owner":{"uid":1000,"cgroup":"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"}}
 //
 //	{"paths":[{"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.1:443"},
 //	          {"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.2:443"}],

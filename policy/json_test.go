@@ -40,6 +40,7 @@ func docConn() Conn {
 			{ID: 1, Addr: netip.MustParseAddrPort("203.0.113.2:443"), Source: SourceAnnounced},
 		},
 		Subflows: []Subflow{{Local: netip.MustParseAddrPort("192.0.2.1:40000"), Remote: netip.MustParseAddrPort("203.0.113.1:443"), Established: true}},
+		Owner:    &Owner{UID: 1000, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"},
 	}
 }
 
@@ -76,7 +77,8 @@ func TestJSON(t *testing.T) {
 			"peer_addrs":[{"id":0,"addr":"203.0.113.1:443","source":"initial"},
 			{"id":1,"addr":"203.0.113.2:443","source":"announced"}],
 			"subflows":[{"local":"192.0.2.1:40000","remote":"203.0.113.1:443","local_id":0,
-			"remote_id":0,"established":true}]}`},
+			"remote_id":0,"established":true}],
+			"owner":{"uid":1000,"cgroup":"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"}}`},
 		{"conn plan", docConnPlan(), `{"paths":[{"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.1:443"},
 			{"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.2:443"}],
 			"announces":null}`},
@@ -90,6 +92,8 @@ func TestJSON(t *testing.T) {
 		{"rule", RuleSpec{Match: Match{PeerPrefix: mustPrefix("2001:db8::/32"), PeerPort: 443, LocalPort: 0, Side: SideServer},
 			Chain: []Spec{{Name: "fullmesh", Config: json.RawMessage(`{"role":"server"}`)}}},
 			`{"peer_prefix":"2001:db8::/32","peer_port":443,"side":"server","chain":[{"name":"fullmesh","config":{"role":"server"}}]}`},
+		{"rule by owner", RuleSpec{Match: Match{Unit: "backup.service", UID: new(uint32(0))}, Chain: []Spec{{Name: "fullmesh"}}},
+			`{"unit":"backup.service","uid":0,"chain":[{"name":"fullmesh"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +120,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	testRoundTrip(t, docConnPlan())
 	testRoundTrip(t, docKernelPlan())
 	testRoundTrip(t, Config{Chain: []Spec{{Name: "fullmesh"}}, Rules: []RuleSpec{{Match: Match{Side: SideClient, LocalPort: 1}, Chain: []Spec{{Name: "x", Config: json.RawMessage(`{"a":1}`)}}}}})
+	testRoundTrip(t, Config{Chain: []Spec{{Name: "fullmesh"}}, Rules: []RuleSpec{{Match: Match{Unit: "a.service", UID: new(uint32(0))}, Chain: []Spec{{Name: "x"}}}}})
 }
 
 // testRoundTrip checks that v survives marshalling and unmarshalling.

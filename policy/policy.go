@@ -42,6 +42,15 @@ type HealthReader interface {
 	ReadsHealth() bool
 }
 
+// OwnerReader is implemented by policies that decide from a connection's
+// owner (Conn.Owner). Learning it costs a sock_diag lookup per
+// connection, so the engine does it only when the policy it runs reads
+// it; otherwise Conn.Owner is nil.
+type OwnerReader interface {
+	// ReadsOwner reports whether the policy reads Conn.Owner.
+	ReadsOwner() bool
+}
+
 // Describer is implemented by policies that document their options, for
 // `mptcpctl policies`.
 type Describer interface {

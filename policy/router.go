@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Match selects connections for a Rule. A zero field matches everything,
@@ -20,6 +21,13 @@ type Match struct {
 	LocalPort uint16 `json:"local_port,omitempty"`
 	// Side matches the connection's side; SideAny matches both.
 	Side Side `json:"side,omitempty"`
+	// Unit matches connections whose socket was created in the cgroup of
+	// the systemd unit Unit ("backup.service", "app.slice") or below it
+	// (Owner.InUnit).
+	Unit string `json:"unit,omitempty"`
+	// UID matches connections whose socket the user UID owns
+	// (Owner.UID); nil matches any.
+	UID *uint32 `json:"uid,omitempty"`
 }
 
 // Matches reports whether c is selected by m.
@@ -37,9 +45,16 @@ func (m Match) Matches(c Conn) bool {
 		return false
 	case m.Side != SideAny && m.Side != c.Side:
 		return false
+	case m.Unit != "" && (c.Owner == nil || !c.Owner.InUnit(m.Unit)):
+		return false
+	case m.UID != nil && (c.Owner == nil || c.Owner.UID != *m.UID):
+		return false
 	}
 	return true
 }
+
+// readsOwner reports whether m selects by the connection's owner.
+func (m Match) readsOwner() bool { return m.Unit != "" || m.UID != nil }
 
 func (m Match) validate() error {
 	if m.Side > SideServer {
@@ -47,6 +62,12 @@ func (m Match) validate() error {
 	}
 	if m.PeerPrefix.IsValid() && m.PeerPrefix.Addr().Is4In6() {
 		return fmt.Errorf("peer_prefix: %s is IPv4-mapped; write the IPv4 prefix", m.PeerPrefix)
+	}
+	if strings.ContainsRune(m.Unit, '/') || m.Unit == "." || m.Unit == ".." {
+		return fmt.Errorf("unit: %q is not a unit name such as \"backup.service\"", m.Unit)
+	}
+	if m.UID != nil && *m.UID == 1<<32-1 {
+		return fmt.Errorf("uid: %d is not a valid uid", *m.UID)
 	}
 	return nil
 }
@@ -79,7 +100,10 @@ type Router struct {
 	rules []Rule
 }
 
-var _ Policy = (*Router)(nil)
+var (
+	_ Policy      = (*Router)(nil)
+	_ OwnerReader = (*Router)(nil)
+)
 
 // NewRouter returns a Router over def and rules. Prefixes are masked.
 func NewRouter(def Policy, rules ...Rule) (*Router, error) {
@@ -95,6 +119,9 @@ func NewRouter(def Policy, rules ...Rule) (*Router, error) {
 			return nil, fmt.Errorf("policy: rules[%d].%w", i, err)
 		}
 		ru.Match.PeerPrefix = ru.Match.PeerPrefix.Masked()
+		if ru.Match.UID != nil {
+			ru.Match.UID = new(*ru.Match.UID)
+		}
 		r.rules[i] = ru
 	}
 	return r, nil
@@ -142,6 +169,20 @@ func (r *Router) Route(c Conn) (Policy, int) {
 		}
 	}
 	return r.def, -1
+}
+
+// Rules returns the number of rules.
+func (r *Router) Rules() int { return len(r.rules) }
+
+// ReadsOwner implements OwnerReader: whether a rule selects by unit or
+// uid.
+func (r *Router) ReadsOwner() bool {
+	for _, ru := range r.rules {
+		if ru.Match.readsOwner() {
+			return true
+		}
+	}
+	return false
 }
 
 // Name implements Policy: the default policy's name, with the number of

@@ -15,6 +15,16 @@ func TestMatch(t *testing.T) {
 	client := Conn{Side: SideClient, Local: netip.MustParseAddrPort("192.0.2.1:40000"), Remote: netip.MustParseAddrPort("203.0.113.7:443")}
 	server := Conn{Side: SideServer, Local: netip.MustParseAddrPort("[2001:db8:1::1]:8080"), Remote: netip.MustParseAddrPort("[2001:db8:9::5]:51000")}
 	mapped := Conn{Side: SideServer, Local: netip.MustParseAddrPort("[::ffff:192.0.2.1]:8080"), Remote: netip.MustParseAddrPort("[::ffff:203.0.113.7]:51000")}
+	owned := func(uid uint32, cgroup string) Conn {
+		c := client
+		c.Owner = &Owner{UID: uid, Cgroup: cgroup}
+		return c
+	}
+	backup := owned(0, "/system.slice/backup.service")
+	backupWorker := owned(0, "/system.slice/backup.service/worker")
+	userBackup := owned(1000, "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service")
+	browser := owned(1000, "/user.slice/user-1000.slice/user@1000.service/app.slice/app-firefox-1234.scope")
+	noCgroup := owned(0, "")
 	tests := []struct {
 		name string
 		m    Match
@@ -39,6 +49,22 @@ func TestMatch(t *testing.T) {
 		{"side server", Match{Side: SideServer}, server, true},
 		{"all fields", Match{PeerPrefix: mustPrefix("203.0.113.0/24"), PeerPort: 443, Side: SideClient}, client, true},
 		{"all fields but one", Match{PeerPrefix: mustPrefix("203.0.113.0/24"), PeerPort: 443, Side: SideServer}, client, false},
+		{"unit", Match{Unit: "backup.service"}, backup, true},
+		{"unit below", Match{Unit: "backup.service"}, backupWorker, true},
+		{"unit's slice", Match{Unit: "system.slice"}, backup, true},
+		{"unit of a user", Match{Unit: "backup.service"}, userBackup, true},
+		{"unit other", Match{Unit: "backup.service"}, browser, false},
+		{"unit prefix of another", Match{Unit: "backup"}, backup, false},
+		{"unit, owner unknown", Match{Unit: "backup.service"}, client, false},
+		{"unit, cgroup unknown", Match{Unit: "backup.service"}, noCgroup, false},
+		{"uid", Match{UID: new(uint32(1000))}, browser, true},
+		{"uid other", Match{UID: new(uint32(1000))}, backup, false},
+		{"uid root", Match{UID: new(uint32(0))}, backup, true},
+		{"uid root, owner unknown", Match{UID: new(uint32(0))}, client, false},
+		{"uid and unit", Match{UID: new(uint32(1000)), Unit: "backup.service"}, userBackup, true},
+		{"uid and unit but one", Match{UID: new(uint32(0)), Unit: "backup.service"}, userBackup, false},
+		{"unit and port", Match{Unit: "backup.service", PeerPort: 443}, backup, true},
+		{"unit and port but one", Match{Unit: "backup.service", PeerPort: 80}, backup, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +113,55 @@ func TestRouter(t *testing.T) {
 	if got, want := r.Name(), "def (+3 rules)"; got != want {
 		t.Errorf("Name() = %q, want %q", got, want)
 	}
+	if r.ReadsOwner() {
+		t.Error("ReadsOwner() = true without a rule by unit or uid")
+	}
+	if r.Rules() != 3 {
+		t.Errorf("Rules() = %d, want 3", r.Rules())
+	}
+}
+
+// TestRouterOwner: rules by unit and by uid route by Conn.Owner, a
+// connection whose owner is unknown takes the next rule, and the Router
+// reads the owner only when a rule needs it.
+func TestRouterOwner(t *testing.T) {
+	t.Parallel()
+	def, backup, alice := &fake{name: "def"}, &fake{name: "backup"}, &fake{name: "alice"}
+	uid := uint32(1000)
+	r, err := NewRouter(def,
+		Rule{Match: Match{Unit: "backup.service"}, Policy: backup},
+		Rule{Match: Match{UID: &uid}, Policy: alice},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid = 0 // the router keeps its own copy
+	if !r.ReadsOwner() {
+		t.Error("ReadsOwner() = false with rules by unit and uid")
+	}
+	tests := []struct {
+		name  string
+		owner *Owner
+		want  Policy
+	}{
+		{"the service", &Owner{UID: 0, Cgroup: "/system.slice/backup.service"}, backup},
+		{"the service as the user", &Owner{UID: 1000, Cgroup: "/system.slice/backup.service"}, backup},
+		{"the user's browser", &Owner{UID: 1000, Cgroup: "/user.slice/user-1000.slice/session-2.scope"}, alice},
+		{"root elsewhere", &Owner{UID: 0, Cgroup: "/system.slice/sshd.service"}, def},
+		{"owner unknown", nil, def},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if p, _ := r.Route(Conn{Side: SideClient, Owner: tt.owner}); p != tt.want {
+				t.Errorf("Route = %s, want %s", p.Name(), tt.want.Name())
+			}
+		})
+	}
+	only, err := NewRouter(def, Rule{Match: Match{UID: new(uint32(0))}, Policy: alice})
+	if err != nil || !only.ReadsOwner() {
+		t.Errorf("a router with a rule by uid 0: ReadsOwner() = %v, %v; want true", only.ReadsOwner(), err)
+	}
 }
 
 // TestRouterPlans checks that Conn runs the routed chain and Kernel the
@@ -130,6 +205,12 @@ func TestNewRouterErrors(t *testing.T) {
 		{"bad side", &fake{}, []Rule{{Match: Match{Side: 7}, Policy: &fake{}}}, "policy: rules[0].side: invalid side 7"},
 		{"mapped prefix", &fake{}, []Rule{{Match: Match{PeerPrefix: mustPrefix("::ffff:192.0.2.0/120")}, Policy: &fake{}}},
 			"policy: rules[0].peer_prefix: ::ffff:192.0.2.0/120 is IPv4-mapped; write the IPv4 prefix"},
+		{"unit path", &fake{}, []Rule{{Match: Match{PeerPort: 1}, Policy: &fake{}}, {Match: Match{Unit: "system.slice/a.service"}, Policy: &fake{}}},
+			`policy: rules[1].unit: "system.slice/a.service" is not a unit name such as "backup.service"`},
+		{"unit dot", &fake{}, []Rule{{Match: Match{Unit: ".."}, Policy: &fake{}}},
+			`policy: rules[0].unit: ".." is not a unit name such as "backup.service"`},
+		{"uid -1", &fake{}, []Rule{{Match: Match{UID: new(uint32(1<<32 - 1))}, Policy: &fake{}}},
+			"policy: rules[0].uid: 4294967295 is not a valid uid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

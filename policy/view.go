@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -179,6 +180,44 @@ type Conn struct {
 	// Subflows are the connection's current subflows, the initial one
 	// included while it lives.
 	Subflows []Subflow `json:"subflows"`
+	// Owner is who opened the connection's socket. The engine learns it
+	// only for a policy that reads it (OwnerReader: a Router with a rule
+	// by unit or uid), before its first plan for the connection; nil
+	// otherwise, or when it could not be learnt (the connection closed
+	// at once).
+	Owner *Owner `json:"owner,omitempty"`
+}
+
+// Owner is the owner of a connection's MPTCP socket, as the kernel
+// reports it (sock_diag): both are set when the socket is created. A
+// connection this host accepted starts with its listener's; accept()
+// gives it the uid of the task that accepts, usually the listener's.
+type Owner struct {
+	// UID is the socket's owner: the fsuid of the task that created it
+	// (or accepted it).
+	UID uint32 `json:"uid"`
+	// Cgroup is the path of the socket's cgroup v2 from the hierarchy's
+	// root, the cgroup its creator ran in then: "/system.slice/backup.service".
+	// Empty when unknown (no cgroup v2, or the cgroup is gone).
+	Cgroup string `json:"cgroup,omitempty"`
+}
+
+// InUnit reports whether the owner's cgroup is the cgroup of the systemd
+// unit named unit or below it: whether one of the path's components is
+// unit. systemd names a unit's cgroup after the unit, in whichever slice
+// it runs ("/system.slice/backup.service/…", or
+// "/user.slice/user-1000.slice/user@1000.service/app.slice/…" for a
+// user's units), and a slice's cgroup holds its units' cgroups.
+func (o Owner) InUnit(unit string) bool {
+	if unit == "" {
+		return false
+	}
+	for c := range strings.SplitSeq(o.Cgroup, "/") {
+		if c == unit {
+			return true
+		}
+	}
+	return false
 }
 
 // PeerAddr is an address of the peer of a connection.

@@ -39,9 +39,10 @@ func testUserspaceStatus() *ctlapi.Status {
 	return &ctlapi.Status{
 		Version: "v1.2.3", Mode: pmstate.ModeUserspace, Ready: true, Started: daemonT0, UptimeSeconds: 3723.4,
 		ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
-		Policy: ctlapi.Policy{Name: "fullmesh (+1 rules)", Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}},
+		Policy: ctlapi.Policy{Name: "fullmesh (+2 rules)", Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}},
 			Rules: []ctlapi.PolicyRule{{PeerPrefix: netip.MustParsePrefix("203.0.113.0/24"), PeerPort: 443,
-				Side: pmstate.SideClient, Chain: []ctlapi.PolicySpec{{Name: "fullmesh", Config: json.RawMessage(`{ "max_subflows": 1 }`)}}}}},
+				Side: pmstate.SideClient, Chain: []ctlapi.PolicySpec{{Name: "fullmesh", Config: json.RawMessage(`{ "max_subflows": 1 }`)}}},
+				{Unit: "backup.service", UID: new(uint32(0)), Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}, {Name: "cost-aware"}}}}},
 		Links:       testDaemonLinks(),
 		Endpoints:   []pmstate.Endpoint{},
 		Connections: 2, InFlight: 1,
@@ -83,6 +84,8 @@ func testPaths() *ctlapi.Paths {
 	return &ctlapi.Paths{Mode: pmstate.ModeUserspace, Conns: []pmstate.Conn{
 		{Token: 0x3f97be70, Side: pmstate.SideClient, Local: dap("192.0.2.1:40000"), Remote: dap("192.0.2.2:8080"),
 			Since: daemonT0, Established: true, PathManager: pmstate.PathManagerUserspace,
+			Owner:     &pmstate.Owner{UID: 1000, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"},
+			Chain:     "rules[0]",
 			PeerAddrs: []pmstate.PeerAddr{{Addr: dap("192.0.2.2:8080"), Source: pmstate.SourceInitial}},
 			Paths: []pmstate.Path{
 				{Local: daddr("192.0.2.1"), Remote: dap("192.0.2.2:8080"), Desired: true, State: pmstate.PathEstablished,
@@ -101,7 +104,7 @@ func testPaths() *ctlapi.Paths {
 					BackoffUntil: daemonT0.Add(time.Second), LastError: "genl: announce: address not found"},
 			}},
 		{Token: 0x0000000a, Side: pmstate.SideServer, Local: dap("[2001:db8:1::1]:443"), Remote: dap("[2001:db8:1::2]:50000"),
-			Since: daemonT0, PathManager: pmstate.PathManagerUserspace, DenyJoinID0: true, Paths: []pmstate.Path{}},
+			Since: daemonT0, PathManager: pmstate.PathManagerUserspace, DenyJoinID0: true, Chain: "default", Paths: []pmstate.Path{}},
 	}}
 }
 

@@ -21,7 +21,8 @@ func (a *app) pathsCmd() *cobra.Command {
 		Long: `Show, for every connection the mptcpgod daemon manages (userspace mode), or the
 one with token TOKEN, the paths its policy wants beside the subflows the
 connection has. Each connection is a heading line (token, side, local → remote,
-path manager) followed by its paths:
+path manager; with rules by unit or uid, its socket's owner, uid and cgroup;
+with rules, the chain that decides: default or rules[N]) followed by its paths:
 
     LOCAL → REMOTE  the path
     DEV             the interface the policy binds it to
@@ -180,6 +181,15 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 	}
 	if c.DenyJoinID0 {
 		head += "  peer denies joins to its initial address"
+	}
+	if c.Owner != nil {
+		head += fmt.Sprintf("  uid %d", c.Owner.UID)
+		if c.Owner.Cgroup != "" {
+			head += "  cgroup " + c.Owner.Cgroup
+		}
+	}
+	if c.Chain != "" {
+		head += "  chain " + c.Chain
 	}
 	if _, err := fmt.Fprintln(w, head); err != nil {
 		return err

@@ -236,6 +236,12 @@ func formatMatch(m ctlapi.PolicyRule) string {
 	if m.Side != "" {
 		parts = append(parts, "side "+string(m.Side))
 	}
+	if m.Unit != "" {
+		parts = append(parts, "unit "+m.Unit)
+	}
+	if m.UID != nil {
+		parts = append(parts, fmt.Sprintf("uid %d", *m.UID))
+	}
 	if len(parts) == 0 {
 		return "any connection"
 	}

@@ -85,7 +85,12 @@ type PolicyRule struct {
 	// LocalPort matches the local initial port.
 	LocalPort uint16 `json:"local_port,omitempty"`
 	// Side matches the connection's side; "" matches both.
-	Side  pmstate.Side `json:"side,omitempty"`
+	Side pmstate.Side `json:"side,omitempty"`
+	// Unit matches the connections whose socket was created in the
+	// systemd unit's cgroup or below it; UID those the user owns (nil:
+	// any).
+	Unit  string       `json:"unit,omitempty"`
+	UID   *uint32      `json:"uid,omitempty"`
 	Chain []PolicySpec `json:"chain"`
 }
 

@@ -18,18 +18,19 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 )
 
-// The mptcpgod binary, built once by the first test that needs it and
-// removed by TestMain.
+// The mptcpgod and mptcpctl binaries, built once by the first test that
+// needs one and removed by TestMain.
 var (
 	buildOnce sync.Once
 	binDir    string
-	binPath   string
 	buildErr  error
 )
 
 func TestMain(m *testing.M) {
+	ownertest.RunChild()
 	code := m.Run()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
@@ -37,17 +38,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary returns the path of the mptcpgod binary, building it on first
-// use.
-func binary(t *testing.T) string {
+// binary returns the path of the binary name, mptcpgod or mptcpctl,
+// building both on first use.
+func binary(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "mptcpgod-test-")
 		if buildErr != nil {
 			return
 		}
-		binPath = filepath.Join(binDir, "mptcpgod")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/mptcpgod/mptcpgod/cmd/mptcpgod").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir, "github.com/mptcpgod/mptcpgod/cmd/mptcpgod",
+			"github.com/mptcpgod/mptcpgod/cmd/mptcpctl").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -55,7 +56,7 @@ func binary(t *testing.T) string {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return binPath
+	return filepath.Join(binDir, name)
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.
@@ -88,7 +89,7 @@ type process struct {
 // it logs that it is ready.
 func run(t *testing.T, h *netnstest.Host, configPath string) *process {
 	t.Helper()
-	p := &process{cmd: h.Command(binary(t), "--config", configPath), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: h.Command(binary(t, "mptcpgod"), "--config", configPath), stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -257,7 +258,7 @@ func TestNotifyReadyAndWatchdog(t *testing.T) {
 	defer conn.Close()
 
 	const period = time.Second
-	cmd := tb.Client.Command(binary(t), "--config", writeConfig(t, "", config("kernel")))
+	cmd := tb.Client.Command(binary(t, "mptcpgod"), "--config", writeConfig(t, "", config("kernel")))
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", period.Microseconds()))
 	var stderr syncBuffer
 	cmd.Stderr = &stderr

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os/user"
 	"path"
 	"regexp"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/mptcpgod/mptcpgod/internal/force"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/internal/safefile"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
@@ -446,8 +448,81 @@ func (k *checker) rule(key string, r RuleFile) policy.RuleSpec {
 	if err := rs.Side.UnmarshalText([]byte(r.Side)); err != nil {
 		k.fail(key+".side", "%q is not any, client or server", r.Side)
 	}
+	if r.Unit != "" {
+		if err := force.CheckUnitName(r.Unit); err != nil {
+			k.fail(key+".unit", "%v", err)
+		} else {
+			rs.Unit = r.Unit
+		}
+	}
+	rs.UID = k.uid(key+".uid", r.UID)
 	rs.Chain = k.chain(key+".chain", r.Chain)
 	return rs
+}
+
+// lookupUser resolves a user name to its uid; tests replace it.
+var lookupUser = func(name string) (string, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return "", err
+	}
+	return u.Uid, nil
+}
+
+// uid checks a rule's uid: nil or "" for any, an integer, or the name of
+// a user of this host, resolved now.
+func (k *checker) uid(key string, v any) *uint32 {
+	const maxUID = 1<<32 - 2 // (uid_t)-1 is no uid
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case int64:
+		if v < 0 || v > maxUID {
+			k.fail(key, "%d is not a uid (0 to %d)", v, maxUID)
+			return nil
+		}
+		return new(uint32(v))
+	case string:
+		if v == "" {
+			return nil
+		}
+		if n, err := strconv.ParseUint(v, 10, 32); err == nil && n <= maxUID {
+			return new(uint32(n))
+		}
+		uid, err := lookupUser(v)
+		if err != nil {
+			if errors.As(err, new(user.UnknownUserError)) {
+				k.fail(key, "no user %q on this host (a user that exists only while its service runs, DynamicUser=, is selected by unit)", v)
+			} else {
+				k.fail(key, "cannot look up user %q: %v", v, err)
+			}
+			return nil
+		}
+		n, err := strconv.ParseUint(uid, 10, 32)
+		if err != nil || n > maxUID {
+			k.fail(key, "user %q has uid %q, which is not a uid", v, uid)
+			return nil
+		}
+		return new(uint32(n))
+	default:
+		k.fail(key, "a TOML %s where a uid or a user name belongs", tomlValueType(v))
+		return nil
+	}
+}
+
+// tomlValueType names the TOML type go-toml decoded v from.
+func tomlValueType(v any) string {
+	switch v.(type) {
+	case float64:
+		return "float"
+	case bool:
+		return "boolean"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "table"
+	}
+	return "date or time"
 }
 
 // BuildPolicy builds the configured policies and returns their router. A

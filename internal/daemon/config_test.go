@@ -53,6 +53,18 @@ func TestDefaultConfig(t *testing.T) {
 	}
 }
 
+// The configuration tests know a user alice (uid 1000), whatever users
+// this host has; other names are looked up as usual.
+func init() {
+	real := lookupUser
+	lookupUser = func(name string) (string, error) {
+		if name == "alice" {
+			return "1000", nil
+		}
+		return real(name)
+	}
+}
+
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name string
@@ -141,6 +153,23 @@ config = { families = "ipv6" }
 local_port = 80
 [[policy.rules.chain]]
 name = "fullmesh"
+
+[[policy.rules]]
+unit = "backup.service"
+uid = 0
+[[policy.rules.chain]]
+name = "fullmesh"
+
+[[policy.rules]]
+unit = "app.slice"
+uid = "alice"
+[[policy.rules.chain]]
+name = "fullmesh"
+
+[[policy.rules]]
+uid = "4242"
+[[policy.rules.chain]]
+name = "fullmesh"
 `,
 			want: func(c *Config) {
 				c.Policy = policy.Config{
@@ -152,6 +181,18 @@ name = "fullmesh"
 						},
 						{
 							Match: policy.Match{LocalPort: 80},
+							Chain: []policy.Spec{{Name: "fullmesh"}},
+						},
+						{
+							Match: policy.Match{Unit: "backup.service", UID: new(uint32(0))},
+							Chain: []policy.Spec{{Name: "fullmesh"}},
+						},
+						{
+							Match: policy.Match{Unit: "app.slice", UID: new(uint32(1000))},
+							Chain: []policy.Spec{{Name: "fullmesh"}},
+						},
+						{
+							Match: policy.Match{UID: new(uint32(4242))},
 							Chain: []policy.Spec{{Name: "fullmesh"}},
 						},
 					},
@@ -455,6 +496,47 @@ peer_prefix = "::ffff:192.0.2.0/120"
 				`f.toml:3: key "policy.rules[0].side": "both" is not any, client or server`,
 				`f.toml:7: key "policy.rules[1].chain": empty, want at least one policy`,
 				`f.toml:8: key "policy.rules[1].peer_prefix": ::ffff:192.0.2.0/120 is IPv4-mapped; write the IPv4 prefix`,
+			},
+		},
+		{
+			name: "rules by owner",
+			in: `[[policy.rules]]
+unit = "backup.timer"
+uid = "nosuchuser"
+[[policy.rules.chain]]
+name = "fullmesh"
+
+[[policy.rules]]
+unit = "getty@.service"
+uid = -1
+[[policy.rules.chain]]
+name = "fullmesh"
+
+[[policy.rules]]
+unit = "a/b.slice"
+uid = 4294967295
+[[policy.rules.chain]]
+name = "fullmesh"
+
+[[policy.rules]]
+uid = 1.5
+[[policy.rules.chain]]
+name = "fullmesh"
+
+[[policy.rules]]
+uid = ["alice"]
+[[policy.rules.chain]]
+name = "fullmesh"
+`,
+			want: []string{
+				`f.toml:2: key "policy.rules[0].unit": "backup.timer" is not a service, scope or slice: want NAME.service, NAME.scope or NAME.slice`,
+				`f.toml:3: key "policy.rules[0].uid": no user "nosuchuser" on this host (a user that exists only while its service runs, DynamicUser=, is selected by unit)`,
+				`f.toml:8: key "policy.rules[1].unit": "getty@.service" is a template: name an instance such as getty@NAME.service`,
+				`f.toml:9: key "policy.rules[1].uid": -1 is not a uid (0 to 4294967294)`,
+				`f.toml:14: key "policy.rules[2].unit": "a/b.slice" contains '/', which systemd does not allow in a unit name`,
+				`f.toml:15: key "policy.rules[2].uid": 4294967295 is not a uid (0 to 4294967294)`,
+				`f.toml:20: key "policy.rules[3].uid": a TOML float where a uid or a user name belongs`,
+				`f.toml:25: key "policy.rules[4].uid": a TOML array where a uid or a user name belongs`,
 			},
 		},
 	}

@@ -63,6 +63,7 @@ type Daemon struct {
 
 	sub    *genl.Subscription // userspace mode
 	conns  *connLister        // userspace mode
+	owners *ownerLookup       // userspace mode
 	engine *pm.Engine
 	linksC chan linkmon.Config // one slot, latest wins
 	ready  chan struct{}
@@ -197,6 +198,11 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	if d.ctl, err = newControl(d, cfg, opts); err != nil {
 		return nil, err
 	}
+	var owners pm.OwnerLookup
+	if d.mode == policy.ModeUserspace {
+		d.owners = newOwnerLookup(opts.NetNS, log)
+		owners = d.owners
+	}
 	pcfg := pm.Config{
 		Observe:        d.ctl.observe,
 		Mode:           d.mode,
@@ -205,6 +211,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		Workers:        cfg.Workers,
 		Events:         events,
 		Conns:          d.conns,
+		Owners:         owners,
 		OwnedIDs:       cfg.OwnedIDs,
 		WithdrawOnExit: cfg.WithdrawOnExit,
 		Backoff:        cfg.Backoff,
@@ -281,6 +288,11 @@ func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 // Status returns the engine's state; it fails with pm.ErrNotRunning
 // unless Run runs.
 func (d *Daemon) Status(ctx context.Context) (pmstate.Status, error) { return d.engine.Status(ctx) }
+
+// Conns returns a page of the engine's connections (userspace mode).
+func (d *Daemon) Conns(ctx context.Context, q pmstate.ConnQuery) (pmstate.ConnPage, error) {
+	return d.engine.Conns(ctx, q)
+}
 
 // Run runs the daemon until ctx is done, then stops (in kernel mode,
 // withdrawing the owned endpoints when so configured), releases what New
@@ -547,6 +559,10 @@ func (d *Daemon) Close() {
 	if d.conns != nil {
 		errs = append(errs, d.conns.Close())
 		d.conns = nil
+	}
+	if d.owners != nil {
+		errs = append(errs, d.owners.Close())
+		d.owners = nil
 	}
 	if d.ctl != nil {
 		errs = append(errs, d.ctl.close())

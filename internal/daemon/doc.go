@@ -24,6 +24,10 @@
 // done: the link monitor feeds the engine the host's links and addresses,
 // the event subscription feeds it the kernel's events, and sock_diag lists
 // existing connections when the engine adopts them or resynchronises.
+// With rules by unit or uid, the engine's workers look up each new
+// connection's owner (owners.go): its socket's uid and cgroup id from a
+// sock_diag socket of its own, and the cgroup's path from the cgroup v2
+// hierarchy (package cgroups), both opened at the first lookup.
 // The control socket ([control], package ctlhttp; its wire types are
 // ctlapi's) serves the engine's state, the links, the compiled-in
 // policies, reloads and the engine's decisions to mptcpctl; the metrics

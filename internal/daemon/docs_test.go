@@ -205,3 +205,39 @@ func TestDocsAndDist(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesExamples: the configurations of docs/policies.md's "Rules per
+// application" and docs/transparent.md's are files the daemon
+// reads (alice is uid 1000 here), and their policies build.
+func TestRulesExamples(t *testing.T) {
+	for _, doc := range []struct{ path, section string }{
+		{"../../docs/policies.md", "\n## Rules per application\n"},
+		{"../../docs/transparent.md", "\n## Rules per application\n"},
+	} {
+		b, err := os.ReadFile(doc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, section, ok := strings.Cut(string(b), doc.section)
+		if !ok {
+			t.Fatalf("%s has no section %q", doc.path, strings.TrimSpace(doc.section))
+		}
+		section, _, _ = strings.Cut(section, "\n## ")
+		blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(section, -1)
+		if len(blocks) != 1 {
+			t.Fatalf("%s: %d TOML blocks in the section, want 1", doc.path, len(blocks))
+		}
+		cfg, err := Parse(doc.path, []byte(blocks[0][1]))
+		if err != nil {
+			t.Fatalf("%s: %v", doc.path, err)
+		}
+		r, err := cfg.BuildPolicy()
+		if err != nil {
+			t.Fatalf("%s: %v", doc.path, err)
+		}
+		if !r.ReadsOwner() {
+			t.Errorf("%s: the example's router does not read owners", doc.path)
+		}
+		_ = r.Close()
+	}
+}

@@ -120,11 +120,17 @@ type SpecFile struct {
 // RuleFile is one [[policy.rules]] entry: a match and the chain for the
 // connections it selects (userspace mode).
 type RuleFile struct {
-	PeerPrefix string     `toml:"peer_prefix"`
-	PeerPort   uint16     `toml:"peer_port"`
-	LocalPort  uint16     `toml:"local_port"`
-	Side       string     `toml:"side"`
-	Chain      []SpecFile `toml:"chain"`
+	PeerPrefix string `toml:"peer_prefix"`
+	PeerPort   uint16 `toml:"peer_port"`
+	LocalPort  uint16 `toml:"local_port"`
+	Side       string `toml:"side"`
+	// Unit is a systemd service, scope or slice whose cgroup (and the
+	// cgroups below it) the connection's socket was created in.
+	Unit string `toml:"unit"`
+	// UID is the socket owner's uid, as an integer or a user name
+	// resolved when the file is read; "" or absent selects any.
+	UID   any        `toml:"uid"`
+	Chain []SpecFile `toml:"chain"`
 }
 
 // DefaultFile returns the configuration of an empty file.

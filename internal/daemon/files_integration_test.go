@@ -17,7 +17,7 @@ import (
 // it to exit on its own; it returns the exit status and standard error.
 func exited(t *testing.T, h *netnstest.Host, configPath string) (int, string) {
 	t.Helper()
-	cmd := h.Command(binary(t), "--config", configPath)
+	cmd := h.Command(binary(t, "mptcpgod"), "--config", configPath)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -120,6 +120,37 @@ func TestCheckServiceName(t *testing.T) {
 	}
 }
 
+func TestCheckUnitName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"backup.service", true},
+		{"getty@tty1.service", true},
+		{"session-2.scope", true},
+		{"app-firefox-1234.scope", true},
+		{"user-1000.slice", true},
+		{"-.slice", true},
+		{"user@1000.service", true},
+		{"", false},
+		{"backup", false},
+		{"backup.socket", false},
+		{"backup.timer", false},
+		{".scope", false},
+		{"getty@.service", false},
+		{"a@b.slice", false},
+		{"a@b.scope", false},
+		{"a/b.slice", false},
+		{"sys tem.slice", false},
+		{string(make([]byte, 300)) + ".scope", false},
+	}
+	for _, tt := range tests {
+		if err := CheckUnitName(tt.name); (err == nil) != tt.ok {
+			t.Errorf("CheckUnitName(%q) = %v, want ok %v", tt.name, err, tt.ok)
+		}
+	}
+}
+
 func TestCgroupPath(t *testing.T) {
 	tests := []struct {
 		slice, unit, want string

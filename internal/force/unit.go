@@ -18,12 +18,41 @@ func CheckServiceName(name string) error {
 		return fmt.Errorf("an empty unit name: want NAME.service")
 	case !ok:
 		return fmt.Errorf("%q is not a service: want NAME.service", name)
+	case strings.HasSuffix(base, "@") && len(name) <= maxUnitName:
+		return fmt.Errorf("%q is a template: force an instance such as %sNAME.service", name, base)
+	}
+	return checkUnit(name, base, ".service")
+}
+
+// cgroupUnitTypes are the unit types whose units have a cgroup of their
+// own that their processes run in.
+var cgroupUnitTypes = []string{".service", ".scope", ".slice"}
+
+// CheckUnitName checks that name is the name of a systemd unit that has
+// a cgroup its processes run in: a service (NAME.service, or an instance
+// NAME@INSTANCE.service), a scope (NAME.scope) or a slice (NAME.slice),
+// of the characters systemd allows, not a template.
+func CheckUnitName(name string) error {
+	if name == "" {
+		return fmt.Errorf("an empty unit name: want NAME.service, NAME.scope or NAME.slice")
+	}
+	for _, typ := range cgroupUnitTypes {
+		if base, ok := strings.CutSuffix(name, typ); ok {
+			return checkUnit(name, base, typ)
+		}
+	}
+	return fmt.Errorf("%q is not a service, scope or slice: want NAME.service, NAME.scope or NAME.slice", name)
+}
+
+// checkUnit checks the unit name, base before its type suffix typ.
+func checkUnit(name, base, typ string) error {
+	switch {
 	case base == "":
-		return fmt.Errorf("%q has no name before .service", name)
+		return fmt.Errorf("%q has no name before %s", name, typ)
 	case len(name) > maxUnitName:
 		return fmt.Errorf("%q is longer than %d characters", name, maxUnitName)
 	case strings.HasSuffix(base, "@"):
-		return fmt.Errorf("%q is a template: force an instance such as %sNAME.service", name, base)
+		return fmt.Errorf("%q is a template: name an instance such as %sNAME%s", name, base, typ)
 	case strings.HasPrefix(base, "@"):
 		return fmt.Errorf("%q has no name before @", name)
 	}
@@ -34,6 +63,9 @@ func CheckServiceName(name string) error {
 	}
 	if strings.Count(base, "@") > 1 {
 		return fmt.Errorf("%q contains more than one @", name)
+	}
+	if strings.Contains(base, "@") && typ != ".service" {
+		return fmt.Errorf("%q: only services have instances (NAME@INSTANCE.service)", name)
 	}
 	return nil
 }

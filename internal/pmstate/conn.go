@@ -19,11 +19,28 @@ type Conn struct {
 	PathManager PathManager `json:"path_manager"`
 	// DenyJoinID0 reports that the peer forbids subflows to its initial
 	// address.
-	DenyJoinID0 bool       `json:"deny_join_id0,omitempty"`
-	PeerAddrs   []PeerAddr `json:"peer_addrs"`
+	DenyJoinID0 bool `json:"deny_join_id0,omitempty"`
+	// Owner is who owns the connection's socket, when a rule by unit or
+	// uid made the engine look it up.
+	Owner *Owner `json:"owner,omitempty"`
+	// Chain is the chain the policy runs for the connection: "default",
+	// or "rules[N]" for the rule that selects it; empty when the policy
+	// has no rules.
+	Chain     string     `json:"chain,omitempty"`
+	PeerAddrs []PeerAddr `json:"peer_addrs"`
 	// Paths are by local address, then remote address and port.
 	Paths     []Path     `json:"paths"`
 	Announces []Announce `json:"announces,omitempty"`
+}
+
+// Owner is the owner of a connection's socket, as the kernel reports it
+// (policy.Owner).
+type Owner struct {
+	// UID is the socket's owner.
+	UID uint32 `json:"uid"`
+	// Cgroup is the socket's cgroup v2 path from the hierarchy's root;
+	// empty when unknown.
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 // PeerAddr is an address of the peer.

@@ -161,11 +161,12 @@ const (
 	OpDestroySubflow   Op = "destroy_subflow"
 	OpSetSubflowBackup Op = "set_subflow_backup"
 	OpConnectionAddrs  Op = "connection_addrs"
+	OpOwnerLookup      Op = "owner_lookup"
 )
 
 // Ops are the commands.
 var Ops = []Op{OpAddEndpoint, OpDelEndpoint, OpSetEndpointFlags, OpSetLimits, OpDumpEndpoints, OpAnnounce, OpRemove,
-	OpCreateSubflow, OpDestroySubflow, OpSetSubflowBackup, OpConnectionAddrs}
+	OpCreateSubflow, OpDestroySubflow, OpSetSubflowBackup, OpConnectionAddrs, OpOwnerLookup}
 
 // DecisionKind says what a Decision is.
 type DecisionKind string

@@ -18,6 +18,21 @@
 // the kernel leaves out the subflow sequence-mapping attributes, which this
 // package does not report anyway; tokens, IDs and flags stay visible.
 //
+// # Owners
+//
+// Every MPTCP socket reports who owns it: Connection.UID is the socket's
+// sk_uid (inet_diag_msg idiag_uid, in the reader's user namespace) and
+// Connection.CgroupID the id of its cgroup v2 (INET_DIAG_CGROUP_ID,
+// Linux 5.8, earlier than MPTCP's socket diag, 5.9). The kernel sends the
+// cgroup id with every reply, unasked, when it has CONFIG_SOCK_CGROUP_DATA
+// (every kernel with cgroup BPF, which systemd uses); CgroupID is 0
+// otherwise. Both are set when the socket is created: the uid is the
+// creating task's fsuid, the cgroup its cgroup then, kept when the
+// process later moves. A connection this host accepted is a clone of its
+// listener and starts with the listener's uid and cgroup; accept() then
+// sets the uid to the fsuid of the task that accepts (sock_graft), and
+// leaves the cgroup. TestOwner shows both sides.
+//
 // Kernel structures are decoded by length: older kernels send shorter
 // struct mptcp_info and struct tcp_info, and the fields they lack stay zero
 // (MPTCPInfo.Size and TCPInfo.Size tell how many bytes the kernel sent).

@@ -26,8 +26,9 @@ const (
 
 	inetDiagReqProtocol = 3 // INET_DIAG_REQ_PROTOCOL: u32 protocol wider than u8
 
-	inetDiagInfo    = 2  // INET_DIAG_INFO: struct tcp_info / struct mptcp_info
-	inetDiagULPInfo = 19 // INET_DIAG_ULP_INFO: nest
+	inetDiagInfo     = 2  // INET_DIAG_INFO: struct tcp_info / struct mptcp_info
+	inetDiagULPInfo  = 19 // INET_DIAG_ULP_INFO: nest
+	inetDiagCgroupID = 21 // INET_DIAG_CGROUP_ID: u64, sent unasked (Linux 5.8)
 
 	inetULPInfoName  = 1 // INET_ULP_INFO_NAME: string
 	inetULPInfoMPTCP = 3 // INET_ULP_INFO_MPTCP: nest of MPTCP_SUBFLOW_ATTR_*
@@ -286,12 +287,15 @@ func parseConnection(b []byte) (*Connection, error) {
 		return nil, fmt.Errorf("decode MPTCP socket attributes: %w", err)
 	}
 	for ad.Next() {
-		if ad.Type() == inetDiagInfo {
+		switch ad.Type() {
+		case inetDiagInfo:
 			ad.Do(func(b []byte) error {
 				c.Info = parseMPTCPInfo(b)
 				c.Token = c.Info.Token
 				return nil
 			})
+		case inetDiagCgroupID:
+			c.CgroupID = ad.Uint64()
 		}
 	}
 	if err := ad.Err(); err != nil {

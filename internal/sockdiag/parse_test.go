@@ -396,6 +396,17 @@ func TestParseConnection(t *testing.T) {
 			want: &base,
 		},
 		{
+			name: "cgroup id",
+			in: append(append([]byte{}, msg...), mustAttrs(t, []netlink.Attribute{
+				{Type: inetDiagCgroupID, Data: binary.NativeEndian.AppendUint64(nil, 0x1_0000_2345)},
+			})...),
+			want: func() *Connection { c := base; c.CgroupID = 0x1_0000_2345; return &c }(),
+		},
+		{
+			name: "cgroup id of 4 bytes",
+			in:   append(append([]byte{}, msg...), mustAttrs(t, []netlink.Attribute{{Type: inetDiagCgroupID, Data: []byte{1, 2, 3, 4}}})...),
+		},
+		{
 			name: "attribute longer than the message",
 			in:   append(append([]byte{}, msg...), 0xff, 0x00, 0x02, 0x00, 1, 2, 3, 4),
 		},
@@ -633,7 +644,8 @@ func TestParseRealCaptures(t *testing.T) {
 			t.Fatalf("connection %s: %v", fam, err)
 		}
 		if c.Token == 0 || c.State != StateEstablished || c.Info.Size != 96 || c.Info.Subflows() != 2 ||
-			c.Info.LimitExtraSubflows != 2 || c.Info.EndpSubflowMax != 2 || c.Info.Flags&InfoRemoteKeyReceived == 0 || c.Inode == 0 {
+			c.Info.LimitExtraSubflows != 2 || c.Info.EndpSubflowMax != 2 || c.Info.Flags&InfoRemoteKeyReceived == 0 || c.Inode == 0 ||
+			c.CgroupID == 0 {
 			t.Errorf("connection %s: implausible %+v", fam, c)
 		}
 		conns[fam] = c

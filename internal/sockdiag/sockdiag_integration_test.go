@@ -202,7 +202,7 @@ type subflowKey struct {
 	Flags         string
 }
 
-func connections(t *testing.T, c *sockdiag.Client) []*sockdiag.Connection {
+func connections(t testing.TB, c *sockdiag.Client) []*sockdiag.Connection {
 	t.Helper()
 	var all []*sockdiag.Connection
 	if err := c.Connections(func(cn *sockdiag.Connection) error {

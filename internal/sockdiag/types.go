@@ -79,12 +79,15 @@ func StateMask(states ...uint8) uint32 {
 type Connection struct {
 	Local, Remote netip.AddrPort
 	State         uint8  // TCP state of the MPTCP socket (StateEstablished, ...)
-	UID           uint32 // owner of the socket
+	UID           uint32 // owner of the socket (see Owners in the package doc)
 	Inode         uint32 // socket inode, as in /proc/PID/fd
 	IfIndex       uint32 // interface the socket is bound to, 0 if none
 	Cookie        uint64 // kernel socket cookie
 	Token         uint32 // local MPTCP token; 0 for listeners
-	Info          MPTCPInfo
+	// CgroupID is the id of the socket's cgroup v2 (the inode number of
+	// its directory in cgroupfs); 0 when the kernel does not report it.
+	CgroupID uint64
+	Info     MPTCPInfo
 }
 
 // MPTCPInfo is the kernel's struct mptcp_info. It is decoded by length:

@@ -138,10 +138,12 @@ func newExec(t testing.TB, cfg exec.Config) (*exec.Exec, *recorder) {
 	return p, rec
 }
 
-// start starts p in mode and fails the test when it does not come up.
+// start starts p in mode and fails the test when it does not come up. It
+// waits as long as a start may be configured to take: a python3 behind a
+// pyenv shim on a loaded machine takes tens of seconds.
 func start(t testing.TB, p *exec.Exec, mode policy.Mode) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), exec.MaxStartTimeout)
 	defer cancel()
 	if err := p.Start(ctx, mode); err != nil {
 		t.Fatalf("Start: %v", err)

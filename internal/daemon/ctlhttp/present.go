@@ -129,7 +129,7 @@ func wirePolicy(name string, cfg policy.Config) ctlapi.Policy {
 	out := ctlapi.Policy{Name: name, Chain: wireChain(cfg.Chain), Rules: []ctlapi.PolicyRule{}}
 	for _, r := range cfg.Rules {
 		wr := ctlapi.PolicyRule{PeerPrefix: r.PeerPrefix, PeerPort: r.PeerPort, LocalPort: r.LocalPort,
-			Chain: wireChain(r.Chain)}
+			Unit: r.Unit, UID: r.UID, Chain: wireChain(r.Chain)}
 		if r.Side != policy.SideAny {
 			wr.Side = pmstate.Side(r.Side.String())
 		}
