@@ -9,7 +9,9 @@
 //   - mptcpgod.toml and completions/, the default configuration and the
 //     shell completions of mptcpctl;
 //   - grafana/mptcpgod.json and prometheus/, the Grafana dashboard, the
-//     alert rules and their unit tests (docs/fleet.md).
+//     alert rules and their unit tests (docs/fleet.md);
+//   - kubernetes/, the DaemonSet and its image, a Go module of its own
+//     with its tests (see its package doc).
 //
 // The package has no code of its own. Its tests run systemd-analyze
 // (verify, and security with the exposure score held at 1.5 or lower),
