@@ -46,18 +46,14 @@ func TestReadsHealth(t *testing.T) {
 func TestPluginMetrics(t *testing.T) {
 	t.Parallel()
 	var members []policy.Policy
-	for _, cfg := range []string{
-		`{}`,
-		`{"command": ["/bin/sh", "/etc/mptcpgod/prefer_wired.sh"]}`,
-		`{"command": ["/bin/true"], "modes": ["kernel"]}`,
+	for _, m := range []struct{ name, config string }{
+		{"fullmesh", `{}`},
+		{"exec", `{"command": ["/bin/sh", "/etc/mptcpgod/prefer_wired.sh"]}`},
+		{"exec", `{"command": ["/bin/true"], "modes": ["kernel"]}`},
 	} {
-		name := "exec"
-		if cfg == `{}` {
-			name = "fullmesh"
-		}
-		p, err := policy.New(name, json.RawMessage(cfg))
+		p, err := policy.New(m.name, json.RawMessage(m.config))
 		if err != nil {
-			t.Fatalf("New(%s, %s): %v", name, cfg, err)
+			t.Fatalf("New(%s, %s): %v", m.name, m.config, err)
 		}
 		members = append(members, p)
 	}
