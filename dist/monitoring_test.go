@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -395,7 +396,7 @@ func TestMonitoringMetrics(t *testing.T) {
 			}
 			values, ok := lv[m.Name]
 			if !ok {
-				t.Errorf("%s: %s has no label %s (it has %v)", u.from, u.name, m.Name, keys(lv))
+				t.Errorf("%s: %s has no label %s (it has %v)", u.from, u.name, m.Name, slices.Sorted(maps.Keys(lv)))
 				continue
 			}
 			for _, want := range matchedValues(m) {
@@ -438,15 +439,6 @@ func matchedValues(m *labels.Matcher) []string {
 		return alts
 	}
 	return nil
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // mergeFamilies returns the metric families of a and b together; a

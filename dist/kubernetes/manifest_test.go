@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -219,7 +220,7 @@ func TestManifestConfiguration(t *testing.T) {
 	configPath := c.Args[i+1]
 	text, ok := m.config.Data[path.Base(configPath)]
 	if !ok {
-		t.Fatalf("ConfigMap %s has no key %s (keys %v)", m.config.Name, path.Base(configPath), keys(m.config.Data))
+		t.Fatalf("ConfigMap %s has no key %s (keys %v)", m.config.Name, path.Base(configPath), slices.Sorted(maps.Keys(m.config.Data)))
 	}
 	mounts := map[string]corev1.VolumeMount{}
 	for _, vm := range c.VolumeMounts {
@@ -288,13 +289,4 @@ func checkConfig(t *testing.T, text string) {
 	if err != nil || strings.TrimSpace(string(out)) != "config ok" {
 		t.Errorf("mptcpgod --check-config on the ConfigMap's configuration: %v\n%s", err, out)
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
