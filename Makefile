@@ -164,7 +164,8 @@ deb: build
 	rm -rf $(DEB_ROOT)
 	$(MAKE) --no-print-directory install $(DEB_LAYOUT) DESTDIR=$(abspath $(DEB_ROOT))
 	[ ! -d $(DEB_ROOT)/usr/share/man ] || find $(DEB_ROOT)/usr/share/man -type f -exec gzip -9n {} +
-	sh dist/debchangelog.sh '$(DEB_VERSION)' | gzip -9n >$(DEB_ROOT)/usr/share/doc/mptcpgod/changelog.gz
+	sh dist/debchangelog.sh '$(DEB_VERSION)' >$(BIN)/deb-changelog
+	gzip -9n <$(BIN)/deb-changelog >$(DEB_ROOT)/usr/share/doc/mptcpgod/changelog.gz
 	sh dist/debdepends.sh $(BIN)/mptcpgod $(BIN)/mptcpctl >$(BIN)/deb-depends
 	mkdir -p $(DEBDIR)
 	DEB_ROOT=$(abspath $(DEB_ROOT)) DEB_VERSION='$(DEB_VERSION)' DEB_ARCH=$(DEB_ARCH) \
