@@ -2,14 +2,20 @@ package dist
 
 import (
 	"bufio"
+	"cmp"
+	"compress/gzip"
+	"debug/elf"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 )
 
 // debVersion runs dist/debversion.sh with the given arguments.
@@ -108,6 +114,7 @@ func wantDeb(t *testing.T) map[string]debEntry {
 	for _, d := range docFiles(t) {
 		want["/usr/share/doc/mptcpgod/"+d] = reg
 	}
+	want["/usr/share/doc/mptcpgod/changelog.gz"] = reg
 	return want
 }
 
@@ -123,8 +130,10 @@ func debArch(t *testing.T) string {
 }
 
 // TestDeb builds the package with `make deb` into a scratch directory and
-// checks its files, control fields, conffiles and maintainer scripts; the
-// unit it ships must still rate 1.5 or lower. With root and CI=true or
+// checks its files, control fields, conffiles, maintainer scripts,
+// changelog and binaries (PIE, RELRO, immediate binding, libc their one
+// shared library); lintian must report no error and no warning; the unit
+// it ships must still rate 1.5 or lower. With root and CI=true or
 // MPTCPGOD_TEST_INSTALL=1 it then installs the package with apt-get, checks
 // the files, the user and the installed unit, and purges it again.
 func TestDeb(t *testing.T) {
@@ -146,11 +155,15 @@ func TestDeb(t *testing.T) {
 		t.Errorf("package file %s, want %s", got, want)
 	}
 
-	if diff := cmp.Diff(wantDeb(t), debContents(t, deb)); diff != "" {
+	if diff := gocmp.Diff(wantDeb(t), debContents(t, deb)); diff != "" {
 		t.Errorf("package contents (-want +got):\n%s", diff)
 	}
 
-	fields := []string{"Package", "Version", "Architecture", "Section", "Priority", "Depends", "Recommends"}
+	x := filepath.Join(tmp, "x")
+	mustRun(t, "", nil, "dpkg-deb", "-x", deb, x)
+	bins := []string{filepath.Join(x, "usr/bin/mptcpgod"), filepath.Join(x, "usr/bin/mptcpctl")}
+
+	fields := []string{"Package", "Version", "Architecture", "Section", "Priority", "Depends", "Recommends", "Maintainer"}
 	gotFields := make(map[string]string)
 	for _, line := range strings.Split(strings.TrimSpace(mustRun(t, "", nil, "dpkg-deb", append([]string{"-f", deb}, fields...)...)), "\n") {
 		k, v, _ := strings.Cut(line, ": ")
@@ -162,10 +175,11 @@ func TestDeb(t *testing.T) {
 		"Architecture": debArch(t),
 		"Section":      "net",
 		"Priority":     "optional",
-		"Depends":      "systemd | systemd-standalone-sysusers | systemd-sysusers",
+		"Depends":      "libc6 (>= " + glibcVersion(t, bins...) + "), systemd | systemd-standalone-sysusers | systemd-sysusers",
 		"Recommends":   "iproute2",
+		"Maintainer":   maintainer,
 	}
-	if diff := cmp.Diff(wantFields, gotFields); diff != "" {
+	if diff := gocmp.Diff(wantFields, gotFields); diff != "" {
 		t.Errorf("control fields (-want +got):\n%s", diff)
 	}
 
@@ -184,7 +198,7 @@ func TestDeb(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		if diff := gocmp.Diff(string(want), string(got)); diff != "" {
 			t.Errorf("maintainer script %s (-dist/deb +package):\n%s", script, diff)
 		}
 		if fi, err := os.Stat(filepath.Join(control, script)); err == nil && fi.Mode().Perm() != 0o755 {
@@ -193,8 +207,6 @@ func TestDeb(t *testing.T) {
 	}
 
 	// The shipped unit is dist/mptcpgod.service unchanged (PREFIX=/usr).
-	x := filepath.Join(tmp, "x")
-	mustRun(t, "", nil, "dpkg-deb", "-x", deb, x)
 	shipped := filepath.Join(x, "usr/lib/systemd/system/mptcpgod.service")
 	want, err := os.ReadFile(filepath.Join(root, "dist", "mptcpgod.service"))
 	if err != nil {
@@ -206,6 +218,11 @@ func TestDeb(t *testing.T) {
 	if got := exposure(t, shipped); got > maxExposure {
 		t.Errorf("exposure of the package's unit is %.1f, want %.1f or lower", got, maxExposure)
 	}
+	for _, bin := range bins {
+		checkHardened(t, bin)
+	}
+	checkChangelog(t, filepath.Join(x, "usr/share/doc/mptcpgod/changelog.gz"), version)
+	checkLintian(t, deb)
 
 	if os.Getenv("MPTCPGOD_TEST_INSTALL") != "1" && !ci() {
 		t.Log("not installing the package: set MPTCPGOD_TEST_INSTALL=1 (root) to install and purge it")
@@ -213,6 +230,9 @@ func TestDeb(t *testing.T) {
 	}
 	aptInstallRemove(t, deb)
 }
+
+// dshState is deb-systemd-helper's record of the unit's enablement.
+const dshState = "/var/lib/systemd/deb-systemd-helper-enabled/mptcpgod.service.dsh-also"
 
 // aptInstallRemove installs the package with apt-get, checks it, and purges
 // it.
@@ -250,6 +270,10 @@ func aptInstallRemove(t *testing.T, deb string) {
 			t.Errorf("getent %s mptcpgod after install: %v\n%s", db, err, out)
 		}
 	}
+	// postinst recorded the unit's enablement symlinks, which purge removes.
+	if _, err := os.Stat(dshState); err != nil {
+		t.Errorf("deb-systemd-helper state after install: %v", err)
+	}
 	if sa, err := exec.LookPath("systemd-analyze"); err == nil {
 		if out, err := runCmd("", []string{"SYSTEMD_COLORS=0"}, sa, append(verifyArgs(), "/usr/lib/systemd/system/mptcpgod.service")...); err != nil || strings.TrimSpace(out) != "" {
 			t.Errorf("systemd-analyze verify of the installed unit: %v\n%s", err, out)
@@ -267,10 +291,141 @@ func aptInstallRemove(t *testing.T, deb string) {
 			t.Errorf("%s after purge: %v, want it gone", p, err)
 		}
 	}
-	for _, dir := range []string{"/etc/mptcpgod", "/var/lib/mptcpgod"} {
-		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+	// The mask of postrm remove is lifted again by purge.
+	for _, dir := range []string{"/etc/mptcpgod", "/var/lib/mptcpgod", "/etc/systemd/system/mptcpgod.service", dshState} {
+		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s after purge: %v, want it gone", dir, err)
 		}
 	}
 	t.Logf("installed and purged %s (%d files)", filepath.Base(deb), len(files))
+}
+
+// maintainer is the package's Maintainer field, and the changelog's.
+const maintainer = "mptcpgod maintainers <maintainers@mptcpgod.org>"
+
+// glibcVersion returns the newest GLIBC_ symbol version the binaries
+// import: the C library they need at least.
+func glibcVersion(t *testing.T, bins ...string) string {
+	t.Helper()
+	var newest string
+	for _, bin := range bins {
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syms, err := f.ImportedSymbols()
+		_ = f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", bin, err)
+		}
+		for _, s := range syms {
+			v, ok := strings.CutPrefix(s.Version, "GLIBC_")
+			if ok && (newest == "" || compareVersions(v, newest) > 0) {
+				newest = v
+			}
+		}
+	}
+	if newest == "" {
+		t.Fatalf("%q import no GLIBC_ symbol version", bins)
+	}
+	return newest
+}
+
+// compareVersions compares dotted decimal versions ("2.3.4" < "2.34").
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if c := cmp.Compare(x, y); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// checkHardened checks what lintian's hardening checks look for in a
+// binary, and that it needs no shared library but libc: a position-
+// independent executable, with read-only relocations resolved at start.
+func checkHardened(t *testing.T, bin string) {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Type != elf.ET_DYN {
+		t.Errorf("%s is of ELF type %v, want ET_DYN (-buildmode=pie)", bin, f.Type)
+	}
+	relro := slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_GNU_RELRO })
+	if !relro {
+		t.Errorf("%s has no PT_GNU_RELRO segment (-z relro)", bin)
+	}
+	flags, err := f.DynValue(elf.DT_FLAGS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(flags, func(v uint64) bool { return v&uint64(elf.DF_BIND_NOW) != 0 }) {
+		t.Errorf("%s lacks DF_BIND_NOW (-z now): DT_FLAGS %v", bin, flags)
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(libs, []string{"libc.so.6"}) {
+		t.Errorf("%s needs %q, want [libc.so.6] (the package depends on libc6 only)", bin, libs)
+	}
+}
+
+// checkChangelog checks the package's changelog: one entry, for version,
+// by the maintainer.
+func checkChangelog(t *testing.T, path, version string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if want := "mptcpgod (" + version + ") unstable; urgency=medium"; lines[0] != want {
+		t.Errorf("changelog starts %q, want %q", lines[0], want)
+	}
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, " -- "+maintainer+"  ") {
+		t.Errorf("changelog ends %q, want the maintainer's signature", last)
+	}
+	if n := strings.Count(string(b), " -- "); n != 1 {
+		t.Errorf("changelog has %d entries, want 1:\n%s", n, b)
+	}
+}
+
+// checkLintian runs lintian on the package: no error, no warning. The
+// informational tags are logged.
+func checkLintian(t *testing.T, deb string) {
+	t.Helper()
+	lintian := needTool(t, "lintian")
+	out, err := runCmd("", nil, lintian, "--display-info", deb)
+	var bad []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "E: ") || strings.HasPrefix(line, "W: ") {
+			bad = append(bad, line)
+		}
+	}
+	if len(bad) > 0 || err != nil {
+		t.Errorf("lintian %s: %v\n%s", filepath.Base(deb), err, strings.Join(bad, "\n"))
+	}
+	t.Logf("lintian:\n%s", out)
 }

@@ -106,7 +106,7 @@ type hostSnapshot struct {
 // only root and the daemon's own user may read.
 func newControl(d *Daemon, cfg *Config, opts Options) (*control, error) {
 	c := &control{d: d, opts: opts, feed: ctlhttp.NewFeed(0), listen: cfg.MetricsListen}
-	mcfg := metrics.Config{NetNS: opts.NetNS, Engine: d, Logger: d.log}
+	mcfg := metrics.Config{NetNS: opts.NetNS, Engine: d, Plugins: c, Logger: d.log}
 	if d.usage != nil {
 		c.acct = d.usage.acct
 		mcfg.Usage = c.acct
@@ -146,6 +146,16 @@ func (c *control) observe(dec pmstate.Decision) {
 // setHost records what the engine is told about the host.
 func (c *control) setHost(st linkmon.State, links []policy.Link) {
 	c.host.Store(&hostSnapshot{state: st, links: links})
+	c.metrics.SetHost(st)
+}
+
+// Plugins implements metrics.PluginSource: the programs of the current
+// policies.
+func (c *control) Plugins() []metrics.Plugin {
+	c.d.mu.Lock()
+	members := c.d.members
+	c.d.mu.Unlock()
+	return pluginMetrics(members, c.d.mode)
 }
 
 // run serves the control socket and the metrics listener until ctx is

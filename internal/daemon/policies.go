@@ -3,8 +3,12 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/mptcpgod/mptcpgod/internal/metrics"
+	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -19,6 +23,36 @@ type (
 		Start(context.Context, policy.Mode) error
 	}
 )
+
+// programRunner is a policy that runs a program of its own: the exec
+// plugin.
+type programRunner interface {
+	Config() exec.Config
+	Stats() exec.Stats
+}
+
+var _ programRunner = (*exec.Exec)(nil)
+
+// pluginMetrics returns what the metrics show of the members that run a
+// program in mode; in the other modes they start none.
+func pluginMetrics(members []policy.Policy, mode policy.Mode) []metrics.Plugin {
+	var out []metrics.Plugin
+	for _, p := range members {
+		r, ok := p.(programRunner)
+		if !ok {
+			continue
+		}
+		cfg := r.Config()
+		if !slices.Contains(cfg.Modes, mode) {
+			continue
+		}
+		st := r.Stats()
+		out = append(out, metrics.Plugin{Command: strings.Join(cfg.Command, " "), Running: st.Running,
+			Starts: st.Starts, Crashes: st.Crashes, Requests: st.Requests, Timeouts: st.Timeouts,
+			Invalid: st.Invalid, Fallbacks: st.Fallbacks})
+	}
+	return out
+}
 
 // policyStartLimit bounds how long a policy's start is waited for; the
 // policy keeps retrying on its own after that. It is the longest start an

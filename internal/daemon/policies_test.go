@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mptcpgod/mptcpgod/internal/metrics"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -35,5 +38,31 @@ func TestReadsHealth(t *testing.T) {
 		if got := readsHealth(build(tt.chain...)); got != tt.want {
 			t.Errorf("readsHealth(%v) = %v, want %v", tt.chain, got, tt.want)
 		}
+	}
+}
+
+// TestPluginMetrics: the metrics list the exec policies that run a program
+// in the daemon's mode, by command line, and nothing else.
+func TestPluginMetrics(t *testing.T) {
+	t.Parallel()
+	var members []policy.Policy
+	for _, m := range []struct{ name, config string }{
+		{"fullmesh", `{}`},
+		{"exec", `{"command": ["/bin/sh", "/etc/mptcpgod/prefer_wired.sh"]}`},
+		{"exec", `{"command": ["/bin/true"], "modes": ["kernel"]}`},
+	} {
+		p, err := policy.New(m.name, json.RawMessage(m.config))
+		if err != nil {
+			t.Fatalf("New(%s, %s): %v", m.name, m.config, err)
+		}
+		members = append(members, p)
+	}
+	want := []metrics.Plugin{{Command: "/bin/sh /etc/mptcpgod/prefer_wired.sh"}}
+	if diff := cmp.Diff(want, pluginMetrics(members, policy.ModeUserspace)); diff != "" {
+		t.Errorf("userspace mode (-want +got):\n%s", diff)
+	}
+	want = append(want, metrics.Plugin{Command: "/bin/true"})
+	if diff := cmp.Diff(want, pluginMetrics(members, policy.ModeKernel)); diff != "" {
+		t.Errorf("kernel mode (-want +got):\n%s", diff)
 	}
 }

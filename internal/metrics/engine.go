@@ -93,11 +93,16 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	if !st.Started.IsZero() {
 		gauge(engineStart, float64(st.Started.UnixNano())/1e9)
 	}
+	// Every command that ran has a failure count, 0 included, so that a
+	// failure ratio has a value before the first failure.
 	for op, n := range st.Counters.Actions {
 		counter(engineActions, n, string(op))
+		counter(engineFailures, st.Counters.Failures[op], string(op))
 	}
 	for op, n := range st.Counters.Failures {
-		counter(engineFailures, n, string(op))
+		if _, ok := st.Counters.Actions[op]; !ok {
+			counter(engineFailures, n, string(op))
+		}
 	}
 	for typ, n := range st.Counters.Events {
 		counter(engineEvents, n, typ)

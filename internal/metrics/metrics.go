@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/pm"
 )
@@ -35,6 +38,9 @@ type Config struct {
 	// Usage is the traffic accounting of metered links; nil leaves the
 	// usage metrics out.
 	Usage UsageSource
+	// Plugins lists the policies that run programs; nil leaves the plugin
+	// metrics out.
+	Plugins PluginSource
 	// Timeout bounds the engine query of a scrape; 0 means 2s.
 	Timeout time.Duration
 	// Logger receives scrape failures; nil discards them.
@@ -46,9 +52,19 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	latency   *prometheus.HistogramVec
 	decisions *prometheus.CounterVec
+	failovers *prometheus.CounterVec
+	demotions *prometheus.CounterVec
+	links     *linkTracker
 	kernel    *kernelCollector
 	log       *slog.Logger
 }
+
+// The scope label of the failover and demotion counters: what had its
+// backup bit changed.
+const (
+	scopeSubflow  = "subflow"
+	scopeEndpoint = "endpoint"
+)
 
 // LatencyBuckets are the bounds, in seconds, of the event-to-action
 // histogram: from a tenth of a millisecond (one netlink round trip is
@@ -78,10 +94,23 @@ func New(cfg Config) (*Metrics, error) {
 			Name: "mptcpgod_engine_decisions_total",
 			Help: "Decisions of the engine by kind: action (a kernel command completed), path_failed, resync, policy, unmanaged.",
 		}, []string{"kind"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mptcpgod_engine_failovers_total",
+			Help: "Backup paths the engine made active, by scope: subflow (userspace mode: set_subflow_backup) or endpoint (kernel mode: set_endpoint_flags without backup). A policy promotes them when the primary paths stop working, or when a reload no longer wants them as backup.",
+		}, []string{"scope"}),
+		demotions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mptcpgod_engine_demotions_total",
+			Help: "Paths the engine made backup, by scope: subflow or endpoint. A policy demotes a promoted backup path once a primary path works again (the failback), and the engine a client's dropped initial subflow it keeps.",
+		}, []string{"scope"}),
+		links:  newLinkTracker(),
 		kernel: kc,
 		log:    log,
 	}
-	m.reg.MustRegister(m.latency, m.decisions, kc,
+	for _, scope := range []string{scopeSubflow, scopeEndpoint} {
+		m.failovers.WithLabelValues(scope)
+		m.demotions.WithLabelValues(scope)
+	}
+	m.reg.MustRegister(m.latency, m.decisions, m.failovers, m.demotions, m.links, kc,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Engine != nil {
@@ -90,6 +119,9 @@ func New(cfg Config) (*Metrics, error) {
 	if cfg.Usage != nil {
 		m.reg.MustRegister(&usageCollector{src: cfg.Usage})
 	}
+	if cfg.Plugins != nil {
+		m.reg.MustRegister(&pluginCollector{src: cfg.Plugins})
+	}
 	return m, nil
 }
 
@@ -97,10 +129,38 @@ func New(cfg Config) (*Metrics, error) {
 // safe for concurrent use, as pm.Config.Observe needs.
 func (m *Metrics) Observe(d pmstate.Decision) {
 	m.decisions.WithLabelValues(string(d.Kind)).Inc()
-	if d.Kind == pmstate.DecisionAction && d.Latency > 0 {
+	if d.Kind != pmstate.DecisionAction {
+		return
+	}
+	if d.Latency > 0 {
 		m.latency.WithLabelValues(string(d.Op)).Observe(d.Latency.Seconds())
 	}
+	if d.Error != "" {
+		return
+	}
+	switch d.Op {
+	case pmstate.OpSetSubflowBackup:
+		m.backupChanged(scopeSubflow, d.Backup)
+	case pmstate.OpSetEndpointFlags:
+		// The command sets the backup and fullmesh flags; Flags are the
+		// endpoint's new ones, as genl.EndpointFlags prints them.
+		m.backupChanged(scopeEndpoint, slices.Contains(strings.Fields(d.Flags), "backup"))
+	}
 }
+
+// backupChanged counts a path of scope made backup or active.
+func (m *Metrics) backupChanged(scope string, backup bool) {
+	if backup {
+		m.demotions.WithLabelValues(scope).Inc()
+	} else {
+		m.failovers.WithLabelValues(scope).Inc()
+	}
+}
+
+// SetHost hands the metrics the link monitor's latest state: the link
+// gauges follow it and the link changes since the previous state are
+// counted. It is safe for concurrent use.
+func (m *Metrics) SetHost(st linkmon.State) { m.links.set(st) }
 
 // Handler serves the metrics in the Prometheus exposition formats, two
 // scrapes at a time at most.

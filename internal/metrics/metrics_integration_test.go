@@ -81,12 +81,12 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 
 // TestKernelMetrics: the kernel's metrics of a namespace move when an
 // MPTCP connection is made in it; the engine's come from its status; the
-// latency histogram from Observe.
+// latency histogram and the backup changes from Observe.
 func TestKernelMetrics(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.NewTestbed(t, 2)
 	st := pmstate.Status{Mode: pmstate.ModeKernel, Policy: "fullmesh", Ready: true, Started: time.Unix(1700000000, 0),
-		Counters: pmstate.Counters{Actions: map[pmstate.Op]uint64{pmstate.OpAddEndpoint: 2},
+		Counters: pmstate.Counters{Actions: map[pmstate.Op]uint64{pmstate.OpAddEndpoint: 2, pmstate.OpSetLimits: 1},
 			Failures: map[pmstate.Op]uint64{pmstate.OpAddEndpoint: 1},
 			Events:   map[string]uint64{"created": 1}, Resyncs: 1, Backoffs: 3,
 			EndpointRepairs: 4, RepairsGivenUp: 5},
@@ -134,6 +134,12 @@ func TestKernelMetrics(t *testing.T) {
 	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpAddEndpoint, Latency: 3 * time.Millisecond})
 	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpAddEndpoint}) // a retry: no latency
 	m.Observe(pmstate.Decision{Kind: pmstate.DecisionResync})
+	// Backup bits: promoted, demoted, and a failure that changed nothing.
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpSetSubflowBackup, Backup: false})
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpSetSubflowBackup, Backup: false, Error: "no such subflow"})
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpSetEndpointFlags, Flags: "subflow"})
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpSetEndpointFlags, Flags: "subflow backup"})
+	m.Observe(pmstate.Decision{Kind: pmstate.DecisionAction, Op: pmstate.OpSetEndpointFlags, Flags: "signal backup fullmesh"})
 	deadline := time.Now().Add(10 * time.Second)
 	var after map[string]*dto.MetricFamily
 	for {
@@ -157,6 +163,12 @@ func TestKernelMetrics(t *testing.T) {
 		{"mptcpgod_engine_info", []string{"mode", "kernel", "policy", "fullmesh"}, 1},
 		{"mptcpgod_engine_actions_total", []string{"op", "add_endpoint"}, 2},
 		{"mptcpgod_engine_action_failures_total", []string{"op", "add_endpoint"}, 1},
+		{"mptcpgod_engine_actions_total", []string{"op", "set_limits"}, 1},
+		{"mptcpgod_engine_action_failures_total", []string{"op", "set_limits"}, 0},
+		{"mptcpgod_engine_failovers_total", []string{"scope", "subflow"}, 1},
+		{"mptcpgod_engine_failovers_total", []string{"scope", "endpoint"}, 1},
+		{"mptcpgod_engine_demotions_total", []string{"scope", "subflow"}, 0},
+		{"mptcpgod_engine_demotions_total", []string{"scope", "endpoint"}, 2},
 		{"mptcpgod_engine_kernel_events_total", []string{"type", "created"}, 1},
 		{"mptcpgod_engine_resyncs_total", nil, 1},
 		{"mptcpgod_engine_backoffs_total", nil, 3},
@@ -169,7 +181,7 @@ func TestKernelMetrics(t *testing.T) {
 		{"mptcpgod_engine_query_seconds_total", nil, 0.003},
 		{"mptcpgod_engine_query_max_seconds", nil, 0.001},
 		{"mptcpgod_event_to_action_seconds", []string{"op", "add_endpoint"}, 1},
-		{"mptcpgod_engine_decisions_total", []string{"kind", "action"}, 2},
+		{"mptcpgod_engine_decisions_total", []string{"kind", "action"}, 7},
 		{"mptcpgod_engine_decisions_total", []string{"kind", "resync"}, 1},
 	}
 	for _, c := range checks {
