@@ -68,6 +68,9 @@ func (a *app) subflowsCreateCmd() *cobra.Command {
 peer's address and port REMOTE:PORT ([ADDR]:PORT for IPv6). The kernel picks
 the local port. Success means the join was sent: mptcpctl subflows TOKEN
 shows the subflow once the peer accepted it, mptcpctl monitor the outcome.
+A peer whose path manager is the userspace one accepts joins only while a
+program there follows its path-manager events (its daemon, or mptcpctl
+monitor); it refuses them otherwise.
 
     id N        the local address's id on this connection, 0..255 (0: the
                 initial subflow's address); by default the id the connection

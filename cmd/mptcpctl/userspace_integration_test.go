@@ -45,12 +45,32 @@ func refused(t *testing.T, h *netnstest.Host, want string, args ...string) {
 	}
 }
 
+// follow runs mptcpctl monitor in h until the test ends, and returns once
+// it is subscribed to the path manager's events: the kernel accepts joins
+// to a userspace-PM connection only while a program follows them
+// (mptcp_userspace_pm_active), as its daemon would.
+func follow(t *testing.T, h *netnstest.Host) {
+	t.Helper()
+	var out, errb syncBuffer
+	a := newApp(&out, &errb)
+	ready, done := make(chan struct{}), make(chan int, 1)
+	a.subscribed = func() { close(ready) }
+	go func() { done <- a.execute(t.Context(), []string{"-n", h.Name(), "monitor"}) }()
+	t.Cleanup(func() { <-done })
+	select {
+	case <-ready:
+	case code := <-done:
+		t.Fatalf("monitor in %s exited with %d: %s", h.Name(), code, errb.String())
+	}
+}
+
 // TestUserspacePMByHand drives a userspace-PM connection by hand: the
-// client announces an address and withdraws it (the kernel-PM server
-// counts the ADD_ADDR and the RM_ADDR), creates a subflow over its second
-// link, makes it backup and destroys it; every refusal is the kernel's
-// own text, exit 1. A server in userspace mode announces to its client
-// too: the kernel-PM client counts the ADD_ADDR.
+// client announces an address and withdraws it (the server counts the
+// ADD_ADDR and the RM_ADDR), creates a subflow over its second link, makes
+// it backup and destroys it; every refusal is the kernel's own text, exit
+// 1. Both ends run the userspace PM, the server followed by a monitor so
+// that it accepts the join. The server announces to its client too: the
+// client counts the ADD_ADDR.
 func TestUserspacePMByHand(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.NewTestbed(t, 2)
@@ -58,6 +78,7 @@ func TestUserspacePMByHand(t *testing.T) {
 	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
 	mustCtl(t, tb.Client, "pm", "userspace")
 	mustCtl(t, tb.Server, "pm", "userspace")
+	follow(t, tb.Server)
 	mptcpPair(t, tb, "tcp4", l0.Server4)
 	tok, pm := token(t, tb.Client)
 	if pm != "userspace" {
@@ -127,8 +148,7 @@ func TestUserspacePMByHand(t *testing.T) {
 		t.Errorf("destroy without the local port: exit %d, stderr %q", r.code, r.stderr)
 	}
 
-	// The server, in userspace mode, announces to the client (a kernel-PM
-	// one, which counts what it received).
+	// The server announces to the client, which counts what it received.
 	srvTok, srvPM := token(t, tb.Server)
 	if srvPM != "userspace" {
 		t.Fatalf("the server's connection is run by the %s path manager, want userspace", srvPM)
