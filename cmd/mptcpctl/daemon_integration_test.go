@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -611,11 +612,12 @@ func TestDaemonBadRequests(t *testing.T) {
 		}
 	}
 	// The silent client and the slow one are dropped after the header
-	// timeout.
+	// timeout. The slow one may see a reset: a byte it wrote after the
+	// daemon's last read was unread when the daemon closed.
 	for name, c := range map[string]net.Conn{"silent": idle, "slow": slow} {
 		_ = c.SetReadDeadline(time.Now().Add(ctlhttp.DefaultLimits.ReadHeaderTimeout + 5*time.Second))
 		b, err := io.ReadAll(c)
-		if err != nil {
+		if err != nil && !(name == "slow" && errors.Is(err, syscall.ECONNRESET)) {
 			t.Errorf("%s client: %v, want the daemon to close the connection", name, err)
 		}
 		if name == "slow" && len(b) > 0 && !strings.Contains(string(b), "408") {
