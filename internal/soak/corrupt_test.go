@@ -91,7 +91,7 @@ func (c *churnStats) errors() string {
 
 // TestCorrupt looks for transfers corrupted by the kernel while a
 // userspace path manager changes the subflows of live connections, with
-// no daemon: 8 MiB checksummed transfers run on a three-link testbed whose
+// no daemon: checksummed transfers (-soak.corrupt.size, 8 MiB) run on a three-link testbed whose
 // client is in userspace mode while the test itself, through package genl,
 // creates and destroys subflows, flips backup bits and drops its event
 // subscription ("kernel-pm": the in-kernel path manager opens the
@@ -109,6 +109,9 @@ func TestCorrupt(t *testing.T) {
 			t.Fatal("soak: needs root to build network namespaces")
 		}
 		t.Skip("soak: needs root to build network namespaces")
+	}
+	if *soakCorruptSize < 1 {
+		t.Fatalf("soak: -soak.corrupt.size %d: want a positive number of bytes", *soakCorruptSize)
 	}
 	names := strings.Split(*soakCorruptCases, ",")
 	for _, name := range names {
@@ -176,7 +179,7 @@ func corrupt(t *testing.T, ops churnOps, d time.Duration) {
 	time.AfterFunc(d, cancel)
 	st := &stats{explain: k.explain}
 	var seeds atomic.Uint64
-	wait := bulk(ctx, tb.Client, srv, bulkWorkers, bulkSize, &seeds, st)
+	wait := bulk(ctx, tb.Client, srv, bulkWorkers, *soakCorruptSize, &seeds, st)
 	// The event listener's own client, for ops.early.
 	ec, err := genl.New(&genl.Config{NetNS: tb.Client.NetNS()})
 	if err != nil {

@@ -35,6 +35,7 @@ var (
 	soakCorruptDuration = flag.Duration("soak.corrupt.duration", time.Minute, "time of each TestCorrupt case")
 	soakCorruptCases    = flag.String("soak.corrupt.cases", "none,create,destroy", "comma-separated TestCorrupt cases (none, create, create-early, destroy, destroy-once, destroy-initial, backup, resubscribe, duplicate, kernel-pm, all); none is the control")
 	soakCorruptCsum     = flag.Bool("soak.corrupt.csum", false, "TestCorrupt: set net.mptcp.checksum_enabled=1 on both hosts")
+	soakCorruptSize     = flag.Int("soak.corrupt.size", bulkSize, "TestCorrupt: bytes of each checksummed transfer")
 )
 
 // longStreams is how many connections stay open for the whole soak of a
