@@ -93,10 +93,18 @@ func serveFamily(f family, fn genltest.Func) genltest.Func {
 // passes the mptcp_pm requests to fn.
 func testClient(t *testing.T, fn genltest.Func) *Client {
 	t.Helper()
+	return testClientOn(t, Kernel{Release: "6.18.0"}, fn)
+}
+
+// testClientOn is testClient on a kernel with the given capabilities,
+// which the client then does not probe.
+func testClientOn(t *testing.T, k Kernel, fn genltest.Func) *Client {
+	t.Helper()
 	cl, err := newClient(genltest.Dial(serveFamily(testFamily, fn)), nil)
 	if err != nil {
 		t.Fatalf("newClient: %v", err)
 	}
+	cl.kernelOnce.Do(func() { cl.kernelInfo = k })
 	t.Cleanup(func() { _ = cl.close() })
 	return &Client{c: cl}
 }

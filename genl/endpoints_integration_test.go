@@ -46,7 +46,7 @@ func TestEndpoints(t *testing.T) {
 			checkEndpoints(t, h, c, want)
 			// The port endpoint has a listening socket of the kernel's.
 			portListener := netip.AddrPortFrom(link1, 20002)
-			ev.waitEqual(t, genl.Event{Type: genl.EventListenerCreated, Local: portListener})
+			ev.waitListener(t, genl.EventListenerCreated, portListener)
 			if !slices.ContainsFunc(ss(t, h, "-Htln"), func(s ssSock) bool { return s.Local == portListener }) {
 				t.Errorf("ss -tln: no listener on %v", portListener)
 			}
@@ -118,7 +118,7 @@ func TestEndpoints(t *testing.T) {
 				t.Fatalf("FlushEndpoints: %v", err)
 			}
 			checkEndpoints(t, h, c, nil)
-			ev.waitEqual(t, genl.Event{Type: genl.EventListenerClosed, Local: portListener})
+			ev.waitListener(t, genl.EventListenerClosed, portListener)
 			again := genl.Endpoint{Addr: fam.docAddr(9), Flags: genl.FlagSignal}
 			if err := c.AddEndpoint(again); err != nil {
 				t.Fatalf("AddEndpoint(%+v) after flush: %v", again, err)

@@ -43,7 +43,7 @@ func newUserspaceBed(t *testing.T, fam family, links int) *userspaceBed {
 	b.cev.waitEqual(t, genl.Event{Type: genl.EventEstablished, Token: b.c.clientToken, Local: b.c.clientAddr, Remote: b.c.serverAddr})
 	b.sev.waitEqual(t, genl.Event{
 		Type: genl.EventEstablished, Token: b.c.serverToken, Local: b.c.serverAddr, Remote: b.c.clientAddr,
-		Flags: genl.EventFlagServerSide, ServerSide: true,
+		Flags: serverSide(t), ServerSide: true,
 	})
 	return b
 }

@@ -52,11 +52,6 @@ const (
 // which the guests do not have.
 const DaemonBinaryEnv = "MPTCPGOD_TEST_BINARY"
 
-// DegradedMarker starts the log line with which a test says it asserted
-// a kernel's documented degraded behaviour (netnstest.Degraded); the
-// report counts such tests apart.
-const DegradedMarker = "netnstest: degraded: "
-
 // lookTool finds a host tool in PATH or the usual directories.
 func lookTool(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
 // Event is one event of `go test -json` (cmd/test2json).
@@ -158,7 +160,7 @@ func Summarise(evs []Event) []TestResult {
 		t := &out[i]
 		switch ev.Action {
 		case "output":
-			if _, msg, ok := strings.Cut(ev.Output, DegradedMarker); ok {
+			if _, msg, ok := strings.Cut(ev.Output, netnstest.DegradedPrefix); ok {
 				msg = strings.TrimSpace(msg)
 				if !slices.Contains(t.Degraded, msg) {
 					t.Degraded = append(t.Degraded, msg)

@@ -44,7 +44,7 @@ var Suites = map[string][]Tests{
 		// The engine in both path-manager modes.
 		{Pkg: "pm", Run: "Kernel$", Timeout: 6 * time.Minute},
 		// The daemon end to end: meshes, link loss and return, restarts.
-		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelFeatures)$", Timeout: 6 * time.Minute},
+		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities)$", Timeout: 6 * time.Minute},
 		// mptcpctl against ip and ss, and against the daemon.
 		{Pkg: "cmd/mptcpctl", Run: "^(TestEndpointsKernel|TestLimitsKernel|TestPMKernel|TestConnectionsAndSubflows|TestConnectionsUserspacePM|TestMonitorKernel|TestBadInputKernel|TestDaemonUserspace|TestDaemonKernel)$", Timeout: 6 * time.Minute},
 		// The corruption reproducer, with short transfers: the bad blocks
@@ -55,10 +55,10 @@ var Suites = map[string][]Tests{
 		}, Timeout: 4 * time.Minute},
 	},
 	"ci": {
-		{Pkg: "genl", Run: "^(TestFeaturesKernel|TestPathManager|TestEndpoints|TestLimits|TestEndpointErrors|TestEventsKernelPM|TestUserspaceFlow|TestUserspaceErrors|TestKernelFeatures)$", Timeout: 4 * time.Minute},
+		{Pkg: "genl", Run: "^(TestFeaturesKernel|TestPathManager|TestEndpoints|TestLimits|TestEndpointErrors|TestEventsKernelPM|TestUserspaceFlow|TestUserspaceErrors|TestKernelCapabilities)$", Timeout: 4 * time.Minute},
 		{Pkg: "internal/sockdiag", Run: "^(TestIntegration|TestParseMPTCPInfo)$", Timeout: 4 * time.Minute},
 		{Pkg: "pm", Run: "^(TestUserspaceMeshKernel|TestKernelModeKernel)$", Timeout: 4 * time.Minute},
-		{Pkg: "internal/daemon", Run: "^(TestUserspaceMesh|TestLinkLossAndReturn|TestKernelFeatures)$", Timeout: 4 * time.Minute},
+		{Pkg: "internal/daemon", Run: "^(TestUserspaceMesh|TestLinkLossAndReturn|TestKernelCapabilities)$", Timeout: 4 * time.Minute},
 	},
 }
 
