@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -449,5 +451,48 @@ func TestSharedLibs(t *testing.T) {
 	}
 	if _, err := SharedLibs(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("SharedLibs of a missing file succeeded")
+	}
+}
+
+// handleCall matches the vishvananda/netlink handle constructors and
+// their arguments.
+var handleCall = regexp.MustCompile(`netlink\.NewHandle(At|AtFrom)?\(([^()]*(\([^()]*\))?[^()]*)\)`)
+
+// TestNetlinkHandlesNameFamilies: every vishvananda/netlink handle in the
+// module names the netlink families it uses. A handle opened for every
+// family also opens XFRM and netfilter netlink sockets, which fail with
+// "protocol not supported" on kernels that have them as modules nobody
+// loaded, such as Debian's.
+func TestNetlinkHandlesNameFamilies(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	calls := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "bin" || strings.HasPrefix(d.Name(), ".")) && p != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range handleCall.FindAllStringSubmatch(string(b), -1) {
+			calls++
+			if !strings.Contains(m[2], "NETLINK_") {
+				t.Errorf("%s: %s opens every netlink family; name the ones it uses (unix.NETLINK_ROUTE)", p, m[0])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 {
+		t.Error("found no netlink handle at all: the pattern is stale")
 	}
 }
