@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// Capability is a behaviour of the kernel's MPTCP path manager that
-// mptcpgod uses and that older kernels lack. The compatibility matrix
+// Capability is a behaviour of the kernel's MPTCP (its path manager,
+// its sysctls, its sock_diag) that mptcpgod uses and that older kernels
+// lack. The compatibility matrix
 // (docs/compatibility.md) tests each one on every kernel it covers.
 type Capability struct {
 	// ID names it in JSON ("conn-addr-dump").
@@ -49,6 +50,10 @@ var (
 	// CapPathManagerSysctl: net.mptcp.path_manager.
 	CapPathManagerSysctl = Capability{ID: "path-manager-sysctl", Name: "net.mptcp.path_manager", Since: "6.15",
 		Without: "net.mptcp.pm_type is read and set instead"}
+	// CapUnprivSubflowInfo: sock_diag gives a subflow's MPTCP details
+	// (token, ids, flags) to users without CAP_NET_ADMIN.
+	CapUnprivSubflowInfo = Capability{ID: "unpriv-subflow-info", Name: "subflow details for unprivileged users (sock_diag)", Since: "6.15",
+		Without: "none for the daemon (root); mptcpctl subflows and connections show no subflows to other users"}
 	// CapLaminar: laminar endpoints.
 	CapLaminar = Capability{ID: "laminar", Name: "laminar endpoints", Since: "6.18",
 		Without: "a policy asking for laminar endpoints is refused at load and reload"}
@@ -60,7 +65,7 @@ var (
 // Capabilities are all capabilities, oldest first.
 var Capabilities = []Capability{
 	CapUserspacePM, CapListenerEvents, CapSchedulers, CapID0, CapConnAddrDump, CapSubflowFlags,
-	CapPathManagerSysctl, CapLaminar, CapServerSideFlag,
+	CapPathManagerSysctl, CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag,
 }
 
 // Kernel is what the running kernel's MPTCP offers mptcpgod.

@@ -77,12 +77,13 @@ func TestDetect(t *testing.T) {
 		{
 			name: "6.12",
 			p:    probes{release: "6.12.118+deb12-amd64", commands: all, sysctl: sysctls("pm_type", "scheduler"), connAddrDump: dump(true, nil)},
-			want: ids(CapPathManagerSysctl, CapLaminar, CapServerSideFlag),
+			want: ids(CapPathManagerSysctl, CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag),
 		},
 		{
 			name: "6.1",
 			p:    probes{release: "6.1.0-57-amd64", commands: all, sysctl: sysctls("pm_type"), connAddrDump: dump(false, nil)},
-			want: ids(CapListenerEvents, CapSchedulers, CapID0, CapConnAddrDump, CapSubflowFlags, CapPathManagerSysctl, CapLaminar, CapServerSideFlag),
+			want: ids(CapListenerEvents, CapSchedulers, CapID0, CapConnAddrDump, CapSubflowFlags, CapPathManagerSysctl,
+				CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag),
 		},
 		{
 			name: "5.15 without the userspace path manager",
@@ -92,12 +93,12 @@ func TestDetect(t *testing.T) {
 		{
 			name: "a failed probe falls back to the release",
 			p:    probes{release: "6.10.0", commands: all, sysctl: sysctls("pm_type", "scheduler"), connAddrDump: dump(false, unix.EPERM)},
-			want: ids(CapPathManagerSysctl, CapLaminar, CapServerSideFlag),
+			want: ids(CapPathManagerSysctl, CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag),
 		},
 		{
 			name: "what the kernel offers wins over its release",
 			p:    probes{release: "6.8.0", commands: all, sysctl: sysctls("pm_type", "scheduler"), connAddrDump: dump(true, nil)},
-			want: ids(CapSubflowFlags, CapPathManagerSysctl, CapLaminar, CapServerSideFlag),
+			want: ids(CapSubflowFlags, CapPathManagerSysctl, CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag),
 		},
 	}
 	for _, tt := range tests {
