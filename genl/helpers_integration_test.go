@@ -26,7 +26,7 @@ import (
 )
 
 // waitTimeout bounds every wait for a kernel reaction (an event, a subflow).
-const waitTimeout = 10 * time.Second
+var waitTimeout = netnstest.Patience(10 * time.Second)
 
 // cmpOpts compares the netip values inside genl types.
 var cmpOpts = cmp.Options{cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})}

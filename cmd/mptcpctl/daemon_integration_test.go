@@ -94,7 +94,7 @@ func startDaemon(t *testing.T, h *netnstest.Host, mode string, more ...string) *
 	case <-d.Ready():
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(netnstest.Patience(10 * time.Second)):
 		t.Fatal("daemon not ready within 10s")
 	}
 	return ld

@@ -351,7 +351,7 @@ func ssSubflowList(t *testing.T, h *netnstest.Host) []ssSubflow {
 // waitFor polls cond every 20 ms until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(netnstest.Patience(10 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -624,7 +624,7 @@ func TestMonitorKernel(t *testing.T) {
 			if code != exitOK {
 				t.Errorf("monitor exited with %d: %s", code, m.errb.String())
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(netnstest.Patience(10 * time.Second)):
 			t.Fatal("monitor did not stop on context cancel")
 		}
 	}

@@ -8,7 +8,10 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
 // HostTool is a program of this machine the tests run, copied into the
@@ -74,6 +77,7 @@ func GuestInitramfs(img *Image, b *Build, scale float64) (*Initramfs, *Plan, err
 	plan := &Plan{Kernel: img.Kernel.Name, Env: []string{
 		"PATH=" + guestPath, "HOME=/root", "TMPDIR=/tmp", "CI=true",
 		DaemonBinaryEnv + "=" + guestDaemon,
+		netnstest.PatienceEnv + "=" + strconv.FormatFloat(max(scale, 1), 'g', -1, 64),
 	}}
 	if err := addBase(fsys); err != nil {
 		return nil, nil, err

@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,7 +138,8 @@ func runNative(ctx context.Context, b *Build, opt Options, resultsPath string) e
 	if err := rw.Record(kr); err != nil {
 		return err
 	}
-	env := append(os.Environ(), "CI=true", DaemonBinaryEnv+"="+b.Daemon)
+	env := append(os.Environ(), "CI=true", DaemonBinaryEnv+"="+b.Daemon,
+		netnstest.PatienceEnv+"="+strconv.FormatFloat(max(opt.TimeScale, 1), 'g', -1, 64))
 	for _, t := range b.Tests {
 		fmt.Fprintf(opt.Log, "compat: %s: %s\n", Running, t.Pkg)
 		if err := rw.Record(Record{Type: "begin", Name: t.Pkg}); err != nil {

@@ -26,7 +26,7 @@ import (
 
 // waitLimit bounds every wait for a delta; the kernel answers in
 // milliseconds, except IPv6 duplicate address detection (about a second).
-const waitLimit = 10 * time.Second
+var waitLimit = netnstest.Patience(10 * time.Second)
 
 // start runs a Monitor of h's namespace until the test ends and returns it
 // with its initial Delta. Unless cfg says otherwise, veth links are included.

@@ -26,8 +26,10 @@ import (
 const (
 	serverPort = 5000 // the server's MPTCP listener
 	clientPort = 6000 // the client's MPTCP listener, for a server-initiated connection
-	waitFor    = 15 * time.Second
 )
+
+// waitFor bounds every wait for the kernel.
+var waitFor = netnstest.Patience(15 * time.Second)
 
 // mesh is a testbed whose client namespace holds four MPTCP connections:
 //
