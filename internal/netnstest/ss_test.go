@@ -38,4 +38,3 @@ func TestSSAddrs(t *testing.T) {
 		}
 	}
 }
-
