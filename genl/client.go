@@ -46,7 +46,7 @@ var (
 
 // unsupported returns the error of op on a kernel without capability c.
 func unsupported(op string, c Capability, k Kernel) error {
-	return fmt.Errorf("genl: %s: %w: %s needs Linux %s (this kernel is %s)", op, ErrUnsupported, c.Name, c.Since, k.Release)
+	return fmt.Errorf("genl: %s: %w: %s came with Linux %s; this kernel is %s", op, ErrUnsupported, c.Name, c.Since, k.Release)
 }
 
 // Config configures a Client.
@@ -230,8 +230,16 @@ func (c *Client) Supports(cmd Command) bool {
 }
 
 // AddEndpoint adds an in-kernel path-manager endpoint. ep.ID 0 lets the
-// kernel choose the id; ep.Port and ep.IfIndex 0 mean none.
-func (c *Client) AddEndpoint(ep Endpoint) error { return c.c.addEndpoint(ep) }
+// kernel choose the id; ep.Port and ep.IfIndex 0 mean none. A laminar
+// endpoint on a kernel older than 6.18, which would drop the flag or keep
+// it as a meaningless bit, is refused with an error matching
+// ErrUnsupported.
+func (c *Client) AddEndpoint(ep Endpoint) error {
+	if k := c.c.kernel(); ep.Flags&FlagLaminar != 0 && !k.Has(CapLaminar) {
+		return unsupported("add endpoint", CapLaminar, k)
+	}
+	return c.c.addEndpoint(ep)
+}
 
 // DelEndpoint deletes the endpoint with the given id (1..255).
 func (c *Client) DelEndpoint(id uint8) error { return c.c.delEndpoint(id) }

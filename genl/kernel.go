@@ -56,7 +56,7 @@ var (
 		Without: "none for the daemon (root); mptcpctl subflows and connections show no subflows to other users"}
 	// CapLaminar: laminar endpoints.
 	CapLaminar = Capability{ID: "laminar", Name: "laminar endpoints", Since: "6.18",
-		Without: "a policy asking for laminar endpoints is refused at load and reload"}
+		Without: "an endpoint a policy wants laminar is added without the flag, with a warning; mptcpctl endpoints add ... laminar is refused"}
 	// CapServerSideFlag: the server-side bit of the event flags.
 	CapServerSideFlag = Capability{ID: "server-side-flag", Name: "server-side event flag", Since: "6.18",
 		Without: "none needed: the older SERVER_SIDE attribute says the same"}

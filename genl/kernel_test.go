@@ -4,6 +4,7 @@ package genl
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -186,5 +187,29 @@ func TestOldErrorTexts(t *testing.T) {
 	}
 	if other := (&Error{Op: "add endpoint", Err: unix.EINVAL, Message: "invalid addr flags"}); errors.Is(other, os.ErrExist) {
 		t.Errorf("%v matches os.ErrExist", other)
+	}
+}
+
+// TestLaminarUnsupported: a laminar endpoint on a kernel without laminar
+// endpoints is refused before anything is sent; others go through.
+func TestLaminarUnsupported(t *testing.T) {
+	t.Parallel()
+	k := Kernel{Release: "6.12.118+deb12-amd64", Missing: []Capability{CapLaminar}}
+	sent := 0
+	c := testClientOn(t, k, func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+		sent++
+		return []genetlink.Message{{}}, nil
+	})
+	ep := Endpoint{Addr: netip.MustParseAddr("192.0.2.1"), Flags: FlagSubflow | FlagLaminar}
+	err := c.AddEndpoint(ep)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "laminar endpoints came with Linux 6.18") {
+		t.Errorf("AddEndpoint(laminar) on 6.12 = %v, want ErrUnsupported naming Linux 6.18", err)
+	}
+	if sent != 0 {
+		t.Errorf("%d requests sent for a refused endpoint", sent)
+	}
+	ep.Flags = FlagSubflow
+	if err := c.AddEndpoint(ep); err != nil || sent != 1 {
+		t.Errorf("AddEndpoint(subflow) = %v after %d requests, want it sent", err, sent)
 	}
 }

@@ -192,6 +192,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		Mode:           d.mode,
 		Policy:         d.router,
 		NewKernel:      func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: opts.NetNS}) },
+		Kernel:         d.kernel,
 		Workers:        cfg.Workers,
 		Events:         events,
 		Conns:          d.conns,

@@ -1,0 +1,60 @@
+package pm
+
+import (
+	"testing"
+
+	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
+	"github.com/mptcpgod/mptcpgod/policy"
+)
+
+// laminarAll is a test modifier that wants every endpoint laminar.
+type laminarAll struct{}
+
+func (laminarAll) Name() string { return "laminar-all" }
+
+func (laminarAll) Kernel(_ policy.View, next policy.KernelPlan) policy.KernelPlan {
+	for i := range next.Endpoints {
+		next.Endpoints[i].Laminar = true
+	}
+	return next
+}
+
+func (laminarAll) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	return next
+}
+
+// TestKernelLaminarFallback: on a kernel without laminar endpoints (before
+// 6.18) the engine adds the endpoints a policy wants laminar without the
+// flag, once, instead of replacing them forever because the kernel
+// dropped it; on a kernel that has them the flag goes through.
+func TestKernelLaminarFallback(t *testing.T) {
+	t.Parallel()
+	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	laminar := withPolicy(policy.Compose(fm, laminarAll{}))
+	for _, tt := range []struct {
+		name   string
+		kernel genl.Kernel
+		want   string
+	}{
+		{"6.18", genl.Kernel{Release: "6.18.44"}, "add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh,laminar if=2"},
+		{"6.12", genl.Kernel{Release: "6.12.118", Missing: []genl.Capability{genl.CapLaminar}}, "add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			k := tt.kernel
+			h := newHarness(t, policy.ModeKernel, laminar, func(c *Config) { c.Kernel = k })
+			h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+			h.setHost(addrA)
+			h.start()
+			h.ready()
+			h.expect(tt.want)
+			// The kernel has what the engine asked for: nothing more to do.
+			h.setHost(addrA)
+			h.expect()
+		})
+	}
+}
