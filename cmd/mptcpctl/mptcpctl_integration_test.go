@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
@@ -137,12 +138,24 @@ func TestEndpointsKernel(t *testing.T) {
 		t.Errorf("endpoints add --json printed %+v", after)
 	}
 	mustCtl(t, h, "endpoint", "add", l1.Client4.String(), "dev", "eth1", "id", "9", "subflow", "backup", "fullmesh")
-	mustCtl(t, h, "endpoints", "add", l0.Client6.String(), "laminar")
+	// Laminar endpoints came with 6.18: before, the add is refused with
+	// the release that brings them, and the endpoint added without.
+	laminar := []string{"laminar"}
+	if !netnstest.KernelHas(genl.CapLaminar) {
+		netnstest.Degraded(t, "no laminar endpoints (Linux %s): endpoints add ... laminar is refused", genl.CapLaminar.Since)
+		r := ctl(t, h, "endpoints", "add", l0.Client6.String(), "laminar")
+		if r.code == exitOK || !strings.Contains(r.stderr, "Linux "+genl.CapLaminar.Since) {
+			t.Errorf("endpoints add laminar on Linux %s: exit %d, stderr %q; want a refusal naming Linux %s",
+				netnstest.KernelRelease(), r.code, r.stderr, genl.CapLaminar.Since)
+		}
+		laminar = nil
+	}
+	mustCtl(t, h, append([]string{"endpoints", "add", l0.Client6.String()}, laminar...)...)
 	want := []endpointOut{
 		ep(1, l0.Client4, 0, "eth0", "subflow"),
 		ep(7, l1.Client6, 8080, "", "signal"),
 		ep(9, l1.Client4, 0, "eth1", "subflow", "backup", "fullmesh"),
-		ep(10, l0.Client6, 0, "", "laminar"), // after the highest id
+		ep(10, l0.Client6, 0, "", laminar...), // after the highest id
 	}
 	checkEndpoints(t, h, want)
 
@@ -234,6 +247,14 @@ func TestPMKernel(t *testing.T) {
 	h := netnstest.NewHost(t, "pm")
 	sysctl := func() string {
 		return strings.TrimSpace(h.MustExec("sysctl", "-n", "net.mptcp.path_manager"))
+	}
+	// Before 6.15 only net.mptcp.pm_type says it: 0 kernel, 1 userspace.
+	if !netnstest.KernelHas(genl.CapPathManagerSysctl) {
+		netnstest.Degraded(t, "no net.mptcp.path_manager (Linux %s): checked net.mptcp.pm_type", genl.CapPathManagerSysctl.Since)
+		sysctl = func() string {
+			v := strings.TrimSpace(h.MustExec("sysctl", "-n", "net.mptcp.pm_type"))
+			return map[string]string{"0": "kernel", "1": "userspace"}[v]
+		}
 	}
 	for _, pm := range []string{"userspace", "kernel", "userspace"} {
 		if out := mustCtl(t, h, "pm", pm); out != "" {
