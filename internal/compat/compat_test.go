@@ -321,6 +321,7 @@ func TestSummarise(t *testing.T) {
 {"Action":"output","Test":"TestA","Output":"    x_test.go:9: netnstest: degraded: Linux 6.1.0: no listener events\n"}
 {"Action":"run","Test":"TestA/sub"}
 {"Action":"output","Test":"TestA/sub","Output":"    x_test.go:9: netnstest: degraded: Linux 6.1.0: no listener events\n"}
+{"Action":"output","Test":"TestA/sub","Output":"    x_test.go:9: netnstest: figure: TestA/sub: 3 transfers, 0 corrupted\n"}
 {"Action":"pass","Test":"TestA/sub","Elapsed":0.5}
 {"Action":"pass","Test":"TestA","Elapsed":1.25}
 {"Action":"run","Test":"TestB"}
@@ -337,7 +338,8 @@ func TestSummarise(t *testing.T) {
 	}
 	got := Summarise(evs)
 	want := []TestResult{
-		{Name: "TestA", Result: "pass", Degraded: []string{"Linux 6.1.0: no listener events"}, Elapsed: 1250 * time.Millisecond},
+		{Name: "TestA", Result: "pass", Degraded: []string{"Linux 6.1.0: no listener events"},
+			Figures: []string{"TestA/sub: 3 transfers, 0 corrupted"}, Elapsed: 1250 * time.Millisecond},
 		{Name: "TestB", Result: "fail", Elapsed: 200 * time.Millisecond},
 		{Name: "TestC", Result: "skip"},
 		{Name: "TestD"},
@@ -360,7 +362,7 @@ func TestSummarise(t *testing.T) {
 	if err := WriteMarkdown(&md, []*KernelResult{k}, "conditions"); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"| tests | passed | asserted degraded |", "FAIL x TestB", "SKIP x TestC", "x TestA: Linux 6.1.0: no listener events"} {
+	for _, s := range []string{"| tests | passed | asserted degraded |", "FAIL x TestB", "SKIP x TestC", "x TestA: Linux 6.1.0: no listener events", "Figures:\n\n- x TestA/sub: 3 transfers, 0 corrupted"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, md.String())
 		}

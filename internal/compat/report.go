@@ -34,8 +34,10 @@ type TestResult struct {
 	Result string `json:"result"`
 	// Degraded holds what the test said it asserted as the kernel's
 	// documented degraded behaviour (netnstest.Degraded), if anything.
-	Degraded []string      `json:"degraded,omitempty"`
-	Elapsed  time.Duration `json:"elapsed"`
+	Degraded []string `json:"degraded,omitempty"`
+	// Figures are the outcomes it measured (netnstest.Figure).
+	Figures []string      `json:"figures,omitempty"`
+	Elapsed time.Duration `json:"elapsed"`
 }
 
 // PackageResult is the outcome of one package's test binary.
@@ -166,6 +168,9 @@ func Summarise(evs []Event) []TestResult {
 					t.Degraded = append(t.Degraded, msg)
 				}
 			}
+			if _, msg, ok := strings.Cut(ev.Output, netnstest.FigurePrefix); ok {
+				t.Figures = append(t.Figures, strings.TrimSpace(msg))
+			}
 		case "pass", "fail", "skip":
 			if ev.Test == top {
 				t.Result = ev.Action
@@ -253,6 +258,19 @@ func WriteMarkdown(w io.Writer, ks []*KernelResult, conditions string) error {
 			b.WriteString("\nnone")
 		}
 		b.WriteString("\n")
+		heading := "\nFigures:\n"
+		for _, p := range k.Packages {
+			for _, t := range p.Tests {
+				for _, f := range t.Figures {
+					b.WriteString(heading)
+					heading = ""
+					fmt.Fprintf(&b, "\n- %s %s", p.Package, f)
+				}
+			}
+		}
+		if heading == "" {
+			b.WriteString("\n")
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

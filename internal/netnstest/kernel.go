@@ -12,6 +12,10 @@ import (
 // matrix's report (internal/compat) counts the tests that print it.
 const DegradedPrefix = "netnstest: degraded: "
 
+// FigurePrefix starts the log line of Figure; the compatibility matrix's
+// report lists those lines per kernel.
+const FigurePrefix = "netnstest: figure: "
+
 var (
 	releaseOnce sync.Once
 	release     string
@@ -59,4 +63,12 @@ func KernelHas(c genl.Capability) bool {
 func Degraded(t TB, format string, args ...any) {
 	t.Helper()
 	t.Logf(DegradedPrefix+"Linux %s: "+format, append([]any{KernelRelease()}, args...)...)
+}
+
+// Figure logs a measured outcome worth comparing across kernels (the
+// corruption reproducer's transfers, for one); the compatibility matrix's
+// report lists them per kernel.
+func Figure(t TB, format string, args ...any) {
+	t.Helper()
+	t.Logf(FigurePrefix+format, args...)
 }

@@ -196,6 +196,8 @@ func corrupt(t *testing.T, ops churnOps, d time.Duration) {
 	t.Logf("%v: %d transfers (%d MiB), %d corrupted, %d failed; %d creates, %d destroys, %d initial destroys, %d backup flips, %d resubscribes, %d duplicates, %d genl errors; %d of %d sampled connections with DSS checksums%s",
 		d, st.transfers.Load(), st.bytes.Load()>>20, st.corrupt.Load(), len(st.failed()), cs.creates.Load(), cs.destroys.Load(),
 		cs.initials.Load(), cs.backups.Load(), cs.resubscribes.Load(), cs.duplicates.Load(), cs.errs.Load(), cs.csum.Load(), cs.sampled.Load(), cs.errors())
+	netnstest.Figure(t, "%s: %v, %d transfers of %d bytes, %d corrupted, %d failed, %d joins created, %d destroyed",
+		t.Name(), d, st.transfers.Load(), *soakCorruptSize, st.corrupt.Load(), len(st.failed()), cs.creates.Load(), cs.destroys.Load())
 	t.Logf("client MPTcpExt: %s", mptcpCounters(tb.Client))
 	t.Logf("server MPTcpExt: %s", mptcpCounters(tb.Server))
 	for i, f := range st.failed() {
