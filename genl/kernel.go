@@ -35,10 +35,6 @@ var (
 	// CapSchedulers: net.mptcp.scheduler and available_schedulers.
 	CapSchedulers = Capability{ID: "schedulers", Name: "packet schedulers (net.mptcp.scheduler)", Since: "6.6",
 		Without: "none needed: mptcpgod leaves the scheduler alone"}
-	// CapID0: local id 0 (the initial address) in SUBFLOW_CREATE and
-	// REMOVE.
-	CapID0 = Capability{ID: "id0", Name: "id 0 in userspace subflow create and remove", Since: "6.7",
-		Without: "a subflow from a connection's initial address to another peer address is refused by the kernel (\"missing local addr id\"), so userspace mode opens none"}
 	// CapConnAddrDump: GET_ADDR with a token, the local address list of a
 	// userspace-PM connection.
 	CapConnAddrDump = Capability{ID: "conn-addr-dump", Name: "per-connection address dump", Since: "6.9",
@@ -62,9 +58,12 @@ var (
 		Without: "none needed: the older SERVER_SIDE attribute says the same"}
 )
 
-// Capabilities are all capabilities, oldest first.
+// Capabilities are all capabilities, oldest first. Those not probed are
+// told by the kernel's release, so only new features are listed, never
+// fixes that stable kernels take: id 0 in SUBFLOW_CREATE came with 6.7
+// and is in Debian's 6.1, which a release cannot tell.
 var Capabilities = []Capability{
-	CapUserspacePM, CapListenerEvents, CapSchedulers, CapID0, CapConnAddrDump, CapSubflowFlags,
+	CapUserspacePM, CapListenerEvents, CapSchedulers, CapConnAddrDump, CapSubflowFlags,
 	CapPathManagerSysctl, CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag,
 }
 
