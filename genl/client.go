@@ -100,6 +100,10 @@ func (c Command) String() string {
 
 // Features is what the kernel's mptcp_pm family offers, detected once by New.
 type Features struct {
+	// ID is the family's id, which the kernel assigns when it registers
+	// the family: it differs between kernels, so it is always looked up
+	// by name.
+	ID uint16
 	// Version is the family's version.
 	Version uint32
 	// Commands are the commands the kernel registered, in ascending order.

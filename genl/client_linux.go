@@ -72,6 +72,7 @@ func newClient(c *genetlink.Conn, ns *netNS) (*client, error) {
 		c:      c,
 		family: fam.id,
 		feat: Features{
+			ID:       fam.id,
 			Version:  fam.version,
 			Commands: fam.commands,
 		},

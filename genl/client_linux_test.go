@@ -753,7 +753,7 @@ func TestFeatures(t *testing.T) {
 		{
 			name:     "6.18",
 			fam:      testFamily,
-			want:     Features{Version: 1, Commands: testFamily.commands, Events: true},
+			want:     Features{ID: testFamilyID, Version: 1, Commands: testFamily.commands, Events: true},
 			supports: []Command{CmdAddAddr, CmdSubflowDestroy},
 			lacks:    []Command{0, 12},
 		},
@@ -761,7 +761,7 @@ func TestFeatures(t *testing.T) {
 			name: "5.10: no userspace PM, no events",
 			fam: family{id: testFamilyID, version: 1, commands: []Command{1, 2, 3, 4, 5, 6, 7, 3},
 				groups: []genetlink.MulticastGroup{{ID: 6, Name: "mptcp_pm_cmds"}}},
-			want:     Features{Version: 1, Commands: []Command{1, 2, 3, 4, 5, 6, 7}},
+			want:     Features{ID: testFamilyID, Version: 1, Commands: []Command{1, 2, 3, 4, 5, 6, 7}},
 			supports: []Command{CmdSetFlags},
 			lacks:    []Command{CmdAnnounce, CmdSubflowCreate},
 		},

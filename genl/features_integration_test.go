@@ -30,6 +30,9 @@ func TestFeaturesKernel(t *testing.T) {
 	if m := regexp.MustCompile(`Version: 0x([0-9a-f]+)`).FindStringSubmatch(out); m != nil {
 		oracle.Version = uint32(parseHex32(t, m[1]))
 	}
+	if m := regexp.MustCompile(`ID: 0x([0-9a-f]+)`).FindStringSubmatch(out); m != nil {
+		oracle.ID = uint16(parseHex32(t, m[1]))
+	}
 	cmds, _, _ := strings.Cut(out, "multicast groups")
 	for _, m := range regexp.MustCompile(`ID-0x([0-9a-f]+)`).FindAllStringSubmatch(cmds, -1) {
 		oracle.Commands = append(oracle.Commands, genl.Command(parseHex32(t, m[1])))
@@ -41,7 +44,11 @@ func TestFeaturesKernel(t *testing.T) {
 		t.Errorf("Features differ from `genl ctrl get name mptcp_pm` (-genl ctrl +Features):\n%s\n%s", diff, out)
 	}
 
-	want := genl.Features{Version: 1, Events: true}
+	// The family id is the kernel's to choose (0x1c on Debian's 6.1).
+	want := genl.Features{ID: got.ID, Version: 1, Events: true}
+	if got.ID == 0 {
+		t.Error("Features().ID = 0")
+	}
 	for cmd := genl.CmdAddAddr; cmd <= genl.CmdSubflowDestroy; cmd++ {
 		want.Commands = append(want.Commands, cmd)
 	}
