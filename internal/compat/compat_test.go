@@ -516,3 +516,20 @@ func TestNetlinkHandlesNameFamilies(t *testing.T) {
 		t.Error("found no netlink handle at all: the pattern is stale")
 	}
 }
+
+// TestNarrow: one package, other tests.
+func TestNarrow(t *testing.T) {
+	t.Parallel()
+	suite := []Tests{{Pkg: "genl", Skip: "X"}, {Pkg: "pm", Run: "Kernel$"}}
+	got, err := Narrow(suite, "pm", "")
+	if err != nil || len(got) != 1 || got[0].Run != "Kernel$" {
+		t.Errorf("Narrow(pm) = %+v, %v", got, err)
+	}
+	got, err = Narrow(suite, "", "^TestA$")
+	if err != nil || len(got) != 2 || got[0].Run != "^TestA$" || got[0].Skip != "" {
+		t.Errorf("Narrow(run) = %+v, %v", got, err)
+	}
+	if _, err := Narrow(suite, "nosuch", ""); err == nil || !strings.Contains(err.Error(), "genl, pm") {
+		t.Errorf("Narrow(nosuch) = %v", err)
+	}
+}

@@ -107,3 +107,27 @@ func (t Tests) args(scale float64) []string {
 func (t Tests) scaled(scale float64) time.Duration {
 	return time.Duration(float64(t.Timeout) * max(scale, 1)).Round(time.Second)
 }
+
+// Narrow returns the suite's tests of the package pkg only (all packages
+// when pkg is ""), running the tests that match run instead of the
+// suite's choice when run is not "". It is an error when nothing is left.
+func Narrow(suite []Tests, pkg, run string) ([]Tests, error) {
+	var out []Tests
+	for _, t := range suite {
+		if pkg != "" && t.Pkg != pkg {
+			continue
+		}
+		if run != "" {
+			t.Run, t.Skip = run, ""
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		var pkgs []string
+		for _, t := range suite {
+			pkgs = append(pkgs, t.Pkg)
+		}
+		return nil, fmt.Errorf("compat: -pkg %q: not in the suite (want one of %s)", pkg, strings.Join(pkgs, ", "))
+	}
+	return out, nil
+}

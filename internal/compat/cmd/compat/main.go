@@ -34,11 +34,13 @@ func main() {
 	mem := flag.Int("mem", 2048, "guest memory in MiB")
 	cpus := flag.Int("cpus", 2, "guest CPUs")
 	goTool := flag.String("go", "go", "the go command")
+	pkg := flag.String("pkg", "", "run only this package of the suite (\"genl\", \"internal/daemon\")")
+	runRE := flag.String("run", "", "run only the tests matching this regular expression, as go test -run")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ok, err := run(ctx, *kernels, *suite, *out, *scale, *mem, *cpus, *goTool)
+	ok, err := run(ctx, *kernels, *suite, *pkg, *runRE, *out, *scale, *mem, *cpus, *goTool)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compat:", err)
 		os.Exit(2)
@@ -48,7 +50,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, kernels, suiteName, out string, scale float64, mem, cpus int, goTool string) (bool, error) {
+func run(ctx context.Context, kernels, suiteName, pkg, runRE, out string, scale float64, mem, cpus int, goTool string) (bool, error) {
 	list, err := compat.ParseKernels(strings.NewReader(compat.KernelList))
 	if err != nil {
 		return false, err
@@ -59,6 +61,9 @@ func run(ctx context.Context, kernels, suiteName, out string, scale float64, mem
 	}
 	suite, err := compat.LookupSuite(suiteName)
 	if err != nil {
+		return false, err
+	}
+	if suite, err = compat.Narrow(suite, pkg, runRE); err != nil {
 		return false, err
 	}
 	if mem < 512 || cpus < 1 {
