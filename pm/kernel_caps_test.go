@@ -58,3 +58,36 @@ func TestKernelLaminarFallback(t *testing.T) {
 		})
 	}
 }
+
+// TestUserspaceSubflowFlagsFallback: on a kernel that ignores the backup
+// flag of SUBFLOW_CREATE (before 6.9), the engine sets the bit with
+// SET_FLAGS once the subflow is established; on a kernel that honours
+// it, the subflow is backup from the start.
+func TestUserspaceSubflowFlagsFallback(t *testing.T) {
+	t.Parallel()
+	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		kernel genl.Kernel
+		after  []string
+	}{
+		{"6.18", genl.Kernel{Release: "6.18.44"}, nil},
+		{"6.1", genl.Kernel{Release: "6.1.0-57-amd64", Missing: []genl.Capability{genl.CapSubflowFlags}},
+			[]string{"backup 11111111 198.51.100.1:40001 -> 203.0.113.80:443 true"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			k := tt.kernel
+			h := newUserspace(t, withPolicy(policy.Compose(fm, backupOn{ifindex: 3})), func(c *Config) { c.Kernel = k })
+			h.open(tok1, "192.0.2.1:40000", srv1)
+			h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags=backup if=3 id=255")
+			h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+			h.expect(tt.after...)
+			h.events(event(genl.EventSubPriority, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+			h.expect()
+		})
+	}
+}
