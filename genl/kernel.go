@@ -85,7 +85,7 @@ func (k Kernel) Has(c Capability) bool {
 func ParseRelease(release string) (major, minor int, err error) {
 	majS, rest, ok := strings.Cut(release, ".")
 	if !ok {
-		return 0, 0, fmt.Errorf("genl: kernel release %q: want MAJOR.MINOR...", release)
+		return 0, 0, fmt.Errorf("genl: kernel release %q: want MAJOR.MINOR, such as 6.1.0-57-amd64", release)
 	}
 	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
 	if end < 0 {
@@ -94,7 +94,7 @@ func ParseRelease(release string) (major, minor int, err error) {
 	major, err1 := strconv.Atoi(majS)
 	minor, err2 := strconv.Atoi(rest[:end])
 	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("genl: kernel release %q: want MAJOR.MINOR...", release)
+		return 0, 0, fmt.Errorf("genl: kernel release %q: want MAJOR.MINOR, such as 6.1.0-57-amd64", release)
 	}
 	return major, minor, nil
 }
