@@ -2,6 +2,7 @@ package pm
 
 import (
 	"testing"
+	"testing/synctest"
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
@@ -45,16 +46,18 @@ func TestKernelLaminarFallback(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			k := tt.kernel
-			h := newHarness(t, policy.ModeKernel, laminar, func(c *Config) { c.Kernel = k })
-			h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
-			h.setHost(addrA)
-			h.start()
-			h.ready()
-			h.expect(tt.want)
-			// The kernel has what the engine asked for: nothing more to do.
-			h.setHost(addrA)
-			h.expect()
+			synctest.Test(t, func(t *testing.T) {
+				k := tt.kernel
+				h := newHarness(t, policy.ModeKernel, laminar, func(c *Config) { c.Kernel = k })
+				h.ns.limits = genl.Limits{Subflows: 8, AddAddrAccepted: 8}
+				h.setHost(addrA)
+				h.start()
+				h.ready()
+				h.expect(tt.want)
+				// The kernel has what the engine asked for: nothing more to do.
+				h.setHost(addrA)
+				h.expect()
+			})
 		})
 	}
 }
@@ -80,14 +83,16 @@ func TestUserspaceSubflowFlagsFallback(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			k := tt.kernel
-			h := newUserspace(t, withPolicy(policy.Compose(fm, backupOn{ifindex: 3})), func(c *Config) { c.Kernel = k })
-			h.open(tok1, "192.0.2.1:40000", srv1)
-			h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags=backup if=3 id=255")
-			h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
-			h.expect(tt.after...)
-			h.events(event(genl.EventSubPriority, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
-			h.expect()
+			synctest.Test(t, func(t *testing.T) {
+				k := tt.kernel
+				h := newUserspace(t, withPolicy(policy.Compose(fm, backupOn{ifindex: 3})), func(c *Config) { c.Kernel = k })
+				h.open(tok1, "192.0.2.1:40000", srv1)
+				h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags=backup if=3 id=255")
+				h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+				h.expect(tt.after...)
+				h.events(event(genl.EventSubPriority, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
+				h.expect()
+			})
 		})
 	}
 }
