@@ -151,12 +151,13 @@ func TestRepairKernel(t *testing.T) {
 	}
 	_, old := dial()
 	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "0")
-	// The server counts refused joins since 6.16 (MPJoinRejected);
-	// before, the MP_TCPRST it answers them with is the count.
+	// The server counts refused joins since 6.16 (MPJoinRejected).
+	// Before, it counts the join SYNs it received (MPJoinSynRx), and the
+	// check below that no subflow was made tells the refusal.
 	counter := "MPTcpExtMPJoinRejected"
 	if !netnstest.KernelAtLeast(6, 16) {
-		netnstest.Degraded(t, "no MPJoinRejected counter before Linux 6.16: counted the server's MP_TCPRST (MPRstTx)")
-		counter = "MPTcpExtMPRstTx"
+		netnstest.Degraded(t, "no MPJoinRejected counter before Linux 6.16: counted the server's join SYNs (MPJoinSynRx)")
+		counter = "MPTcpExtMPJoinSynRx"
 	}
 	refused := func() string {
 		return tb.Server.MustExec("nstat", "-asz", counter)
