@@ -319,11 +319,15 @@ func TestUserspaceErrors(t *testing.T) {
 			}
 			for _, ns := range notSelected {
 				t.Run(ns.name+" on a kernel-PM connection", func(t *testing.T) {
-					// Before 6.15 the text began with "invalid request; ".
+					// Before 6.15 the text began with "invalid request; ",
+					// but for SET_FLAGS, which has its own since 6.9.
 					msg, errno := "userspace PM not selected", unix.EINVAL
 					sentinel := error(genl.ErrNotUserspacePM)
-					if o, ok := olderKernel(append(ns.older, olderAnswer{6, 15, unix.EINVAL,
-						"invalid request; userspace PM not selected", genl.ErrNotUserspacePM})); ok {
+					older := ns.older
+					if older == nil {
+						older = []olderAnswer{{6, 15, unix.EINVAL, "invalid request; userspace PM not selected", genl.ErrNotUserspacePM}}
+					}
+					if o, ok := olderKernel(older); ok {
 						netnstest.Degraded(t, "before Linux %d.%d the kernel answers %v %q", o.major, o.minor, o.errno, o.msg)
 						errno, msg, sentinel = o.errno, o.msg, o.sentinel
 					}
