@@ -2,7 +2,10 @@
 
 package sockdiag
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // ErrUnavailable is returned (wrapped) when the kernel cannot list MPTCP
 // connections; on this OS there is no sock_diag at all.
@@ -26,3 +29,6 @@ func (*Client) Connection(uint32) (*Connection, error) { return nil, ErrUnavaila
 
 // Subflows always fails outside Linux.
 func (*Client) Subflows(func(*Subflow) error) error { return ErrUnavailable }
+
+// SockInfo always fails outside Linux.
+func SockInfo(syscall.Conn) (MPTCPInfo, []TCPInfo, error) { return MPTCPInfo{}, nil, ErrUnavailable }

@@ -430,6 +430,43 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("socket options match the dump", func(t *testing.T) {
+		byLocal := map[netip.AddrPort]*sockdiag.Connection{}
+		for _, cn := range connections(t, m.diag) {
+			byLocal[cn.Local] = cn
+		}
+		for name, c := range m.conns {
+			info, subs, err := sockdiag.SockInfo(c.(*net.TCPConn))
+			if err != nil {
+				t.Fatalf("SockInfo(%s): %v", name, err)
+			}
+			cn := byLocal[addrPort(c.LocalAddr())]
+			if cn == nil {
+				t.Fatalf("connection %s not in the dump", name)
+			}
+			if info.Token != cn.Token || info.Subflows() != m.want[name] || info.Size != cn.Info.Size {
+				t.Errorf("SockInfo(%s): token %08x, %d subflows, %d bytes; the dump says %08x, %d, %d",
+					name, info.Token, info.Subflows(), info.Size, cn.Token, m.want[name], cn.Info.Size)
+			}
+			if len(subs) != m.want[name] {
+				t.Fatalf("SockInfo(%s): %d tcp_info, want one per subflow (%d)", name, len(subs), m.want[name])
+			}
+			for i, s := range subs {
+				if s.State != sockdiag.StateEstablished || s.SndMSS == 0 || s.SndCwnd == 0 || s.Size < 104 {
+					t.Errorf("SockInfo(%s): subflow %d: implausible tcp_info %+v", name, i, s)
+				}
+			}
+		}
+		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer udp.Close()
+		if _, _, err := sockdiag.SockInfo(udp.(*net.UDPConn)); err == nil {
+			t.Error("SockInfo of a UDP socket: no error")
+		}
+	})
+
 	t.Run("callback error stops the walk", func(t *testing.T) {
 		errStop := errors.New("stop")
 		n := 0
