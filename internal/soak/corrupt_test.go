@@ -192,6 +192,22 @@ func corrupt(t *testing.T, name string, jc joinConfig, d time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	time.AfterFunc(d, cancel)
+	// The flood is load of another kind: connections set up and torn
+	// down by the thousand, as in the soak's flood phase.
+	floods := &stats{forget: k.forget}
+	var flooding sync.WaitGroup
+	if *soakCorruptFlood {
+		tb.Client.Sysctl("net.ipv4.tcp_tw_reuse", "1")
+		tb.Client.Sysctl("net.ipv4.ip_local_port_range", "1024 65000")
+		var seeds atomic.Uint64
+		seeds.Store(1 << 40)
+		flooding.Go(func() {
+			for !ended(ctx) {
+				flood(ctx, tb.Client, srv, floodBurst, floodWorkers, &seeds, floods)
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
 	var summary string
 	var records []joinRecord
 	if name == "join" {
@@ -201,6 +217,17 @@ func corrupt(t *testing.T, name string, jc joinConfig, d time.Duration) {
 		summary = fmt.Sprintf("%v: %s", d, describeJoinCase(jc))
 	} else {
 		summary = churnCase(t, ctx, tb, k, srv, ops, jc, d)
+	}
+	flooding.Wait()
+	if *soakCorruptFlood {
+		summary += fmt.Sprintf("; floods alongside: %d short transfers, %d failed", floods.transfers.Load(), len(floods.failed()))
+		for i, f := range floods.failed() {
+			if i == 20 {
+				t.Errorf("... and %d more failed flood transfers", len(floods.failed())-20)
+				break
+			}
+			t.Errorf("flood transfer failed: %s", f)
+		}
 	}
 	t.Logf("%s; %s", summary, ld.end())
 	t.Logf("client MPTcpExt: %s", mptcpCounters(tb.Client))
