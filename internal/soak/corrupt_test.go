@@ -132,7 +132,7 @@ func TestCorrupt(t *testing.T) {
 // corruptFlags checks TestCorrupt's flags and returns the setting of its
 // cases.
 func corruptFlags() (joinConfig, error) {
-	jc := joinConfig{point: *soakCorruptJoinAt, workers: *soakCorruptWorkers, csum: *soakCorruptCsum, out: *soakCorruptOut}
+	jc := joinConfig{point: *soakCorruptJoinAt, workers: *soakCorruptWorkers, csum: *soakCorruptCsum, flood: *soakCorruptFlood, out: *soakCorruptOut}
 	if jc.workers < 1 {
 		return jc, fmt.Errorf("soak: -soak.corrupt.workers %d: want at least 1", jc.workers)
 	}
@@ -196,7 +196,7 @@ func corrupt(t *testing.T, name string, jc joinConfig, d time.Duration) {
 	// down by the thousand, as in the soak's flood phase.
 	floods := &stats{forget: k.forget}
 	var flooding sync.WaitGroup
-	if *soakCorruptFlood {
+	if jc.flood {
 		tb.Client.Sysctl("net.ipv4.tcp_tw_reuse", "1")
 		tb.Client.Sysctl("net.ipv4.ip_local_port_range", "1024 65000")
 		var seeds atomic.Uint64
@@ -219,7 +219,7 @@ func corrupt(t *testing.T, name string, jc joinConfig, d time.Duration) {
 		summary = churnCase(t, ctx, tb, k, srv, ops, jc, d)
 	}
 	flooding.Wait()
-	if *soakCorruptFlood {
+	if jc.flood {
 		summary += fmt.Sprintf("; floods alongside: %d short transfers, %d failed", floods.transfers.Load(), len(floods.failed()))
 		for i, f := range floods.failed() {
 			if i == 20 {

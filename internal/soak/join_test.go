@@ -104,6 +104,7 @@ type joinConfig struct {
 	workers  int
 	size     int
 	csum     bool
+	flood    bool   // short connections are flooded alongside
 	out      string // file the records are appended to, if any
 }
 
@@ -174,6 +175,7 @@ type joinRecord struct {
 	Side      string     `json:"side"`
 	Point     string     `json:"point"`
 	Csum      bool       `json:"csum"`
+	Flood     bool       `json:"flood,omitempty"` // short connections flooded alongside
 	Size      int        `json:"size"`
 	Workers   int        `json:"workers"`
 	Seed      uint64     `json:"seed"`
@@ -379,7 +381,7 @@ func (e *joinEnv) run(ctx context.Context) {
 
 // newRecord starts the record of a transfer.
 func (e *joinEnv) newRecord(seed uint64) joinRecord {
-	return joinRecord{PM: e.cfg.pmName(), Side: e.cfg.sideName(), Point: e.cfg.point, Csum: e.cfg.csum,
+	return joinRecord{PM: e.cfg.pmName(), Side: e.cfg.sideName(), Point: e.cfg.point, Csum: e.cfg.csum, Flood: e.cfg.flood,
 		Size: e.cfg.size, Workers: e.cfg.workers, Seed: seed}
 }
 

@@ -344,13 +344,17 @@ func readRecords(files []string) ([]joinRecord, error) {
 }
 
 // groupKey is what records of one table share: everything but the join
-// point (the tables bin by the actual moment).
+// point (the tables bin by the actual moment) and the load.
 func groupKey(r *joinRecord) string {
 	csum := "checksums off"
 	if r.Csum {
 		csum = "checksums on"
 	}
-	return fmt.Sprintf("%s PM, %s side, %d workers × %d bytes, %s", r.PM, r.Side, r.Workers, r.Size, csum)
+	key := fmt.Sprintf("%s PM, %s side, %d workers × %d bytes, %s", r.PM, r.Side, r.Workers, r.Size, csum)
+	if r.Flood {
+		key += ", floods alongside"
+	}
+	return key
 }
 
 // TestCorruptReport tabulates the join records of the files in
