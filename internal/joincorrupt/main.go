@@ -368,7 +368,9 @@ func run(cfg *clientConfig) error {
 			defer nl.close()
 		}
 		rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for {
 				seed, ok := next()
 				if !ok {
@@ -382,7 +384,7 @@ func run(cfg *clientConfig) error {
 				outcomes = append(outcomes, o)
 				mu.Unlock()
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	summarise(outcomes)
