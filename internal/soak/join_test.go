@@ -132,7 +132,7 @@ type joinSample struct {
 	Acked    int64         `json:"acked"`    // mptcpi_bytes_acked
 	Subflows int           `json:"subflows"` // all subflows, the initial one included
 	Cwnd     uint32        `json:"cwnd"`     // the initial subflow's snd_cwnd (segments)
-	Ssthresh uint32        `json:"ssthresh"` // its snd_ssthresh; infiniteSsthresh until its first loss
+	Ssthresh uint32        `json:"ssthresh"` // its snd_ssthresh; infiniteSsthresh during its first slow start
 	CAState  uint8         `json:"ca_state"` // its congestion-avoidance state (0 open, 1 disorder, 2 CWR, 3 recovery, 4 loss)
 	Unacked  uint32        `json:"unacked"`  // its segments in flight
 	SndWnd   uint32        `json:"snd_wnd"`  // the peer's window on it, bytes
@@ -141,7 +141,8 @@ type joinSample struct {
 }
 
 // infiniteSsthresh is TCP_INFINITE_SSTHRESH: a subflow still in its first
-// slow start.
+// slow start (cubic sets a finite one at the first loss, BBR when it
+// leaves STARTUP).
 const infiniteSsthresh = 0x7fffffff
 
 // stateWindow is how long the stream is watched before its join at
@@ -155,7 +156,7 @@ const (
 	stateOpening   = "opening"    // nothing acknowledged yet at the data level
 	stateStalled   = "stalled"    // no data acknowledged for stateWindow or more
 	stateSlowStart = "slow-start" // moving, the initial subflow in its first slow start
-	stateSteady    = "steady"     // moving, the initial subflow past its first loss
+	stateSteady    = "steady"     // moving, the initial subflow past its first slow start
 )
 
 // badBlock is a range of a transfer the server received wrong.
