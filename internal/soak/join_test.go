@@ -266,22 +266,18 @@ func (f *flow) ended() bool {
 }
 
 // setupJoin prepares tb for the join case: path managers, limits, the
-// receiver's listener for joins from the server, and the genl client of
-// the side that joins.
+// client's announced port for joins from the server, and the genl client
+// of the side that joins.
 func setupJoin(t *testing.T, tb *netnstest.Testbed, cfg joinConfig, srv netip.AddrPort, k *keeper) *joinEnv {
 	t.Helper()
 	e := &joinEnv{cfg: cfg, tb: tb, srv: srv, k: k}
 	l1 := tb.Links[1]
-	joiner, peer := tb.Client, tb.Server
+	joiner, peer, ifname := tb.Client, tb.Server, l1.ClientIf
 	from := genl.Endpoint{ID: 1, Addr: l1.Client4}
 	e.to = srv
 	if cfg.receiver {
-		joiner, peer = tb.Server, tb.Client
+		joiner, peer, ifname = tb.Server, tb.Client, l1.ServerIf
 		from.Addr = l1.Server4
-	}
-	ifname := l1.ClientIf
-	if cfg.receiver {
-		ifname = l1.ServerIf
 	}
 	ifi, err := interfaceIndex(joiner, ifname)
 	if err != nil {
