@@ -21,6 +21,7 @@ require (
 	github.com/prometheus/prometheus v0.316.0
 	github.com/russross/blackfriday/v2 v2.1.0
 	github.com/spf13/cobra v1.10.2
+	github.com/systemd/slog-journal v0.1.2
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	go.uber.org/goleak v1.3.0
