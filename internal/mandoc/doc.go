@@ -1,11 +1,12 @@
 // Package mandoc turns a Markdown document into a man page (man(7)
-// macros), so that a page such as mptcpgod.toml(5) is generated from
-// docs/config.md and cannot drift from it.
+// macros), so that mptcpgod.toml(5) is generated from docs/config.md and
+// cannot drift from it, and mptcpctl(8) and its commands' pages from their
+// help (cmd/mptcpctl/gendocs.go).
 //
 // github.com/cpuguy83/go-md2man/v2 writes the roff, from the Markdown
 // that github.com/russross/blackfriday/v2 parses: the converter cobra's
-// man pages (mptcpctl(8)) come from too. Before rendering, the package
-// rewrites the parts that go-md2man renders badly in a man page:
+// man page generator uses. Before rendering, the package rewrites the
+// parts that go-md2man renders badly in a man page:
 //
 //   - The document's level-1 heading is dropped: the page's NAME says it.
 //     Headings become plain text, those of .SH upper case.
