@@ -6,9 +6,12 @@
 // github.com/cpuguy83/go-md2man/v2 writes the roff, from the Markdown
 // that github.com/russross/blackfriday/v2 parses: the converter cobra's
 // man page generator uses. Before rendering, the package rewrites the
-// parts that go-md2man renders badly in a man page:
+// parts that go-md2man renders badly in a man page; TestLibraryDefects
+// renders each of them with go-md2man alone and fails once the library
+// gets one right, so that its rewrite can go:
 //
-//   - The document's level-1 heading is dropped: the page's NAME says it.
+//   - The document's level-1 heading is dropped: the page's NAME says it,
+//     and go-md2man makes it a second .TH, which starts the page anew.
 //     Headings become plain text, those of .SH upper case.
 //   - A table becomes a list of tagged paragraphs (.TP), one per row. A
 //     table whose columns are key (or option), type, default and meaning
