@@ -36,8 +36,13 @@ MODULES := . dist/kubernetes
 # test runs every unit, fuzz-seed and real-kernel test, of every module.
 # Real-kernel tests need root (they build their own hosts in network
 # namespaces); with CI=true a test that cannot do so fails instead of
-# skipping.
+# skipping. TEST_TOOLS are programs whose checks are skipped without them
+# (failed with CI=true), each with its Debian package: test names the
+# packages of those missing first (.ci/run installs them).
+TEST_TOOLS := groff:groff-base mandoc:mandoc
 test:
+	@missing=; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	[ -z "$$missing" ] || echo "make test: some checks are skipped for want of:$$missing (apt-get install$$missing)"
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@for m in $(MODULES); do \
 	  echo "== go test $$m"; \
