@@ -12,7 +12,7 @@ STATICCHECK ?= $(GOBIN)/staticcheck
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build test lint fuzz bench soak demo clean
+.PHONY: all build test lint fuzz bench soak demo compat clean
 
 all: build
 
@@ -36,8 +36,13 @@ MODULES := . dist/kubernetes
 # test runs every unit, fuzz-seed and real-kernel test, of every module.
 # Real-kernel tests need root (they build their own hosts in network
 # namespaces); with CI=true a test that cannot do so fails instead of
-# skipping.
+# skipping. TEST_TOOLS are programs whose checks are skipped without them
+# (failed with CI=true), each with its Debian package: test names the
+# packages of those missing first (.ci/run installs them).
+TEST_TOOLS := groff:groff-base mandoc:mandoc
 test:
+	@missing=; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	[ -z "$$missing" ] || echo "make test: some checks are skipped for want of:$$missing (apt-get install$$missing)"
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@for m in $(MODULES); do \
 	  echo "== go test $$m"; \
@@ -73,6 +78,22 @@ bench:
 SOAKFLAGS ?=
 soak:
 	$(GO) test -v -count=1 -run '^TestSoak$$' -timeout 30m ./internal/soak -soak $(SOAKFLAGS)
+
+# compat runs the real-kernel tests on every kernel of the compatibility
+# matrix (docs/compatibility.md): each Debian kernel package listed in
+# internal/compat/kernels.txt is fetched with apt-get download (never
+# installed) and booted under qemu with the tests in its initramfs, and
+# the running kernel's tests run natively. KERNELS chooses (names of
+# kernels.txt, "running", or linux-image package names, comma or space
+# separated); COMPAT_SUITE=ci is the subset .ci/run runs. Needs root, the
+# apt lists (apt-get update), qemu-system-x86, busybox-static, iproute2 and
+# kmod. The report goes to bin/compat/report.md; the package cache stays in
+# bin/compat/cache.
+KERNELS      ?=
+COMPAT_SUITE ?= full
+COMPATFLAGS  ?=
+compat:
+	$(GO) run ./internal/compat/cmd/compat -go $(GO) -kernels '$(KERNELS)' -suite $(COMPAT_SUITE) $(COMPATFLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -2,9 +2,11 @@ package dist
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -20,6 +22,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/google/go-cmp/cmp"
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/journal"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -27,6 +30,10 @@ import (
 
 // probeEnv makes the test binary act as the sandbox probe (see TestMain).
 const probeEnv = "MPTCPGOD_SANDBOX_PROBE"
+
+// probeEntrySize is the size of the message the probe logs to the
+// journal, too large for a datagram.
+const probeEntrySize = 1 << 20
 
 // probeResults and probeReloads are the files the probe writes into its
 // state directory.
@@ -192,6 +199,18 @@ func probeChecks() []struct {
 				return fmt.Errorf("AF_PACKET: %w, want EAFNOSUPPORT", err)
 			}
 			return nil
+		}},
+		{"logs a 1 MiB entry to the journal", func() error {
+			// Too large for a datagram: a sealed memfd, which journald
+			// takes only sealed (TestUnitSandbox reads it back).
+			h, err := journal.NewHandler(&journal.Options{Identifier: "mptcpgod-probe"})
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			r := slog.NewRecord(time.Now(), slog.LevelInfo, strings.Repeat("0123456789abcdef", probeEntrySize/16), 0)
+			r.AddAttrs(slog.String("probe", "large"))
+			return h.Handle(context.Background(), r)
 		}},
 		{"has the watchdog", func() error {
 			d, err := sd.SdWatchdogEnabled(false)
@@ -402,6 +421,28 @@ func (c *container) waitFor(what string, timeout time.Duration, cond func() (boo
 	c.t.Fatalf("waiting (up to %v) for %s: %v\njournal of mptcpgod.service:\n%s", timeout, what, last, journal)
 }
 
+// journal returns the container's journal entries that journalctl's
+// arguments select, each field's value as journalctl -o json gives it: a
+// string, or an array for a field with several values.
+func (c *container) journal(args ...string) ([]map[string]any, error) {
+	out, err := c.exec(append([]string{"journalctl", "--no-pager", "--all", "--output=json"}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	var entries []map[string]any
+	for line := range strings.Lines(out) {
+		if strings.TrimSpace(line) == "" || !strings.HasPrefix(line, "{") {
+			continue // "-- No entries --"
+		}
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			return nil, fmt.Errorf("journalctl: %w: %.200s", err, line)
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
 // hopeless is a waitFor condition's error that ends the wait at once.
 type hopeless struct{ error }
 
@@ -441,8 +482,9 @@ func (c *container) waitActive(timeout time.Duration) {
 // host's OS booted in a systemd-nspawn container with a network namespace
 // of its own) with this test binary as the service, which then does what
 // the daemon does and records whether the sandbox let it. It checks that
-// the service becomes ready, that reload delivers SIGHUP, and that every
-// probe succeeded.
+// the service becomes ready, that reload delivers SIGHUP, that every
+// probe succeeded, and that the probe's 1 MiB journal entry (a sealed
+// memfd) reached journald whole.
 func TestUnitSandbox(t *testing.T) {
 	t.Parallel()
 	needRoot(t)
@@ -473,6 +515,18 @@ func TestUnitSandbox(t *testing.T) {
 		t.Errorf("probe results in the sandbox, name: error (-want +got):\n%s", diff)
 	}
 
+	c.waitFor("the probe's large entry in the journal", 30*time.Second, func() (bool, error) {
+		entries, err := c.journal("MPTCPGOD_PROBE=large")
+		if err != nil || len(entries) == 0 {
+			return false, err
+		}
+		msg, _ := entries[0]["MESSAGE"].(string)
+		if len(msg) != probeEntrySize || entries[0]["_TRANSPORT"] != "journal" {
+			return false, hopeless{fmt.Errorf("the entry has a MESSAGE of %d bytes, _TRANSPORT %v; want %d bytes, journal", len(msg), entries[0]["_TRANSPORT"], probeEntrySize)}
+		}
+		return true, nil
+	})
+
 	if out, err := c.exec("systemctl", "reload", "mptcpgod.service"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -493,7 +547,9 @@ func TestUnitSandbox(t *testing.T) {
 
 // TestUnitRunsDaemon starts the real daemon under the unit in a container
 // and waits until systemd reports it ready (READY=1 under the sandbox, with
-// the default configuration), then stops it cleanly.
+// the default configuration), reads its "mptcpgod ready" entry back from
+// the container's journal with its fields (docs/logging.md), then stops it
+// cleanly.
 func TestUnitRunsDaemon(t *testing.T) {
 	t.Parallel()
 	needRoot(t)
@@ -505,6 +561,36 @@ func TestUnitRunsDaemon(t *testing.T) {
 		"[Service]\nExecStart=\nExecStart=/opt/mptcpgod --config /etc/mptcpgod/mptcpgod.toml\n",
 		[]string{bin + ":/opt/mptcpgod"}, t.TempDir())
 	c.waitActive(90 * time.Second)
+
+	// The daemon's structured fields, as journald stored them
+	// (docs/logging.md): sent with the native protocol, not as text.
+	var ready map[string]any
+	c.waitFor("the daemon's \"mptcpgod ready\" entry in the journal", 30*time.Second, func() (bool, error) {
+		entries, err := c.journal("-u", "mptcpgod.service", "MESSAGE=mptcpgod ready")
+		if len(entries) > 0 {
+			ready = entries[0]
+		}
+		return ready != nil, err
+	})
+	want := map[string]any{
+		"_TRANSPORT": "journal", "SYSLOG_IDENTIFIER": "mptcpgod", "PRIORITY": "6", "MPTCPGOD_MODE": "kernel",
+	}
+	got := make(map[string]any)
+	for k := range want {
+		got[k] = ready[k]
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the \"mptcpgod ready\" entry's fields (-want +got):\n%s", diff)
+	}
+	if file, _ := ready["CODE_FILE"].(string); !strings.HasSuffix(file, "internal/daemon/daemon.go") {
+		t.Errorf("CODE_FILE %q, want internal/daemon/daemon.go", file)
+	}
+	if fn, _ := ready["CODE_FUNC"].(string); !strings.Contains(fn, "internal/daemon.") {
+		t.Errorf("CODE_FUNC %q, want a function of internal/daemon", fn)
+	}
+	if line, _ := ready["CODE_LINE"].(string); line == "" {
+		t.Errorf("no CODE_LINE: %v", ready)
+	}
 
 	if out, err := c.exec("systemctl", "stop", "mptcpgod.service"); err != nil {
 		t.Fatalf("%v\n%s", err, out)

@@ -38,7 +38,16 @@ var (
 	// match address and id"). Re-read the list (ConnectionAddrs) before
 	// choosing an id again.
 	ErrAddrIDMismatch = errors.New("genl: the address and id do not match the connection's address list")
+
+	// ErrUnsupported means the running kernel lacks a Capability the call
+	// needs; the error names it and the Linux release that brings it.
+	ErrUnsupported = errors.New("genl: not supported by this kernel")
 )
+
+// unsupported returns the error of op on a kernel without capability c.
+func unsupported(op string, c Capability, k Kernel) error {
+	return fmt.Errorf("genl: %s: %w: %s came with Linux %s; this kernel is %s", op, ErrUnsupported, c.Name, c.Since, k.Release)
+}
 
 // Config configures a Client.
 type Config struct {
@@ -91,6 +100,10 @@ func (c Command) String() string {
 
 // Features is what the kernel's mptcp_pm family offers, detected once by New.
 type Features struct {
+	// ID is the family's id, which the kernel assigns when it registers
+	// the family: it differs between kernels, so it is always looked up
+	// by name.
+	ID uint16
 	// Version is the family's version.
 	Version uint32
 	// Commands are the commands the kernel registered, in ascending order.
@@ -127,7 +140,9 @@ func (e *Error) Unwrap() error { return e.Err }
 //     subflow or connection was not found ("address not found", "subflow
 //     not found", "address with id N not found", "invalid token"); the
 //     kernel reports most of these as EINVAL, so the errno alone can't tell.
-//   - os.ErrExist: EEXIST, EBUSY (the endpoint id is taken).
+//   - os.ErrExist: EEXIST, EBUSY (the endpoint id is taken); before 6.2,
+//     EINVAL "too many addresses or duplicate one", which also meant a
+//     full table.
 //   - os.ErrPermission: EPERM, EACCES.
 //
 // and to this package's sentinels:
@@ -142,10 +157,15 @@ func (e *Error) Is(target error) bool {
 	case os.ErrNotExist:
 		return errnoIn(e.Err, unix.ENOENT, unix.ESRCH) || notFoundMessage(e.Message)
 	case os.ErrExist:
-		return errnoIn(e.Err, unix.EEXIST, unix.EBUSY)
+		// Before 6.2 every refused endpoint was EINVAL with this text,
+		// whether the address or id was taken or the table full.
+		return errnoIn(e.Err, unix.EEXIST, unix.EBUSY) ||
+			errnoIn(e.Err, unix.EINVAL) && e.Message == "too many addresses or duplicate one"
 	case os.ErrPermission:
 		return errnoIn(e.Err, unix.EPERM, unix.EACCES)
 	case ErrNotUserspacePM:
+		// Before 6.15 the text was "invalid request; userspace PM not
+		// selected".
 		return strings.HasSuffix(e.Message, "userspace PM not selected")
 	case ErrAddrIDMismatch:
 		return e.Message == "did not match address and id"
@@ -203,14 +223,32 @@ func (c *Client) Features() Features {
 // manager (sockdiag's NetlinkSockets tells which ones did).
 func (c *Client) EventsGroup() uint32 { return c.c.eventsGroup() }
 
+// Kernel returns the running kernel's release and the capabilities it
+// lacks, detected on first use: by the sysctls and commands the kernel
+// offers and by probing it where it can be asked, by its release where it
+// cannot.
+func (c *Client) Kernel() Kernel {
+	k := c.c.kernel()
+	k.Missing = slices.Clone(k.Missing)
+	return k
+}
+
 // Supports reports whether the kernel registered cmd.
 func (c *Client) Supports(cmd Command) bool {
 	return slices.Contains(c.c.features().Commands, cmd)
 }
 
 // AddEndpoint adds an in-kernel path-manager endpoint. ep.ID 0 lets the
-// kernel choose the id; ep.Port and ep.IfIndex 0 mean none.
-func (c *Client) AddEndpoint(ep Endpoint) error { return c.c.addEndpoint(ep) }
+// kernel choose the id; ep.Port and ep.IfIndex 0 mean none. A laminar
+// endpoint on a kernel older than 6.18, which would drop the flag or keep
+// it as a meaningless bit, is refused with an error matching
+// ErrUnsupported.
+func (c *Client) AddEndpoint(ep Endpoint) error {
+	if k := c.c.kernel(); ep.Flags&FlagLaminar != 0 && !k.Has(CapLaminar) {
+		return unsupported("add endpoint", CapLaminar, k)
+	}
+	return c.c.addEndpoint(ep)
+}
 
 // DelEndpoint deletes the endpoint with the given id (1..255).
 func (c *Client) DelEndpoint(id uint8) error { return c.c.delEndpoint(id) }
@@ -269,9 +307,14 @@ func (c *Client) SetSubflowBackup(token uint32, local, remote netip.AddrPort, ba
 }
 
 // ConnectionAddrs returns the local address list of the userspace-PM
-// connection token (6.9+). For a kernel-PM connection the kernel answers
-// "userspace PM not selected".
+// connection token. For a kernel-PM connection the kernel answers
+// "userspace PM not selected" (ErrNotUserspacePM). Kernels before 6.9
+// ignore the token and would answer with the endpoints: there it returns
+// an error matching ErrUnsupported without asking.
 func (c *Client) ConnectionAddrs(token uint32) ([]Endpoint, error) {
+	if k := c.c.kernel(); !k.Has(CapConnAddrDump) {
+		return nil, unsupported("dump connection addresses", CapConnAddrDump, k)
+	}
 	return c.c.connectionAddrs(token)
 }
 

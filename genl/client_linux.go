@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -26,6 +27,9 @@ type client struct {
 	ns *netNS
 	// dialEvents opens the socket of a Subscription.
 	dialEvents func() (eventConn, error)
+
+	kernelOnce sync.Once
+	kernelInfo Kernel
 }
 
 // dial is the Linux implementation of New.
@@ -68,6 +72,7 @@ func newClient(c *genetlink.Conn, ns *netNS) (*client, error) {
 		c:      c,
 		family: fam.id,
 		feat: Features{
+			ID:       fam.id,
 			Version:  fam.version,
 			Commands: fam.commands,
 		},
@@ -94,6 +99,43 @@ func (c *client) close() error {
 func (c *client) features() Features { return c.feat }
 
 func (c *client) eventsGroup() uint32 { return c.evGroup }
+
+// kernel detects the kernel's capabilities on first use.
+func (c *client) kernel() Kernel {
+	c.kernelOnce.Do(func() {
+		var u unix.Utsname
+		release := ""
+		if err := unix.Uname(&u); err == nil {
+			release = unix.ByteSliceToString(u.Release[:])
+		}
+		c.kernelInfo = probes{
+			release:  release,
+			commands: c.feat.Commands,
+			sysctl: func(name string) bool {
+				_, err := c.readSysctl(name)
+				return err == nil
+			},
+			connAddrDump: c.probeConnAddrDump,
+		}.detect()
+	})
+	return c.kernelInfo
+}
+
+// probeConnAddrDump asks for the address list of connection token 0,
+// which no connection has: a kernel that dumps per connection (6.9)
+// refuses ("invalid token", EINVAL), an older one ignores the token and
+// dumps the endpoints.
+func (c *client) probeConnAddrDump() (bool, error) {
+	_, err := c.connectionAddrs(0)
+	var e *Error
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &e) && errnoIn(e.Err, unix.EINVAL, unix.ENOENT):
+		return true, nil
+	}
+	return false, err
+}
 
 // execute sends one request and converts a kernel error into *Error.
 func (c *client) execute(op string, cmd uint8, flags netlink.HeaderFlags, encode func(*netlink.AttributeEncoder)) ([]genetlink.Message, error) {

@@ -93,10 +93,18 @@ func serveFamily(f family, fn genltest.Func) genltest.Func {
 // passes the mptcp_pm requests to fn.
 func testClient(t *testing.T, fn genltest.Func) *Client {
 	t.Helper()
+	return testClientOn(t, Kernel{Release: "6.18.0"}, fn)
+}
+
+// testClientOn is testClient on a kernel with the given capabilities,
+// which the client then does not probe.
+func testClientOn(t *testing.T, k Kernel, fn genltest.Func) *Client {
+	t.Helper()
 	cl, err := newClient(genltest.Dial(serveFamily(testFamily, fn)), nil)
 	if err != nil {
 		t.Fatalf("newClient: %v", err)
 	}
+	cl.kernelOnce.Do(func() { cl.kernelInfo = k })
 	t.Cleanup(func() { _ = cl.close() })
 	return &Client{c: cl}
 }
@@ -745,7 +753,7 @@ func TestFeatures(t *testing.T) {
 		{
 			name:     "6.18",
 			fam:      testFamily,
-			want:     Features{Version: 1, Commands: testFamily.commands, Events: true},
+			want:     Features{ID: testFamilyID, Version: 1, Commands: testFamily.commands, Events: true},
 			supports: []Command{CmdAddAddr, CmdSubflowDestroy},
 			lacks:    []Command{0, 12},
 		},
@@ -753,7 +761,7 @@ func TestFeatures(t *testing.T) {
 			name: "5.10: no userspace PM, no events",
 			fam: family{id: testFamilyID, version: 1, commands: []Command{1, 2, 3, 4, 5, 6, 7, 3},
 				groups: []genetlink.MulticastGroup{{ID: 6, Name: "mptcp_pm_cmds"}}},
-			want:     Features{Version: 1, Commands: []Command{1, 2, 3, 4, 5, 6, 7}},
+			want:     Features{ID: testFamilyID, Version: 1, Commands: []Command{1, 2, 3, 4, 5, 6, 7}},
 			supports: []Command{CmdSetFlags},
 			lacks:    []Command{CmdAnnounce, CmdSubflowCreate},
 		},

@@ -20,6 +20,7 @@ func dial(*Config) (*client, error) { return nil, errUnsupported }
 func (*client) close() error                               { return errUnsupported }
 func (*client) features() Features                         { return Features{} }
 func (*client) eventsGroup() uint32                        { return 0 }
+func (*client) kernel() Kernel                             { return Kernel{} }
 func (*client) addEndpoint(Endpoint) error                 { return errUnsupported }
 func (*client) delEndpoint(uint8) error                    { return errUnsupported }
 func (*client) delEndpointAddr(netip.Addr) error           { return errUnsupported }

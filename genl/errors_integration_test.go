@@ -49,6 +49,8 @@ func TestEndpointErrors(t *testing.T) {
 				errno    unix.Errno
 				msg      string
 				sentinel error
+				// older are the answers of older kernels, oldest first.
+				older []olderAnswer
 			}{
 				{
 					name:     "duplicate address",
@@ -57,6 +59,7 @@ func TestEndpointErrors(t *testing.T) {
 					errno:    unix.EEXIST,
 					msg:      "too many addresses or duplicate one: -17",
 					sentinel: os.ErrExist,
+					older:    []olderAnswer{{6, 2, unix.EINVAL, "too many addresses or duplicate one", os.ErrExist}},
 				},
 				{
 					name:     "id in use",
@@ -65,6 +68,7 @@ func TestEndpointErrors(t *testing.T) {
 					errno:    unix.EBUSY,
 					msg:      "too many addresses or duplicate one: -16",
 					sentinel: os.ErrExist,
+					older:    []olderAnswer{{6, 2, unix.EINVAL, "too many addresses or duplicate one", os.ErrExist}},
 				},
 				{
 					name:  "ninth endpoint",
@@ -72,6 +76,7 @@ func TestEndpointErrors(t *testing.T) {
 					op:    func() error { return c.AddEndpoint(genl.Endpoint{Addr: addr(9), Flags: genl.FlagSubflow}) },
 					errno: unix.ERANGE,
 					msg:   "too many addresses or duplicate one: -34",
+					older: []olderAnswer{{6, 2, unix.EINVAL, "too many addresses or duplicate one", os.ErrExist}},
 				},
 				{
 					name:  "port without signal",
@@ -92,6 +97,7 @@ func TestEndpointErrors(t *testing.T) {
 					op:    func() error { return c.AddEndpoint(genl.Endpoint{Addr: addr(1), Port: 20001, Flags: genl.FlagSignal}) },
 					errno: unix.EADDRNOTAVAIL,
 					msg:   "create listen socket error: -99",
+					older: []olderAnswer{{6, 2, unix.EADDRNOTAVAIL, "create listen socket error", nil}},
 				},
 				{
 					name: "signal with fullmesh",
@@ -132,6 +138,7 @@ func TestEndpointErrors(t *testing.T) {
 					errno:    unix.EINVAL,
 					msg:      "address not found",
 					sentinel: os.ErrNotExist,
+					older:    []olderAnswer{{6, 9, unix.EINVAL, "", nil}},
 				},
 				{
 					name:     "set flags of missing address",
@@ -140,6 +147,7 @@ func TestEndpointErrors(t *testing.T) {
 					errno:    unix.EINVAL,
 					msg:      "address not found",
 					sentinel: os.ErrNotExist,
+					older:    []olderAnswer{{6, 9, unix.EINVAL, "", nil}},
 				},
 				{
 					name:  "fullmesh on a signal endpoint",
@@ -147,18 +155,21 @@ func TestEndpointErrors(t *testing.T) {
 					op:    func() error { return c.SetEndpointFlags(genl.Endpoint{ID: 1, Flags: genl.FlagFullmesh}) },
 					errno: unix.EINVAL,
 					msg:   "invalid addr flags",
+					older: []olderAnswer{{6, 9, unix.EINVAL, "", nil}},
 				},
 				{
 					name:  "subflows limit above 8",
 					op:    func() error { return c.SetLimits(genl.LimitsUpdate{Subflows: &nine}) },
 					errno: unix.EINVAL,
 					msg:   fmt.Sprintf("limit greater than maximum (%d)", genl.MaxLimit),
+					older: []olderAnswer{{6, 15, unix.EINVAL, "limit greater than maximum", nil}},
 				},
 				{
 					name:  "add_addr_accepted limit above 8",
 					op:    func() error { return c.SetLimits(genl.LimitsUpdate{AddAddrAccepted: &nine}) },
 					errno: unix.EINVAL,
 					msg:   "limit greater than maximum (8)",
+					older: []olderAnswer{{6, 15, unix.EINVAL, "limit greater than maximum", nil}},
 				},
 			}
 			for _, tt := range tests {
@@ -177,7 +188,12 @@ func TestEndpointErrors(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Limits: %v", err)
 					}
-					wantKernelError(t, tt.op(), tt.errno, tt.msg, tt.sentinel)
+					errno, msg, sentinel := tt.errno, tt.msg, tt.sentinel
+					if o, ok := olderKernel(tt.older); ok {
+						netnstest.Degraded(t, "before Linux %d.%d the kernel answers %v %q", o.major, o.minor, o.errno, o.msg)
+						errno, msg, sentinel = o.errno, o.msg, o.sentinel
+					}
+					wantKernelError(t, tt.op(), errno, msg, sentinel)
 					// A refused command changes nothing.
 					checkEndpoints(t, h, c, before)
 					if got, err := c.Limits(); err != nil || got != limits {
@@ -228,4 +244,24 @@ func TestEndpointBadInput(t *testing.T) {
 	if diff := cmp.Diff(want, ipEndpoints(t, h), cmpOpts); diff != "" {
 		t.Errorf("endpoints changed (-want +got):\n%s", diff)
 	}
+}
+
+// olderAnswer is what kernels before Linux major.minor answer to a
+// command instead of the current errno and extack text.
+type olderAnswer struct {
+	major, minor int
+	errno        unix.Errno
+	msg          string
+	sentinel     error
+}
+
+// olderKernel returns the answer of the running kernel among older, the
+// oldest release boundary it is below, if any.
+func olderKernel(older []olderAnswer) (olderAnswer, bool) {
+	for _, o := range older {
+		if !netnstest.KernelAtLeast(o.major, o.minor) {
+			return o, true
+		}
+	}
+	return olderAnswer{}, false
 }

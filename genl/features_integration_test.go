@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,15 +30,25 @@ func TestFeaturesKernel(t *testing.T) {
 	if m := regexp.MustCompile(`Version: 0x([0-9a-f]+)`).FindStringSubmatch(out); m != nil {
 		oracle.Version = uint32(parseHex32(t, m[1]))
 	}
+	if m := regexp.MustCompile(`ID: 0x([0-9a-f]+)`).FindStringSubmatch(out); m != nil {
+		oracle.ID = uint16(parseHex32(t, m[1]))
+	}
 	cmds, _, _ := strings.Cut(out, "multicast groups")
 	for _, m := range regexp.MustCompile(`ID-0x([0-9a-f]+)`).FindAllStringSubmatch(cmds, -1) {
 		oracle.Commands = append(oracle.Commands, genl.Command(parseHex32(t, m[1])))
 	}
+	// The kernel lists the commands in its own order (6.1: get-addr after
+	// flush-addrs); Features has them in ascending order.
+	slices.Sort(oracle.Commands)
 	if diff := cmp.Diff(oracle, got); diff != "" {
 		t.Errorf("Features differ from `genl ctrl get name mptcp_pm` (-genl ctrl +Features):\n%s\n%s", diff, out)
 	}
 
-	want := genl.Features{Version: 1, Events: true}
+	// The family id is the kernel's to choose (0x1c on Debian's 6.1).
+	want := genl.Features{ID: got.ID, Version: 1, Events: true}
+	if got.ID == 0 {
+		t.Error("Features().ID = 0")
+	}
 	for cmd := genl.CmdAddAddr; cmd <= genl.CmdSubflowDestroy; cmd++ {
 		want.Commands = append(want.Commands, cmd)
 	}
@@ -72,13 +83,17 @@ func TestPathManager(t *testing.T) {
 		t.Helper()
 		return strings.TrimSpace(h.MustExec("sysctl", "-n", key))
 	}
+	// Before 6.15 there is only pm_type, which the client reads and sets.
+	hasPathManager := netnstest.KernelHas(genl.CapPathManagerSysctl)
 	check := func(want genl.PathManager, pmType string) {
 		t.Helper()
 		if got, err := c.PathManager(); err != nil || got != want {
 			t.Errorf("PathManager = %q, %v; want %q", got, err, want)
 		}
-		if got := sysctl(h, "net.mptcp.path_manager"); got != string(want) {
-			t.Errorf("sysctl net.mptcp.path_manager = %q, want %q", got, want)
+		if hasPathManager {
+			if got := sysctl(h, "net.mptcp.path_manager"); got != string(want) {
+				t.Errorf("sysctl net.mptcp.path_manager = %q, want %q", got, want)
+			}
 		}
 		if got := sysctl(h, "net.mptcp.pm_type"); got != pmType {
 			t.Errorf("sysctl net.mptcp.pm_type = %q, want %q", got, pmType)
@@ -86,8 +101,14 @@ func TestPathManager(t *testing.T) {
 		if got, err := oc.PathManager(); err != nil || got != genl.PathManagerKernel {
 			t.Errorf("PathManager of another namespace = %q, %v; want it untouched", got, err)
 		}
-		if got := sysctl(other, "net.mptcp.path_manager"); got != "kernel" {
-			t.Errorf("sysctl net.mptcp.path_manager of another namespace = %q, want kernel", got)
+		if got := sysctl(other, "net.mptcp.pm_type"); got != "0" {
+			t.Errorf("sysctl net.mptcp.pm_type of another namespace = %q, want 0", got)
+		}
+	}
+	if !hasPathManager {
+		netnstest.Degraded(t, "no net.mptcp.path_manager (Linux %s): checked net.mptcp.pm_type alone", genl.CapPathManagerSysctl.Since)
+		if out, err := h.Exec("sysctl", "-n", "net.mptcp.path_manager"); err == nil {
+			t.Errorf("sysctl net.mptcp.path_manager = %q on a kernel that has none", out)
 		}
 	}
 
@@ -102,7 +123,11 @@ func TestPathManager(t *testing.T) {
 	check(genl.PathManagerKernel, "0")
 
 	// A change made outside the client is what the client reads.
-	h.Sysctl("net.mptcp.path_manager", "userspace")
+	if hasPathManager {
+		h.Sysctl("net.mptcp.path_manager", "userspace")
+	} else {
+		h.Sysctl("net.mptcp.pm_type", "1")
+	}
 	check(genl.PathManagerUserspace, "1")
 
 	if err := c.SetPathManager("bpf"); err == nil || !strings.Contains(err.Error(), `"bpf"`) {
@@ -227,5 +252,62 @@ func TestNetNS(t *testing.T) {
 	if c, err := genl.New(&genl.Config{NetNS: int(null.Fd())}); err == nil {
 		_ = c.Close()
 		t.Errorf("New with %s as namespace: got nil error", os.DevNull)
+	}
+}
+
+// TestKernelCapabilities checks what Kernel detected against the tests'
+// own oracles: the kernel's release for every capability, the sysctls
+// for those they show, and for the per-connection address dump what the
+// kernel answers to one.
+func TestKernelCapabilities(t *testing.T) {
+	t.Parallel()
+	h := netnstest.NewHost(t, "caps")
+	c := newClient(t, h)
+	k := c.Kernel()
+	if k.Release != netnstest.KernelRelease() {
+		t.Errorf("Kernel().Release = %q, want %q", k.Release, netnstest.KernelRelease())
+	}
+	for _, cp := range genl.Capabilities {
+		want := netnstest.KernelHas(cp)
+		if got := k.Has(cp); got != want {
+			t.Errorf("Kernel().Has(%s) = %v; Linux %s has it since %s", cp.ID, got, k.Release, cp.Since)
+		}
+		if !want {
+			netnstest.Degraded(t, "%s missing (Linux %s): detected; mptcpgod: %s", cp.Name, cp.Since, cp.Without)
+		}
+	}
+	sysctl := func(name string) bool {
+		_, err := h.Exec("sysctl", "-n", "net.mptcp."+name)
+		return err == nil
+	}
+	for _, tt := range []struct {
+		cp     genl.Capability
+		sysctl string
+	}{{genl.CapPathManagerSysctl, "path_manager"}, {genl.CapSchedulers, "scheduler"}, {genl.CapUserspacePM, "pm_type"}} {
+		if got, want := k.Has(tt.cp), sysctl(tt.sysctl); got != want {
+			t.Errorf("Kernel().Has(%s) = %v, but sysctl net.mptcp.%s exists: %v", tt.cp.ID, got, tt.sysctl, want)
+		}
+	}
+
+	// With an endpoint in the namespace, a kernel without the
+	// per-connection dump answers a dump for a token with the endpoint:
+	// the client refuses to ask it, naming the release that brings it.
+	ep := genl.Endpoint{ID: 1, Addr: families[0].docAddr(1), Flags: genl.FlagSubflow}
+	if err := c.AddEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := c.ConnectionAddrs(0x1234)
+	if k.Has(genl.CapConnAddrDump) {
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("ConnectionAddrs(no such token) = %+v, %v; want an error matching os.ErrNotExist", addrs, err)
+		}
+	} else {
+		if !errors.Is(err, genl.ErrUnsupported) || !strings.Contains(err.Error(), "Linux "+genl.CapConnAddrDump.Since) {
+			t.Errorf("ConnectionAddrs on Linux %s = %+v, %v; want ErrUnsupported naming Linux %s", k.Release, addrs, err, genl.CapConnAddrDump.Since)
+		}
+		out := h.MustExec("ip", "mptcp", "endpoint", "show")
+		if !strings.Contains(out, ep.Addr.String()) {
+			t.Errorf("ip mptcp endpoint show lost the endpoint:\n%s", out)
+		}
 	}
 }

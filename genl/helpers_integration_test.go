@@ -26,7 +26,7 @@ import (
 )
 
 // waitTimeout bounds every wait for a kernel reaction (an event, a subflow).
-const waitTimeout = 10 * time.Second
+var waitTimeout = netnstest.Patience(10 * time.Second)
 
 // cmpOpts compares the netip values inside genl types.
 var cmpOpts = cmp.Options{cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})}
@@ -350,6 +350,34 @@ func (l *eventLog) wait(t *testing.T, what string, match func(genl.Event) bool) 
 func (l *eventLog) waitEqual(t *testing.T, want genl.Event) genl.Event {
 	t.Helper()
 	return l.wait(t, fmt.Sprintf("%+v", want), func(ev genl.Event) bool { return ev == want })
+}
+
+// waitListener waits for the listener event typ of the listening socket
+// local. Kernels before 6.2 send no listener events: there the test
+// checks that none came.
+func (l *eventLog) waitListener(t *testing.T, typ genl.EventType, local netip.AddrPort) {
+	t.Helper()
+	if netnstest.KernelHas(genl.CapListenerEvents) {
+		l.waitEqual(t, genl.Event{Type: typ, Local: local})
+		return
+	}
+	netnstest.Degraded(t, "no %s event (Linux %s): checked that none came", typ, genl.CapListenerEvents.Since)
+	if evs := l.all(func(ev genl.Event) bool { return ev.Type == typ }); len(evs) != 0 {
+		t.Errorf("%s: %s events on a kernel that has none: %+v", l.name, typ, evs)
+	}
+}
+
+// serverSide returns the event flags of a server's CREATED and
+// ESTABLISHED events: the server-side flag since 6.18; before, only the
+// SERVER_SIDE attribute says it.
+func serverSide(t *testing.T) genl.EventFlags {
+	t.Helper()
+	if netnstest.KernelHas(genl.CapServerSideFlag) {
+		return genl.EventFlagServerSide
+	}
+	netnstest.Degraded(t, "no server-side event flag (Linux %s): the server's events carry the SERVER_SIDE attribute alone",
+		genl.CapServerSideFlag.Since)
+	return 0
 }
 
 // all returns the collected events matching.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -22,6 +23,9 @@ type Config struct {
 	// NewKernel opens a Kernel; Run calls it once per worker and once
 	// for the loop's own dumps, and closes them all when it returns.
 	NewKernel func() (Kernel, error)
+	// Kernel is what the running kernel offers; capabilities it lacks
+	// change what the engine asks of it (the zero value lacks nothing).
+	Kernel genl.Kernel
 	// Workers is the number of workers, each with a Kernel of its own;
 	// 0 means DefaultWorkers.
 	Workers int

@@ -206,6 +206,11 @@ func (e *Engine) subEstablished(c *conn, ev *genl.Event) {
 		if i := c.attempt(k); i >= 0 {
 			a := c.attempts[i]
 			s.joined, s.backup, s.ifindex = true, a.backup, a.ifindex
+			if !e.cfg.Kernel.Has(genl.CapSubflowFlags) {
+				// Before 6.9 the kernel ignored the flag: the next
+				// reconcile sets it with SET_FLAGS.
+				s.backup = false
+			}
 			c.dropAttempt(i)
 			if e.log.Enabled(e.ctx, slog.LevelDebug) {
 				e.log.Debug("subflow established", "token", hexToken(c.token),

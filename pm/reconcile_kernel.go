@@ -42,6 +42,8 @@ type kernelState struct {
 	// leftOut is what the endpoint cap left out last time, for logging
 	// changes only.
 	leftOut string
+	// noLaminar is set once the lack of laminar endpoints was logged.
+	noLaminar bool
 	// trigger is when the earliest input arrived that kernel mode has not
 	// finished acting on.
 	trigger time.Time
@@ -107,6 +109,15 @@ func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
 			continue
 		}
 		w := wantEndpoint{key: key, dev: p.Dev, ep: genl.Endpoint{Addr: addr, Port: p.Port, Flags: endpointFlags(p)}}
+		if w.ep.Flags&genl.FlagLaminar != 0 && !e.cfg.Kernel.Has(genl.CapLaminar) {
+			// The best the kernel allows: the endpoint without the flag.
+			w.ep.Flags &^= genl.FlagLaminar
+			if !k.noLaminar {
+				k.noLaminar = true
+				e.log.Warn("laminar endpoints came with Linux "+genl.CapLaminar.Since+"; adding them without the flag",
+					"release", e.cfg.Kernel.Release, "addr", addr)
+			}
+		}
 		w.ep.IfIndex = e.devIndex(p.Dev, p.IfIndex)
 		if w.ep.IfIndex == 0 {
 			w.ep.IfIndex, w.dev = la.IfIndex, la.Link

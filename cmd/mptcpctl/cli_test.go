@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/testing/mantest"
 )
 
 // result is what one mptcpctl invocation printed and returned.
@@ -208,8 +209,9 @@ func TestExitCode(t *testing.T) {
 }
 
 // TestGeneratedDocs fails when the committed man pages or completion
-// scripts differ from what the command tree generates; go test -update (or
-// go generate) rewrites them.
+// scripts differ from what the command tree generates, go test -update (or
+// go generate) rewrites them, or when groff or mandoc find fault with a
+// page.
 func TestGeneratedDocs(t *testing.T) {
 	t.Parallel()
 	manDir, complDir := filepath.Join("..", "..", "docs", "man"), filepath.Join("..", "..", "dist", "completions")
@@ -252,6 +254,13 @@ func TestGeneratedDocs(t *testing.T) {
 	}
 	compare(genMan, manDir, "mptcpctl*.8")
 	compare(genCompl, complDir, "*")
+	pages, _ := filepath.Glob(filepath.Join(manDir, "mptcpctl*.8"))
+	if len(pages) < 20 {
+		t.Fatalf("%d man pages in %s", len(pages), manDir)
+	}
+	for _, p := range pages {
+		mantest.Lint(t, p)
+	}
 }
 
 func TestCompletion(t *testing.T) {

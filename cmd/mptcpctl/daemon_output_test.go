@@ -39,6 +39,9 @@ func testUserspaceStatus() *ctlapi.Status {
 	return &ctlapi.Status{
 		Version: "v1.2.3", Mode: pmstate.ModeUserspace, Ready: true, Started: daemonT0, UptimeSeconds: 3723.4,
 		ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
+		Kernel: ctlapi.Kernel{Release: "6.1.0-57-amd64", Missing: []ctlapi.Capability{
+			{ID: "listener-events", Name: "listener events", Since: "6.2", Without: "none needed: mptcpgod does not use them"},
+			{ID: "conn-addr-dump", Name: "per-connection address dump", Since: "6.9", Without: "mptcpctl connections shows the path manager as unknown"}}},
 		Policy: ctlapi.Policy{Name: "fullmesh (+2 rules)", Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}},
 			Rules: []ctlapi.PolicyRule{{PeerPrefix: netip.MustParsePrefix("203.0.113.0/24"), PeerPort: 443,
 				Side: pmstate.SideClient, Chain: []ctlapi.PolicySpec{{Name: "fullmesh", Config: json.RawMessage(`{ "max_subflows": 1 }`)}}},
@@ -61,6 +64,7 @@ func testKernelStatus() *ctlapi.Status {
 	return &ctlapi.Status{
 		Version: "v1.2.3", Mode: pmstate.ModeKernel, Started: daemonT0, UptimeSeconds: 59,
 		ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
+		Kernel:     ctlapi.Kernel{Release: "6.18.44", Missing: []ctlapi.Capability{}},
 		Policy:     ctlapi.Policy{Name: "fullmesh", Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}}, Rules: []ctlapi.PolicyRule{}},
 		Links:      testDaemonLinks()[:1],
 		Limits:     &pmstate.Limits{Subflows: 2, AddAddrAccepted: 0, WantSubflows: new(uint32(8)), WantAddAddrAccepted: new(uint32(8))},

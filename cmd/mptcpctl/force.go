@@ -16,6 +16,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/force"
+	"github.com/mptcpgod/mptcpgod/internal/transparent"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
@@ -46,6 +47,9 @@ type forceEnv struct {
 	// probe tells whether this kernel runs the BPF mechanism (bpf.Probe),
 	// for force status when the daemon cannot say.
 	probe func() error
+	// runProbe tells whether mptcpctl run works here (transparent.Probe):
+	// a drop-in runs the service through it.
+	runProbe func() error
 }
 
 // defaultForceEnv is the real system's.
@@ -73,7 +77,8 @@ func defaultForceEnv() forceEnv {
 			}
 			return filepath.EvalSymlinks(p)
 		},
-		probe: bpf.Probe,
+		probe:    bpf.Probe,
+		runProbe: transparent.Probe,
 	}
 }
 
@@ -296,8 +301,8 @@ func (a *app) force(ctx context.Context, unit, mechanism string, now bool) error
 		fmt.Fprintf(a.stdout, "%s forced to MPTCP with BPF: its new TCP sockets are MPTCP\n", unit)
 		return a.restartAfter(ctx, unit, ui, now, "sockets it opened before stay TCP until it reopens them")
 	}
-	if !a.forceEnv.booted() {
-		return forceError("the drop-in mechanism needs systemd, which is not running (no /run/systemd/system)")
+	if reason := a.dropInUnavailable(); reason != "" {
+		return forceError("the drop-in mechanism is unavailable: %s", reason)
 	}
 	if err := a.writeDropIn(ctx, unit, ui); err != nil {
 		return err
@@ -471,7 +476,7 @@ BPF program's selection now) and those forced with a drop-in (the drop-ins
 /etc/systemd/system/*.service.d/zz-mptcpgod-force.conf), then whether each
 mechanism is available here and, when not, why: a kernel that refuses BPF
 tracing programs, a daemon without the BPF capabilities, a daemon that does not
-run, no systemd.
+run, no systemd, a kernel on which mptcpctl run cannot work (the drop-in's).
 
 With --json: {"units": [{"unit", "mechanism", "source", "cgroup", "cgroup_id",
 "selected"}], "uids": [...], "mechanisms": {"bpf": {"available", "reason"},
@@ -521,11 +526,26 @@ func (a *app) forceStatus(ctx context.Context) (*forceStatus, error) {
 		unit := strings.TrimSuffix(filepath.Base(filepath.Dir(p)), ".d")
 		st.Units = append(st.Units, forceStatusUnit{Unit: unit, Mechanism: mechDropIn, Source: p})
 	}
-	st.Mechanisms.DropIn.Available = a.forceEnv.booted()
-	if !st.Mechanisms.DropIn.Available {
-		st.Mechanisms.DropIn.Reason = "systemd is not running (no /run/systemd/system)"
-	}
+	st.Mechanisms.DropIn.Reason = a.dropInUnavailable()
+	st.Mechanisms.DropIn.Available = st.Mechanisms.DropIn.Reason == ""
 	return st, nil
+}
+
+// dropInUnavailable says why the drop-in mechanism cannot work here, or
+// "" when it can: it needs systemd, and the service's commands run
+// through mptcpctl run, which needs seccomp user notification.
+func (a *app) dropInUnavailable() string {
+	if !a.forceEnv.booted() {
+		return "systemd is not running (no /run/systemd/system)"
+	}
+	if err := a.forceEnv.runProbe(); err != nil {
+		var ue *transparent.UnavailableError
+		if errors.As(err, &ue) {
+			return "mptcpctl run cannot work here: " + ue.Reason
+		}
+		return "mptcpctl run cannot work here: " + err.Error()
+	}
+	return ""
 }
 
 // writeForceStatus prints the forced units and the mechanisms.

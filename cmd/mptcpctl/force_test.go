@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/force"
+	"github.com/mptcpgod/mptcpgod/internal/transparent"
 )
 
 // fakeSystemd is a systemd of the test's own for mptcpctl force: units
@@ -24,6 +25,8 @@ type fakeSystemd struct {
 	state string            // ActiveState of every unit
 	calls []string
 	fail  string // a systemctl verb that fails
+	// noRun, when set, is why mptcpctl run cannot work here.
+	noRun string
 }
 
 func newFakeSystemd(t *testing.T) *fakeSystemd {
@@ -71,6 +74,12 @@ func (s *fakeSystemd) run(t *testing.T, euid int, args ...string) result {
 		booted:     func() bool { return true },
 		mptcpctl:   func() (string, error) { return "/usr/bin/mptcpctl", nil },
 		probe:      func() error { return errors.New("bpf: unavailable (load): refused here") },
+		runProbe: func() error {
+			if s.noRun != "" {
+				return &transparent.UnavailableError{Reason: s.noRun}
+			}
+			return nil
+		},
 	}
 	code := a.execute(context.Background(), args)
 	return result{stdout: out.String(), stderr: errb.String(), code: code}
@@ -201,5 +210,31 @@ func TestForceUnitRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestForceDropInNeedsRun: on a kernel where mptcpctl run cannot work
+// (no seccomp user notification), the drop-in mechanism is refused and
+// force status says why, instead of writing a drop-in whose service
+// would then fail to start.
+func TestForceDropInNeedsRun(t *testing.T) {
+	t.Parallel()
+	s := newFakeSystemd(t)
+	s.addUnit(t, "web.service", webUnit)
+	s.noRun = "Linux 5.10 is older than 5.14"
+	r := s.run(t, 0, "force", "unit", "web.service")
+	if r.code != 1 || !strings.Contains(r.stderr, "drop-in mechanism is unavailable: mptcpctl run cannot work here: Linux 5.10 is older than 5.14") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(s.dir); len(ents) != 0 {
+		t.Errorf("the refusal left %v in the drop-in directory", ents)
+	}
+	r = s.run(t, 0, "force", "status", "--json")
+	var st forceStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("%v: %s %s", err, r.stdout, r.stderr)
+	}
+	if st.Mechanisms.DropIn.Available || !strings.Contains(st.Mechanisms.DropIn.Reason, "older than 5.14") {
+		t.Errorf("drop-in mechanism %+v", st.Mechanisms.DropIn)
 	}
 }

@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
+	"github.com/spf13/pflag"
+
+	"github.com/mptcpgod/mptcpgod/internal/mandoc"
 )
 
 // manDate is the date printed in the man pages. It is fixed so that the
@@ -61,8 +65,7 @@ func genDocs(root *cobra.Command, manDir, complDir string) error {
 			return err
 		}
 	}
-	header := &doc.GenManHeader{Section: "8", Source: "mptcpgod", Manual: "mptcpgod manual", Date: &manDate}
-	if err := doc.GenManTree(root, header, manDir); err != nil {
+	if err := genManTree(root, manDir); err != nil {
 		return fmt.Errorf("man pages: %w", err)
 	}
 	gens := []struct {
@@ -79,6 +82,91 @@ func genDocs(root *cobra.Command, manDir, complDir string) error {
 		}
 	}
 	return nil
+}
+
+// genManTree writes the man page (section 8) of cmd and of each of its
+// commands into dir, named after the command's path with "-" for spaces:
+// mptcpctl-endpoints-add.8.
+func genManTree(cmd *cobra.Command, dir string) error {
+	for _, c := range cmd.Commands() {
+		if !c.IsAvailableCommand() || c.IsAdditionalHelpTopicCommand() {
+			continue
+		}
+		if err := genManTree(c, dir); err != nil {
+			return err
+		}
+	}
+	page, err := manPage(cmd)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, manName(cmd)+".8"), page, 0o644)
+}
+
+// manName is cmd's page name: its path with "-" for spaces.
+func manName(cmd *cobra.Command) string { return strings.ReplaceAll(cmd.CommandPath(), " ", "-") }
+
+// manPage is cmd's man page: its long help as the description, its
+// options as tagged paragraphs, its examples, its parent and its
+// commands. The help texts are Markdown, as cobra's generator took them.
+func manPage(cmd *cobra.Command) ([]byte, error) {
+	cmd.InitDefaultHelpFlag()
+	page := mandoc.Page{
+		Name: manName(cmd), Section: "8", Date: manDate.Format(time.DateOnly),
+		Description: cmd.Short, Source: "mptcpgod", Manual: "mptcpgod manual",
+		Synopsis: []string{"`" + cmd.UseLine() + "`"},
+	}
+	var body strings.Builder
+	if cmd.Long != "" {
+		body.WriteString(cmd.Long + "\n\n")
+	} else {
+		body.WriteString(cmd.Short + "\n\n")
+	}
+	manFlags(&body, "Options", cmd.NonInheritedFlags())
+	manFlags(&body, "Options inherited from parent commands", cmd.InheritedFlags())
+	if cmd.Example != "" {
+		fmt.Fprintf(&body, "## Example\n\n```\n%s\n```\n\n", cmd.Example)
+	}
+	if cmd.HasParent() {
+		page.SeeAlso = append(page.SeeAlso, manName(cmd.Parent())+"(8)")
+	}
+	children := cmd.Commands()
+	slices.SortFunc(children, func(a, b *cobra.Command) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, c := range children {
+		if c.IsAvailableCommand() && !c.IsAdditionalHelpTopicCommand() {
+			page.SeeAlso = append(page.SeeAlso, manName(c)+"(8)")
+		}
+	}
+	return mandoc.FromMarkdown(page, []byte(body.String()))
+}
+
+// manFlags writes a section titled title of the flags, each a term
+// ("`-n`, `--netns` *NAME*") and its usage, with its default when it is
+// not the zero value.
+func manFlags(w *strings.Builder, title string, flags *pflag.FlagSet) {
+	if !flags.HasAvailableFlags() {
+		return
+	}
+	fmt.Fprintf(w, "## %s\n\n", title)
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden || f.Deprecated != "" {
+			return
+		}
+		term := "`--" + f.Name + "`"
+		if f.Shorthand != "" && f.ShorthandDeprecated == "" {
+			term = "`-" + f.Shorthand + "`, " + term
+		}
+		arg, usage := pflag.UnquoteUsage(f)
+		if arg != "" && f.NoOptDefVal == "" {
+			term += " *" + arg + "*"
+		}
+		switch f.DefValue {
+		case "", "false", "0", "[]":
+		default:
+			usage += " (default `" + f.DefValue + "`)"
+		}
+		fmt.Fprintf(w, "%s\n: %s\n\n", term, usage)
+	})
 }
 
 // completeNetns completes -n with the names in /run/netns.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
@@ -137,12 +138,24 @@ func TestEndpointsKernel(t *testing.T) {
 		t.Errorf("endpoints add --json printed %+v", after)
 	}
 	mustCtl(t, h, "endpoint", "add", l1.Client4.String(), "dev", "eth1", "id", "9", "subflow", "backup", "fullmesh")
-	mustCtl(t, h, "endpoints", "add", l0.Client6.String(), "laminar")
+	// Laminar endpoints came with 6.18: before, the add is refused with
+	// the release that brings them, and the endpoint added without.
+	laminar := []string{"laminar"}
+	if !netnstest.KernelHas(genl.CapLaminar) {
+		netnstest.Degraded(t, "no laminar endpoints (Linux %s): endpoints add ... laminar is refused", genl.CapLaminar.Since)
+		r := ctl(t, h, "endpoints", "add", l0.Client6.String(), "laminar")
+		if r.code == exitOK || !strings.Contains(r.stderr, "Linux "+genl.CapLaminar.Since) {
+			t.Errorf("endpoints add laminar on Linux %s: exit %d, stderr %q; want a refusal naming Linux %s",
+				netnstest.KernelRelease(), r.code, r.stderr, genl.CapLaminar.Since)
+		}
+		laminar = nil
+	}
+	mustCtl(t, h, append([]string{"endpoints", "add", l0.Client6.String()}, laminar...)...)
 	want := []endpointOut{
 		ep(1, l0.Client4, 0, "eth0", "subflow"),
 		ep(7, l1.Client6, 8080, "", "signal"),
 		ep(9, l1.Client4, 0, "eth1", "subflow", "backup", "fullmesh"),
-		ep(10, l0.Client6, 0, "", "laminar"), // after the highest id
+		ep(10, l0.Client6, 0, "", laminar...), // after the highest id
 	}
 	checkEndpoints(t, h, want)
 
@@ -234,6 +247,14 @@ func TestPMKernel(t *testing.T) {
 	h := netnstest.NewHost(t, "pm")
 	sysctl := func() string {
 		return strings.TrimSpace(h.MustExec("sysctl", "-n", "net.mptcp.path_manager"))
+	}
+	// Before 6.15 only net.mptcp.pm_type says it: 0 kernel, 1 userspace.
+	if !netnstest.KernelHas(genl.CapPathManagerSysctl) {
+		netnstest.Degraded(t, "no net.mptcp.path_manager (Linux %s): checked net.mptcp.pm_type", genl.CapPathManagerSysctl.Since)
+		sysctl = func() string {
+			v := strings.TrimSpace(h.MustExec("sysctl", "-n", "net.mptcp.pm_type"))
+			return map[string]string{"0": "kernel", "1": "userspace"}[v]
+		}
 	}
 	for _, pm := range []string{"userspace", "kernel", "userspace"} {
 		if out := mustCtl(t, h, "pm", pm); out != "" {
@@ -351,7 +372,7 @@ func ssSubflowList(t *testing.T, h *netnstest.Host) []ssSubflow {
 // waitFor polls cond every 20 ms until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(netnstest.Patience(10 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -473,8 +494,14 @@ func testConnections(t *testing.T, family string, n int) {
 		if diff := cmp.Diff(ss[0], got, cmp.AllowUnexported(ssConn{})); diff != "" {
 			t.Errorf("%s: connection vs ss -MHni (-ss +mptcpctl):\n%s", h.Name(), diff)
 		}
-		if c.State != "established" || c.Fallback || c.PathManager != "kernel" || c.BytesSent < 500 || c.BytesReceived < 500 {
-			t.Errorf("%s: connection %+v: want established, no fallback, kernel PM, >= 500 bytes each way", h.Name(), c)
+		pm, minBytes := wantConnPM(t, "kernel"), uint64(500)
+		if !netnstest.KernelAtLeast(6, 5) {
+			// struct mptcp_info has no byte counters before 6.5.
+			netnstest.Degraded(t, "mptcp_info has no byte counters before Linux 6.5: connections shows 0 bytes")
+			minBytes = 0
+		}
+		if c.State != "established" || c.Fallback || c.PathManager != pm || c.BytesSent < minBytes || c.BytesReceived < minBytes {
+			t.Errorf("%s: connection %+v: want established, no fallback, %s PM, >= %d bytes each way", h.Name(), c, pm, minBytes)
 		}
 		table := mustCtl(t, h, "connections")
 		if !strings.Contains(table, c.Token+"  "+c.Local) || !strings.HasPrefix(table, "TOKEN ") {
@@ -482,7 +509,7 @@ func testConnections(t *testing.T, family string, n int) {
 		}
 
 		groups := decode[[]subflowGroupOut](t, mustCtl(t, h, "subflows", "--json"))
-		if len(groups) != 1 || groups[0].Token != c.Token || groups[0].PathManager != "kernel" {
+		if len(groups) != 1 || groups[0].Token != c.Token || groups[0].PathManager != pm {
 			t.Fatalf("%s: subflows groups %+v, want one for %s", h.Name(), groups, c.Token)
 		}
 		var mine []ssSubflow
@@ -519,7 +546,7 @@ func testConnections(t *testing.T, family string, n int) {
 			t.Errorf("%s: subflows %s: %+v", h.Name(), c.Token, byToken)
 		}
 		table = mustCtl(t, h, "subflows", "0x"+c.Token)
-		if !strings.HasPrefix(table, "token "+c.Token+"  "+c.Local+" → "+c.Remote+"  pm kernel") ||
+		if !strings.HasPrefix(table, "token "+c.Token+"  "+c.Local+" → "+c.Remote+"  pm "+pm) ||
 			strings.Count(table, "\n") != n+2 {
 			t.Errorf("%s: subflows table:\n%s", h.Name(), table)
 		}
@@ -534,7 +561,7 @@ func TestConnectionsUserspacePM(t *testing.T) {
 	for _, tt := range []struct {
 		h  *netnstest.Host
 		pm string
-	}{{tb.Client, "userspace"}, {tb.Server, "kernel"}} {
+	}{{tb.Client, wantConnPM(t, "userspace")}, {tb.Server, wantConnPM(t, "kernel")}} {
 		conns := decode[[]connectionOut](t, mustCtl(t, tt.h, "connections", "--json"))
 		if len(conns) != 1 || conns[0].PathManager != tt.pm || conns[0].Subflows != 1 {
 			t.Errorf("%s: connections %+v, want one with pm %s and 1 subflow", tt.h.Name(), conns, tt.pm)
@@ -624,7 +651,7 @@ func TestMonitorKernel(t *testing.T) {
 			if code != exitOK {
 				t.Errorf("monitor exited with %d: %s", code, m.errb.String())
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(netnstest.Patience(10 * time.Second)):
 			t.Fatal("monitor did not stop on context cancel")
 		}
 	}
@@ -669,6 +696,14 @@ func TestMonitorKernel(t *testing.T) {
 
 func TestBadInputKernel(t *testing.T) {
 	t.Parallel()
+	// Before 6.2 the kernel gave no errno in its text.
+	dupDetail := func(errno string) string {
+		if netnstest.KernelAtLeast(6, 2) {
+			return ": " + errno
+		}
+		netnstest.Degraded(t, "before Linux 6.2 the kernel's text for a refused endpoint has no errno")
+		return ""
+	}
 	tb := netnstest.NewTestbed(t, 2)
 	h := tb.Client
 	mustCtl(t, h, "endpoints", "add", "192.0.2.1", "dev", "eth0", "id", "1", "subflow")
@@ -689,8 +724,8 @@ func TestBadInputKernel(t *testing.T) {
 		{[]string{"limits", "set", "subflows", "9"}, exitUsage, "limits set: subflows 9: out of range 0..8"},
 		{[]string{"subflows", "nothex"}, exitUsage, `subflows: invalid token "nothex": expected up to 8 hexadecimal digits`},
 		// The kernel or the system refuses: its own text is shown.
-		{[]string{"endpoints", "add", "192.0.2.1", "subflow"}, exitRefused, "endpoints add: 192.0.2.1: too many addresses or duplicate one: -17"},
-		{[]string{"endpoints", "add", "203.0.113.1", "id", "1"}, exitRefused, "endpoints add: 203.0.113.1: too many addresses or duplicate one: -16"},
+		{[]string{"endpoints", "add", "192.0.2.1", "subflow"}, exitRefused, "endpoints add: 192.0.2.1: too many addresses or duplicate one" + dupDetail("-17")},
+		{[]string{"endpoints", "add", "203.0.113.1", "id", "1"}, exitRefused, "endpoints add: 203.0.113.1: too many addresses or duplicate one" + dupDetail("-16")},
 		{[]string{"endpoints", "add", "203.0.113.1", "dev", "eth7"}, exitRefused, `endpoints add: dev "eth7": no such interface`},
 		{[]string{"endpoints", "del", "9"}, exitRefused, "endpoints del: endpoint 9: address not found"},
 		{[]string{"endpoints", "show", "9"}, exitRefused, "endpoints show: endpoint 9: address not found"},
@@ -758,4 +793,16 @@ func TestCompletionKernel(t *testing.T) {
 			t.Errorf("__complete %q (-want +got):\n%s", tt.args, diff)
 		}
 	}
+}
+
+// wantConnPM returns the path manager mptcpctl names for a connection of
+// pm: "unknown" before 6.9, whose kernels cannot tell (they ignore the
+// token of a per-connection address dump).
+func wantConnPM(t *testing.T, pm string) string {
+	t.Helper()
+	if netnstest.KernelHas(genl.CapConnAddrDump) {
+		return pm
+	}
+	netnstest.Degraded(t, "no per-connection address dump (Linux %s): connections name the path manager unknown", genl.CapConnAddrDump.Since)
+	return "unknown"
 }

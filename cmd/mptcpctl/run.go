@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"syscall"
 
+	sdjournal "github.com/coreos/go-systemd/v22/journal"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
@@ -240,7 +241,7 @@ func (a *app) superviseCmd() *cobra.Command {
 					argv = append(argv, "--verbose")
 				}
 				var stderr *os.File
-				if verbose || keepStderr(os.Stderr) {
+				if verbose || keepStderr() {
 					stderr = os.Stderr
 				}
 				return transparent.Detach(argv, stderr)
@@ -262,20 +263,19 @@ func (a *app) superviseCmd() *cobra.Command {
 }
 
 // keepStderr reports whether the supervisor may hold on to run's standard
-// error f for its warnings: a terminal, a file, the journal's stream. A
-// pipe or another socket would stay open after the program closed its own
-// copy (as a daemon does), and whoever reads it (a shell's $(...), ssh)
-// would wait for the supervisor; the supervisor then writes to the
-// journal.
-func keepStderr(f *os.File) bool {
-	fi, err := f.Stat()
+// error: a terminal, a file, the journal's stream. A pipe or another
+// socket would stay open after the program closed its own copy (as a
+// daemon does), and whoever reads it (a shell's $(...), ssh) would wait
+// for the supervisor; the supervisor then writes to the journal.
+func keepStderr() bool {
+	fi, err := os.Stderr.Stat()
 	if err != nil {
 		return false
 	}
 	if fi.Mode()&(fs.ModeNamedPipe|fs.ModeSocket) == 0 {
 		return true
 	}
-	ok, _ := journal.IsStream(f, os.Getenv("JOURNAL_STREAM"))
+	ok, _ := sdjournal.StderrIsJournalStream()
 	return ok
 }
 

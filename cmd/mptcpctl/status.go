@@ -24,7 +24,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Long: `Show the mptcpgod daemon's state, from its control socket:
 
     the daemon's version, mode (kernel or userspace), whether it is ready,
-    and its uptime; the configuration file; the policy in force with its
+    and its uptime; the configuration file; the kernel's release and the
+    capabilities it lacks, each with the Linux release that brings it and
+    what mptcpgod does without it; the policy in force with its
     default chain and rules; the links with their kind and whether they are
     up, usable and metered; the endpoints (kernel mode: mptcpgod's own, the
     desired ones and any foreign ones, with their state); the number of
@@ -77,6 +79,11 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 	fmt.Fprintf(&b, "mptcpgod %s, mode %s, %s, up %s (since %s)\n", st.Version, st.Mode, ready,
 		(time.Duration(st.UptimeSeconds) * time.Second).String(), formatTime(st.Started))
 	fmt.Fprintf(&b, "config    %s\n", dash(st.ConfigFile))
+	fmt.Fprintf(&b, "kernel    %s", dash(st.Kernel.Release))
+	if n := len(st.Kernel.Missing); n > 0 {
+		fmt.Fprintf(&b, ", lacks %d capabilities (below)", n)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "policy    %s\n", st.Policy.Name)
 	fmt.Fprintf(&b, "  chain   %s\n", formatChain(st.Policy.Chain))
 	for i, r := range st.Policy.Rules {
@@ -110,6 +117,18 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 	if st.Mode == pmstate.ModeKernel {
 		fmt.Fprintf(&b, "repairs   %d (endpoints replaced), given up %d (connections)\n",
 			c.EndpointRepairs, c.RepairsGivenUp)
+	}
+
+	if len(st.Kernel.Missing) > 0 {
+		b.WriteString("\n")
+		t := newTable(&b)
+		fmt.Fprintln(t, "KERNEL LACKS\tSINCE\tMPTCPGOD")
+		for _, c := range st.Kernel.Missing {
+			fmt.Fprintf(t, "%s\tLinux %s\t%s\n", c.Name, c.Since, c.Without)
+		}
+		if err := t.Flush(); err != nil {
+			return err
+		}
 	}
 
 	b.WriteString("\n")

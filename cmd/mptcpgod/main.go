@@ -15,6 +15,7 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
+	sdjournal "github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/journal"
@@ -112,7 +113,12 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	}
 
 	level := new(slog.LevelVar)
-	log, closeLog := newLogger(stderr, level, os.Getenv("JOURNAL_STREAM"))
+	onJournal := false
+	if stderr == io.Writer(os.Stderr) {
+		// A JOURNAL_STREAM that does not parse is not the journal's.
+		onJournal, _ = sdjournal.StderrIsJournalStream()
+	}
+	log, closeLog := newLogger(stderr, level, onJournal)
 	defer closeLog()
 	cfg, err := loadConfig(o, log)
 	if err != nil {
@@ -225,19 +231,13 @@ func printErrors(w io.Writer, err error) {
 var journalSocket = journal.DefaultSocket
 
 // newLogger returns the logger at level. When stderr is the journal's
-// stream (journalStream, the JOURNAL_STREAM variable, names its device and
-// inode: systemd started mptcpgod with StandardError=journal) it writes
-// native journal entries, each attribute a field (docs/logging.md), and
-// falls back to text on stderr without timestamps, which the journal adds,
-// for an entry the journal socket does not take. Otherwise it writes text
-// on stderr. The returned function closes the journal socket.
-func newLogger(stderr io.Writer, level slog.Leveler, journalStream string) (*slog.Logger, func()) {
-	f, ok := stderr.(*os.File)
-	onJournal := false
-	if ok {
-		// A JOURNAL_STREAM that does not parse is not the journal's.
-		onJournal, _ = journal.IsStream(f, journalStream)
-	}
+// stream (onJournal: systemd started mptcpgod with StandardError=journal
+// and JOURNAL_STREAM names stderr's device and inode) it writes native
+// journal entries, each attribute a field (docs/logging.md), and falls
+// back to text on stderr without timestamps, which the journal adds, for
+// an entry the journal socket does not take. Otherwise it writes text on
+// stderr. The returned function closes the journal socket.
+func newLogger(stderr io.Writer, level slog.Leveler, onJournal bool) (*slog.Logger, func()) {
 	if !onJournal {
 		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), func() {}
 	}

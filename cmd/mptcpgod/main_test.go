@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -130,7 +127,9 @@ func standInJournal(t *testing.T) (string, func() map[string]string) {
 
 // TestNewLogger checks the logger's choice: native journal entries when
 // stderr is the journal's stream, text otherwise, and text without
-// timestamps when the journal's socket is gone.
+// timestamps when the journal's socket is gone. (Whether stderr is the
+// journal's stream is go-systemd's StderrIsJournalStream; dist's
+// TestUnitRunsDaemon sees the entries arrive in a real journal.)
 func TestNewLogger(t *testing.T) {
 	socket, next := standInJournal(t)
 	journalSocket = socket
@@ -138,33 +137,24 @@ func TestNewLogger(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.socket")
 
 	tests := []struct {
-		name    string
-		file    bool   // stderr is a file, not a buffer
-		stream  string // JOURNAL_STREAM: "match" names stderr
-		socket  string
-		level   slog.Level
-		journal map[string]string // the entry of the Info line, nil for none
-		want    []string          // in the text on stderr
-		notWant []string
+		name      string
+		onJournal bool
+		socket    string
+		level     slog.Level
+		journal   map[string]string // the entry of the Info line, nil for none
+		want      []string          // in the text on stderr
+		notWant   []string
 	}{
 		{
-			name: "terminal", level: slog.LevelInfo,
+			name: "terminal", socket: socket, level: slog.LevelInfo,
 			want: []string{"time=", `level=INFO msg="subflow created" component=pm token=0000abcd link=wlan0`}, notWant: []string{"level=DEBUG"},
 		},
 		{
-			name: "JOURNAL_STREAM of another file", file: true, stream: "1:1", level: slog.LevelDebug,
+			name: "terminal, debug", socket: socket, level: slog.LevelDebug,
 			want: []string{"time=", `level=INFO msg="subflow created" component=pm token=0000abcd link=wlan0`, "level=DEBUG"},
 		},
 		{
-			name: "JOURNAL_STREAM not parsing", file: true, stream: "journal", level: slog.LevelInfo,
-			want: []string{"time=", `level=INFO msg="subflow created"`},
-		},
-		{
-			name: "buffer", stream: "1:1", level: slog.LevelInfo,
-			want: []string{"time=", `level=INFO msg="subflow created"`},
-		},
-		{
-			name: "journal", file: true, stream: "match", socket: socket, level: slog.LevelInfo,
+			name: "journal", onJournal: true, socket: socket, level: slog.LevelInfo,
 			journal: map[string]string{
 				"MESSAGE": "subflow created", "PRIORITY": "6", "SYSLOG_IDENTIFIER": "mptcpgod",
 				"MPTCPGOD_COMPONENT": "pm", "MPTCPGOD_TOKEN": "0000abcd", "MPTCPGOD_LINK": "wlan0",
@@ -172,36 +162,17 @@ func TestNewLogger(t *testing.T) {
 			notWant: []string{"subflow created"},
 		},
 		{
-			name: "journal gone", file: true, stream: "match", socket: missing, level: slog.LevelDebug,
+			name: "journal gone", onJournal: true, socket: missing, level: slog.LevelDebug,
 			want: []string{`level=INFO msg="subflow created" component=pm token=0000abcd link=wlan0`, "level=DEBUG"}, notWant: []string{"time="},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			journalSocket = tt.socket
-			var stderr io.Writer
-			var buf bytes.Buffer
-			stderr = &buf
-			var f *os.File
-			if tt.file {
-				var err error
-				if f, err = os.Create(filepath.Join(t.TempDir(), "stderr")); err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
-				stderr = f
-			}
-			stream := tt.stream
-			if stream == "match" {
-				var st syscall.Stat_t
-				if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-					t.Fatal(err)
-				}
-				stream = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
-			}
+			var stderr bytes.Buffer
 			lv := new(slog.LevelVar)
 			lv.Set(tt.level)
-			log, closeLog := newLogger(stderr, lv, stream)
+			log, closeLog := newLogger(&stderr, lv, tt.onJournal)
 			log = log.With("component", "pm")
 			log.Info("subflow created", "token", "0000abcd", "link", "wlan0")
 			log.Debug("details")
@@ -211,14 +182,7 @@ func TestNewLogger(t *testing.T) {
 					t.Errorf("journal entry (-want +got):\n%s", diff)
 				}
 			}
-			text := buf.String()
-			if f != nil {
-				b, err := os.ReadFile(f.Name())
-				if err != nil {
-					t.Fatal(err)
-				}
-				text = string(b)
-			}
+			text := stderr.String()
 			for _, s := range tt.want {
 				if !strings.Contains(text, s) {
 					t.Errorf("stderr lacks %q:\n%s", s, text)

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/mandoc"
+	"github.com/mptcpgod/mptcpgod/internal/testing/mantest"
 )
 
 var update = flag.Bool("update", false, "regenerate docs/man/mptcpgod.toml.5 from docs/config.md")
@@ -25,6 +25,7 @@ const (
 var tomlPage = mandoc.Page{
 	Name:        "mptcpgod.toml",
 	Section:     "5",
+	Date:        "2026-11-23",
 	Description: "configuration file of the mptcpgod Multipath TCP path-manager daemon",
 	Source:      "mptcpgod",
 	Manual:      "mptcpgod manual",
@@ -69,12 +70,12 @@ func TestConfigManPage(t *testing.T) {
 	}
 	page := string(got)
 	for _, r := range rows {
-		key := "\\fB" + strings.ReplaceAll(r[1], "-", "\\-") + "\\fR (" + strings.TrimSpace(r[2]) + ", default "
+		key := "\\fB" + r[1] + "\\fR (" + strings.TrimSpace(r[2]) + ", default "
 		if !strings.Contains(page, key) {
 			t.Errorf("%s lacks key %s (%q)", configPage, r[1], key)
 		}
 	}
-	lint(t, configPage)
+	mantest.Lint(t, configPage)
 }
 
 // TestDaemonManPage checks that mptcpgod(8) documents every flag and the
@@ -107,20 +108,5 @@ func TestDaemonManPage(t *testing.T) {
 			t.Errorf("%s does not mention %s", daemonPage, s)
 		}
 	}
-	lint(t, daemonPage)
-}
-
-// lint formats the page with groff, warnings on, when groff is installed:
-// it must format without a warning.
-func lint(t *testing.T, page string) {
-	t.Helper()
-	groff, err := exec.LookPath("groff")
-	if err != nil {
-		t.Logf("no groff: %s not formatted", page)
-		return
-	}
-	out, err := exec.Command(groff, "-man", "-ww", "-z", "-Tutf8", page).CombinedOutput()
-	if err != nil || len(out) > 0 {
-		t.Errorf("groff -man -ww %s: %v\n%s", page, err, out)
-	}
+	mantest.Lint(t, daemonPage)
 }

@@ -101,7 +101,7 @@ func BenchmarkReaction(b *testing.B) {
 // at cleanup, and the client's link of tb.Links[1].
 func clientEth1(b *testing.B, tb *netnstest.Testbed) (*netlink.Handle, netlink.Link) {
 	b.Helper()
-	nl, err := netlink.NewHandleAt(netns.NsHandle(tb.Client.NetNS()))
+	nl, err := netlink.NewHandleAt(netns.NsHandle(tb.Client.NetNS()), unix.NETLINK_ROUTE)
 	if err != nil {
 		b.Fatalf("netlink handle: %v", err)
 	}

@@ -29,6 +29,10 @@ type Status struct {
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	// ConfigFile is the configuration file the daemon reads on reload.
 	ConfigFile string `json:"config_file"`
+	// Kernel is the running kernel's release and the capabilities it
+	// lacks, each with the Linux release that brings it and what the
+	// daemon does without it (docs/compatibility.md).
+	Kernel Kernel `json:"kernel"`
 	// Policy is the policy in force and its configuration.
 	Policy Policy `json:"policy"`
 	// Links are the host's interfaces as the daemon sees them.
@@ -176,4 +180,24 @@ type Event struct {
 // ErrorBody is the JSON of an error answer.
 type ErrorBody struct {
 	Error string `json:"error"`
+}
+
+// Kernel is the running kernel and the capabilities it lacks, as package
+// genl detects them (genl.Kernel, copied: the wire does not import genl).
+type Kernel struct {
+	// Release is the kernel's release, as uname -r prints it.
+	Release string `json:"release"`
+	// Missing are the capabilities it lacks, oldest first.
+	Missing []Capability `json:"missing"`
+}
+
+// Capability is a capability of the kernel's MPTCP that mptcpgod uses
+// (genl.Capability).
+type Capability struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Since is the first Linux release that has it.
+	Since string `json:"since"`
+	// Without says what mptcpgod does on a kernel that lacks it.
+	Without string `json:"without"`
 }

@@ -38,10 +38,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// binaryEnv names a prebuilt mptcpgod binary to test instead of building
+// one (the compatibility matrix's guests have no go command).
+const binaryEnv = "MPTCPGOD_TEST_BINARY"
+
 // binary returns the path of the binary name, mptcpgod or mptcpctl,
-// building both on first use.
+// building both on first use; $MPTCPGOD_TEST_BINARY names a prebuilt
+// mptcpgod, with mptcpctl beside it.
 func binary(t *testing.T, name string) string {
 	t.Helper()
+	if p := os.Getenv(binaryEnv); p != "" {
+		return filepath.Join(filepath.Dir(p), name)
+	}
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "mptcpgod-test-")
 		if buildErr != nil {

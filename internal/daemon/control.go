@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
@@ -210,7 +211,8 @@ func (c *control) Info(context.Context) (ctlhttp.Info, error) {
 	c.d.mu.Lock()
 	pol := c.d.cfg.Policy
 	c.d.mu.Unlock()
-	info := ctlhttp.Info{Version: c.opts.Version, Mode: pmstate.Mode(c.d.mode), ConfigFile: c.opts.ConfigFile, Policy: pol}
+	info := ctlhttp.Info{Version: c.opts.Version, Mode: pmstate.Mode(c.d.mode), ConfigFile: c.opts.ConfigFile, Policy: pol,
+		Kernel: wireKernel(c.d.kernel)}
 	if h := c.host.Load(); h != nil {
 		info.Links = h.apiLinks()
 	}
@@ -271,4 +273,13 @@ func (c *control) ForceUnit(ctx context.Context, unit string, off bool) (ctlapi.
 // Events implements ctlhttp.Backend.
 func (c *control) Events(ctx context.Context) (<-chan ctlapi.Event, error) {
 	return c.feed.Subscribe(ctx), nil
+}
+
+// wireKernel converts the kernel's capabilities for the control socket.
+func wireKernel(k genl.Kernel) ctlapi.Kernel {
+	out := ctlapi.Kernel{Release: k.Release, Missing: make([]ctlapi.Capability, 0, len(k.Missing))}
+	for _, c := range k.Missing {
+		out.Missing = append(out.Missing, ctlapi.Capability{ID: c.ID, Name: c.Name, Since: c.Since, Without: c.Without})
+	}
+	return out
 }

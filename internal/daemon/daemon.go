@@ -60,6 +60,8 @@ type Daemon struct {
 	level *slog.LevelVar
 	netns int
 	mode  policy.Mode
+	// kernel is the running kernel and what it lacks.
+	kernel genl.Kernel
 
 	sub    *genl.Subscription // userspace mode
 	conns  *connLister        // userspace mode
@@ -144,6 +146,8 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	if err := client.CheckEnabled(); err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
+	d.kernel = client.Kernel()
+	logKernel(log, d.kernel)
 	if d.mode, err = d.pathManager(client, cfg); err != nil {
 		return nil, err
 	}
@@ -208,6 +212,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		Mode:           d.mode,
 		Policy:         d.router,
 		NewKernel:      func() (pm.Kernel, error) { return genl.New(&genl.Config{NetNS: opts.NetNS}) },
+		Kernel:         d.kernel,
 		Workers:        cfg.Workers,
 		Events:         events,
 		Conns:          d.conns,
@@ -234,6 +239,15 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 // ModeAuto, else cfg.Mode, which the sysctl must equal unless
 // cfg.SetPathManager sets it.
 func (d *Daemon) pathManager(client *genl.Client, cfg *Config) (policy.Mode, error) {
+	if !d.kernel.Has(genl.CapUserspacePM) {
+		// Only the in-kernel path manager exists: nothing to choose.
+		if cfg.Mode == policy.ModeUserspace {
+			return "", fmt.Errorf("daemon: mode \"userspace\" needs the kernel's userspace path manager, which "+
+				"Linux %s brought and this kernel (%s) lacks: set mode = \"kernel\" or \"auto\"",
+				genl.CapUserspacePM.Since, d.kernel.Release)
+		}
+		return policy.ModeKernel, nil
+	}
 	cur, err := client.PathManager()
 	if err != nil {
 		return "", fmt.Errorf("daemon: %w", err)
@@ -247,12 +261,36 @@ func (d *Daemon) pathManager(client *genl.Client, cfg *Config) (policy.Mode, err
 		if err := client.SetPathManager(genl.PathManager(cfg.Mode)); err != nil {
 			return "", fmt.Errorf("daemon: set_path_manager: %w", err)
 		}
-		d.log.Info("path manager set", "sysctl", "net.mptcp.path_manager", "old", cur, "new", cfg.Mode)
+		name, _ := pathManagerSysctl(d.kernel, cfg.Mode)
+		d.log.Info("path manager set", "sysctl", "net.mptcp."+name, "old", cur, "new", cfg.Mode)
 		return cfg.Mode, nil
 	}
-	return "", fmt.Errorf("daemon: mode %q, but net.mptcp.path_manager is %q, so new connections would not be "+
+	name, value := pathManagerSysctl(d.kernel, cfg.Mode)
+	return "", fmt.Errorf("daemon: mode %q, but the path manager (net.mptcp.%s) is %q, so new connections would not be "+
 		"mptcpgod's: set set_path_manager = true, set mode = \"auto\", or run "+
-		"\"sysctl -w net.mptcp.path_manager=%s\"", cfg.Mode, cur, cfg.Mode)
+		"\"sysctl -w net.mptcp.%s=%s\"", cfg.Mode, name, cur, name, value)
+}
+
+// pathManagerSysctl returns the sysctl that selects the path manager on
+// this kernel and its value for mode: path_manager since 6.15, pm_type
+// (0 kernel, 1 userspace) before.
+func pathManagerSysctl(k genl.Kernel, mode policy.Mode) (name, value string) {
+	if k.Has(genl.CapPathManagerSysctl) {
+		return "path_manager", string(mode)
+	}
+	if mode == policy.ModeUserspace {
+		return "pm_type", "1"
+	}
+	return "pm_type", "0"
+}
+
+// logKernel logs the kernel's release and every capability it lacks,
+// with the release that brings it and what the daemon does instead.
+func logKernel(log *slog.Logger, k genl.Kernel) {
+	log.Info("kernel", "release", k.Release, "missing_capabilities", len(k.Missing))
+	for _, c := range k.Missing {
+		log.Info("kernel lacks a capability", "capability", c.Name, "since", "Linux "+c.Since, "mptcpgod", c.Without)
+	}
 }
 
 // subscribe joins the kernel's event group on a socket of its own, with a

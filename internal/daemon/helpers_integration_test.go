@@ -26,7 +26,7 @@ import (
 
 // waitLimit bounds every wait for the kernel and the daemon; they answer
 // in milliseconds.
-const waitLimit = 10 * time.Second
+var waitLimit = netnstest.Patience(10 * time.Second)
 
 // running is a daemon run in-process by start.
 type running struct {

@@ -30,4 +30,30 @@
 // sd_journal_send does. When the journal cannot be reached the record goes
 // to Options.Fallback, if set, so that a journald restart loses fields but
 // not messages.
+//
+// # Why not a library
+//
+// The systemd project's github.com/systemd/slog-journal (v0.1.2;
+// TestSlogJournal shows the first two points):
+//
+//   - returns nil when the journal's socket does not exist, as while
+//     journald restarts: the entry is lost, and no fallback can take it
+//     (docs/logging.md promises text on stderr);
+//   - writes an attribute's key as the field name, which journald drops
+//     unless it is already A-Z, 0-9 and "_"; its ReplaceAttr and
+//     ReplaceGroup hooks cannot give docs/logging.md's names, since neither
+//     knows whether an attribute is in an inline group: a group's name
+//     comes before the prefix (PATH_MPTCPGOD_LOCAL, not
+//     MPTCPGOD_PATH_LOCAL);
+//   - sends to /run/systemd/journal/socket only, so that the daemon's
+//     tests cannot point it at a stand-in journal;
+//   - writes durations and times as microseconds, no ERRNO, a
+//     SYSLOG_TIMESTAMP of Unix microseconds, and the SYSLOG_IDENTIFIER of
+//     argv[0].
+//
+// Wrapped to mend the names, values and ERRNO, it would be left with the
+// sending, the part that loses entries. go-systemd's journal.Send takes the
+// fields as a map (a field cannot be given twice) and has the same fixed
+// socket; mptcpgod uses its StderrIsJournalStream to tell whether stderr
+// is the journal's stream.
 package journal

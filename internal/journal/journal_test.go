@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -263,38 +262,6 @@ func TestFieldName(t *testing.T) {
 		}
 		if !validName(got) {
 			t.Errorf("FieldName(%q) = %q, not a journal field name", tt.key, got)
-		}
-	}
-}
-
-func TestIsStream(t *testing.T) {
-	t.Parallel()
-	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		stream string
-		want   bool
-		err    bool
-	}{
-		{stream: fmt.Sprintf("%d:%d", st.Dev, st.Ino), want: true},
-		{stream: fmt.Sprintf("%d:%d", st.Dev, st.Ino+1)},
-		{stream: fmt.Sprintf("%d:%d", st.Dev+1, st.Ino)},
-		{stream: ""},
-		{stream: "8:x", err: true},
-		{stream: "1:2:3", err: true},
-		{stream: "journal", err: true},
-	}
-	for _, tt := range tests {
-		got, err := IsStream(f, tt.stream)
-		if got != tt.want || (err != nil) != tt.err {
-			t.Errorf("IsStream(JOURNAL_STREAM=%q) = %v, %v; want %v, error %v", tt.stream, got, err, tt.want, tt.err)
 		}
 	}
 }

@@ -30,40 +30,60 @@ type standIn struct {
 // newStandIn listens on a socket in t.TempDir().
 func newStandIn(t *testing.T) *standIn {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "socket")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	s, err := listenStandIn(filepath.Join(t.TempDir(), "socket"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &standIn{t: t, path: path, conn: conn}
+	s.t = t
+	t.Cleanup(func() { s.conn.Close() })
+	return s
 }
 
-// next returns the next entry, read from the datagram or from the memfd
-// it carries; it fails the test after a second without one.
+// listenStandIn listens on a socket at path; the standIn has no test, so
+// only receive may be used.
+func listenStandIn(path string) (*standIn, error) {
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return nil, err
+	}
+	return &standIn{path: path, conn: conn}, nil
+}
+
+// next returns the next entry; it fails the test after a second without
+// one (the entries are sent before next is called).
 func (s *standIn) next() []field {
 	s.t.Helper()
+	fields, err := s.receive()
+	if err != nil {
+		s.t.Fatalf("stand-in journal: %v", err)
+	}
+	return fields
+}
+
+// receive returns the next entry, read from the datagram or from the
+// memfd it carries, or an error after a second without one.
+func (s *standIn) receive() ([]field, error) {
 	if err := s.conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
-		s.t.Fatal(err)
+		return nil, err
 	}
 	buf := make([]byte, 1<<20)
 	oob := make([]byte, unix.CmsgSpace(4))
 	n, oobn, _, _, err := s.conn.ReadMsgUnix(buf, oob)
 	if err != nil {
-		s.t.Fatalf("stand-in journal: %v", err)
+		return nil, err
 	}
 	data := buf[:n]
 	s.viaFD = oobn > 0
 	if oobn > 0 {
 		if data, err = readRights(oob[:oobn]); err != nil {
-			s.t.Fatalf("stand-in journal: %v", err)
+			return nil, err
 		}
 	}
 	fields, err := parseEntry(data)
 	if err != nil {
-		s.t.Fatalf("stand-in journal: %v\n%q", err, data)
+		return nil, fmt.Errorf("%w\n%q", err, data)
 	}
-	return fields
+	return fields, nil
 }
 
 // none fails the test if an entry arrives within a short while.

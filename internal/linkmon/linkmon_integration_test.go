@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
@@ -25,7 +26,7 @@ import (
 
 // waitLimit bounds every wait for a delta; the kernel answers in
 // milliseconds, except IPv6 duplicate address detection (about a second).
-const waitLimit = 10 * time.Second
+var waitLimit = netnstest.Patience(10 * time.Second)
 
 // start runs a Monitor of h's namespace until the test ends and returns it
 // with its initial Delta. Unless cfg says otherwise, veth links are included.
@@ -135,10 +136,13 @@ func stateHas(p netip.Prefix, reason string) func(linkmon.Delta) bool {
 }
 
 // handle is a netlink handle in h's namespace, to change it without forking
-// ip(8), so that timings measure the kernel and the monitor.
+// ip(8), so that timings measure the kernel and the monitor. It opens the
+// route family only: a handle of every family fails with "protocol not
+// supported" where XFRM or netfilter netlink are modules nobody loaded
+// (Debian's kernels).
 func handle(t testing.TB, h *netnstest.Host) *netlink.Handle {
 	t.Helper()
-	nh, err := netlink.NewHandleAt(netns.NsHandle(h.NetNS()))
+	nh, err := netlink.NewHandleAt(netns.NsHandle(h.NetNS()), unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatalf("netlink handle in %s: %v", h.Name(), err)
 	}

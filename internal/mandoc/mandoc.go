@@ -3,8 +3,10 @@ package mandoc
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/cpuguy83/go-md2man/v2/md2man"
+	"github.com/russross/blackfriday/v2"
 )
 
 // Page is what a man page has beside its Markdown body.
@@ -12,276 +14,252 @@ type Page struct {
 	// Name is the page's name ("mptcpgod.toml") and Section its section
 	// ("5").
 	Name, Section string
-	// Description is the NAME section's one-line description.
+	// Description is the NAME section's one-line description, in
+	// Markdown.
 	Description string
+	// Date is the page's date in the .TH line, as YYYY-MM-DD.
+	Date string
 	// Source and Manual are the .TH footer and header texts ("mptcpgod",
 	// "mptcpgod manual").
 	Source, Manual string
-	// Synopsis, when not empty, is the SYNOPSIS section: lines of text,
-	// each its own line in the output.
+	// Synopsis, when not empty, is the SYNOPSIS section: lines of
+	// Markdown, each its own line in the output.
 	Synopsis []string
 	// SeeAlso are the SEE ALSO references ("mptcpgod(8)").
 	SeeAlso []string
 }
 
-// FromMarkdown returns the man page of p with md, Markdown of the subset
-// the package describes, as its body. It fails on an unterminated code
-// block or a table row whose cell count differs from the header's.
+// header is the first line of every page.
+const header = `.\" Generated from Markdown by internal/mandoc; edit the Markdown source.`
+
+// FromMarkdown returns the man page of p with md, Markdown, as its
+// DESCRIPTION: md's level-1 heading is dropped, its tables become tagged
+// paragraphs and its links their text (see the package doc); go-md2man
+// writes the roff. It fails when p has no name or section, when a field
+// of the .TH line holds a double quote or a line break, and on a code
+// block in a list item, which the parser mangles.
 func FromMarkdown(p Page, md []byte) ([]byte, error) {
 	if p.Name == "" || p.Section == "" {
 		return nil, fmt.Errorf("mandoc: page name %q, section %q: both are needed", p.Name, p.Section)
 	}
-	w := &writer{}
-	w.line(".\\\" Generated from Markdown by internal/mandoc; edit the Markdown source.")
-	w.line(fmt.Sprintf(".TH %s %s \"\" %s %s", quote(strings.ToUpper(p.Name)), p.Section, quote(p.Source), quote(p.Manual)))
-	w.line(".SH NAME")
-	w.line(escape(p.Name) + " \\- " + inline(p.Description))
-	if len(p.Synopsis) > 0 {
-		w.line(".SH SYNOPSIS")
-		w.line(".nf")
-		for _, s := range p.Synopsis {
-			w.text(inline(s))
-		}
-		w.line(".fi")
-	}
-	w.line(".SH DESCRIPTION")
-	if err := w.body(strings.Split(strings.TrimRight(string(md), "\n"), "\n")); err != nil {
+	if err := checkFences(md); err != nil {
 		return nil, err
 	}
+	for _, f := range []struct{ name, value string }{
+		{"name", p.Name}, {"section", p.Section}, {"date", p.Date}, {"source", p.Source}, {"manual", p.Manual},
+	} {
+		if strings.ContainsAny(f.value, "\"\n") {
+			return nil, fmt.Errorf("mandoc: page %s %q: a double quote or a line break cannot be in the .TH line", f.name, f.value)
+		}
+	}
+	r := md2man.NewRoffRenderer()
+	parse := func(md string) *blackfriday.Node {
+		return blackfriday.New(blackfriday.WithExtensions(r.GetExtensions())).Parse([]byte(md))
+	}
+
+	var head strings.Builder
+	fmt.Fprintf(&head, "## NAME\n\n%s - %s\n\n", p.Name, p.Description)
+	if len(p.Synopsis) > 0 {
+		// Two trailing spaces are a hard line break.
+		fmt.Fprintf(&head, "## SYNOPSIS\n\n%s\n\n", strings.Join(p.Synopsis, "  \n"))
+	}
+	head.WriteString("## DESCRIPTION\n")
+	doc := parse(head.String())
+	body := parse(string(md))
+	rewrite(body)
+	appendChildren(doc, body)
 	if len(p.SeeAlso) > 0 {
-		w.line(".SH SEE ALSO")
 		refs := make([]string, len(p.SeeAlso))
-		for i, r := range p.SeeAlso {
-			name, sec, _ := strings.Cut(r, "(")
-			refs[i] = "\\fB" + escape(name) + "\\fR(" + sec
+		for i, ref := range p.SeeAlso {
+			name, sec, _ := strings.Cut(ref, "(")
+			refs[i] = "**" + name + "**(" + sec
 		}
-		w.line(strings.Join(refs, ",\n"))
+		appendChildren(doc, parse("## SEE ALSO\n\n"+strings.Join(refs, ",\n")+"\n"))
 	}
-	return w.buf.Bytes(), nil
+
+	// The header is ours, not go-md2man's RenderHeader (which writes
+	// only .nh, and the tbl line that tables, rewritten, no longer need):
+	// hyphenation off for good, HY being what .EE turns it back on to.
+	var out bytes.Buffer
+	out.WriteString(header + "\n")
+	fmt.Fprintf(&out, ".TH \"%s\" \"%s\" \"%s\" \"%s\" \"%s\"\n", strings.ToUpper(p.Name), p.Section, p.Date, p.Source, p.Manual)
+	out.WriteString(".nr HY 0\n.nh\n")
+	doc.Walk(func(n *blackfriday.Node, entering bool) blackfriday.WalkStatus {
+		return r.RenderNode(&out, n, entering)
+	})
+	r.RenderFooter(&out, doc)
+	return out.Bytes(), nil
 }
 
-// writer accumulates the page.
-type writer struct{ buf bytes.Buffer }
-
-// line writes a line as it is.
-func (w *writer) line(s string) {
-	w.buf.WriteString(s)
-	w.buf.WriteByte('\n')
-}
-
-// text writes a line of text, guarded against reading as a request.
-func (w *writer) text(s string) {
-	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
-		s = "\\&" + s
-	}
-	w.line(s)
-}
-
-// body writes the Markdown lines.
-func (w *writer) body(lines []string) error {
-	for i := 0; i < len(lines); {
-		l := lines[i]
-		switch {
-		case strings.TrimSpace(l) == "":
-			i++
-		case strings.HasPrefix(l, "# "):
-			i++ // the title: NAME says it
-		case strings.HasPrefix(l, "## "):
-			w.line(".SH " + quote(strings.ToUpper(plain(l[3:]))))
-			i++
-		case strings.HasPrefix(l, "### "):
-			w.line(".SS " + quote(plain(l[4:])))
-			i++
-		case strings.HasPrefix(strings.TrimSpace(l), "```"):
-			n, err := w.code(lines[i:], false)
-			if err != nil {
-				return err
-			}
-			i += n
-		case strings.HasPrefix(l, "|"):
-			n, err := w.table(lines[i:])
-			if err != nil {
-				return err
-			}
-			i += n
-		case strings.HasPrefix(l, "- "):
-			n, err := w.list(lines[i:])
-			if err != nil {
-				return err
-			}
-			i += n
-		default:
-			w.line(".PP")
-			for ; i < len(lines) && isText(lines[i]); i++ {
-				w.text(inline(strings.TrimSpace(lines[i])))
-			}
+// checkFences fails on an indented code fence outside a code block: a
+// code block in a list item, after which blackfriday v2.1.0 takes the
+// rest of the list for text (russross/blackfriday#526, #536).
+func checkFences(md []byte) error {
+	inCode := false
+	for i, l := range strings.Split(string(md), "\n") {
+		t := strings.TrimLeft(l, " \t")
+		if !strings.HasPrefix(t, "```") && !strings.HasPrefix(t, "~~~") {
+			continue
 		}
+		if len(t) < len(l) && !inCode {
+			return fmt.Errorf("mandoc: line %d: a code block in a list item, which go-md2man's parser cannot read: move it out of the list", i+1)
+		}
+		inCode = !inCode
 	}
 	return nil
 }
 
-// isText reports whether l continues a paragraph.
-func isText(l string) bool {
-	t := strings.TrimSpace(l)
-	return t != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(t, "```") &&
-		!strings.HasPrefix(l, "|") && !strings.HasPrefix(l, "- ")
-}
-
-// code writes the fenced code block at the start of lines, indented as
-// in the Markdown, and returns the lines it took; in a list item it stays
-// in the item.
-func (w *writer) code(lines []string, inList bool) (int, error) {
-	indent := len(lines[0]) - len(strings.TrimLeft(lines[0], " "))
-	if !inList {
-		w.line(".PP")
-	}
-	w.line(".RS 4")
-	w.line(".nf")
-	for i := 1; i < len(lines); i++ {
-		if strings.HasPrefix(strings.TrimSpace(lines[i]), "```") {
-			w.line(".fi")
-			w.line(".RE")
-			return i + 1, nil
+// rewrite turns the parts of a Markdown document that read badly in a
+// man page into ones that read well: it drops the level-1 heading (the
+// page's NAME says it), makes headings plain text (and the .SH ones upper
+// case), tables lists of tagged paragraphs and links their text.
+func rewrite(doc *blackfriday.Node) {
+	var headings, tables, links []*blackfriday.Node
+	doc.Walk(func(n *blackfriday.Node, entering bool) blackfriday.WalkStatus {
+		if !entering {
+			return blackfriday.GoToNext
 		}
-		l := lines[i]
-		if len(l) >= indent && strings.TrimSpace(l[:indent]) == "" {
-			l = l[indent:]
+		switch n.Type {
+		case blackfriday.Heading:
+			headings = append(headings, n)
+			return blackfriday.SkipChildren
+		case blackfriday.Table:
+			tables = append(tables, n)
+		case blackfriday.Link:
+			links = append(links, n)
 		}
-		w.text(escape(l))
-	}
-	return 0, fmt.Errorf("mandoc: code block %q is not closed", lines[0])
-}
-
-// list writes the list at the start of lines, each item with its
-// indented continuation lines and code blocks, and returns the lines it
-// took.
-func (w *writer) list(lines []string) (int, error) {
-	i := 0
-	for i < len(lines) && strings.HasPrefix(lines[i], "- ") {
-		w.line(".IP \\(bu 2")
-		w.text(inline(strings.TrimSpace(lines[i][2:])))
-		i++
-		for more := true; more && i < len(lines); {
-			l := lines[i]
-			switch {
-			case strings.HasPrefix(l, "  ") && strings.HasPrefix(strings.TrimSpace(l), "```"):
-				n, err := w.code(lines[i:], true)
-				if err != nil {
-					return 0, err
-				}
-				i += n
-			case strings.HasPrefix(l, "  ") && strings.TrimSpace(l) != "":
-				w.text(inline(strings.TrimSpace(l)))
-				i++
-			case strings.TrimSpace(l) == "" && i+1 < len(lines) && strings.HasPrefix(lines[i+1], "  "):
-				w.line(".IP \"\" 2")
-				i++
-			default:
-				more = false
-			}
-		}
-	}
-	w.line(".PP")
-	return i, nil
-}
-
-// table writes the pipe table at the start of lines and returns the
-// lines it took.
-func (w *writer) table(lines []string) (int, error) {
-	header := cells(lines[0])
-	if len(lines) < 2 || !strings.HasPrefix(lines[1], "|-") && !strings.HasPrefix(lines[1], "|:") && !strings.HasPrefix(lines[1], "| -") {
-		return 0, fmt.Errorf("mandoc: table %q has no separator line", lines[0])
-	}
-	keyed := len(header) == 4 && (header[0] == "key" || header[0] == "option") &&
-		header[1] == "type" && header[2] == "default" && header[3] == "meaning"
-	i := 2
-	for ; i < len(lines) && strings.HasPrefix(lines[i], "|"); i++ {
-		row := cells(lines[i])
-		if len(row) != len(header) {
-			return 0, fmt.Errorf("mandoc: table row %q has %d cells, the header %d", lines[i], len(row), len(header))
-		}
-		w.line(".TP")
-		if keyed {
-			w.text(inline(row[0]) + " (" + inline(row[1]) + ", default " + inline(row[2]) + ")")
-			w.text(inline(row[3]))
+		return blackfriday.GoToNext
+	})
+	for _, h := range headings {
+		if h.Level == 1 {
+			h.Unlink()
 			continue
 		}
-		w.text(inline(row[0]))
-		var rest []string
-		for j, c := range row[1:] {
-			if c == "" {
-				continue
-			}
-			if h := header[j+1]; h != "" {
-				c = h + ": " + c
-			}
-			rest = append(rest, inline(c))
+		text := plainText(h)
+		if h.Level == 2 {
+			text = strings.ToUpper(text)
 		}
-		w.text(strings.Join(rest, "; "))
+		for h.FirstChild != nil {
+			h.FirstChild.Unlink()
+		}
+		h.AppendChild(textNode(text))
 	}
-	w.line(".PP")
-	return i, nil
+	for _, l := range links {
+		rewriteLink(l)
+	}
+	for _, t := range tables {
+		t.InsertBefore(tableList(t))
+		t.Unlink()
+	}
 }
 
-// cells splits a table row into its trimmed cells.
-func cells(row string) []string {
-	row = strings.TrimSpace(row)
-	row = strings.TrimPrefix(row, "|")
-	row = strings.TrimSuffix(row, "|")
-	parts := strings.Split(row, "|")
-	for i, p := range parts {
-		parts[i] = strings.TrimSpace(p)
+// rewriteLink replaces a link by its text, followed by its target in
+// parentheses unless the target is in the page ("#keys") or is the text
+// (an autolink, or "[a.md](a.md#b)").
+func rewriteLink(l *blackfriday.Node) {
+	dest, text := string(l.Destination), plainText(l)
+	if !strings.HasPrefix(dest, "#") && dest != text && !strings.HasPrefix(dest, text+"#") {
+		l.AppendChild(textNode(" (" + dest + ")"))
 	}
-	return parts
+	for l.FirstChild != nil {
+		l.InsertBefore(l.FirstChild)
+	}
+	l.Unlink()
 }
 
-var (
-	codeSpan = regexp.MustCompile("`([^`]*)`")
-	bold     = regexp.MustCompile(`\*\*([^*]+)\*\*`)
-	link     = regexp.MustCompile(`\[((?:[^\[\]]|\[[^\]]*\])+)\]\(([^)]+)\)`)
-)
-
-// inline converts a line of Markdown text: code and bold spans to bold,
-// links to their text, followed by the target when it is a file or a URL.
-func inline(s string) string {
-	s = link.ReplaceAllStringFunc(s, func(m string) string {
-		sm := link.FindStringSubmatch(m)
-		text, target := sm[1], sm[2]
-		if strings.HasPrefix(target, "#") || target == text || strings.HasPrefix(target, text+"#") {
-			return text
+// tableList is the definition list of a table: one term per row, its
+// first cell. A table whose columns are key (or option), type, default
+// and meaning gives "KEY (TYPE, default DEFAULT)" and the meaning; any
+// other "HEADER: CELL" for each further cell that is not empty, joined
+// by "; ".
+func tableList(table *blackfriday.Node) *blackfriday.Node {
+	var header []string
+	var rows [][]*blackfriday.Node
+	table.Walk(func(n *blackfriday.Node, entering bool) blackfriday.WalkStatus {
+		if !entering || n.Type != blackfriday.TableRow {
+			return blackfriday.GoToNext
 		}
-		return text + " (" + target + ")"
+		var cells []*blackfriday.Node
+		for c := n.FirstChild; c != nil; c = c.Next {
+			cells = append(cells, c)
+		}
+		if n.Parent.Type == blackfriday.TableHead {
+			for _, c := range cells {
+				header = append(header, plainText(c))
+			}
+		} else {
+			rows = append(rows, cells)
+		}
+		return blackfriday.SkipChildren
 	})
-	var out strings.Builder
-	for {
-		loc := codeSpan.FindStringSubmatchIndex(s)
-		if loc == nil {
-			out.WriteString(prose(s))
-			return out.String()
+	keyed := len(header) == 4 && (header[0] == "key" || header[0] == "option") &&
+		header[1] == "type" && header[2] == "default" && header[3] == "meaning"
+
+	list := blackfriday.NewNode(blackfriday.List)
+	list.ListFlags = blackfriday.ListTypeDefinition
+	for _, row := range rows {
+		term, def := blackfriday.NewNode(blackfriday.Paragraph), blackfriday.NewNode(blackfriday.Paragraph)
+		appendChildren(term, row[0])
+		switch {
+		case keyed && len(row) == 4:
+			term.AppendChild(textNode(" ("))
+			appendChildren(term, row[1])
+			term.AppendChild(textNode(", default "))
+			appendChildren(term, row[2])
+			term.AppendChild(textNode(")"))
+			appendChildren(def, row[3])
+		default:
+			for j, c := range row[1:] {
+				if c.FirstChild == nil {
+					continue
+				}
+				if def.FirstChild != nil {
+					def.AppendChild(textNode("; "))
+				}
+				if j+1 < len(header) && header[j+1] != "" {
+					def.AppendChild(textNode(header[j+1] + ": "))
+				}
+				appendChildren(def, c)
+			}
 		}
-		out.WriteString(prose(s[:loc[0]]))
-		out.WriteString("\\fB" + escapeCode(s[loc[2]:loc[3]]) + "\\fR")
-		s = s[loc[1]:]
+		list.AppendChild(item(blackfriday.ListTypeDefinition|blackfriday.ListTypeTerm, term))
+		if def.FirstChild != nil {
+			list.AppendChild(item(blackfriday.ListTypeDefinition, def))
+		}
+	}
+	return list
+}
+
+// item is a list item of flags holding para.
+func item(flags blackfriday.ListType, para *blackfriday.Node) *blackfriday.Node {
+	it := blackfriday.NewNode(blackfriday.Item)
+	it.ListFlags = flags
+	it.AppendChild(para)
+	return it
+}
+
+// textNode is a text node of s.
+func textNode(s string) *blackfriday.Node {
+	n := blackfriday.NewNode(blackfriday.Text)
+	n.Literal = []byte(s)
+	return n
+}
+
+// appendChildren moves the children of from to the end of to's.
+func appendChildren(to, from *blackfriday.Node) {
+	for from.FirstChild != nil {
+		to.AppendChild(from.FirstChild)
 	}
 }
 
-// prose converts text outside code spans: bold spans.
-func prose(s string) string {
-	return bold.ReplaceAllString(escape(s), `\fB$1\fR`)
+// plainText is the text of n's leaves, without markup.
+func plainText(n *blackfriday.Node) string {
+	var sb strings.Builder
+	n.Walk(func(c *blackfriday.Node, entering bool) blackfriday.WalkStatus {
+		if entering && (c.Type == blackfriday.Text || c.Type == blackfriday.Code) {
+			sb.Write(c.Literal)
+		}
+		return blackfriday.GoToNext
+	})
+	return sb.String()
 }
-
-// plain is a heading's text: Markdown marks dropped.
-func plain(s string) string {
-	s = strings.NewReplacer("`", "", "**", "").Replace(s)
-	return escape(link.ReplaceAllString(s, "$1"))
-}
-
-// escape escapes the characters roff reads in text: the backslash.
-func escape(s string) string { return strings.ReplaceAll(s, `\`, `\e`) }
-
-// escapeCode escapes code: the backslash, and "-" as the minus sign that
-// options and command lines need.
-func escapeCode(s string) string { return strings.ReplaceAll(escape(s), "-", `\-`) }
-
-// quote quotes a macro argument.
-func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\(dq`) + `"` }

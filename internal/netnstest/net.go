@@ -11,8 +11,9 @@ import (
 )
 
 // DialTimeout bounds Dial, so a dial into a dead path fails in seconds
-// instead of after the kernel's SYN retries (about two minutes).
-const DialTimeout = 5 * time.Second
+// instead of after the kernel's SYN retries (about two minutes); longer
+// by $MPTCPGOD_TEST_PATIENCE (Patience).
+var DialTimeout = Patience(5 * time.Second)
 
 // Listen returns an MPTCP listener ("tcp", "tcp4" or "tcp6") on addr inside
 // the namespace, closed at cleanup. The kernel falls back to plain TCP when

@@ -91,15 +91,19 @@ func (c *churnStats) errors() string {
 
 // TestCorrupt looks for transfers corrupted by the kernel while a
 // userspace path manager changes the subflows of live connections, with
-// no daemon: 8 MiB checksummed transfers run on a three-link testbed whose
-// client is in userspace mode while the test itself, through package genl,
-// creates and destroys subflows, flips backup bits and drops its event
-// subscription ("kernel-pm": the in-kernel path manager opens the
-// subflows instead, with no churn; "create-early": the test opens them on
-// the ESTABLISHED event, as early as that path manager does). Each case of -soak.corrupt.cases
-// (default none,create,destroy) runs for -soak.corrupt.duration, "none"
-// (no subflow ever added) being the control; any checksum mismatch or
-// failed transfer fails the case. See docs/soak.md.
+// no daemon: checksummed transfers (-soak.corrupt.workers at a time,
+// -soak.corrupt.size each) run on a three-link testbed whose client is in
+// userspace mode while the test itself, through package genl, creates and
+// destroys subflows, flips backup bits and drops its event subscription
+// ("kernel-pm": the in-kernel path manager opens the subflows instead,
+// with no churn; "create-early": the test opens them on the ESTABLISHED
+// event, as early as that path manager does). The "join" case gives each
+// connection one extra subflow at a set moment instead (-soak.corrupt.join-*
+// flags) and counts corruptions by that moment. Each case of
+// -soak.corrupt.cases (default none,create,destroy) runs for
+// -soak.corrupt.duration, "none" (no subflow ever added) being the
+// control; any checksum mismatch or failed transfer fails the case. See
+// docs/soak.md and docs/kernel-issues.md.
 func TestCorrupt(t *testing.T) {
 	if !*soakCorrupt {
 		t.Skip("soak: opt-in; run with -soak.corrupt")
@@ -112,38 +116,139 @@ func TestCorrupt(t *testing.T) {
 	}
 	names := strings.Split(*soakCorruptCases, ",")
 	for _, name := range names {
-		if _, ok := corruptCases[name]; !ok {
+		if _, ok := corruptCases[name]; !ok && name != "join" {
 			t.Fatalf("soak: -soak.corrupt.cases: unknown case %q", name)
 		}
 	}
+	jc, err := corruptFlags()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range names {
-		t.Run(name, func(t *testing.T) { corrupt(t, corruptCases[name], *soakCorruptDuration) })
+		t.Run(name, func(t *testing.T) { corrupt(t, name, jc, *soakCorruptDuration) })
 	}
 }
 
-// corrupt runs one TestCorrupt case for d.
-func corrupt(t *testing.T, ops churnOps, d time.Duration) {
+// corruptFlags checks TestCorrupt's flags and returns the setting of its
+// cases.
+func corruptFlags() (joinConfig, error) {
+	jc := joinConfig{point: *soakCorruptJoinAt, workers: *soakCorruptWorkers, csum: *soakCorruptCsum, flood: *soakCorruptFlood, out: *soakCorruptOut}
+	if jc.workers < 1 {
+		return jc, fmt.Errorf("soak: -soak.corrupt.workers %d: want at least 1", jc.workers)
+	}
+	size, err := parseSize(*soakCorruptSize)
+	if err != nil || size < 1 || size > 1<<30 {
+		return jc, fmt.Errorf("soak: -soak.corrupt.size %q: want 1 byte to 1GiB (%v)", *soakCorruptSize, err)
+	}
+	jc.size = int(size)
+	if jc.at, err = parseJoinPoint(*soakCorruptJoinAt); err != nil {
+		return jc, fmt.Errorf("soak: -soak.corrupt.join-at: %w", err)
+	}
+	switch *soakCorruptJoinSide {
+	case "sender":
+	case "receiver":
+		jc.receiver = true
+	default:
+		return jc, fmt.Errorf("soak: -soak.corrupt.join-side %q: want sender or receiver", *soakCorruptJoinSide)
+	}
+	switch *soakCorruptJoinPM {
+	case "userspace":
+	case "kernel":
+		jc.kernelPM = true
+	default:
+		return jc, fmt.Errorf("soak: -soak.corrupt.join-pm %q: want userspace or kernel", *soakCorruptJoinPM)
+	}
+	return jc, nil
+}
+
+// corrupt runs the TestCorrupt case name for d.
+func corrupt(t *testing.T, name string, jc joinConfig, d time.Duration) {
 	tb := netnstest.NewTestbed(t, 3)
 	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
+	ops := corruptCases[name]
 	if ops.kernelPM {
 		tb.Client.MustExec("ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
 		for _, l := range tb.Links[1:] {
 			tb.Client.MustExec("ip", "mptcp", "endpoint", "add", l.Client4.String(), "dev", l.ClientIf, "subflow")
 		}
-	} else {
+	} else if name != "join" {
 		tb.Client.SetPathManager("userspace")
 	}
-	if *soakCorruptCsum {
+	if jc.csum {
 		tb.Client.Sysctl("net.mptcp.checksum_enabled", "1")
 		tb.Server.Sysctl("net.mptcp.checksum_enabled", "1")
 	}
-	ln := tb.Server.Listen("tcp", netip.AddrPortFrom(tb.Links[0].Server4, 0).String())
+	// On every address: the in-kernel path manager's joins after an
+	// ADD_ADDR go to the announced address.
+	ln := tb.Server.Listen("tcp4", "0.0.0.0:0")
 	t.Cleanup(func() { _ = ln.Close() })
-	k := &keeper{}
+	k := &keeper{publish: name == "join" && jc.receiver}
 	go k.serve(ln)
-	srv := netip.MustParseAddrPort(ln.Addr().String())
-	srv = netip.AddrPortFrom(srv.Addr().Unmap(), srv.Port())
+	srv := netip.AddrPortFrom(tb.Links[0].Server4, netip.MustParseAddrPort(ln.Addr().String()).Port())
 
+	ld := startLoad()
+	// Not a context deadline: the dials would share it and time out
+	// before ctx.Err() tells the workers to stop.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(d, cancel)
+	// The flood is load of another kind: connections set up and torn
+	// down by the thousand, as in the soak's flood phase.
+	floods := &stats{forget: k.forget}
+	var flooding sync.WaitGroup
+	if jc.flood {
+		tb.Client.Sysctl("net.ipv4.tcp_tw_reuse", "1")
+		tb.Client.Sysctl("net.ipv4.ip_local_port_range", "1024 65000")
+		var seeds atomic.Uint64
+		seeds.Store(1 << 40)
+		flooding.Go(func() {
+			for !ended(ctx) {
+				flood(ctx, tb.Client, srv, floodBurst, floodWorkers, &seeds, floods)
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+	var summary string
+	var records []joinRecord
+	if name == "join" {
+		e := setupJoin(t, tb, jc, srv, k)
+		e.run(ctx)
+		records = e.records
+		summary = fmt.Sprintf("%v: %s", d, describeJoinCase(jc))
+	} else {
+		summary = churnCase(t, ctx, tb, k, srv, ops, jc, d)
+	}
+	flooding.Wait()
+	if jc.flood {
+		summary += fmt.Sprintf("; floods alongside: %d short transfers, %d failed", floods.transfers.Load(), len(floods.failed()))
+		for i, f := range floods.failed() {
+			if i == 20 {
+				t.Errorf("... and %d more failed flood transfers", len(floods.failed())-20)
+				break
+			}
+			t.Errorf("flood transfer failed: %s", f)
+		}
+	}
+	t.Logf("%s; %s", summary, ld.end())
+	t.Logf("client MPTcpExt: %s", mptcpCounters(tb.Client))
+	t.Logf("server MPTcpExt: %s", mptcpCounters(tb.Server))
+	t.Logf("server: %s", serverCounters(tb.Server))
+	if name == "join" {
+		t.Logf("joins:\n%s", summarizeJoins(records))
+		for _, r := range records {
+			if r.Failed != "" {
+				t.Errorf("transfer %d failed: %s", r.Seed, r.Failed)
+			}
+		}
+		if len(records) == 0 {
+			t.Errorf("no transfer completed in %v", d)
+		}
+	}
+}
+
+// churnCase runs the churn case ops until ctx is done, fails t for every
+// failed transfer and returns a summary.
+func churnCase(t *testing.T, ctx context.Context, tb *netnstest.Testbed, k *keeper, srv netip.AddrPort, ops churnOps, jc joinConfig, d time.Duration) string {
 	gc, err := genl.New(&genl.Config{NetNS: tb.Client.NetNS()})
 	if err != nil {
 		t.Fatal(err)
@@ -155,28 +260,16 @@ func corrupt(t *testing.T, ops churnOps, d time.Duration) {
 	}
 	defer diag.Close()
 
-	// Not a context deadline: the dials would share it and time out
-	// before ctx.Err() tells the workers to stop.
 	ifindex := make([]int32, len(tb.Links))
 	for i, l := range tb.Links {
-		err := tb.Client.Do(func() error {
-			ifi, err := net.InterfaceByName(l.ClientIf)
-			if err == nil {
-				ifindex[i] = int32(ifi.Index)
-			}
-			return err
-		})
-		if err != nil {
+		if ifindex[i], err = interfaceIndex(tb.Client, l.ClientIf); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	time.AfterFunc(d, cancel)
-	st := &stats{explain: k.explain}
+	st := &stats{explain: k.explain, forget: k.forget}
 	var seeds atomic.Uint64
-	wait := bulk(ctx, tb.Client, srv, bulkWorkers, bulkSize, &seeds, st)
+	wait := bulk(ctx, tb.Client, srv, jc.workers, jc.size, &seeds, st)
 	// The event listener's own client, for ops.early.
 	ec, err := genl.New(&genl.Config{NetNS: tb.Client.NetNS()})
 	if err != nil {
@@ -189,12 +282,8 @@ func corrupt(t *testing.T, ops churnOps, d time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	t.Logf("%v: %d transfers (%d MiB), %d corrupted, %d failed; %d creates, %d destroys, %d initial destroys, %d backup flips, %d resubscribes, %d duplicates, %d genl errors; %d of %d sampled connections with DSS checksums%s",
-		d, st.transfers.Load(), st.bytes.Load()>>20, st.corrupt.Load(), len(st.failed()), cs.creates.Load(), cs.destroys.Load(),
-		cs.initials.Load(), cs.backups.Load(), cs.resubscribes.Load(), cs.duplicates.Load(), cs.errs.Load(), cs.csum.Load(), cs.sampled.Load(), cs.errors())
-	t.Logf("client MPTcpExt: %s", mptcpCounters(tb.Client))
-	t.Logf("server MPTcpExt: %s", mptcpCounters(tb.Server))
+	netnstest.Figure(t, "%s: %v, %d transfers of %d bytes, %d corrupted, %d failed, %d joins created, %d destroyed",
+		t.Name(), d, st.transfers.Load(), jc.size, st.corrupt.Load(), len(st.failed()), cs.creates.Load(), cs.destroys.Load())
 	for i, f := range st.failed() {
 		if i == 20 {
 			t.Errorf("... and %d more failed transfers", len(st.failed())-20)
@@ -205,6 +294,9 @@ func corrupt(t *testing.T, ops churnOps, d time.Duration) {
 	if st.transfers.Load() == 0 {
 		t.Errorf("no transfer completed in %v", d)
 	}
+	return fmt.Sprintf("%v, %d workers × %d bytes: %d transfers (%d MiB), %d corrupted, %d failed; %d creates, %d destroys, %d initial destroys, %d backup flips, %d resubscribes, %d duplicates, %d genl errors; %d of %d sampled connections with DSS checksums%s",
+		d, jc.workers, jc.size, st.transfers.Load(), st.bytes.Load()>>20, st.corrupt.Load(), len(st.failed()), cs.creates.Load(), cs.destroys.Load(),
+		cs.initials.Load(), cs.backups.Load(), cs.resubscribes.Load(), cs.duplicates.Load(), cs.errs.Load(), cs.csum.Load(), cs.sampled.Load(), cs.errors())
 }
 
 // churn changes the subflows of every connection of the namespace as ops
@@ -395,16 +487,22 @@ func mptcpCounters(h *netnstest.Host) string {
 	return b.String()
 }
 
-// keepLast is how many connections' bytes a keeper keeps.
-const keepLast = 8
+// keepLast is how many connections' bytes a keeper keeps at most: the
+// transfers forget theirs once checked, so this only bounds what failed
+// ones leave behind.
+const keepLast = 64
 
 // keeper is a serveSums server that also keeps what the last keepLast
 // connections received, by the client's address, so that a corrupted
-// transfer can be compared byte by byte with what was sent.
+// transfer can be compared byte by byte with what was sent. With publish
+// set, it also hands every accepted connection to accepted.
 type keeper struct {
+	publish bool
+
 	mu    sync.Mutex
 	order []netip.AddrPort
 	got   map[netip.AddrPort][]byte
+	slots map[netip.AddrPort]chan *net.TCPConn
 }
 
 // serve accepts connections on ln until it is closed, answering as
@@ -415,6 +513,11 @@ func (k *keeper) serve(ln net.Listener) {
 		if err != nil {
 			return
 		}
+		remote := netip.MustParseAddrPort(c.RemoteAddr().String())
+		remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+		if tc, ok := c.(*net.TCPConn); ok && k.publish {
+			k.slot(remote) <- tc
+		}
 		go func() {
 			defer c.Close()
 			var b bytes.Buffer
@@ -423,13 +526,31 @@ func (k *keeper) serve(ln net.Listener) {
 			if err != nil {
 				return
 			}
-			remote := netip.MustParseAddrPort(c.RemoteAddr().String())
-			k.keep(netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()), b.Bytes())
+			k.keep(remote, b.Bytes())
 			_ = c.SetWriteDeadline(time.Now().Add(ioLimit))
 			_, _ = c.Write(h.Sum(binary.BigEndian.AppendUint64(nil, uint64(n))))
 		}()
 	}
 }
+
+// slot is the channel that hands over the connection from client.
+func (k *keeper) slot(client netip.AddrPort) chan *net.TCPConn {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.slots == nil {
+		k.slots = map[netip.AddrPort]chan *net.TCPConn{}
+	}
+	ch, ok := k.slots[client]
+	if !ok {
+		ch = make(chan *net.TCPConn, 1)
+		k.slots[client] = ch
+	}
+	return ch
+}
+
+// accepted returns a channel that delivers the server's side of the
+// connection from client once it is accepted (with publish set).
+func (k *keeper) accepted(client netip.AddrPort) <-chan *net.TCPConn { return k.slot(client) }
 
 // keep stores what the connection from client received, forgetting the
 // oldest beyond keepLast.
@@ -447,6 +568,28 @@ func (k *keeper) keep(client netip.AddrPort, b []byte) {
 	}
 }
 
+// forget drops what the keeper holds of the connection from client.
+func (k *keeper) forget(client netip.AddrPort) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.got, client)
+	delete(k.slots, client)
+	if i := slices.Index(k.order, client); i >= 0 {
+		k.order = slices.Delete(k.order, i, i+1)
+	}
+}
+
+// sentBytes returns the size bytes the stream with seed sent in chunks
+// of chunk.
+func sentBytes(seed uint64, size, chunk int) []byte {
+	want := make([]byte, size)
+	rng := seedRand(seed)
+	for off := 0; off < size; off += chunk {
+		_, _ = rng.Read(want[off:min(off+chunk, size)])
+	}
+	return want
+}
+
 // explain describes how what the server received from local differs from
 // the size bytes the stream with seed sent in chunks of chunk.
 func (k *keeper) explain(seed uint64, local netip.AddrPort, size, chunk int) string {
@@ -456,12 +599,48 @@ func (k *keeper) explain(seed uint64, local netip.AddrPort, size, chunk int) str
 	if !ok {
 		return "the server's copy is gone"
 	}
-	want := make([]byte, size)
-	rng := seedRand(seed)
-	for off := 0; off < size; off += chunk {
-		_, _ = rng.Read(want[off:min(off+chunk, size)])
+	return describeDiff(sentBytes(seed, size, chunk), got)
+}
+
+// blocks returns the ranges where what the server received from local
+// differs from what the stream with seed sent; nil if the server's copy
+// is gone or has another length.
+func (k *keeper) blocks(seed uint64, local netip.AddrPort, size, chunk int) []badBlock {
+	k.mu.Lock()
+	got, ok := k.got[local]
+	k.mu.Unlock()
+	if !ok || len(got) != size {
+		return nil
 	}
-	return describeDiff(want, got)
+	return diffBlocks(sentBytes(seed, size, chunk), got)
+}
+
+// maxBlocks is how many differing ranges diffBlocks traces.
+const maxBlocks = 4
+
+// diffBlocks returns the byte ranges where got differs from want (ranges
+// closer than 64 bytes are merged; the first maxBlocks traced to where in
+// want their bytes come from, if anywhere). want and got have the same
+// length.
+func diffBlocks(want, got []byte) []badBlock {
+	var bs []badBlock
+	for i := range want {
+		if want[i] == got[i] {
+			continue
+		}
+		if n := len(bs); n > 0 && i-bs[n-1].End < 64 {
+			bs[n-1].End = i + 1
+		} else {
+			bs = append(bs, badBlock{Start: i, End: i + 1, From: -1})
+		}
+	}
+	for i := range bs[:min(len(bs), maxBlocks)] {
+		probe := got[bs[i].Start:min(bs[i].Start+32, bs[i].End)]
+		if len(probe) >= 16 && bytes.Count(probe, []byte{0}) != len(probe) {
+			bs[i].From = bytes.Index(want, probe)
+		}
+	}
+	return bs
 }
 
 // describeDiff describes the byte ranges where got differs from want
@@ -471,36 +650,25 @@ func describeDiff(want, got []byte) string {
 	if len(want) != len(got) {
 		return fmt.Sprintf("length %d, want %d", len(got), len(want))
 	}
-	type span struct{ start, end int }
-	var spans []span
-	for i := range want {
-		if want[i] == got[i] {
-			continue
-		}
-		if n := len(spans); n > 0 && i-spans[n-1].end < 64 {
-			spans[n-1].end = i + 1
-		} else {
-			spans = append(spans, span{i, i + 1})
-		}
-	}
+	bs := diffBlocks(want, got)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d differing ranges", len(spans))
-	for i, s := range spans {
-		if i == 4 {
+	fmt.Fprintf(&b, "%d differing ranges", len(bs))
+	for i, bl := range bs {
+		if i == maxBlocks {
 			fmt.Fprintf(&b, " ...")
 			break
 		}
-		fmt.Fprintf(&b, "; [%d, %d) (%d bytes)", s.start, s.end, s.end-s.start)
-		probe := got[s.start:min(s.start+32, s.end)]
-		switch from := bytes.Index(want, probe); {
+		fmt.Fprintf(&b, "; [%d, %d) (%d bytes)", bl.Start, bl.End, bl.End-bl.Start)
+		probe := got[bl.Start:min(bl.Start+32, bl.End)]
+		switch {
 		case len(probe) < 16:
 			b.WriteString(" too short to trace")
 		case bytes.Count(probe, []byte{0}) == len(probe):
 			b.WriteString(" zeros")
-		case from < 0:
+		case bl.From < 0:
 			b.WriteString(" from nowhere in the stream")
 		default:
-			fmt.Fprintf(&b, " = sent bytes at offset %d (%+d)", from, from-s.start)
+			fmt.Fprintf(&b, " = sent bytes at offset %d (%+d)", bl.From, bl.From-bl.Start)
 		}
 	}
 	return b.String()

@@ -33,8 +33,16 @@ var (
 
 	soakCorrupt         = flag.Bool("soak.corrupt", false, "run TestCorrupt, the subflow-churn corruption reproducer (opt-in)")
 	soakCorruptDuration = flag.Duration("soak.corrupt.duration", time.Minute, "time of each TestCorrupt case")
-	soakCorruptCases    = flag.String("soak.corrupt.cases", "none,create,destroy", "comma-separated TestCorrupt cases (none, create, create-early, destroy, destroy-once, destroy-initial, backup, resubscribe, duplicate, kernel-pm, all); none is the control")
+	soakCorruptCases    = flag.String("soak.corrupt.cases", "none,create,destroy", "comma-separated TestCorrupt cases (none, create, create-early, destroy, destroy-once, destroy-initial, backup, resubscribe, duplicate, kernel-pm, all, join); none is the control")
 	soakCorruptCsum     = flag.Bool("soak.corrupt.csum", false, "TestCorrupt: set net.mptcp.checksum_enabled=1 on both hosts")
+	soakCorruptWorkers  = flag.Int("soak.corrupt.workers", 8, "TestCorrupt: concurrent transfers (the join case with the in-kernel PM: connections per wave)")
+	soakCorruptSize     = flag.String("soak.corrupt.size", "8MiB", "TestCorrupt: bytes per transfer (KiB, MiB, GiB allowed)")
+	soakCorruptJoinAt   = flag.String("soak.corrupt.join-at", "time:0-200ms", "TestCorrupt join case: when each connection gets its extra subflow: time:D or time:LO-HI after connect() returned, bytes:N or bytes:LO-HI sent (drawn uniformly)")
+	soakCorruptJoinSide = flag.String("soak.corrupt.join-side", "sender", "TestCorrupt join case: who makes the join: sender (the client opens the subflow) or receiver (the server opens it, or with -soak.corrupt.join-pm kernel announces the address the client joins)")
+	soakCorruptJoinPM   = flag.String("soak.corrupt.join-pm", "userspace", "TestCorrupt join case: userspace (MPTCP_PM_CMD_SUBFLOW_CREATE for each connection) or kernel (an in-kernel PM endpoint added at the join point, for a wave of connections at a time)")
+	soakCorruptFlood    = flag.Bool("soak.corrupt.flood", false, "TestCorrupt: alongside, bursts of 300 short connections (4 KiB each, 64 at a time) every 100 ms, as in the soak's flood phase")
+	soakCorruptOut      = flag.String("soak.corrupt.out", "", "TestCorrupt join case: append one JSON record per transfer to this file (see -soak.corrupt.report)")
+	soakCorruptReport   = flag.String("soak.corrupt.report", "", "TestCorruptReport: comma-separated files of -soak.corrupt.out records to tabulate")
 )
 
 // longStreams is how many connections stay open for the whole soak of a

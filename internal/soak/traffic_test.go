@@ -59,6 +59,8 @@ type stats struct {
 	// explain, if set, describes how a corrupted transfer's bytes differ
 	// from what was sent.
 	explain func(seed uint64, local netip.AddrPort, size, chunk int) string
+	// forget, if set, is told when a transfer has been checked.
+	forget func(local netip.AddrPort)
 }
 
 // fail records a transfer that did not complete.
@@ -185,7 +187,11 @@ func transfer(ctx context.Context, h *netnstest.Host, srv netip.AddrPort, seed u
 			return
 		}
 	}
-	if err := s.finish(); err != nil {
+	err = s.finish()
+	if st.forget != nil {
+		defer st.forget(s.local)
+	}
+	if err != nil {
 		if errors.Is(err, errCorrupt) {
 			st.corrupt.Add(1)
 			if st.explain != nil {

@@ -2,7 +2,10 @@
 
 package sockdiag
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // ErrUnavailable is returned (wrapped) when the kernel cannot list MPTCP
 // connections; on this OS there is no sock_diag at all.
@@ -29,3 +32,6 @@ func (*Client) Subflows(func(*Subflow) error) error { return ErrUnavailable }
 
 // NetlinkSockets returns ErrUnavailable: netlink is Linux's.
 func (*Client) NetlinkSockets(uint8, func(*NetlinkSocket) error) error { return ErrUnavailable }
+
+// SockInfo always fails outside Linux.
+func SockInfo(syscall.Conn) (MPTCPInfo, []TCPInfo, error) { return MPTCPInfo{}, nil, ErrUnavailable }

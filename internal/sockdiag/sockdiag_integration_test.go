@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 )
@@ -25,8 +26,10 @@ import (
 const (
 	serverPort = 5000 // the server's MPTCP listener
 	clientPort = 6000 // the client's MPTCP listener, for a server-initiated connection
-	waitFor    = 15 * time.Second
 )
+
+// waitFor bounds every wait for the kernel.
+var waitFor = netnstest.Patience(15 * time.Second)
 
 // mesh is a testbed whose client namespace holds four MPTCP connections:
 //
@@ -427,6 +430,43 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("socket options match the dump", func(t *testing.T) {
+		byLocal := map[netip.AddrPort]*sockdiag.Connection{}
+		for _, cn := range connections(t, m.diag) {
+			byLocal[cn.Local] = cn
+		}
+		for name, c := range m.conns {
+			info, subs, err := sockdiag.SockInfo(c.(*net.TCPConn))
+			if err != nil {
+				t.Fatalf("SockInfo(%s): %v", name, err)
+			}
+			cn := byLocal[addrPort(c.LocalAddr())]
+			if cn == nil {
+				t.Fatalf("connection %s not in the dump", name)
+			}
+			if info.Token != cn.Token || info.Subflows() != m.want[name] || info.Size != cn.Info.Size {
+				t.Errorf("SockInfo(%s): token %08x, %d subflows, %d bytes; the dump says %08x, %d, %d",
+					name, info.Token, info.Subflows(), info.Size, cn.Token, m.want[name], cn.Info.Size)
+			}
+			if len(subs) != m.want[name] {
+				t.Fatalf("SockInfo(%s): %d tcp_info, want one per subflow (%d)", name, len(subs), m.want[name])
+			}
+			for i, s := range subs {
+				if s.State != sockdiag.StateEstablished || s.SndMSS == 0 || s.SndCwnd == 0 || s.Size < 104 {
+					t.Errorf("SockInfo(%s): subflow %d: implausible tcp_info %+v", name, i, s)
+				}
+			}
+		}
+		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer udp.Close()
+		if _, _, err := sockdiag.SockInfo(udp.(*net.UDPConn)); err == nil {
+			t.Error("SockInfo of a UDP socket: no error")
+		}
+	})
+
 	t.Run("callback error stops the walk", func(t *testing.T) {
 		errStop := errors.New("stop")
 		n := 0
@@ -499,13 +539,26 @@ func TestIntegration(t *testing.T) {
 		if _, err := c.Write(make([]byte, n)); err != nil {
 			t.Fatal(err)
 		}
+		// Before 6.5 struct mptcp_info ends at csum_enabled, 48 bytes
+		// with the padding, and has no byte counters: they read 0 while
+		// the subflows' tcp_info counts.
+		oldInfo := !netnstest.KernelAtLeast(6, 5)
+		if oldInfo {
+			netnstest.Degraded(t, "mptcp_info has no byte counters before Linux 6.5: checked its 48 bytes and the subflows' tcp_info")
+			if before.Info.Size != 48 {
+				t.Errorf("mptcp_info of %d bytes, want 48 before Linux 6.5", before.Info.Size)
+			}
+		}
 		poll(t, "bytes acked after sending 1 MiB", func() string {
 			after, err := m.diag.Connection(tok)
 			if err != nil {
 				return err.Error()
 			}
 			sf := subflowBytes(t, m.diag, tok)
-			if after.Info.BytesAcked < before.Info.BytesAcked+n || after.Info.BytesSent < before.Info.BytesSent+n {
+			if oldInfo && (after.Info.BytesAcked != 0 || after.Info.BytesSent != 0) {
+				t.Errorf("mptcp_info of %d bytes reports bytes_sent %d, bytes_acked %d", after.Info.Size, after.Info.BytesSent, after.Info.BytesAcked)
+			}
+			if !oldInfo && (after.Info.BytesAcked < before.Info.BytesAcked+n || after.Info.BytesSent < before.Info.BytesSent+n) {
 				return fmt.Sprintf("mptcp_info bytes_sent %d -> %d, bytes_acked %d -> %d; want +%d",
 					before.Info.BytesSent, after.Info.BytesSent, before.Info.BytesAcked, after.Info.BytesAcked, n)
 			}
@@ -600,6 +653,14 @@ func testUnprivileged(t *testing.T, m *mesh) {
 		UID:         got.UID,
 		Connections: connKeys(connections(t, m.diag)),
 		Subflows:    subflowKeys(subflows(t, m.diag)),
+	}
+	// Before 6.15 ("tcp: ulp: diag: more info without CAP_NET_ADMIN")
+	// the kernel gives a subflow's MPTCP details to CAP_NET_ADMIN only:
+	// without them no TCP socket is known to be a subflow.
+	if !netnstest.KernelHas(genl.CapUnprivSubflowInfo) {
+		netnstest.Degraded(t, "subflow details need CAP_NET_ADMIN before Linux %s: an unprivileged user sees the connections and no subflow",
+			genl.CapUnprivSubflowInfo.Since)
+		want.Subflows = nil
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("unprivileged view (-root +nobody):\n%s", diff)

@@ -47,6 +47,8 @@ type Info struct {
 	ConfigFile string
 	// Policy is the policy configuration in force.
 	Policy policy.Config
+	// Kernel is the running kernel and what it lacks.
+	Kernel ctlapi.Kernel
 	// Links are the interfaces with their addresses, Addr.Usable and
 	// Addr.Reason set; the Handler fills in the rest of each Addr from
 	// the engine's status.

@@ -255,7 +255,9 @@ func testLinks() []pmstate.Link {
 
 func testInfo(mode pmstate.Mode) Info {
 	return Info{Version: "v1.2.3", Mode: mode, ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
-		Policy: policy.Config{Chain: []policy.Spec{{Name: "fullmesh"}}}, Links: testLinks()}
+		Policy: policy.Config{Chain: []policy.Spec{{Name: "fullmesh"}}}, Links: testLinks(),
+		Kernel: ctlapi.Kernel{Release: "6.1.0-57-amd64", Missing: []ctlapi.Capability{{ID: "conn-addr-dump",
+			Name: "per-connection address dump", Since: "6.9", Without: "the path manager of a connection is unknown"}}}}
 }
 
 // socketDir returns a new directory for sockets that every user may

@@ -335,6 +335,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 		Ready:        st.Ready,
 		Started:      st.Started,
 		ConfigFile:   info.ConfigFile,
+		Kernel:       ctlapi.Kernel{Release: info.Kernel.Release, Missing: nonNil(info.Kernel.Missing)},
 		Policy:       wirePolicy(st.Policy, info.Policy),
 		Links:        annotate(info.Links, &st),
 		Endpoints:    nonNil(st.Endpoints),

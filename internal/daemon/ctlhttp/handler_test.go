@@ -38,6 +38,8 @@ func TestStatusRoute(t *testing.T) {
 	want := &ctlapi.Status{
 		Version: "v1.2.3", Mode: pmstate.ModeUserspace, Ready: true, Started: t0,
 		ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
+		Kernel: ctlapi.Kernel{Release: "6.1.0-57-amd64", Missing: []ctlapi.Capability{{ID: "conn-addr-dump",
+			Name: "per-connection address dump", Since: "6.9", Without: "the path manager of a connection is unknown"}}},
 		Policy: ctlapi.Policy{Name: "fullmesh", Chain: []ctlapi.PolicySpec{{Name: "fullmesh"}},
 			Rules: []ctlapi.PolicyRule{}},
 		Links: annotate(testLinks(), &us), Endpoints: []pmstate.Endpoint{}, Connections: 2,

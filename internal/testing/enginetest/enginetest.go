@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/pm"
 )
 
@@ -47,8 +48,9 @@ func Run(t testing.TB, cfg pm.Config) *pm.Engine {
 	return e
 }
 
-// ReadyTimeout bounds WaitReady.
-const ReadyTimeout = 10 * time.Second
+// ReadyTimeout bounds WaitReady, longer by $MPTCPGOD_TEST_PATIENCE
+// (netnstest.Patience).
+var ReadyTimeout = netnstest.Patience(10 * time.Second)
 
 // WaitReady waits until e is ready (pm.Engine.Ready), and fails the test
 // after ReadyTimeout.

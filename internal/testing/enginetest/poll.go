@@ -3,11 +3,14 @@ package enginetest
 import (
 	"testing"
 	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
 // PollTimeout bounds Poll. It is long, so that a loaded machine does not
 // fail a test that would pass: Poll returns as soon as its condition holds.
-const PollTimeout = 15 * time.Second
+// $MPTCPGOD_TEST_PATIENCE makes it longer (netnstest.Patience).
+var PollTimeout = netnstest.Patience(15 * time.Second)
 
 // pollEvery is how often Poll asks again.
 const pollEvery = 10 * time.Millisecond
