@@ -32,8 +32,10 @@ type kernelState struct {
 	plan      policy.KernelPlan
 	retries   map[netip.AddrPort]*retry
 	limRetry  retry
-	// notes say why a desired endpoint is not in the kernel.
-	notes map[netip.AddrPort]string
+	// notes say why a desired endpoint is not in the kernel; refused
+	// lists those whose address is not usable, as of the latest plan.
+	notes   map[netip.AddrPort]string
+	refused []netip.AddrPort
 	// leftOut is what the endpoint cap left out last time, for logging
 	// changes only.
 	leftOut string
@@ -88,21 +90,25 @@ func endpointFlags(p policy.Endpoint) genl.EndpointFlags {
 }
 
 // wants resolves the plan's endpoints: device index, usability, and
-// duplicates. Endpoints it drops get a note.
+// duplicates. Endpoints it drops get a note; those whose address is not
+// a usable address of this host are refused, counted and logged once.
 func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
 	k := &e.kernelMode
 	out := make([]wantEndpoint, 0, len(plan.Endpoints))
+	var refused []netip.AddrPort
+	defer func() { e.keepKernelRefusals(refused) }()
 	for _, p := range plan.Endpoints {
 		addr := p.Addr.Unmap()
 		key := netip.AddrPortFrom(addr, p.Port)
 		if !addr.IsValid() || slices.ContainsFunc(out, func(w wantEndpoint) bool { return w.key == key }) {
 			continue
 		}
-		la, listed := e.addrs[addr]
-		if !listed || !e.usable[addr] {
-			k.notes[key] = "address not usable"
+		if why := e.localRefusal(addr); why != "" {
+			k.notes[key] = why
+			refused = append(refused, key)
 			continue
 		}
+		la := e.addrs[addr]
 		w := wantEndpoint{key: key, dev: p.Dev, ep: genl.Endpoint{Addr: addr, Port: p.Port, Flags: endpointFlags(p)}}
 		if w.ep.Flags&genl.FlagLaminar != 0 && !e.cfg.Kernel.Has(genl.CapLaminar) {
 			// The best the kernel allows: the endpoint without the flag.
@@ -120,6 +126,21 @@ func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
 		out = append(out, w)
 	}
 	return out
+}
+
+// keepKernelRefusals stores the endpoints of the latest plan the engine
+// refused, and counts and logs, once, those that are new.
+func (e *Engine) keepKernelRefusals(refused []netip.AddrPort) {
+	k := &e.kernelMode
+	for _, key := range refused {
+		if slices.Contains(k.refused, key) {
+			continue
+		}
+		e.counters.planRefused[itemEndpoint]++
+		e.warnOnce("plan refused", "policy", e.policy.Name(), "item", itemEndpoint, "addr", key.Addr(),
+			"reason", k.notes[key])
+	}
+	k.refused = refused
 }
 
 // reconcileKernel diffs the policy's kernel plan against the kernel's

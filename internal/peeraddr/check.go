@@ -34,10 +34,11 @@ const (
 	// RefusedPort: a port other than the connection's own, which
 	// Config.Ports does not list.
 	RefusedPort
-	numRefusals
+	// NumRefusals is the number of Refusals, Accepted included.
+	NumRefusals
 )
 
-var refusalNames = [numRefusals]string{
+var refusalNames = [NumRefusals]string{
 	Accepted:          "accepted",
 	RefusedClass:      "class",
 	RefusedOwn:        "own_address",
@@ -52,7 +53,7 @@ var refusalNames = [numRefusals]string{
 // "class", "own_address", "directed_broadcast", "denied", "not_allowed",
 // "more_private" or "port".
 func (r Refusal) String() string {
-	if r < numRefusals {
+	if r < NumRefusals {
 		return refusalNames[r]
 	}
 	return fmt.Sprintf("refusal(%d)", r)
@@ -60,8 +61,8 @@ func (r Refusal) String() string {
 
 // Refusals returns every Refusal but Accepted, in order.
 func Refusals() []Refusal {
-	out := make([]Refusal, 0, numRefusals-1)
-	for r := Accepted + 1; r < numRefusals; r++ {
+	out := make([]Refusal, 0, NumRefusals-1)
+	for r := Accepted + 1; r < NumRefusals; r++ {
 		out = append(out, r)
 	}
 	return out
