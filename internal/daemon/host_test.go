@@ -37,8 +37,8 @@ func TestHostView(t *testing.T) {
 		{Name: "wwan0", Index: 3, Kind: policy.LinkCellular, Up: true, Usable: true},
 	}
 	wantAddrs := []policy.LocalAddr{
-		{Addr: a4.Prefix.Addr(), Link: "eth0", IfIndex: 2, Usable: true},
-		{Addr: a6.Prefix.Addr(), Link: "wwan0", IfIndex: 3, Usable: true},
+		{Addr: a4.Prefix.Addr(), PrefixLen: 24, Link: "eth0", IfIndex: 2, Usable: true},
+		{Addr: a6.Prefix.Addr(), PrefixLen: 64, Link: "wwan0", IfIndex: 3, Usable: true},
 	}
 	if diff := cmp.Diff(wantLinks, links); diff != "" {
 		t.Errorf("first links (-want +got):\n%s", diff)
