@@ -139,9 +139,10 @@ func TestWarnCoexistence(t *testing.T) {
 	foreign := foreignEndpoints([]genl.Endpoint{
 		{ID: 1, Addr: netip.MustParseAddr("192.0.2.1"), Flags: genl.FlagSubflow},
 		{ID: 100, Addr: netip.MustParseAddr("198.51.100.1"), Flags: genl.FlagSubflow},
+		{ID: 2, Addr: netip.MustParseAddr("203.0.113.1"), Flags: genl.FlagImplicit},
 	}, pm.IDRange{Min: 100, Max: 199})
 	if len(foreign) != 1 || foreign[0].ID != 1 {
-		t.Fatalf("foreignEndpoints = %v, want only id 1", foreign)
+		t.Fatalf("foreignEndpoints = %v, want only id 1 (not mptcpgod's, nor implicit)", foreign)
 	}
 	tests := []struct {
 		name    string
