@@ -40,9 +40,11 @@ func build(t *testing.T, race bool) string {
 }
 
 // config returns the daemon's configuration in mode with its control
-// socket at sock, readable by root only.
+// socket at sock, readable by root only, denying the hostile peer's
+// prefix.
 func config(mode, sock string) string {
-	return fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = %q\ngroup = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n", mode, sock)
+	return fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = %q\ngroup = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n\n[peers]\ndeny = [%q]\n",
+		mode, sock, evilDeny)
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and readers.
