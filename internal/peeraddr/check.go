@@ -113,7 +113,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Tries < 0 || c.Tries > MaxTries {
-		return fmt.Errorf("peeraddr: tries: %d is not in 1..%d", c.Tries, MaxTries)
+		return fmt.Errorf("peeraddr: tries: %d is not in 0..%d (0 means %d)", c.Tries, MaxTries, DefaultTries)
 	}
 	return nil
 }

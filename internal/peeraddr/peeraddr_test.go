@@ -204,8 +204,8 @@ func TestValidate(t *testing.T) {
 		{"mapped deny", Config{Deny: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::ffff:10.0.0.0/104")}},
 			"peeraddr: deny[1]: ::ffff:10.0.0.0/104 is IPv4-mapped; write the IPv4 prefix"},
 		{"port 0", Config{Ports: []uint16{443, 0}}, "peeraddr: ports[1]: 0 is not a port"},
-		{"negative tries", Config{Tries: -1}, "peeraddr: tries: -1 is not in 1..10"},
-		{"too many tries", Config{Tries: 11}, "peeraddr: tries: 11 is not in 1..10"},
+		{"negative tries", Config{Tries: -1}, "peeraddr: tries: -1 is not in 0..10 (0 means 1)"},
+		{"too many tries", Config{Tries: 11}, "peeraddr: tries: 11 is not in 0..10 (0 means 1)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
