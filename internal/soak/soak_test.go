@@ -253,7 +253,7 @@ func soak(t *testing.T, bin string, r *report, budget time.Duration) {
 	if bad.goodOK.Load() == 0 {
 		t.Errorf("control socket: no GET /v1/status between the bad requests succeeded")
 	}
-	r.hostileTries = evil.check(t)
+	r.hostileTries = evil.check(t, mode)
 	if st, err := d.status(); err == nil && mode == "userspace" && len(st.Counters.PeerAddrsRefused) == 0 {
 		t.Errorf("hostile peer: %d connections, but the daemon counted no refused announce", evil.conns.Load())
 	}
