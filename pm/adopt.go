@@ -254,9 +254,10 @@ func (e *Engine) mergeSubflows(c *conn, a *ExistingConn, start uint64, listing u
 			s.ifindex = es.IfIndex
 		}
 		c.learnLocal(local.Addr(), 0, es.LocalID, false)
-		if es.RemoteID != 0 && remote != c.remote &&
-			!slices.ContainsFunc(c.peers, func(p policy.PeerAddr) bool { return p.ID == es.RemoteID }) {
-			c.peers = append(c.peers, policy.PeerAddr{ID: es.RemoteID, Addr: remote, Source: policy.SourceAnnounced})
+		if es.RemoteID != 0 && remote != c.remote && c.peerAt(remote) == nil &&
+			!slices.ContainsFunc(c.peers, func(p peer) bool { return p.id == es.RemoteID }) {
+			// A subflow to the address exists: it is the peer's.
+			c.peers = append(c.peers, peer{addr: remote, id: es.RemoteID, state: peerJoined})
 		}
 	}
 	if !prune {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/peeraddr"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -55,6 +56,11 @@ type Config struct {
 	// manager opens subflows to whatever address and port a peer
 	// announces, up to that limit.
 	AddAddrAcceptedMax *uint32
+	// Peers is the peer-address policy (userspace mode): the addresses a
+	// peer announces that the engine lets policies use, and how many
+	// times it tries a path to one before it gives the address up. The
+	// zero value is the default policy, which no configuration turns off.
+	Peers peeraddr.Config
 	// Backoff is the retry delay of failed actions; zero fields mean
 	// those of DefaultBackoff.
 	Backoff Backoff
@@ -157,6 +163,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Events == nil && cfg.Mode == policy.ModeUserspace {
 		return cfg, errors.New("pm: config: events: required in userspace mode")
+	}
+	if err := cfg.Peers.Validate(); err != nil {
+		return cfg, fmt.Errorf("pm: config: peers: %w", err)
 	}
 	switch {
 	case cfg.Workers < 0:

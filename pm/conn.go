@@ -53,6 +53,11 @@ type conn struct {
 	// owner is the answer, nil until known or when the lookup failed.
 	ownerState ownerState
 	owner      *policy.Owner
+	// peerWarned: a peer address was refused or given up, which is
+	// logged as a warning once per connection.
+	peerWarned bool
+	// triedPeers counts the announced addresses tried (maxTriedPeers).
+	triedPeers uint8
 	// touched is the event sequence number of the last change; listed
 	// the number of the last listing that showed the connection.
 	touched uint64
@@ -61,11 +66,13 @@ type conn struct {
 	local   netip.AddrPort // of the initial subflow
 	remote  netip.AddrPort
 
-	peers    []policy.PeerAddr // announced by the peer, by id
+	peers    []peer // announced by the peer
 	subs     []subflow
 	attempts []attempt
 	retries  []pathRetry
 	locals   []localAddr // the kernel's local address list, as far as known
+	// refusals are the parts of the latest plan the engine refused.
+	refusals []refusal
 
 	// want and wantAnnounces are the last desired state's paths and
 	// announces (the latter unmapped addresses with their ports), for

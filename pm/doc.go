@@ -34,6 +34,11 @@
 //   - reconcile_userspace.go: userspace mode: a connection's plan against
 //     its state (reconcileConn) and the results of its commands
 //     (connResult).
+//   - peers.go: what the engine lets a plan hold: the addresses a peer
+//     announces, checked by the peer-address policy (announcedPeer,
+//     checkPeer), tried one path at a time (peerWaits, tryPeer) and given
+//     up (peerFailed); the local and remote addresses of a plan's paths,
+//     announces and endpoints (localRefusal, pathRefusal), in both modes.
 //   - reconcile_kernel.go and repair.go: kernel mode: endpoints and limits
 //     against the plan (reconcileKernel, kernelResult), withdrawal at exit,
 //     and the subflow repair.
@@ -64,10 +69,12 @@
 //  4. engine.go, flush: at the end of the loop iteration, every dirty
 //     connection is reconciled.
 //  5. reconcile_userspace.go, reconcileConn: the policy's ConnPlan
-//     (policyConn builds its view) against the connection's subflows; a
-//     wanted path without subflow gets an address id (conn.go, subflowID)
-//     and a SUBFLOW_CREATE command (opCreateSubflow) in the connection's
-//     lane, which joins the runnable queue (workers.go, runQueue.push).
+//     (policyConn builds its view, with the peer's addresses that
+//     peers.go's checkPeers accepts) against the connection's subflows; a
+//     wanted path without subflow that the engine does not refuse (peers.go,
+//     pathRefusal) gets an address id (conn.go, subflowID) and a
+//     SUBFLOW_CREATE command (opCreateSubflow) in the connection's lane,
+//     which joins the runnable queue (workers.go, runQueue.push).
 //  6. engine.go, loop: the first runnable lane's command goes to a worker
 //     (workers.go, lane.take and sent; reconcile_userspace.go, sentConn
 //     records the attempt).
@@ -99,11 +106,24 @@
 // device, deletes the owned ones the plan no longer lists, changes
 // backup and fullmesh in place, and replaces (deletes, then adds) an
 // endpoint whose other flags or device differ. It never touches another
-// endpoint; one holding an address the plan wants is reported once, with
-// the likely owner (NetworkManager, mptcpd) and the fix. The kernel keeps
+// endpoint, but for the kernel's implicit ones: the kernel creates one
+// for the local address of a subflow it opens or accepts without an
+// endpoint (following a peer's ADD_ADDR, from the address the route
+// picks), which would otherwise hold an address the plan wants for good.
+// Such an endpoint is replaced by the wanted one: in place when its id is
+// in the owned range (an add without an id, which the kernel takes as
+// the replacement, keeping the id and closing nothing), else by deleting
+// it and adding the wanted one with an owned id. The kernel sends no event
+// for an implicit endpoint: the engine finds it when its own add fails
+// (the id or the address is taken) and it reads the endpoints again, or
+// at start. Another endpoint holding an address the plan wants is
+// reported once, with the likely owner (NetworkManager, mptcpd) and the
+// fix. The kernel keeps
 // at most 8 endpoints, foreign ones included; what does not fit is left
-// out and logged. An endpoint's address must be usable: the engine removes
-// the endpoint when it stops being usable and re-adds it when it is
+// out and logged. An endpoint's address must be a usable address of this
+// host (localRefusal): the engine refuses any other, counts it
+// (Counters.PlansRefused) and logs it once; it removes the endpoint of
+// an address that stops being usable and re-adds it when it is
 // usable again, which is also how the in-kernel path manager is made to
 // re-create subflows it closed.
 //
@@ -164,6 +184,36 @@
 // last established subflow, unless the plan withdraws its address
 // (ConnPlan.Withdraw, a metered link over its quota): a policy that drops
 // a dead path gets its data sent again at once over the others.
+//
+// # Peer addresses and plans (userspace mode)
+//
+// A peer announces addresses of its choosing. Policies see only those
+// that the peer-address policy (Config.Peers, internal/peeraddr) accepts:
+// no loopback, unspecified, link-local, multicast, broadcast (limited, or
+// directed to one of the host's subnets) or reserved address, none of the
+// host's own addresses (usable or not), nothing more private than the
+// connection's initial peer address, only the connection's port but for
+// the configured ones, and the configured prefixes. The verdict is taken
+// again at each reconciliation, as the host's addresses change. An
+// accepted address is pending until a subflow to it is established
+// (MP_JOIN is authenticated with the connection's keys, so only the peer
+// can establish one): the engine tries one path to it at a time, with the
+// backoff between two tries, and gives the address up after
+// Config.Peers' tries failed, for the connection's life (announcing it
+// again changes nothing). A connection tries at most maxTriedPeers
+// announced addresses; later ones are refused. A joined address's paths
+// are retried like the initial address's. Refusals and give-ups are
+// counted (Counters.PeerAddrsRefused, PeerAddrsGivenUp) and shown with
+// their reason (Conn.PeerAddrs), and logged as a warning once per
+// connection.
+//
+// A plan is checked before any of it reaches the kernel: a path's local
+// address and an announce's must be usable addresses of this host, and a
+// path's remote address and port the peer's initial ones or an announced
+// address the policy accepts. What does not pass is left out, shown
+// refused with its reason, counted once per connection
+// (Counters.PlansRefused) and logged once; exec policies are held to it
+// like the built-in ones.
 //
 // When an address the engine opened subflows from is gone from the host
 // or not usable, it first withdraws the address's id (REMOVE, which

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/btree"
 
+	"github.com/mptcpgod/mptcpgod/internal/peeraddr"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -54,6 +55,9 @@ type Engine struct {
 	ifByName   map[string]int32
 	addrs      map[netip.Addr]policy.LocalAddr
 	usable     map[netip.Addr]bool
+	// host is the host's addresses and broadcasts, for the peer-address
+	// policy.
+	host *peeraddr.Host
 	// haveHealth: a health report arrived; linkHealth and subHealth are
 	// the last one's.
 	haveHealth bool
@@ -86,6 +90,7 @@ type Engine struct {
 	// every connection; lastWant is the wanted paths it stored last
 	// (keepPlan).
 	connView   policy.Conn
+	refusalBuf []refusal
 	cmdBuf     []command
 	wantBuf    []wantPath
 	lastWant   []wantPath
@@ -437,6 +442,7 @@ func (e *Engine) applyHost(u hostUpdate) {
 	for _, a := range e.view.UsableAddrs() {
 		e.usable[a.Addr.Unmap()] = true
 	}
+	e.host = peerHost(u.addrs)
 	if !e.haveHost {
 		e.log.Debug("first host state", "links", len(u.links), "addrs", len(u.addrs))
 	}
@@ -444,6 +450,20 @@ func (e *Engine) applyHost(u hostUpdate) {
 	e.haveHost = true
 	e.counters.hostUpdates++
 	e.reconcileAll()
+}
+
+// peerHost returns the host's addresses as the peer-address policy
+// needs them: with their subnet prefixes (a host route when unknown).
+func peerHost(addrs []policy.LocalAddr) *peeraddr.Host {
+	prefixes := make([]netip.Prefix, 0, len(addrs))
+	for _, a := range addrs {
+		bits := a.PrefixLen
+		if bits <= 0 || bits > a.Addr.BitLen() {
+			bits = a.Addr.BitLen()
+		}
+		prefixes = append(prefixes, netip.PrefixFrom(a.Addr, bits))
+	}
+	return peeraddr.NewHost(prefixes)
 }
 
 func (e *Engine) applyPolicy(p policy.Policy) {

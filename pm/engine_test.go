@@ -262,8 +262,8 @@ func TestStatusJSON(t *testing.T) {
 	})
 }
 
-// TestDeps: pm imports policy, genl and the state types of mptcpgod,
-// nothing else of it.
+// TestDeps: pm imports policy, genl, peeraddr and the state types of
+// mptcpgod, nothing else of it.
 func TestDeps(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
@@ -276,7 +276,7 @@ func TestDeps(t *testing.T) {
 		}
 		switch dep {
 		case "github.com/mptcpgod/mptcpgod/policy", "github.com/mptcpgod/mptcpgod/genl",
-			"github.com/mptcpgod/mptcpgod/internal/pmstate":
+			"github.com/mptcpgod/mptcpgod/internal/pmstate", "github.com/mptcpgod/mptcpgod/internal/peeraddr":
 		default:
 			t.Errorf("pm depends on %s", dep)
 		}

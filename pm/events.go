@@ -128,14 +128,9 @@ func (e *Engine) applyEvent(ev *genl.Event) {
 		e.dropConn(c)
 		return
 	case genl.EventAnnounced:
-		p := policy.PeerAddr{ID: ev.RemoteID, Addr: unmapAP(ev.Remote), Source: policy.SourceAnnounced}
-		if i := slices.IndexFunc(c.peers, func(q policy.PeerAddr) bool { return q.ID == p.ID }); i >= 0 {
-			c.peers[i] = p
-		} else {
-			c.peers = append(c.peers, p)
-		}
+		e.announcedPeer(c, ev.RemoteID, ev.Remote)
 	case genl.EventRemoved:
-		c.peers = slices.DeleteFunc(c.peers, func(q policy.PeerAddr) bool { return q.ID == ev.RemoteID })
+		c.removedPeer(ev.RemoteID)
 	case genl.EventSubEstablished:
 		e.subEstablished(c, ev)
 	case genl.EventSubClosed:
@@ -220,6 +215,7 @@ func (e *Engine) subEstablished(c *conn, ev *genl.Event) {
 	}
 	s.localID, s.remoteID, s.peerBackup = ev.LocalID, ev.RemoteID, ev.Backup
 	s.established, s.touched = true, e.seq
+	c.peerJoined(remote)
 	if ev.IfIndex != 0 {
 		s.ifindex = ev.IfIndex
 	}
@@ -252,15 +248,24 @@ func (e *Engine) subClosed(c *conn, ev *genl.Event) {
 }
 
 // observePathFailed reports that the path of a subflow failed and backs
-// off.
+// off, or was given up with its announced address.
 func (e *Engine) observePathFailed(c *conn, local, remote netip.AddrPort, now time.Time) {
-	r := c.retry(retryKey{path: pathKey{local.Addr(), remote}})
-	e.observe(pmstate.Decision{Time: now, Kind: pmstate.DecisionPathFailed, Token: c.token, Local: local, Remote: remote,
-		Error: r.lastErr, RetryAt: r.until})
+	d := pmstate.Decision{Time: now, Kind: pmstate.DecisionPathFailed, Token: c.token, Local: local, Remote: remote}
+	if r := c.retry(retryKey{path: pathKey{local.Addr(), remote}}); r != nil {
+		d.Error, d.RetryAt = r.lastErr, r.until
+	} else if p := c.peerAt(remote); p != nil {
+		d.Error = p.why // given up: no retry
+	}
+	e.observe(d)
 }
 
-// pathFailed starts or extends the backoff of path k.
+// pathFailed starts or extends the backoff of path k; a path to an
+// announced address that was never joined counts against its tries
+// instead (peerFailed), and ends with it given up.
 func (e *Engine) pathFailed(c *conn, k pathKey, now time.Time, why string) {
+	if e.peerFailed(c, k.remote, now, why) {
+		return
+	}
 	r := c.retryFor(retryKey{path: k})
 	until := e.fail(r, now, why)
 	e.setConnWake(c, earliest(c.wakeAt(), until))

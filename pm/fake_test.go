@@ -127,13 +127,30 @@ func (k *fakeKernel) AddEndpoint(ep genl.Endpoint) error {
 	}
 	k.ns.mu.Lock()
 	defer k.ns.mu.Unlock()
-	for _, o := range k.ns.endpoints {
-		if o.ID == ep.ID || (o.Addr == ep.Addr && o.Port == ep.Port) {
+	if len(k.ns.endpoints) >= genl.MaxLimit {
+		return kerr("add endpoint", unix.ERANGE, "too many addresses or duplicate one: -34")
+	}
+	for i, o := range k.ns.endpoints {
+		switch {
+		case ep.ID != 0 && o.ID == ep.ID:
+			return kerr("add endpoint", unix.EBUSY, "too many addresses or duplicate one: -16")
+		case o.Addr != ep.Addr || o.Port != ep.Port:
+		case o.Flags&genl.FlagImplicit != 0 && ep.ID == 0:
+			// As the kernel does: an add without an id replaces an
+			// implicit endpoint of the address, keeping its id.
+			ep.ID = o.ID
+			k.ns.endpoints[i] = ep
+			return nil
+		default:
 			return kerr("add endpoint", unix.EEXIST, "too many addresses or duplicate one: -17")
 		}
 	}
-	if len(k.ns.endpoints) >= genl.MaxLimit {
-		return kerr("add endpoint", unix.ERANGE, "too many addresses or duplicate one: -34")
+	if ep.ID == 0 {
+		for id := uint8(1); ep.ID == 0; id++ {
+			if !slices.ContainsFunc(k.ns.endpoints, func(o genl.Endpoint) bool { return o.ID == id }) {
+				ep.ID = id
+			}
+		}
 	}
 	k.ns.endpoints = append(k.ns.endpoints, ep)
 	return nil

@@ -37,8 +37,10 @@ type kernelState struct {
 	// back those the kernel still has at the engine's value).
 	found genl.Limits
 	set   genl.LimitsUpdate
-	// notes say why a desired endpoint is not in the kernel.
-	notes map[netip.AddrPort]string
+	// notes say why a desired endpoint is not in the kernel; refused
+	// lists those whose address is not usable, as of the latest plan.
+	notes   map[netip.AddrPort]string
+	refused []netip.AddrPort
 	// leftOut is what the endpoint cap left out last time, for logging
 	// changes only.
 	leftOut string
@@ -93,21 +95,25 @@ func endpointFlags(p policy.Endpoint) genl.EndpointFlags {
 }
 
 // wants resolves the plan's endpoints: device index, usability, and
-// duplicates. Endpoints it drops get a note.
+// duplicates. Endpoints it drops get a note; those whose address is not
+// a usable address of this host are refused, counted and logged once.
 func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
 	k := &e.kernelMode
 	out := make([]wantEndpoint, 0, len(plan.Endpoints))
+	var refused []netip.AddrPort
+	defer func() { e.keepKernelRefusals(refused) }()
 	for _, p := range plan.Endpoints {
 		addr := p.Addr.Unmap()
 		key := netip.AddrPortFrom(addr, p.Port)
 		if !addr.IsValid() || slices.ContainsFunc(out, func(w wantEndpoint) bool { return w.key == key }) {
 			continue
 		}
-		la, listed := e.addrs[addr]
-		if !listed || !e.usable[addr] {
-			k.notes[key] = "address not usable"
+		if why := e.localRefusal(addr); why != "" {
+			k.notes[key] = why
+			refused = append(refused, key)
 			continue
 		}
+		la := e.addrs[addr]
 		w := wantEndpoint{key: key, dev: p.Dev, ep: genl.Endpoint{Addr: addr, Port: p.Port, Flags: endpointFlags(p)}}
 		if w.ep.Flags&genl.FlagLaminar != 0 && !e.cfg.Kernel.Has(genl.CapLaminar) {
 			// The best the kernel allows: the endpoint without the flag.
@@ -125,6 +131,21 @@ func (e *Engine) wants(plan policy.KernelPlan) []wantEndpoint {
 		out = append(out, w)
 	}
 	return out
+}
+
+// keepKernelRefusals stores the endpoints of the latest plan the engine
+// refused, and counts and logs, once, those that are new.
+func (e *Engine) keepKernelRefusals(refused []netip.AddrPort) {
+	k := &e.kernelMode
+	for _, key := range refused {
+		if slices.Contains(k.refused, key) {
+			continue
+		}
+		e.counters.planRefused[itemEndpoint]++
+		e.warnOnce("plan refused", "policy", e.policy.Name(), "item", itemEndpoint, "addr", key.Addr(),
+			"reason", k.notes[key])
+	}
+	k.refused = refused
 }
 
 // reconcileKernel diffs the policy's kernel plan against the kernel's
@@ -215,9 +236,17 @@ func (e *Engine) reconcileKernel() {
 			}
 			continue
 		}
-		if f, ok := e.foreignAt(w.ep.Addr); ok {
+		if f, ok := e.foreignAt(w.ep.Addr); ok && f.Flags&genl.FlagImplicit == 0 {
 			k.notes[w.key] = fmt.Sprintf("address taken by endpoint id %d, not mptcpgod's", f.ID)
 			e.warnForeign(f)
+			continue
+		} else if ok && w.ep.Port == 0 {
+			// The kernel's implicit endpoint holds the address (a port of
+			// ours would not clash with it): replaced by the wanted one.
+			k.notes[w.key] = fmt.Sprintf("replacing the kernel's implicit endpoint id %d", f.ID)
+			if !wait(k.retry(w.key)) {
+				repl = append(repl, e.replaceImplicit(f, w.ep, &used)...)
+			}
 			continue
 		}
 		if count >= genl.MaxLimit {
@@ -291,6 +320,28 @@ func (e *Engine) foreignAt(addr netip.Addr) (genl.Endpoint, bool) {
 	return genl.Endpoint{}, false
 }
 
+// replaceImplicit returns the commands that replace f, an endpoint the
+// kernel created implicitly (a subflow used an address without an
+// endpoint: a peer's announce it followed, a join it accepted), by want,
+// an endpoint of the same address. With f's id in the owned range, one
+// add without an id, which the kernel takes as the replacement of the
+// implicit endpoint: it keeps the id, which makes the endpoint
+// mptcpgod's, and closes no subflow. Otherwise the implicit endpoint is
+// deleted, which closes its subflows, and want added with an owned id,
+// which the kernel tries at once on every connection.
+func (e *Engine) replaceImplicit(f, want genl.Endpoint, used *idSet) []command {
+	if e.cfg.OwnedIDs.Contains(f.ID) {
+		want.ID = 0
+		return []command{{op: opAddEndpoint, ep: want, implicit: f.ID}}
+	}
+	want.ID = e.freeID(used)
+	if want.ID == 0 {
+		e.kernelMode.notes[epKey(want)] = fmt.Sprintf("no free endpoint id in %s", e.cfg.OwnedIDs)
+		return nil
+	}
+	return []command{{op: opDelEndpoint, id: f.ID, ep: f, implicit: f.ID}, {op: opAddEndpoint, ep: want}}
+}
+
 // freeID returns the lowest owned id not in used, and adds it, or 0.
 func (e *Engine) freeID(used *idSet) uint8 {
 	for id := int(e.cfg.OwnedIDs.Min); id <= int(e.cfg.OwnedIDs.Max); id++ {
@@ -308,9 +359,6 @@ func (e *Engine) warnForeign(f genl.Endpoint) {
 	args := []any{"id", f.ID, "addr", f.Addr, "flags", f.Flags.String()}
 	var msg string
 	switch {
-	case f.Flags&genl.FlagImplicit != 0:
-		msg = "the kernel created an implicit endpoint for a subflow on an address mptcpgod wants; mptcpgod leaves it alone"
-		args = append(args, "fix", fmt.Sprintf("ip mptcp endpoint delete id %d", f.ID))
 	case f.Flags&(genl.FlagSubflow|genl.FlagSignal) == genl.FlagSubflow && f.ID < e.cfg.OwnedIDs.Min:
 		msg = "a foreign endpoint, likely added by NetworkManager, holds an address mptcpgod wants; mptcpgod leaves it alone"
 		args = append(args, "fix", "nmcli connection modify <conn> connection.mptcp-flags disabled (or set it to match mptcpgod's policy)",
@@ -355,20 +403,34 @@ func (e *Engine) kernelResult(r *result) {
 	}
 	switch c.op {
 	case opAddEndpoint:
-		k.actual = append(k.actual, c.ep)
-		delete(k.retries, epKey(c.ep))
-		if c.repair {
-			e.repaired(c.ep)
-		} else {
+		ep := c.ep
+		if c.implicit != 0 {
+			// The kernel replaced its implicit endpoint in place: read
+			// the endpoints again to be sure of the id.
+			ep.ID = c.implicit
+			k.actual = slices.DeleteFunc(k.actual, func(a genl.Endpoint) bool { return a.ID == c.implicit })
+			k.needDump, e.kernelDirty = true, true
+			e.log.Info("the kernel's implicit endpoint replaced by mptcpgod's", kernelAttrs(c)...)
+		}
+		k.actual = append(k.actual, ep)
+		delete(k.retries, epKey(ep))
+		switch {
+		case c.repair:
+			e.repaired(ep)
+		case c.implicit == 0:
 			e.log.Info("endpoint added", kernelAttrs(c)...)
 		}
-		e.repairAdded(c.ep, now)
+		e.repairAdded(ep, now)
 	case opDelEndpoint:
 		k.actual = slices.DeleteFunc(k.actual, func(a genl.Endpoint) bool { return a.ID == c.id })
 		delete(k.retries, epKey(c.ep))
-		if c.repair {
+		switch {
+		case c.implicit != 0:
+			e.kernelDirty = true // its note goes with it
+			e.log.Info("the kernel's implicit endpoint deleted, to be replaced by mptcpgod's", kernelAttrs(c)...)
+		case c.repair:
 			e.log.Debug("endpoint deleted to repair it", kernelAttrs(c)...)
-		} else {
+		default:
 			e.repairDeleted(c.ep)
 			e.log.Info("endpoint deleted", kernelAttrs(c)...)
 		}

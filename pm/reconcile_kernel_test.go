@@ -166,6 +166,39 @@ func TestKernelReconcile(t *testing.T) {
 			},
 		},
 		{
+			name: "an implicit endpoint in the owned range replaced in place",
+			endpoints: []genl.Endpoint{
+				{ID: 100, Addr: addrA, Flags: subflowFullmesh, IfIndex: 2},
+				{ID: 101, Addr: addrB, Flags: genl.FlagImplicit},
+			},
+			limits: full,
+			usable: []netip.Addr{addrA, addrB},
+			want:   []string{"add_endpoint id=0 198.51.100.1 flags=subflow,fullmesh if=3"},
+			wantEps: []genl.Endpoint{
+				{ID: 100, Addr: addrA, Flags: subflowFullmesh, IfIndex: 2},
+				{ID: 101, Addr: addrB, Flags: subflowFullmesh, IfIndex: 3},
+			},
+		},
+		{
+			name: "an implicit endpoint of another id deleted and replaced",
+			endpoints: []genl.Endpoint{
+				{ID: 1, Addr: addrB, Flags: genl.FlagImplicit},
+				{ID: 2, Addr: addrC, Flags: genl.FlagImplicit},
+			},
+			limits: full,
+			usable: []netip.Addr{addrA, addrB},
+			want: []string{
+				"del_endpoint id=1",
+				"add_endpoint id=100 192.0.2.1 flags=subflow,fullmesh if=2",
+				"add_endpoint id=101 198.51.100.1 flags=subflow,fullmesh if=3",
+			},
+			wantEps: []genl.Endpoint{
+				{ID: 2, Addr: addrC, Flags: genl.FlagImplicit},
+				{ID: 100, Addr: addrA, Flags: subflowFullmesh, IfIndex: 2},
+				{ID: 101, Addr: addrB, Flags: subflowFullmesh, IfIndex: 3},
+			},
+		},
+		{
 			name:   "nothing to do",
 			limits: full,
 			endpoints: []genl.Endpoint{

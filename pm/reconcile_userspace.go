@@ -37,9 +37,11 @@ func (e *Engine) reconcileConn(c *conn) {
 	now := e.now()
 	v := e.view
 	v.Now = now
+	e.checkPeers(c)
 	plan := e.policy.Conn(v, e.policyConn(c), policy.ConnPlan{})
 	e.keepPlan(c, &plan)
 	q := e.cmdBuf[:0]
+	refused := e.refusalBuf[:0]
 	var next time.Time
 	wait := func(k retryKey) bool {
 		r := c.retry(k)
@@ -54,7 +56,18 @@ func (e *Engine) reconcileConn(c *conn) {
 	for i := range plan.Paths {
 		p := &plan.Paths[i]
 		k := pathKey{p.Local.Unmap(), unmapAP(p.Remote)}
-		if !c.validPath(k) || withdrawn(plan.Withdraw, k.local) || c.livePath(k) != nil || c.attempt(k) >= 0 || wait(retryKey{path: k}) {
+		if !c.validPath(k) || withdrawn(plan.Withdraw, k.local) || c.livePath(k) != nil || c.attempt(k) >= 0 {
+			continue
+		}
+		if why := e.pathRefusal(c, k); why != "" {
+			refused = append(refused, refusal{key: retryKey{path: k}, why: why})
+			continue
+		}
+		if until, ok := c.peerWaits(k.remote, q, now); ok {
+			next = earliest(next, until)
+			continue
+		}
+		if wait(retryKey{path: k}) || !e.tryPeer(c, k.remote) {
 			continue
 		}
 		id, ok := c.subflowID(k.local, &taken)
@@ -91,7 +104,14 @@ func (e *Engine) reconcileConn(c *conn) {
 			a := &plan.Announces[i]
 			addr := a.Addr.Unmap()
 			if !addr.IsValid() || addr == c.local.Addr() || addr.Is4() != c.local.Addr().Is4() ||
-				c.announced(addr, a.Port) || wait(announceKey(addr, a.Port)) {
+				c.announced(addr, a.Port) {
+				continue
+			}
+			if why := e.localRefusal(addr); why != "" {
+				refused = append(refused, refusal{key: announceKey(addr, a.Port), why: why})
+				continue
+			}
+			if wait(announceKey(addr, a.Port)) {
 				continue
 			}
 			id := c.announceID(addr, &taken)
@@ -161,6 +181,8 @@ func (e *Engine) reconcileConn(c *conn) {
 		}
 	}
 
+	e.keepRefusals(c, refused)
+	e.refusalBuf = refused[:0]
 	stamp(q, c.trigger)
 	c.lane.queue = nil
 	if len(q) > 0 {
@@ -179,7 +201,7 @@ func (e *Engine) policyConn(c *conn) policy.Conn {
 	pc.Token, pc.Side, pc.Local, pc.Remote, pc.DenyJoinID0 = c.token, c.side, c.local, c.remote, c.denyJoinID0
 	pc.Owner = c.owner
 	pc.PeerAddrs = append(pc.PeerAddrs[:0], policy.PeerAddr{Addr: c.remote, Source: policy.SourceInitial})
-	pc.PeerAddrs = append(pc.PeerAddrs, c.peers...)
+	pc.PeerAddrs = c.viewPeers(pc.PeerAddrs)
 	pc.Subflows = pc.Subflows[:0]
 	for i := range c.subs {
 		s := &c.subs[i]

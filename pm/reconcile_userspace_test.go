@@ -110,15 +110,21 @@ func TestUserspaceMesh(t *testing.T) {
 		h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 		h.expect()
 
+		// An announced address is tried one path at a time until a
+		// subflow to it is established.
 		h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
-		h.expect(
-			"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
-			"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
-		)
-		h.events(
-			event(genl.EventSubEstablished, tok1, "192.0.2.1:40002", srv2, ids(0, 1)),
-			event(genl.EventSubEstablished, tok1, "198.51.100.1:40003", srv2, ids(1, 1)),
-		)
+		h.expect("create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0")
+		if diff := cmp.Diff([]string{
+			"192.0.2.1 -> 203.0.113.80:443 established",
+			"192.0.2.1 -> 203.0.113.81:443 connecting",
+			"198.51.100.1 -> 203.0.113.80:443 established",
+			"198.51.100.1 -> 203.0.113.81:443 waiting",
+		}, h.pathStates(tok1)); diff != "" {
+			t.Errorf("paths while the announced address is tried (-want +got):\n%s", diff)
+		}
+		h.events(event(genl.EventSubEstablished, tok1, "192.0.2.1:40002", srv2, ids(0, 1)))
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255")
+		h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40003", srv2, ids(1, 1)))
 		h.expect()
 		if diff := cmp.Diff([]string{
 			"192.0.2.1 -> 203.0.113.80:443 established",
@@ -268,7 +274,6 @@ func TestUserspaceOrdering(t *testing.T) {
 		if diff := cmp.Diff([]string{
 			"create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255",
 			"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
-			"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
 		}, one); diff != "" {
 			t.Errorf("connection 1 calls (-want +got):\n%s", diff)
 		}
@@ -290,10 +295,9 @@ func TestUserspaceDenyJoinID0(t *testing.T) {
 			t.Errorf("paths (-want +got):\n%s", diff)
 		}
 		h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
-		h.expect(
-			"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
-			"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
-		)
+		h.expect("create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0")
+		h.events(event(genl.EventSubEstablished, tok1, "192.0.2.1:40002", srv2, ids(0, 1)))
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255")
 	})
 }
 
@@ -431,10 +435,9 @@ func TestUserspaceBackupAndPolicySwap(t *testing.T) {
 		h.events(event(genl.EventSubPriority, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 		h.expect()
 		h.events(event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
-		h.expect(
-			"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
-			"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags=backup if=3 id=255",
-		)
+		h.expect("create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0")
+		h.events(event(genl.EventSubEstablished, tok1, "192.0.2.1:40003", srv2, ids(0, 1)))
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.81:443 flags=backup if=3 id=255")
 		h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40002", srv2, ids(1, 1)))
 		h.e.SetPolicy(policy.Compose(fm))
 		h.expect(
@@ -952,8 +955,9 @@ func TestUserspaceSubflowIDs(t *testing.T) {
 		h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(255, 0)),
 			event(genl.EventSubEstablished, tok1, "203.0.113.1:40002", srv1, ids(254, 0)),
 			event(genl.EventAnnounced, tok1, "", srv2, ids(0, 1)))
+		h.expect("create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0")
+		h.events(event(genl.EventSubEstablished, tok1, "192.0.2.1:40003", srv2, ids(0, 1)))
 		h.expect(
-			"create 11111111 192.0.2.1 -> 203.0.113.81:443 flags= if=2 id=0",
 			"create 11111111 198.51.100.1 -> 203.0.113.81:443 flags= if=3 id=255",
 			"create 11111111 203.0.113.1 -> 203.0.113.81:443 flags= if=4 id=254",
 		)

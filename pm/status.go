@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/peeraddr"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -26,22 +27,41 @@ type counters struct {
 	healthUpdates            uint64
 	endpointRepairs          uint64
 	repairGivenUp            uint64
+	peerRefused              [peeraddr.NumRefusals]uint64
+	peerBudget, peerGivenUp  uint64
+	planRefused              [numPlanItems]uint64
 }
 
 func (c *counters) export() pmstate.Counters {
 	out := pmstate.Counters{
-		Actions:         make(map[pmstate.Op]uint64),
-		Failures:        make(map[pmstate.Op]uint64),
-		Events:          make(map[string]uint64),
-		EventBatches:    c.batches,
-		Resyncs:         c.resyncs,
-		Backoffs:        c.backoffs,
-		UnknownToken:    c.unknownToken,
-		HostUpdates:     c.hostUpdates,
-		PolicySwaps:     c.policySwaps,
-		HealthUpdates:   c.healthUpdates,
-		EndpointRepairs: c.endpointRepairs,
-		RepairsGivenUp:  c.repairGivenUp,
+		Actions:          make(map[pmstate.Op]uint64),
+		Failures:         make(map[pmstate.Op]uint64),
+		Events:           make(map[string]uint64),
+		EventBatches:     c.batches,
+		Resyncs:          c.resyncs,
+		Backoffs:         c.backoffs,
+		UnknownToken:     c.unknownToken,
+		HostUpdates:      c.hostUpdates,
+		PolicySwaps:      c.policySwaps,
+		HealthUpdates:    c.healthUpdates,
+		EndpointRepairs:  c.endpointRepairs,
+		RepairsGivenUp:   c.repairGivenUp,
+		PeerAddrsRefused: make(map[string]uint64),
+		PeerAddrsGivenUp: c.peerGivenUp,
+		PlansRefused:     make(map[string]uint64),
+	}
+	for r, n := range c.peerRefused {
+		if n > 0 {
+			out.PeerAddrsRefused[peeraddr.Refusal(r).String()] = n
+		}
+	}
+	if c.peerBudget > 0 {
+		out.PeerAddrsRefused[budgetReason] = c.peerBudget
+	}
+	for i, n := range c.planRefused {
+		if n > 0 {
+			out.PlansRefused[planItem(i).String()] = n
+		}
 	}
 	for o := range numOps {
 		if n := c.actions[o]; n > 0 {
@@ -333,7 +353,7 @@ func (e *Engine) endpointStatus() []pmstate.Endpoint {
 			es.IfIndex = e.devIndex(p.Dev, p.IfIndex)
 		}
 		switch note := k.notes[key]; {
-		case note == "address not usable":
+		case strings.HasPrefix(note, notUsable):
 			es.State, es.Reason = pmstate.EndpointUnusable, note
 		case strings.HasPrefix(note, "address taken"):
 			es.State, es.Reason = pmstate.EndpointBlocked, note
@@ -382,9 +402,11 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 			cs.Chain = fmt.Sprintf("rules[%d]", i)
 		}
 	}
-	cs.PeerAddrs = append(cs.PeerAddrs, pmstate.PeerAddr{Addr: c.remote, Source: pmstate.SourceInitial})
+	cs.PeerAddrs = append(cs.PeerAddrs, pmstate.PeerAddr{Addr: c.remote, Source: pmstate.SourceInitial,
+		State: pmstate.PeerJoined})
 	for _, p := range c.peers {
-		cs.PeerAddrs = append(cs.PeerAddrs, pmstate.PeerAddr{ID: p.ID, Addr: p.Addr, Source: pmstate.AddrSource(p.Source.String())})
+		cs.PeerAddrs = append(cs.PeerAddrs, pmstate.PeerAddr{ID: p.id, Addr: p.addr, Source: pmstate.SourceAnnounced,
+			State: p.state.state(), Reason: p.why, Tries: int(p.fails)})
 	}
 	live := c.liveSubflows()
 	c.eachPath(func(k pathKey, w *wantPath) {
@@ -405,8 +427,11 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 		if l := c.livePath(k); r != nil && (l == nil || !l.stable(now)) {
 			ps.Failures, ps.LastError = r.fails, r.lastErr
 		}
-		if ps.State == pmstate.PathBackoff {
+		switch ps.State {
+		case pmstate.PathBackoff:
 			ps.BackoffUntil = r.until
+		case pmstate.PathRefused:
+			ps.Reason = c.refusedWhy(retryKey{path: k})
 		}
 		cs.Paths = append(cs.Paths, ps)
 	})
@@ -424,6 +449,9 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 			if r.waiting(now) && !as.Announced {
 				as.State, as.BackoffUntil = pmstate.AnnounceBackoff, r.until
 			}
+		}
+		if why := c.refusedWhy(announceKey(addr, a.Port())); why != "" && !as.Announced {
+			as.State, as.Reason = pmstate.AnnounceRefused, why
 		}
 		cs.Announces = append(cs.Announces, as)
 	}
@@ -460,8 +488,13 @@ func (e *Engine) pathState(c *conn, k pathKey, desired bool, live int, now time.
 		return pmstate.PathConnecting
 	case queuedFor(c, opCreateSubflow, k):
 		return pmstate.PathQueued
+	case c.refusedWhy(retryKey{path: k}) != "":
+		return pmstate.PathRefused
 	case c.retry(retryKey{path: k}).waiting(now):
 		return pmstate.PathBackoff
+	}
+	if _, ok := c.peerWaits(k.remote, c.lane.queue, now); ok {
+		return pmstate.PathWaiting
 	}
 	return pmstate.PathBlocked
 }

@@ -64,7 +64,10 @@ type command struct {
 	// repair marks the delete and add that replace an endpoint for the
 	// subflow repair (kernel mode).
 	repair bool
-	path   pathKey
+	// implicit is the id of the kernel's implicit endpoint an add
+	// replaces in place, or a delete removes to make room (kernel mode).
+	implicit uint8
+	path     pathKey
 	// sent is when a worker took the command; trigger is when the input
 	// that caused it arrived (zero for retries and the like).
 	sent, trigger time.Time

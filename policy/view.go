@@ -74,6 +74,9 @@ func (v View) Usable(a LocalAddr) bool {
 type LocalAddr struct {
 	// Addr is the address, never IPv4-mapped.
 	Addr netip.Addr `json:"addr"`
+	// PrefixLen is the length of the address's subnet prefix, as `ip
+	// address` shows it (24 for 192.0.2.1/24); 0 when unknown.
+	PrefixLen int `json:"prefix_len,omitempty"`
 	// Link is the name of the interface the address is on.
 	Link string `json:"link"`
 	// IfIndex is the index of that interface.

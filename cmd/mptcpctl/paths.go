@@ -28,16 +28,23 @@ with rules, the chain that decides: default or rules[N]) followed by its paths:
     DEV             the interface the policy binds it to
     WANTED          yes if the policy wants it (backup: wanted as a backup)
     STATE           established, connecting, queued, backoff (the last try
-                    failed; retried later), blocked (the peer forbids it, or
-                    it is incomplete), closing, or kept (not wanted, but one
-                    the peer opened, never closed, or the initial subflow,
-                    made backup instead of closed)
+                    failed; retried later), waiting (to an address the peer
+                    announced that another path to is being tried first),
+                    refused (the daemon refuses what the policy asked: the
+                    local address is not a usable one of this host, or the
+                    remote is not the peer's), blocked (the peer forbids it,
+                    or it is incomplete), closing, or kept (not wanted, but
+                    one the peer opened, never closed, or the initial
+                    subflow, made backup instead of closed)
     SUBFLOWS        its live subflows
     WHY             for a missing path: the failures so far, when the next try
-                    is, and the kernel's last error
+                    is, and the kernel's last error; for a refused one, why
 
-Addresses announced to the peer follow, with their state. --peer shows only the
-connections to a peer address or prefix. In kernel mode the kernel makes the
+Addresses announced to the peer follow, with their state (refused: not a usable
+address of this host), then the addresses the peer announced: joined (a subflow
+to it came up), pending (being tried, one path at a time), refused (the
+daemon's peer-address policy refuses it: why) or given_up (every try failed).
+--peer shows only the connections to a peer address or prefix. In kernel mode the kernel makes the
 paths from the endpoints: see mptcpctl status and mptcpctl subflows.
 
 The daemon answers the connections a page at a time (GET /v1/paths); paths
@@ -194,7 +201,13 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 	if _, err := fmt.Fprintln(w, head); err != nil {
 		return err
 	}
-	if len(c.Paths) == 0 && len(c.Announces) == 0 {
+	var peers []pmstate.PeerAddr
+	for _, p := range c.PeerAddrs {
+		if p.Source != pmstate.SourceInitial {
+			peers = append(peers, p)
+		}
+	}
+	if len(c.Paths) == 0 && len(c.Announces) == 0 && len(peers) == 0 {
 		_, err := fmt.Fprintln(w, "  no paths")
 		return err
 	}
@@ -226,8 +239,12 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 			}
 			subs = append(subs, d)
 		}
+		why := p.Reason
+		if why == "" {
+			why = pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatTime(p.BackoffUntil), p.LastError)
+		}
 		fmt.Fprintf(t, "  %s → %s\t%s\t%s\t%s\t%s\t%s\n", p.Local, p.Remote, dash(p.Dev), wanted, p.State,
-			dash(strings.Join(subs, "; ")), dash(pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatTime(p.BackoffUntil), p.LastError)))
+			dash(strings.Join(subs, "; ")), dash(why))
 	}
 	for _, an := range c.Announces {
 		addr := an.Addr.String()
@@ -238,8 +255,18 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 		if an.ID != 0 {
 			id = fmt.Sprintf(" id %d", an.ID)
 		}
-		fmt.Fprintf(t, "  announce %s%s\t-\t%s\t%s\t-\t%s\n", addr, id, yesNo(an.Desired), an.State,
-			dash(pathWhy(an.Failures, an.BackoffUntil.IsZero(), formatTime(an.BackoffUntil), an.LastError)))
+		why := an.Reason
+		if why == "" {
+			why = pathWhy(an.Failures, an.BackoffUntil.IsZero(), formatTime(an.BackoffUntil), an.LastError)
+		}
+		fmt.Fprintf(t, "  announce %s%s\t-\t%s\t%s\t-\t%s\n", addr, id, yesNo(an.Desired), an.State, dash(why))
+	}
+	for _, p := range peers {
+		why := p.Reason
+		if p.Tries > 0 {
+			why = pathWhy(p.Tries, true, "", p.Reason)
+		}
+		fmt.Fprintf(t, "  peer %s id %d\t-\t-\t%s\t-\t%s\n", p.Addr, p.ID, p.State, dash(why))
 	}
 	return t.Flush()
 }

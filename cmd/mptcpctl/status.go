@@ -117,7 +117,11 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 	if st.Mode == pmstate.ModeKernel {
 		fmt.Fprintf(&b, "repairs   %d (endpoints replaced), given up %d (connections)\n",
 			c.EndpointRepairs, c.RepairsGivenUp)
+	} else {
+		fmt.Fprintf(&b, "peers     announced addresses refused %s, given up %d\n", formatCounts(c.PeerAddrsRefused),
+			c.PeerAddrsGivenUp)
 	}
+	fmt.Fprintf(&b, "plans     refused %s\n", formatCounts(c.PlansRefused))
 
 	if len(st.Kernel.Missing) > 0 {
 		b.WriteString("\n")

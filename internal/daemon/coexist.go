@@ -120,11 +120,14 @@ func eventListeners(procDir string, netns int, group uint32) ([]string, error) {
 	return out, err
 }
 
-// foreignEndpoints returns the endpoints outside owned.
+// foreignEndpoints returns the endpoints outside owned, but the kernel's
+// implicit ones: those take part in no connection of their own (they
+// only number an address a subflow used), and the engine replaces those
+// on addresses the policy wants.
 func foreignEndpoints(eps []genl.Endpoint, owned pm.IDRange) []genl.Endpoint {
 	var out []genl.Endpoint
 	for _, ep := range eps {
-		if !owned.Contains(ep.ID) {
+		if !owned.Contains(ep.ID) && ep.Flags&genl.FlagImplicit == 0 {
 			out = append(out, ep)
 		}
 	}

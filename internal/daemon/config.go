@@ -19,6 +19,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/force"
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/peeraddr"
 	"github.com/mptcpgod/mptcpgod/internal/safefile"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
@@ -68,6 +69,8 @@ type Config struct {
 	AcceptAnnounces bool
 	Workers         int
 	Backoff         pm.Backoff
+	// Peers is the peer-address policy ([peers]).
+	Peers peeraddr.Config
 	// EventBuffer is the event socket's receive buffer in bytes; 0 means
 	// DefaultEventBuffer.
 	EventBuffer int
@@ -318,6 +321,7 @@ func (c *Config) fill(k *checker, f *File) {
 		k.fail("engine.event_buffer", "%d is not in 0..%d (1 GiB)", e.EventBuffer, MaxEventBuffer)
 	}
 
+	c.Peers = k.peers(&f.Peers)
 	c.fillControl(k, f)
 	c.fillUsage(k, f.Usage)
 	c.fillForce(k, f.Force)
@@ -359,6 +363,48 @@ func (k *checker) duration(key, s string, limit time.Duration) time.Duration {
 		return d
 	}
 	return 0
+}
+
+// peers checks the [peers] table.
+func (k *checker) peers(f *PeersFile) peeraddr.Config {
+	c := peeraddr.Config{AnyPort: f.AnyPort, Tries: f.Tries}
+	c.Allow = k.prefixes("peers.allow", f.Allow)
+	c.Deny = k.prefixes("peers.deny", f.Deny)
+	for i, p := range f.Ports {
+		if p < 1 || p > 65535 {
+			k.fail(fmt.Sprintf("peers.ports[%d]", i), "%d is not a port (1..65535)", p)
+			continue
+		}
+		c.Ports = append(c.Ports, uint16(p))
+	}
+	if f.Tries < 1 || f.Tries > peeraddr.MaxTries {
+		k.fail("peers.tries", "%d is not in 1..%d", f.Tries, peeraddr.MaxTries)
+	}
+	return c
+}
+
+// prefixes parses prefixes such as "203.0.113.0/24" or "2001:db8::/32";
+// a single address is a prefix of its own.
+func (k *checker) prefixes(key string, list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for i, s := range list {
+		at := fmt.Sprintf("%s[%d]", key, i)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				k.fail(at, "%q is not a prefix such as \"203.0.113.0/24\" or \"2001:db8::/32\"", s)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			k.fail(at, "%s is IPv4-mapped; write the IPv4 prefix", p)
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // globs checks path.Match globs.

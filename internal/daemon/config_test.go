@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
+	"github.com/mptcpgod/mptcpgod/internal/peeraddr"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all"
@@ -44,6 +45,7 @@ func TestDefaultConfig(t *testing.T) {
 		Control:        ControlConfig{Socket: "/run/mptcpgod/mptcpgod.sock", Group: "mptcpgod"},
 		Usage:          usage.Config{StateDir: "/var/lib/mptcpgod", SaveInterval: time.Minute},
 		UsageInterval:  time.Second,
+		Peers:          peeraddr.Config{Tries: peeraddr.DefaultTries},
 	}
 	if diff := cmp.Diff(want, DefaultConfig(), configOpts); diff != "" {
 		t.Errorf("DefaultConfig (-want +got):\n%s", diff)
@@ -107,6 +109,26 @@ max_settle = "1s"
 					ConnectedRoutes:  true,
 					Settle:           2 * time.Millisecond,
 					MaxSettle:        time.Second,
+				}
+			},
+		},
+		{
+			name: "peers",
+			in: `[peers]
+allow = ["10.8.0.0/16", "2001:db8::/32", "203.0.113.9"]
+deny = ["203.0.113.64/26"]
+ports = [8443, 25]
+any_port = true
+tries = 3
+`,
+			want: func(c *Config) {
+				c.Peers = peeraddr.Config{
+					Allow: []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16"), netip.MustParsePrefix("2001:db8::/32"),
+						netip.MustParsePrefix("203.0.113.9/32")},
+					Deny:    []netip.Prefix{netip.MustParsePrefix("203.0.113.64/26")},
+					Ports:   []uint16{8443, 25},
+					AnyPort: true,
+					Tries:   3,
 				}
 			},
 		},
@@ -284,6 +306,32 @@ func TestParseErrors(t *testing.T) {
 				`f.toml:2: unknown key "engine.wokers"`,
 				`f.toml:4: key "kernel.owned_ids": "1" is not a range MIN-MAX of endpoint ids within 1-255`,
 			},
+		},
+		{
+			name: "peers",
+			in: `[peers]
+allow = [
+  "10.8.0.0/16",
+  "10.8.0.0/33",
+  "::ffff:10.0.0.0/104",
+]
+deny = ["fe80::1%eth0"]
+ports = [443, 0, 65536]
+tries = 0
+`,
+			want: []string{
+				`f.toml:4: key "peers.allow[1]": "10.8.0.0/33" is not a prefix such as "203.0.113.0/24" or "2001:db8::/32"`,
+				`f.toml:5: key "peers.allow[2]": ::ffff:10.0.0.0/104 is IPv4-mapped; write the IPv4 prefix`,
+				`f.toml:7: key "peers.deny[0]": "fe80::1%eth0" is not a prefix such as "203.0.113.0/24" or "2001:db8::/32"`,
+				`f.toml:8: key "peers.ports[1]": 0 is not a port (1..65535)`,
+				`f.toml:8: key "peers.ports[2]": 65536 is not a port (1..65535)`,
+				`f.toml:9: key "peers.tries": 0 is not in 1..10`,
+			},
+		},
+		{
+			name: "too many tries",
+			in:   "[peers]\ntries = 11\n",
+			want: []string{`f.toml:2: key "peers.tries": 11 is not in 1..10`},
 		},
 		{
 			name: "force",

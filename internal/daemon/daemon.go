@@ -220,6 +220,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		OwnedIDs:       cfg.OwnedIDs,
 		WithdrawOnExit: cfg.WithdrawOnExit,
 		Backoff:        cfg.Backoff,
+		Peers:          cfg.Peers,
 		Logger:         log,
 	}
 	if !cfg.AcceptAnnounces {
@@ -563,6 +564,7 @@ func restartKeys(old, cfg *Config) []string {
 	add(old.Backoff.Initial != cfg.Backoff.Initial, "engine.backoff_initial")
 	add(old.Backoff.Max != cfg.Backoff.Max, "engine.backoff_max")
 	add(old.EventBuffer != cfg.EventBuffer, "engine.event_buffer")
+	add(!reflect.DeepEqual(old.Peers, cfg.Peers), "peers")
 	add(old.Control.Socket != cfg.Control.Socket, "control.socket")
 	add(old.Control.Group != cfg.Control.Group, "control.group")
 	add(old.MetricsListen != cfg.MetricsListen, "metrics.listen")

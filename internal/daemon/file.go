@@ -1,6 +1,9 @@
 package daemon
 
-import "github.com/mptcpgod/mptcpgod/internal/usage"
+import (
+	"github.com/mptcpgod/mptcpgod/internal/peeraddr"
+	"github.com/mptcpgod/mptcpgod/internal/usage"
+)
 
 // DefaultPath is where mptcpgod reads its configuration unless told
 // otherwise.
@@ -24,6 +27,7 @@ type File struct {
 	Links  LinksFile  `toml:"links"`
 	Kernel KernelFile `toml:"kernel"`
 	Engine EngineFile `toml:"engine"`
+	Peers  PeersFile  `toml:"peers"`
 	Policy PolicyFile `toml:"policy"`
 
 	Control ControlFile `toml:"control"`
@@ -103,6 +107,24 @@ type EngineFile struct {
 	EventBuffer int `toml:"event_buffer"`
 }
 
+// PeersFile is the [peers] table: the peer-address policy, which decides
+// the addresses a peer's announces may lead this host to (userspace mode;
+// docs/security.md).
+type PeersFile struct {
+	// Allow, when not empty, are the only prefixes announced addresses
+	// may be in; they may be more private than the peer's initial address.
+	Allow []string `toml:"allow"`
+	// Deny are prefixes announced addresses may not be in.
+	Deny []string `toml:"deny"`
+	// Ports are the ports an announce may name besides the connection's;
+	// AnyPort allows every port.
+	Ports   []int `toml:"ports"`
+	AnyPort bool  `toml:"any_port"`
+	// Tries is how many times an announced address is tried before it is
+	// given up, until a subflow to it came up once.
+	Tries int `toml:"tries"`
+}
+
 // PolicyFile is the [policy] table: the default chain and the
 // per-connection rules (policy.Config).
 type PolicyFile struct {
@@ -155,6 +177,12 @@ func DefaultFile() File {
 			Workers:        4,
 			BackoffInitial: "50ms",
 			BackoffMax:     "30s",
+		},
+		Peers: PeersFile{
+			Allow: []string{},
+			Deny:  []string{},
+			Ports: []int{},
+			Tries: peeraddr.DefaultTries,
 		},
 		Policy: PolicyFile{
 			Chain: []SpecFile{{Name: "fullmesh"}},

@@ -72,12 +72,13 @@ func (h *hostView) convert(st linkmon.State, now time.Time) ([]policy.Link, []po
 			name = l.Name
 		}
 		addrs = append(addrs, policy.LocalAddr{
-			Addr:    a.Prefix.Addr().Unmap(),
-			Link:    name,
-			IfIndex: int32(a.LinkIndex),
-			Usable:  a.Usable,
-			Reason:  a.Reason,
-			Changed: s.at,
+			Addr:      a.Prefix.Addr().Unmap(),
+			PrefixLen: a.Prefix.Bits(),
+			Link:      name,
+			IfIndex:   int32(a.LinkIndex),
+			Usable:    a.Usable,
+			Reason:    a.Reason,
+			Changed:   s.at,
 		})
 	}
 	h.addrs = seenAddrs

@@ -37,8 +37,8 @@ func TestHostView(t *testing.T) {
 		{Name: "wwan0", Index: 3, Kind: policy.LinkCellular, Up: true, Usable: true},
 	}
 	wantAddrs := []policy.LocalAddr{
-		{Addr: a4.Prefix.Addr(), Link: "eth0", IfIndex: 2, Usable: true},
-		{Addr: a6.Prefix.Addr(), Link: "wwan0", IfIndex: 3, Usable: true},
+		{Addr: a4.Prefix.Addr(), PrefixLen: 24, Link: "eth0", IfIndex: 2, Usable: true},
+		{Addr: a6.Prefix.Addr(), PrefixLen: 64, Link: "wwan0", IfIndex: 3, Usable: true},
 	}
 	if diff := cmp.Diff(wantLinks, links); diff != "" {
 		t.Errorf("first links (-want +got):\n%s", diff)
@@ -139,9 +139,10 @@ func TestWarnCoexistence(t *testing.T) {
 	foreign := foreignEndpoints([]genl.Endpoint{
 		{ID: 1, Addr: netip.MustParseAddr("192.0.2.1"), Flags: genl.FlagSubflow},
 		{ID: 100, Addr: netip.MustParseAddr("198.51.100.1"), Flags: genl.FlagSubflow},
+		{ID: 2, Addr: netip.MustParseAddr("203.0.113.1"), Flags: genl.FlagImplicit},
 	}, pm.IDRange{Min: 100, Max: 199})
 	if len(foreign) != 1 || foreign[0].ID != 1 {
-		t.Fatalf("foreignEndpoints = %v, want only id 1", foreign)
+		t.Fatalf("foreignEndpoints = %v, want only id 1 (not mptcpgod's, nor implicit)", foreign)
 	}
 	tests := []struct {
 		name    string

@@ -37,10 +37,16 @@ var (
 		"Subflow endpoints replaced so that the kernel tries them again on connections that missed their subflow (kernel mode).", nil, nil)
 	engineRepairsGivenUp = prometheus.NewDesc("mptcpgod_engine_repairs_given_up_total",
 		"Connections still without an endpoint's subflow after three repairs, no longer repaired for it (kernel mode).", nil, nil)
+	enginePeerRefused = prometheus.NewDesc("mptcpgod_engine_peer_addrs_refused_total",
+		"Addresses peers announced that the peer-address policy refused, by reason (userspace mode).", []string{"reason"}, nil)
+	enginePeerGivenUp = prometheus.NewDesc("mptcpgod_engine_peer_addrs_given_up_total",
+		"Addresses peers announced that were given up after every try failed (userspace mode).", nil, nil)
+	enginePlansRefused = prometheus.NewDesc("mptcpgod_engine_plans_refused_total",
+		"Parts of the policies' plans refused (path, announce, endpoint): addresses not usable ones of this host, or not the peer's.", []string{"item"}, nil)
 	engineConns = prometheus.NewDesc("mptcpgod_engine_connections",
 		"Connections the engine tracks (userspace mode).", nil, nil)
 	enginePaths = prometheus.NewDesc("mptcpgod_engine_paths",
-		"Paths of the tracked connections by state: established, connecting, queued, backoff, blocked, closing, kept (userspace mode).", []string{"state"}, nil)
+		"Paths of the tracked connections by state: established, connecting, queued, backoff, waiting, refused, blocked, closing, kept (userspace mode).", []string{"state"}, nil)
 	engineEndpoints = prometheus.NewDesc("mptcpgod_engine_endpoints",
 		"Endpoints by state: ok, pending, backoff, removing, foreign, blocked, left_out, unusable (kernel mode).", []string{"state"}, nil)
 	engineInFlight = prometheus.NewDesc("mptcpgod_engine_commands_in_flight",
@@ -65,7 +71,8 @@ type engineCollector struct {
 // Describe implements prometheus.Collector.
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{engineUp, engineReady, engineInfo, engineStart, engineActions, engineFailures,
-		engineEvents, engineBatches, engineResyncs, engineBackoffs, engineRepairs, engineRepairsGivenUp, engineConns, enginePaths,
+		engineEvents, engineBatches, engineResyncs, engineBackoffs, engineRepairs, engineRepairsGivenUp, enginePeerRefused,
+		enginePeerGivenUp, enginePlansRefused, engineConns, enginePaths,
 		engineEndpoints, engineInFlight, engineQueued, engineQueries, engineQueryTime, engineQueryMax} {
 		ch <- d
 	}
@@ -112,6 +119,13 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(engineBackoffs, st.Counters.Backoffs)
 	counter(engineRepairs, st.Counters.EndpointRepairs)
 	counter(engineRepairsGivenUp, st.Counters.RepairsGivenUp)
+	for reason, n := range st.Counters.PeerAddrsRefused {
+		counter(enginePeerRefused, n, reason)
+	}
+	counter(enginePeerGivenUp, st.Counters.PeerAddrsGivenUp)
+	for item, n := range st.Counters.PlansRefused {
+		counter(enginePlansRefused, n, item)
+	}
 	gauge(engineConns, float64(st.Connections))
 	gauge(engineInFlight, float64(st.InFlight))
 	gauge(engineQueued, float64(st.Queued))

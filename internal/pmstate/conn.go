@@ -43,12 +43,21 @@ type Owner struct {
 	Cgroup string `json:"cgroup,omitempty"`
 }
 
-// PeerAddr is an address of the peer.
+// PeerAddr is an address of the peer: the initial one, or one it
+// announced, with what the peer-address policy made of it.
 type PeerAddr struct {
 	// ID is the peer's address id; 0 for the initial address.
-	ID     uint8          `json:"id"`
+	ID uint8 `json:"id"`
+	// Addr is the address and port: the connection's port when an
+	// announce named none.
 	Addr   netip.AddrPort `json:"addr"`
 	Source AddrSource     `json:"source"`
+	State  PeerState      `json:"state"`
+	// Reason says why the address is refused, or why its last try
+	// failed.
+	Reason string `json:"reason,omitempty"`
+	// Tries counts the failed tries of an address not joined.
+	Tries int `json:"tries,omitempty"`
 }
 
 // Path is a desired path, a live subflow's path, or both.
@@ -61,7 +70,9 @@ type Path struct {
 	Desired    bool      `json:"desired"`
 	WantBackup bool      `json:"want_backup,omitempty"`
 	State      PathState `json:"state"`
-	Subflows   []Subflow `json:"subflows,omitempty"`
+	// Reason says why the engine refuses the path (PathRefused).
+	Reason   string    `json:"reason,omitempty"`
+	Subflows []Subflow `json:"subflows,omitempty"`
 	// Failures, BackoffUntil and LastError say why a desired path is
 	// missing: the failures in a row, the next try, the last error.
 	Failures     int       `json:"failures,omitempty"`
@@ -124,6 +135,7 @@ type Announce struct {
 	Desired      bool          `json:"desired"`
 	Announced    bool          `json:"announced"`
 	State        AnnounceState `json:"state"`
+	Reason       string        `json:"reason,omitempty"`
 	Failures     int           `json:"failures,omitempty"`
 	BackoffUntil time.Time     `json:"backoff_until,omitzero"`
 	LastError    string        `json:"last_error,omitempty"`

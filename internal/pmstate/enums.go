@@ -64,6 +64,15 @@ const (
 	PathQueued PathState = "queued"
 	// PathBackoff: the last try failed; the next is at BackoffUntil.
 	PathBackoff PathState = "backoff"
+	// PathWaiting: the path is to an address the peer announced and no
+	// subflow to which was established yet: another path to it is being
+	// tried, or the last try's backoff runs.
+	PathWaiting PathState = "waiting"
+	// PathRefused: the engine refuses the policy's path (Reason says
+	// why): its local address is not a usable address of this host, or
+	// its remote address is not one of the peer's that the peer-address
+	// policy accepts.
+	PathRefused PathState = "refused"
 	// PathBlocked: the path cannot be made: the peer denies joins to its
 	// initial address, or the path is incomplete.
 	PathBlocked PathState = "blocked"
@@ -79,7 +88,8 @@ const (
 
 // PathStates are the path states, in the order Status.Paths is
 // documented.
-var PathStates = []PathState{PathEstablished, PathConnecting, PathQueued, PathBackoff, PathBlocked, PathClosing, PathKept}
+var PathStates = []PathState{PathEstablished, PathConnecting, PathQueued, PathBackoff, PathWaiting, PathRefused,
+	PathBlocked, PathClosing, PathKept}
 
 // AnnounceState is what became of an address announced to a
 // connection's peer, or desired to be.
@@ -97,10 +107,38 @@ const (
 	// AnnounceWithdrawing: announced but no longer desired; the engine
 	// withdraws it.
 	AnnounceWithdrawing AnnounceState = "withdrawing"
+	// AnnounceRefused: the engine refuses the policy's announce: the
+	// address is not a usable address of this host (Reason says why).
+	AnnounceRefused AnnounceState = "refused"
 )
 
 // AnnounceStates are the announce states.
-var AnnounceStates = []AnnounceState{AnnounceAnnounced, AnnounceQueued, AnnounceBackoff, AnnounceWithdrawing}
+var AnnounceStates = []AnnounceState{AnnounceAnnounced, AnnounceQueued, AnnounceBackoff, AnnounceWithdrawing,
+	AnnounceRefused}
+
+// PeerState is what the peer-address policy made of an address of a
+// connection's peer.
+type PeerState string
+
+// Peer address states.
+const (
+	// PeerJoined: the initial address, or an announced one a subflow was
+	// established to, which only the peer can do: paths to it are
+	// retried without end.
+	PeerJoined PeerState = "joined"
+	// PeerPending: announced and accepted, not joined yet: tried one path
+	// at a time, at most the configured number of tries.
+	PeerPending PeerState = "pending"
+	// PeerRefused: the peer-address policy refuses the address (Reason
+	// says why); no subflow is opened to it.
+	PeerRefused PeerState = "refused"
+	// PeerGivenUp: every try failed; never tried again on the
+	// connection.
+	PeerGivenUp PeerState = "given_up"
+)
+
+// PeerStates are the peer address states.
+var PeerStates = []PeerState{PeerJoined, PeerPending, PeerRefused, PeerGivenUp}
 
 // EndpointState is what became of an endpoint of the in-kernel path
 // manager (kernel mode).

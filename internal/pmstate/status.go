@@ -148,6 +148,20 @@ type Counters struct {
 	// replacements.
 	EndpointRepairs uint64 `json:"endpoint_repairs"`
 	RepairsGivenUp  uint64 `json:"repairs_given_up"`
+	// PeerAddrsRefused counts the addresses peers announced that the
+	// peer-address policy refused, by reason: class (loopback,
+	// unspecified, link-local, multicast, broadcast, reserved),
+	// own_address, directed_broadcast, denied, not_allowed, more_private,
+	// port, and budget (the connection tried as many announced addresses
+	// as it may). PeerAddrsGivenUp counts the announced addresses given
+	// up after every try failed.
+	PeerAddrsRefused map[string]uint64 `json:"peer_addrs_refused"`
+	PeerAddrsGivenUp uint64            `json:"peer_addrs_given_up"`
+	// PlansRefused counts the parts of the policies' plans the engine
+	// refused, by kind (path, announce, endpoint): a local address that
+	// is not a usable address of this host, a remote one that is not the
+	// peer's.
+	PlansRefused map[string]uint64 `json:"plans_refused"`
 }
 
 // ErrorRecord is a failed command.

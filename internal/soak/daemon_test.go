@@ -40,9 +40,16 @@ func build(t *testing.T, race bool) string {
 }
 
 // config returns the daemon's configuration in mode with its control
-// socket at sock, readable by root only.
+// socket at sock, readable by root only, denying the hostile peer's
+// prefix; in kernel mode, where the kernel follows announces itself, with
+// add_addr_accepted 0, so that the hostile peer leads nowhere.
 func config(mode, sock string) string {
-	return fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = %q\ngroup = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n", mode, sock)
+	s := fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = %q\ngroup = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n\n[peers]\ndeny = [%q]\n",
+		mode, sock, evilDeny)
+	if mode == "kernel" {
+		s += "\n[[policy.chain]]\nname = \"fullmesh\"\nconfig = { limits = { add_addr_accepted = 0 } }\n"
+	}
+	return s
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and readers.

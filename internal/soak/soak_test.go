@@ -94,8 +94,11 @@ type report struct {
 	bytes, corrupt                int64
 	failures                      int
 	badSent, badAnswered, badDown int64
-	baseRSS, finalRSS             int64
-	baseGor, finalGor             int // -1: not exported
+	// hostile counts the connections to the hostile server, hostileTries
+	// the tries of its failing address that reached it.
+	hostile, hostileTries int
+	baseRSS, finalRSS     int64
+	baseGor, finalGor     int // -1: not exported
 }
 
 // soak runs every phase in r.mode within budget, checks the end state and
@@ -129,6 +132,8 @@ func soak(t *testing.T, bin string, r *report, budget time.Duration) {
 		locals = append(locals, l.Client4, l.Client6)
 	}
 	mesh := pathSet(locals4, srv)
+	evil := newHostile(t, tb)
+	defer func() { r.hostile = int(evil.conns.Load()) }()
 
 	d := newDaemon(t, tb.Client, bin, mode)
 	if mode == "kernel" && !waitFor(t, d, "endpoints for every address", func() (bool, string) {
@@ -161,16 +166,18 @@ func soak(t *testing.T, bin string, r *report, budget time.Duration) {
 	t.Cleanup(closeLong)
 
 	var seeds atomic.Uint64
-	// stress runs the bulk transfers and the bad requests until its
-	// stop function is called.
+	// stress runs the bulk transfers, the bad requests and the hostile
+	// peer's connections until its stop function is called.
 	stress := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		waitBulk := bulk(ctx, tb.Client, srv, bulkWorkers, bulkSize, &seeds, st)
 		waitBad := badLoop(ctx, d, bad)
+		waitEvil := evil.loop(ctx, tb.Client, st)
 		return func() {
 			cancel()
 			waitBulk()
 			waitBad()
+			waitEvil()
 		}
 	}
 
@@ -254,6 +261,10 @@ func soak(t *testing.T, bin string, r *report, budget time.Duration) {
 	}
 	if bad.goodOK.Load() == 0 {
 		t.Errorf("control socket: no GET /v1/status between the bad requests succeeded")
+	}
+	r.hostileTries = evil.check(t, mode)
+	if st, err := d.status(); err == nil && mode == "userspace" && len(st.Counters.PeerAddrsRefused) == 0 {
+		t.Errorf("hostile peer: %d connections, but the daemon counted no refused announce", evil.conns.Load())
 	}
 }
 
@@ -481,7 +492,7 @@ func printReports(rs []*report) {
 		return
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "mode\ttook\tflaps\trestarts\t2nd\tbursts\tconns\ttransfers\tMiB\tcorrupt\tfailed\tbad sent\tbad answered\tsocket down\tRSS base KiB\tRSS final KiB\tgoroutines base\tgoroutines final\t")
+	fmt.Fprintln(w, "mode\ttook\tflaps\trestarts\t2nd\tbursts\tconns\ttransfers\tMiB\tcorrupt\tfailed\tbad sent\tbad answered\tsocket down\thostile conns\thostile tries\tRSS base KiB\tRSS final KiB\tgoroutines base\tgoroutines final\t")
 	for _, r := range rs {
 		gor := func(n int) string {
 			if n < 0 {
@@ -489,9 +500,10 @@ func printReports(rs []*report) {
 			}
 			return fmt.Sprint(n)
 		}
-		fmt.Fprintf(w, "%s\t%v\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n",
+		fmt.Fprintf(w, "%s\t%v\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n",
 			r.mode, r.took.Round(time.Second), r.flaps, r.restarts, r.seconds, r.bursts, r.connections, r.transfers, r.bytes>>20,
-			r.corrupt, r.failures, r.badSent, r.badAnswered, r.badDown, r.baseRSS>>10, r.finalRSS>>10, gor(r.baseGor), gor(r.finalGor))
+			r.corrupt, r.failures, r.badSent, r.badAnswered, r.badDown, r.hostile, r.hostileTries, r.baseRSS>>10,
+			r.finalRSS>>10, gor(r.baseGor), gor(r.finalGor))
 	}
 	_ = w.Flush()
 }

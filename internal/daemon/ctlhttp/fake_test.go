@@ -195,7 +195,7 @@ func userspaceStatus() engineState {
 	}, []pmstate.Conn{
 		{Token: 0x0000000a, Side: pmstate.SideClient, Local: ap("192.0.2.1:40001"), Remote: ap("192.0.2.2:8080"),
 			Since: t0, Established: true, PathManager: pmstate.PathManagerUserspace,
-			PeerAddrs: []pmstate.PeerAddr{{Addr: ap("192.0.2.2:8080"), Source: pmstate.SourceInitial}},
+			PeerAddrs: []pmstate.PeerAddr{{Addr: ap("192.0.2.2:8080"), Source: pmstate.SourceInitial, State: pmstate.PeerJoined}},
 			Paths: []pmstate.Path{
 				{Local: addr("192.0.2.1"), Remote: ap("192.0.2.2:8080"), Desired: true, State: pmstate.PathEstablished,
 					Subflows: []pmstate.Subflow{{Local: ap("192.0.2.1:40001"), Remote: ap("192.0.2.2:8080"),
@@ -205,7 +205,7 @@ func userspaceStatus() engineState {
 			}},
 		{Token: 0x3f97be70, Side: pmstate.SideClient, Local: ap("192.0.2.1:40000"), Remote: ap("192.0.2.2:8080"),
 			Since: t0, Established: true, PathManager: pmstate.PathManagerUserspace,
-			PeerAddrs: []pmstate.PeerAddr{{Addr: ap("192.0.2.2:8080"), Source: pmstate.SourceInitial}},
+			PeerAddrs: []pmstate.PeerAddr{{Addr: ap("192.0.2.2:8080"), Source: pmstate.SourceInitial, State: pmstate.PeerJoined}},
 			Paths: []pmstate.Path{
 				{Local: addr("192.0.2.1"), Remote: ap("192.0.2.2:8080"), Desired: true, State: pmstate.PathEstablished,
 					Subflows: []pmstate.Subflow{{Local: ap("192.0.2.1:40000"), Remote: ap("192.0.2.2:8080"),
