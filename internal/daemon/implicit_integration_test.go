@@ -118,9 +118,10 @@ func waitEndpointOK(t *testing.T, r *running, h *netnstest.Host, addr netip.Addr
 // TestImplicitEndpointReplacedInPlace: the kernel creates an implicit
 // endpoint, with the next id of mptcpgod's range, for the address the
 // route picks to follow a peer's ADD_ADDR while mptcpgod does not use
-// the address; when mptcpgod wants the address, it takes the endpoint
-// over in place: same id, mptcpgod's flags and device, and the subflow
-// the kernel opened from it stays. (mptcpgod learns of the implicit
+// the address (kernel.accept_announces lets the kernel follow it); when
+// mptcpgod wants the address, it takes the endpoint over in place: same
+// id, mptcpgod's flags and device, and the subflow the kernel opened from
+// it stays. (mptcpgod learns of the implicit
 // endpoint when its own add with the next id fails: the kernel sends no
 // event for it.)
 func TestImplicitEndpointReplacedInPlace(t *testing.T) {
@@ -128,8 +129,9 @@ func TestImplicitEndpointReplacedInPlace(t *testing.T) {
 	b := newImplicitBed(t)
 	l0, l1 := b.tb.Links[0], b.tb.Links[1]
 	// Role both: signal subflow endpoints, none fullmesh, so that the
-	// kernel follows the announce from the address the route picks.
-	both := "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { role = \"both\" }\n"
+	// kernel follows the announce from the address the route picks; it
+	// follows announces only when the configuration trusts peers.
+	both := "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { role = \"both\" }\n\n[kernel]\naccept_announces = true\n"
 	r := start(t, b.tb.Client, config("kernel", `exclude_names = ["eth1"]`, both))
 	waitEndpointOK(t, r, b.tb.Client, l0.Client4, "signal subflow", "eth0")
 
