@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -622,7 +623,9 @@ func TestDaemonBadRequests(t *testing.T) {
 	for name, c := range map[string]net.Conn{"silent": idle, "slow": slow} {
 		_ = c.SetReadDeadline(time.Now().Add(ctlhttp.DefaultLimits.ReadHeaderTimeout + 5*time.Second))
 		b, err := io.ReadAll(c)
-		if err != nil {
+		// A daemon that closes a connection with the slow client's
+		// bytes unread resets it: closed all the same.
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 			t.Errorf("%s client: %v, want the daemon to close the connection", name, err)
 		}
 		if name == "slow" && len(b) > 0 && !strings.Contains(string(b), "408") {
