@@ -398,7 +398,7 @@ func TestDaemonUserspace(t *testing.T) {
 	good, _ := os.ReadFile(ld.config)
 	writeFile(t, ld.config, string(good)+"polcy = 1\n")
 	r := mptcpctl(t, "--socket", ld.sock, "reload")
-	wantErr := fmt.Sprintf("mptcpctl: reload: reload refused, the running configuration stays: %s:%d: unknown key \"policy.chain.polcy\"\n",
+	wantErr := fmt.Sprintf("mptcpctl: reload: reload refused, the running configuration stays: %s:%d: unknown key \"policy.chain[0].polcy\"\n",
 		ld.config, strings.Count(string(good), "\n")+1)
 	if r.code != exitRefused || r.stderr != wantErr {
 		t.Errorf("broken reload: exit %d, stderr %q, want %q", r.code, r.stderr, wantErr)
