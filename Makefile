@@ -26,7 +26,7 @@ EXTLDFLAGS := -Wl,-z,relro -Wl,-z,now
 CGO_CFLAGS ?= -g -O2 -fstack-protector-strong -D_FORTIFY_SOURCE=2
 build:
 	CGO_ENABLED=1 CGO_CFLAGS='$(CGO_CFLAGS)' $(GO) build -trimpath -buildmode=pie \
-		-ldflags '$(LDFLAGS) -linkmode=external -extldflags "$(EXTLDFLAGS)"' -o $(BIN)/ ./cmd/...
+		-ldflags '$(LDFLAGS) -linkmode=external -extldflags "$(EXTLDFLAGS)"' -o $(BIN)/ ./cmd/mptcpgod ./cmd/mptcpctl
 
 # MODULES are the Go modules of the tree: the main one, and dist/kubernetes,
 # whose test decodes the DaemonSet manifest into the Kubernetes API types
@@ -69,15 +69,15 @@ fuzz:
 # (mptcpgod, the in-kernel path manager, mptcpd when installed), once,
 # written to bench/results/.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v '/internal/bench$$')
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./internal/bench -bench.report
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v '/internal/testing/bench$$')
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./internal/testing/bench -bench.report
 
 # soak runs the endurance suite (bounded: SOAKFLAGS='-soak.duration 2m'),
 # which make test skips: link flaps, kill -9 and restarts under traffic,
 # connection floods and bad control-socket requests (docs/soak.md).
 SOAKFLAGS ?=
 soak:
-	$(GO) test -v -count=1 -run '^TestSoak$$' -timeout 30m ./internal/soak -soak $(SOAKFLAGS)
+	$(GO) test -v -count=1 -run '^TestSoak$$' -timeout 30m ./internal/testing/soak -soak $(SOAKFLAGS)
 
 # compat runs the real-kernel tests on every kernel of the compatibility
 # matrix (docs/compatibility.md): each Debian kernel package listed in
@@ -102,7 +102,7 @@ clean:
 # static busybox httpd and wget, under mptcpctl run, over one path and then
 # meshed. It needs Debian's busybox-static (.ci/run installs it) and says so.
 demo: build
-	$(GO) run ./internal/demo -bin $(BIN)
+	$(GO) run ./cmd/mptcpgod-demo -bin $(BIN)
 
 # install copies the binaries, the systemd unit, the sysusers.d entry, the
 # default configuration, the man pages, the shell completions and the docs

@@ -235,7 +235,7 @@
 // 6.18, destroying a connection's initial subflow through the userspace
 // path manager while it carries data loses the connection (after the
 // client's shutdown the server's data is retransmitted hundreds of times
-// and never acknowledged; internal/soak's TestCorrupt, case
+// and never acknowledged; internal/testing/soak's TestCorrupt, case
 // destroy-initial). A backup subflow is sent new data only when no other
 // subflow is left. The initial subflow is destroyed when its address is
 // gone or not usable, or when it is stalled (policy.Health): it is dead,

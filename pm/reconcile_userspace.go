@@ -278,7 +278,7 @@ func (e *Engine) withdrawsID(c *conn, plan *policy.ConnPlan, l localAddr) bool {
 // stalled. Linux 6.18 loses connections whose initial subflow the
 // userspace path manager destroys while data flows (the server's data
 // after the client's shutdown is retransmitted and never acknowledged;
-// see internal/soak/corrupt_test.go, case destroy-initial); a backup
+// see internal/testing/soak/corrupt_test.go, case destroy-initial); a backup
 // subflow is sent new data only when no other subflow is left. An initial
 // subflow whose address is gone or unusable, or that is stalled, is dead
 // anyway and is closed: only closing it makes the kernel send the data

@@ -372,7 +372,7 @@ func TestSummarise(t *testing.T) {
 // TestGuestArgs: the test binaries' flags, with the timeout scaled.
 func TestGuestArgs(t *testing.T) {
 	t.Parallel()
-	tt := Tests{Pkg: "internal/soak", Run: "^TestCorrupt$", Skip: "X", Args: []string{"-soak.corrupt"}, Timeout: time.Minute}
+	tt := Tests{Pkg: "internal/testing/soak", Run: "^TestCorrupt$", Skip: "X", Args: []string{"-soak.corrupt"}, Timeout: time.Minute}
 	want := []string{"-test.v=test2json", "-test.count=1", "-test.paniconexit0", "-test.timeout=4m0s",
 		"-test.run=^TestCorrupt$", "-test.skip=X", "-soak.corrupt"}
 	if diff := cmp.Diff(want, tt.args(4)); diff != "" {

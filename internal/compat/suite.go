@@ -51,7 +51,7 @@ var Suites = map[string][]Tests{
 		// sit 65 to 120 KB into a stream, so the joins that matter come
 		// early (create-early joins on ESTABLISHED, as the in-kernel path
 		// manager does).
-		{Pkg: "internal/soak", Run: "^TestCorrupt$", Args: []string{
+		{Pkg: "internal/testing/soak", Run: "^TestCorrupt$", Args: []string{
 			"-soak.corrupt", "-soak.corrupt.cases", "none,create-early,destroy,kernel-pm",
 			"-soak.corrupt.duration", "20s", "-soak.corrupt.size", "262144",
 		}, Timeout: 4 * time.Minute},

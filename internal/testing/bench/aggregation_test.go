@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 )
 
 // The aggregation transfer: the client sends as fast as it can; the

@@ -1,4 +1,4 @@
-// Command demo runs mptcpgod on a throwaway two-host testbed: a client and a
+// Command mptcpgod-demo runs mptcpgod on a throwaway two-host testbed: a client and a
 // server network namespace joined by two rate-limited veth links. The
 // server runs an unmodified static busybox httpd and the client downloads a
 // file from it with an unmodified static busybox wget, both started through

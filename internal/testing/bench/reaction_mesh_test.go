@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
-	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 	"github.com/vishvananda/netlink"
 )
 

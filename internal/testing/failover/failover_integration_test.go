@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mptcpgod/mptcpgod/internal/failover"
+	"github.com/mptcpgod/mptcpgod/internal/testing/failover"
 )
 
 // TestFailover runs the scenario with mptcpgod and checks what holds
-// whatever the timing; it logs the stalls, which internal/bench's
+// whatever the timing; it logs the stalls, which internal/testing/bench's
 // BenchmarkFailover reports.
 func TestFailover(t *testing.T) {
 	t.Parallel()

@@ -68,5 +68,5 @@
 // and the kernel, as Markdown and JSON to bench/results (WriteReport),
 // with a plot of the latency CDF of BenchmarkSubflow (WriteCDF):
 //
-//	go test ./internal/bench -run '^$' -bench . -bench.report
+//	go test ./internal/testing/bench -run '^$' -bench . -bench.report
 package bench

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
-	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 )
 
 // report makes TestMain write the results of the benchmarks that ran to
@@ -30,7 +30,7 @@ import (
 var report = flag.Bool("bench.report", false, "write the benchmarks' results to bench/results")
 
 // resultsDir is bench/results, from this package's directory.
-const resultsDir = "../../bench/results"
+const resultsDir = "../../../bench/results"
 
 // waitLimit bounds every wait for the kernel, a daemon or mptcpd; they
 // answer in milliseconds.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 )
 
 // burstConns is the number of connections BenchmarkBurst opens at once.

@@ -192,7 +192,7 @@ type ChurnStep struct {
 	Tries int `json:"tries"`
 }
 
-// Failover is what the failover scenario (package internal/failover)
+// Failover is what the failover scenario (package internal/testing/failover)
 // measured over its runs: the gaps of 50 ms or more between two reads of
 // the receiver.
 type Failover struct {

@@ -12,15 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/internal/bench"
-	"github.com/mptcpgod/mptcpgod/internal/failover"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
+	"github.com/mptcpgod/mptcpgod/internal/testing/failover"
 )
 
 // failoverCases are the path managers of BenchmarkFailover, by manager and
 // mode as the report names them: the mptcpgod binary with its
 // configuration file, the engine and the health sampler alone in this
-// process (internal/failover's Mptcpgod) and the in-kernel path manager's
+// process (internal/testing/failover's Mptcpgod) and the in-kernel path manager's
 // backup endpoint. promotes marks the rows whose cellular subflow's
 // promotion is reported.
 var failoverCases = []struct {
@@ -62,7 +62,7 @@ name = "backup-cellular"
 hold_time = "1s"
 `
 
-// BenchmarkFailover runs internal/failover's scenario (a paced stream
+// BenchmarkFailover runs internal/testing/failover's scenario (a paced stream
 // whose primary link goes silent in both directions for 1.5 s) with
 // mptcpgod (fullmesh | backup-cellular, eth1 cellular), as the binary and
 // as the engine alone in this process, and with the in-kernel path
@@ -110,7 +110,7 @@ func BenchmarkFailover(b *testing.B) {
 
 // startFailoverDaemon runs the mptcpgod binary with failoverConfig in h's
 // namespace until the scenario ends and waits until it logs that it is
-// ready; it is internal/failover's Starter.
+// ready; it is internal/testing/failover's Starter.
 func startFailoverDaemon(tb testing.TB, h *netnstest.Host) {
 	tb.Helper()
 	config := filepath.Join(tb.TempDir(), "mptcpgod.toml")

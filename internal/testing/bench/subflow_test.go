@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
-	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 )
 
 // watcher times, from its own subscription to a namespace's mptcp_pm

@@ -1,5 +1,5 @@
 // Package failover is mptcpgod's real-kernel failover scenario (Run),
-// its test, and the stall figures internal/bench reports from it.
+// its test, and the stall figures internal/testing/bench reports from it.
 //
 // Each run builds a client and a server joined by two veth links (package
 // netnstest): eth0 is the "wired" primary and eth1 the "cellular" backup.
@@ -26,7 +26,7 @@
 // subflow is promoted during the cut and demoted after the primary is
 // back. RunUserspace runs the same scenario with a userspace path manager
 // the caller starts in the client namespace (a Starter) in place of the
-// in-process engine: internal/bench runs the mptcpgod binary with its
-// configuration file that way. internal/bench's BenchmarkFailover reports
+// in-process engine: internal/testing/bench runs the mptcpgod binary with its
+// configuration file that way. internal/testing/bench's BenchmarkFailover reports
 // the stalls of every path manager (Outcome.Stalls).
 package failover

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 )
 
 // The memory benchmark's load: memConns connections, opened memBatch at

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/internal/bench"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 )
 
 // socketCalls is how many sockets one run of the C loop opens and closes;
@@ -45,7 +45,7 @@ type socketWay struct {
 // socket of each way.
 func BenchmarkTransparentSocket(b *testing.B) {
 	h := netnstest.NewHost(b, "socket")
-	loop := tool(b, "github.com/mptcpgod/mptcpgod/internal/bench/testdata/sockloop")
+	loop := tool(b, "github.com/mptcpgod/mptcpgod/internal/testing/bench/testdata/sockloop")
 	ctl := tool(b, "github.com/mptcpgod/mptcpgod/cmd/mptcpctl")
 	ways := []socketWay{
 		{"tcp", func(*testing.B) []string { return nil }, "0"},
