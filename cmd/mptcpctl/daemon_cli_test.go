@@ -21,6 +21,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all" // the daemon's compiled-in policies
 	"github.com/mptcpgod/mptcpgod/pm"
@@ -281,7 +282,7 @@ func TestEventsCommandFake(t *testing.T) {
 	sock, f := serveFake(t, "")
 	for _, asJSON := range []bool{false, true} {
 		ctx, cancel := context.WithCancel(t.Context())
-		a := newApp(&syncBuffer{}, &syncBuffer{})
+		a := newApp(&syncbuf.Buffer{}, &syncbuf.Buffer{})
 		a.subscribed = func() {
 			f.feed.Publish(pmstate.Decision{Time: time.Now(), Kind: pmstate.DecisionAction, Op: pmstate.OpCreateSubflow, Token: 0x3f97be70})
 		}
@@ -291,14 +292,14 @@ func TestEventsCommandFake(t *testing.T) {
 		}
 		done := make(chan int, 1)
 		go func() { done <- a.execute(ctx, args) }()
-		out := a.stdout.(*syncBuffer)
+		out := a.stdout.(*syncbuf.Buffer)
 		deadline := time.Now().Add(5 * time.Second)
 		for !strings.Contains(out.String(), "create_subflow") && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		cancel()
 		if code := <-done; code != exitOK {
-			t.Errorf("events (json %v): exit %d, stderr %q", asJSON, code, a.stderr.(*syncBuffer).String())
+			t.Errorf("events (json %v): exit %d, stderr %q", asJSON, code, a.stderr.(*syncbuf.Buffer).String())
 		}
 		line := strings.TrimSpace(out.String())
 		if asJSON {

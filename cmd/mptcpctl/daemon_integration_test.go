@@ -30,6 +30,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // These tests run the real daemon (internal/daemon) in a test namespace
@@ -235,10 +236,10 @@ func TestDaemonUserspace(t *testing.T) {
 	before := scrape(t, ld)
 
 	// The event stream, open before the connection.
-	evOut := &syncBuffer{}
+	evOut := &syncbuf.Buffer{}
 	evCtx, stopEvents := context.WithCancel(t.Context())
 	subscribed := make(chan struct{})
-	evApp := newApp(evOut, &syncBuffer{})
+	evApp := newApp(evOut, &syncbuf.Buffer{})
 	evApp.subscribed = func() { close(subscribed) }
 	evDone := make(chan int, 1)
 	go func() { evDone <- evApp.execute(evCtx, []string{"--socket", ld.sock, "events", "--json"}) }()

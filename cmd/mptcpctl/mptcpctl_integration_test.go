@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // These tests run mptcpctl in-process against the real kernel, in
@@ -573,24 +572,6 @@ func TestConnectionsUserspacePM(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var eventLineRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d) [a-z_]+( [a-z_]+=\S+)*$`)
 
 func TestMonitorKernel(t *testing.T) {
@@ -606,7 +587,7 @@ func TestMonitorKernel(t *testing.T) {
 	mustCtl(t, tb.Client, "endpoints", "add", tb.Links[1].Client4.String(), "dev", "eth1", "subflow", "fullmesh")
 
 	type monitor struct {
-		out, errb syncBuffer
+		out, errb syncbuf.Buffer
 		done      chan int
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,7 +3,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
 	"net"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // The mptcpgod and mptcpctl binaries, built once by the first test that
@@ -67,28 +67,10 @@ func binary(t *testing.T, name string) string {
 	return filepath.Join(binDir, name)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is the mptcpgod binary running in a namespace.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{}
 	err    error // of Wait, once done is closed
 }
@@ -97,7 +79,7 @@ type process struct {
 // it logs that it is ready.
 func run(t *testing.T, h *netnstest.Host, configPath string) *process {
 	t.Helper()
-	p := &process{cmd: h.Command(binary(t, "mptcpgod"), "--config", configPath), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: h.Command(binary(t, "mptcpgod"), "--config", configPath), stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -268,7 +250,7 @@ func TestNotifyReadyAndWatchdog(t *testing.T) {
 	const period = time.Second
 	cmd := tb.Client.Command(binary(t, "mptcpgod"), "--config", writeConfig(t, "", config("kernel")))
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", period.Microseconds()))
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@
 package transparent_test
 
 import (
-	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -118,24 +117,6 @@ func waitFor(t testing.TB, what string, cond func() (bool, string)) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // supervisorPid reads the pid `mptcpctl run --verbose` reports for its

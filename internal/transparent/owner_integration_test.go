@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // nobody is the uid and gid the programs drop to.
@@ -113,7 +114,7 @@ func TestRunOwner(t *testing.T) {
 	underRun := net.JoinHostPort(srv, "8090")
 	direct := net.JoinHostPort(srv, "8091")
 	ours := net.JoinHostPort(srv, "8092")
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	for _, argv := range [][]string{
 		append(append([]string{ctl, "run"}, dropTo...), busybox, "httpd", "-f", "-p", underRun, "-h", dir),
 		append(append([]string{}, dropTo...), busybox, "httpd", "-f", "-p", direct, "-h", dir),

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // socket is what testdata/sockprobe reports of one socket(2) call.
@@ -49,7 +50,7 @@ func sockprobe(t *testing.T, cmd *exec.Cmd) map[string]socket {
 	t.Helper()
 	args := cmd.Args
 	cmd.Env = append(os.Environ(), "GODEBUG=multipathtcp=0")
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -421,7 +422,7 @@ func TestRunDaemonizePipes(t *testing.T) {
 	h := netnstest.NewHost(t, "pipes")
 	dir := t.TempDir()
 	cmd := h.Command(binary(t, "mptcpctl"), "run", binary(t, "sockprobe"), "daemon", dir)
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	daemonChild(t, dir)

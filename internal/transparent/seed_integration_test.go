@@ -16,6 +16,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // seedMbit is the rate of each link of the seed scenario, both ways.
@@ -63,7 +64,7 @@ func startDownload(t *testing.T, h *netnstest.Host, diag *sockdiag.Client, serve
 		t.Fatal(err)
 	}
 	cmd := h.Command(argv[0], argv[1:]...)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -214,7 +215,7 @@ func TestRunSeedTwoLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	daemon := tb.Client.Command(god, "--config", cfg)
-	var daemonLog syncBuffer
+	var daemonLog syncbuf.Buffer
 	daemon.Stdout, daemon.Stderr = &daemonLog, &daemonLog
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)

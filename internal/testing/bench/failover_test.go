@@ -15,6 +15,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
 	"github.com/mptcpgod/mptcpgod/internal/testing/failover"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // failoverCases are the path managers of BenchmarkFailover, by manager and
@@ -117,7 +118,7 @@ func startFailoverDaemon(tb testing.TB, h *netnstest.Host) {
 	if err := os.WriteFile(config, []byte(failoverConfig), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := h.Command(binaryPath, "--config", config)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // report makes TestMain write the results of the benchmarks that ran to
@@ -216,25 +217,6 @@ func buildBinary(dir string) (string, error) {
 	return path, nil
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing it while the
-// benchmark reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startDaemon runs the mptcpgod binary in h's namespace in mode until the
 // benchmark ends, waits until it logs that it is ready, and returns its
 // process id.
@@ -251,7 +233,7 @@ func startDaemonWith(b *testing.B, h *netnstest.Host, text string) int {
 	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := h.Command(binaryPath, "--config", config)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

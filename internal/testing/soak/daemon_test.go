@@ -18,6 +18,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // waitLimit bounds each wait for the daemon or the kernel to settle.
@@ -52,24 +53,6 @@ func config(mode, sock string) string {
 	return s
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is the mptcpgod binary in the client namespace, started again
 // after each kill.
 type daemon struct {
@@ -82,11 +65,11 @@ type daemon struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	logs []*syncBuffer // every run's stderr, the current one last
+	logs []*syncbuf.Buffer // every run's stderr, the current one last
 
 	// monitor is `ip mptcp monitor` in the namespace, for the kernel's
 	// events of a connection the daemon got wrong.
-	monitor *syncBuffer
+	monitor *syncbuf.Buffer
 }
 
 // newDaemon writes the configuration and starts the daemon; it is killed
@@ -99,7 +82,7 @@ func newDaemon(t *testing.T, h *netnstest.Host, bin, mode string) *daemon {
 	if err := os.WriteFile(path, []byte(config(mode, sock)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, host: h, bin: bin, config: path, ctl: &ctlapi.Client{Socket: sock}, monitor: &syncBuffer{}}
+	d := &daemon{t: t, host: h, bin: bin, config: path, ctl: &ctlapi.Client{Socket: sock}, monitor: &syncbuf.Buffer{}}
 	mon := h.Command("ip", "mptcp", "monitor")
 	mon.Stdout = d.monitor
 	if err := mon.Start(); err != nil {
@@ -129,7 +112,7 @@ func newDaemon(t *testing.T, h *netnstest.Host, bin, mode string) *daemon {
 // ready.
 func (d *daemon) start() error {
 	cmd := d.host.Command(d.bin, "--config", d.config)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return err

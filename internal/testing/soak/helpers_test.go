@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // TestRaces: every race report of every run is found, cut at its end.
@@ -35,7 +37,7 @@ func TestRaces(t *testing.T) {
 	for _, tt := range tests {
 		d := &daemon{}
 		for _, l := range tt.logs {
-			b := &syncBuffer{}
+			b := &syncbuf.Buffer{}
 			_, _ = b.Write([]byte(l))
 			d.logs = append(d.logs, b)
 		}
