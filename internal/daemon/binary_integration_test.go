@@ -8,125 +8,30 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
-// The mptcpgod and mptcpctl binaries, built once by the first test that
-// needs one and removed by TestMain.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	ownertest.RunChild()
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// binaryEnv names a prebuilt mptcpgod binary to test instead of building
-// one (the compatibility matrix's guests have no go command).
-const binaryEnv = "MPTCPGOD_TEST_BINARY"
-
-// binary returns the path of the binary name, mptcpgod or mptcpctl,
-// building both on first use; $MPTCPGOD_TEST_BINARY names a prebuilt
-// mptcpgod, with mptcpctl beside it.
-func binary(t *testing.T, name string) string {
-	t.Helper()
-	if p := os.Getenv(binaryEnv); p != "" {
-		return filepath.Join(filepath.Dir(p), name)
-	}
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "mptcpgod-test-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", binDir, "github.com/mptcpgod/mptcpgod/cmd/mptcpgod",
-			"github.com/mptcpgod/mptcpgod/cmd/mptcpctl").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-// process is the mptcpgod binary running in a namespace.
-type process struct {
-	cmd    *exec.Cmd
-	stderr *syncbuf.Buffer
-	done   chan struct{}
-	err    error // of Wait, once done is closed
+	os.Exit(daemontest.Main(m))
 }
 
 // run starts the binary in h with the configuration file and waits until
-// it logs that it is ready.
-func run(t *testing.T, h *netnstest.Host, configPath string) *process {
+// it has logged that it is ready.
+func run(t *testing.T, h *netnstest.Host, configPath string) *daemontest.Daemon {
 	t.Helper()
-	p := &process{cmd: h.Command(binary(t, "mptcpgod"), "--config", configPath), stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		t.Logf("mptcpgod in %s:\n%s", h.Name(), p.stderr)
-	})
-	p.waitLog(t, `msg="mptcpgod ready"`, 1)
-	return p
-}
-
-// waitLog waits until the process logged s at least n times.
-func (p *process) waitLog(t *testing.T, s string, n int) {
-	t.Helper()
-	eventually(t, fmt.Sprintf("mptcpgod logs %q %d times", s, n), func() (bool, string) {
-		select {
-		case <-p.done:
-			t.Fatalf("mptcpgod exited (%v):\n%s", p.err, p.stderr)
-		default:
-		}
-		return strings.Count(p.stderr.String(), s) >= n, p.stderr.String()
-	})
-}
-
-// signal sends sig to the process.
-func (p *process) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// wait waits for the process to exit and returns its exit status.
-func (p *process) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(waitLimit):
-		t.Fatalf("mptcpgod did not exit within %v", waitLimit)
-	}
-	return p.cmd.ProcessState.ExitCode()
+	d := daemontest.StartWith(t, h, daemontest.Options{ConfigFile: configPath})
+	d.WaitLog(t, `msg="mptcpgod ready"`, 1)
+	return d
 }
 
 // writeConfig writes the configuration text to a file in a temporary
@@ -169,8 +74,8 @@ func TestKillAndRestart(t *testing.T) {
 			}
 			eps := endpoints(t, tb.Client)
 
-			p.signal(t, syscall.SIGKILL)
-			p.wait(t)
+			p.Signal(t, syscall.SIGKILL)
+			p.Wait(t)
 			during := dial(t, tb.Client, srv)
 
 			run(t, tb.Client, path)
@@ -207,23 +112,23 @@ func TestSignals(t *testing.T) {
 	conn := dial(t, tb.Client, addrPort(ln))
 
 	writeConfig(t, path, ipv4+"polcy = 1\n")
-	p.signal(t, syscall.SIGHUP)
-	p.waitLog(t, "configuration refused", 1)
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLog(t, "configuration refused", 1)
 	line := strings.Count(ipv4, "\n") + 1
-	if want := fmt.Sprintf(`%s:%d: unknown key \"policy.chain[0].polcy\"`, path, line); !strings.Contains(p.stderr.String(), want) {
-		t.Errorf("the refusal does not say %s:\n%s", want, p.stderr)
+	if want := fmt.Sprintf(`%s:%d: unknown key \"policy.chain[0].polcy\"`, path, line); !strings.Contains(p.Log(), want) {
+		t.Errorf("the refusal does not say %s:\n%s", want, p.Log())
 	}
 	if eps := endpoints(t, tb.Client); len(eps) != 1 {
 		t.Errorf("endpoints after a refused reload: %v, want only %s", eps, l0.Client4)
 	}
 
 	writeConfig(t, path, config("kernel"))
-	p.signal(t, syscall.SIGHUP)
-	p.waitLog(t, "configuration reloaded", 1)
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLog(t, "configuration reloaded", 1)
 	waitEndpoints(t, tb.Client, l0.Client4, l0.Client6)
 
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t); code != 0 {
 		t.Errorf("exit status after SIGTERM: %d, want 0", code)
 	}
 	if eps := endpoints(t, tb.Client); eps[l0.Client6.String()] != "" {
@@ -248,7 +153,7 @@ func TestNotifyReadyAndWatchdog(t *testing.T) {
 	defer conn.Close()
 
 	const period = time.Second
-	cmd := tb.Client.Command(binary(t, "mptcpgod"), "--config", writeConfig(t, "", config("kernel")))
+	cmd := tb.Client.Command(daemontest.Binary(t, "mptcpgod"), "--config", writeConfig(t, "", config("kernel")))
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", period.Microseconds()))
 	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // burstConns is the number of connections TestBurstResync opens.
@@ -29,7 +30,7 @@ func TestBurstResync(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.NewTestbed(t, 2)
 	acceptJoins(tb.Server)
-	cli := start(t, tb.Client, config("userspace", "[engine]\nevent_buffer = 2048\n"))
+	cli := daemontest.Run(t, tb.Client, config("userspace", "[engine]\nevent_buffer = 2048\n"))
 	ln := tb.Server.Listen("tcp", netip.AddrPortFrom(tb.Links[0].Server4, 0).String())
 	go serve(ln)
 	srv := addrPort(ln)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -15,61 +14,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all"
 )
 
 // waitLimit bounds every wait for the kernel and the daemon; they answer
 // in milliseconds.
 var waitLimit = netnstest.Patience(10 * time.Second)
-
-// running is a daemon run in-process by start.
-type running struct {
-	*daemon.Daemon
-	stop func() // stops the daemon and waits for Run
-}
-
-// start runs a daemon with the configuration text in h's namespace until
-// the test ends, and waits until it is ready.
-func start(t *testing.T, h *netnstest.Host, config string) *running {
-	t.Helper()
-	cfg, err := daemon.Parse("test.toml", []byte(config))
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).
-		With("host", h.Name())
-	d, err := daemon.New(cfg, daemon.Options{NetNS: h.NetNS(), Logger: log})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	var once sync.Once
-	r := &running{Daemon: d, stop: func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}}
-	t.Cleanup(r.stop)
-	select {
-	case <-d.Ready():
-	case err := <-done:
-		t.Fatalf("Run returned before ready: %v", err)
-	case <-time.After(waitLimit):
-		t.Fatalf("daemon in %s not ready within %v", h.Name(), waitLimit)
-	}
-	return r
-}
 
 // eventually polls check until it reports true, and fails the test with
 // its last description after waitLimit.
@@ -112,7 +67,7 @@ func endpoints(t *testing.T, h *netnstest.Host) map[string]string {
 
 // waitUsable waits until the daemon's engine counts addr among the
 // usable addresses, or not.
-func waitUsable(t *testing.T, r *running, addr netip.Addr, usable bool) {
+func waitUsable(t *testing.T, r *daemontest.InProcess, addr netip.Addr, usable bool) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%s usable: %v", addr, usable), func() (bool, string) {
 		st, err := r.Status(context.Background())

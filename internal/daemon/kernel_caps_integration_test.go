@@ -26,7 +26,7 @@ func TestKernelCapabilities(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	path := writeConfig(t, "", fmt.Sprintf("mode = \"auto\"\n\n[control]\nsocket = %q\ngroup = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n", sock))
 	p := run(t, h, path)
-	log := p.stderr.String()
+	log := p.Log()
 
 	release := netnstest.KernelRelease()
 	if !strings.Contains(log, `msg=kernel release=`+release) {

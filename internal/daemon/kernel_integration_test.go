@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // TestKernelModeNewLink: in kernel mode, an address that appears on a new
@@ -19,7 +20,7 @@ func TestKernelModeNewLink(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.NewTestbed(t, 1)
 	acceptJoins(tb.Server)
-	start(t, tb.Client, config("kernel"))
+	daemontest.Run(t, tb.Client, config("kernel"))
 	l0 := tb.Links[0]
 
 	eventually(t, "endpoints for eth0's addresses", func() (bool, string) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // TestLinkLossAndReturn: a long-lived connection meshed over two links
@@ -21,7 +22,7 @@ func TestLinkLossAndReturn(t *testing.T) {
 			t.Parallel()
 			tb := netnstest.NewTestbed(t, 2)
 			acceptJoins(tb.Server)
-			cli := start(t, tb.Client, config(mode))
+			cli := daemontest.Run(t, tb.Client, config(mode))
 			l0, l1 := tb.Links[0], tb.Links[1]
 			if mode == "kernel" {
 				waitEndpoints(t, tb.Client, l0.Client4, l1.Client4)

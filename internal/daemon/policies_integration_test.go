@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // TestExecPolicyDecides: a chain with an exec policy, configured in the
@@ -20,7 +21,7 @@ import (
 func TestExecPolicyDecides(t *testing.T) {
 	t.Parallel()
 	tb, r := startExecChain(t, "")
-	defer r.stop()
+	defer r.Stop()
 	l0, l1 := tb.Links[0], tb.Links[1]
 
 	waitEndpoints(t, tb.Client, l0.Client4)
@@ -48,7 +49,7 @@ func TestExecPolicyDecides(t *testing.T) {
 func TestExecPolicyReadyRedecides(t *testing.T) {
 	t.Parallel()
 	tb, r := startExecChain(t, "sleep 1.5; ")
-	defer r.stop()
+	defer r.Stop()
 	l0, l1 := tb.Links[0], tb.Links[1]
 
 	waitEndpoints(t, tb.Client, l0.Client4, l1.Client4)
@@ -66,7 +67,7 @@ const pythonStartLimit = 2 * time.Minute
 // with the chain fullmesh | exec, the exec policy running the example
 // prefer_wired.py that drops the cellular link (eth1), started by
 // /bin/sh after the shell commands first.
-func startExecChain(t *testing.T, first string) (*netnstest.Testbed, *running) {
+func startExecChain(t *testing.T, first string) (*netnstest.Testbed, *daemontest.InProcess) {
 	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
@@ -76,7 +77,7 @@ func startExecChain(t *testing.T, first string) (*netnstest.Testbed, *running) {
 	example := filepath.Join(filepath.Dir(file), "..", "..", "docs", "examples", "prefer_wired.py")
 
 	tb := netnstest.NewTestbed(t, 2)
-	r := start(t, tb.Client, fmt.Sprintf(`mode = "kernel"
+	r := daemontest.Run(t, tb.Client, fmt.Sprintf(`mode = "kernel"
 set_path_manager = true
 
 [control]

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // TestReloadPolicy: a reload with another policy applies to existing
@@ -23,7 +24,7 @@ func TestReloadPolicy(t *testing.T) {
 	acceptJoins(tb.Server)
 	one := config("userspace", "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { max_subflows = 1 }\n")
 	full := config("userspace")
-	cli := start(t, tb.Client, one)
+	cli := daemontest.Run(t, tb.Client, one)
 
 	ln := tb.Server.Listen("tcp", netip.AddrPortFrom(tb.Links[0].Server4, 0).String())
 	go serve(ln)

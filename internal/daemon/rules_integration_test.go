@@ -14,6 +14,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 )
 
@@ -39,7 +40,7 @@ config = { families = "ipv4" }
 [[policy.rules.chain]]
 name = "backup-cellular"
 `
-	r := start(t, tb.Client, `mode = "userspace"
+	r := daemontest.Run(t, tb.Client, `mode = "userspace"
 set_path_manager = true
 
 [control]
@@ -82,9 +83,9 @@ config = { families = "ipv4" }
 		{ownertest.Owner{UID: 4242, GID: 4242, Cgroup: browser}, want{"default", top + "/browser.service", 4242, false}},
 		// Under mptcpctl run the supervisor, root, makes the socket of a
 		// program that dropped to nobody: the socket is still nobody's.
-		{ownertest.Owner{UID: 65534, GID: 65534, Cgroup: backup, Run: binary(t, "mptcpctl")}, want{"rules[0]", top + "/backup.service", 65534, true}},
-		{ownertest.Owner{UID: 65534, GID: 65534, Cgroup: browser, Run: binary(t, "mptcpctl")}, want{"rules[1]", top + "/browser.service", 65534, true}},
-		{ownertest.Owner{UID: 4242, GID: 4242, Cgroup: browser, Run: binary(t, "mptcpctl")}, want{"default", top + "/browser.service", 4242, false}},
+		{ownertest.Owner{UID: 65534, GID: 65534, Cgroup: backup, Run: daemontest.Binary(t, "mptcpctl")}, want{"rules[0]", top + "/backup.service", 65534, true}},
+		{ownertest.Owner{UID: 65534, GID: 65534, Cgroup: browser, Run: daemontest.Binary(t, "mptcpctl")}, want{"rules[1]", top + "/browser.service", 65534, true}},
+		{ownertest.Owner{UID: 4242, GID: 4242, Cgroup: browser, Run: daemontest.Binary(t, "mptcpctl")}, want{"default", top + "/browser.service", 4242, false}},
 	}
 	wants := map[netip.AddrPort]want{}
 	for _, c := range children {

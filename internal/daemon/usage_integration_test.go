@@ -20,6 +20,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // usageQuota is eth1's quota in TestCostAwareQuota.
@@ -78,7 +79,7 @@ quota = %q
 `, mode, socket, stateDir, quota)
 	}
 	sock := filepath.Join(t.TempDir(), "a.sock")
-	r := start(t, tb.Client, conf(sock, "1MB"))
+	r := daemontest.Run(t, tb.Client, conf(sock, "1MB"))
 	ctl := &ctlapi.Client{Socket: sock}
 
 	if mode == "kernel" {
@@ -145,9 +146,9 @@ quota = %q
 	}
 
 	// A restarted daemon keeps the usage and leaves eth1 withdrawn.
-	r.stop()
+	r.Stop()
 	sock2 := filepath.Join(t.TempDir(), "b.sock")
-	r = start(t, tb.Client, conf(sock2, "1MB"))
+	r = daemontest.Run(t, tb.Client, conf(sock2, "1MB"))
 	ctl = &ctlapi.Client{Socket: sock2}
 	rep, err = ctl.Usage(context.Background())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // TestUserspaceMesh: in userspace mode every new connection gets its full
@@ -23,11 +24,11 @@ func TestUserspaceMesh(t *testing.T) {
 			t.Parallel()
 			tb := netnstest.NewTestbed(t, 2)
 			local, remote := addrs(tb, family)
-			start(t, tb.Client, config("userspace"))
+			daemontest.Run(t, tb.Client, config("userspace"))
 			// The server announces the addresses of the connection's
 			// family only, and at first not those of eth1.
 			chain := fmt.Sprintf("[[policy.chain]]\nname = \"fullmesh\"\nconfig = { families = %q }\n", family)
-			srv := start(t, tb.Server, config("userspace", `exclude_names = ["eth1"]`, chain))
+			srv := daemontest.Run(t, tb.Server, config("userspace", `exclude_names = ["eth1"]`, chain))
 
 			// Joins to an announced address need a listener on it too.
 			ln := tb.Server.Listen("tcp", ":0")
@@ -62,7 +63,7 @@ func addrs(tb *netnstest.Testbed, family string) (client, server []netip.Addr) {
 }
 
 // reload reloads r with the configuration text.
-func reload(t *testing.T, r *running, text string) {
+func reload(t *testing.T, r *daemontest.InProcess, text string) {
 	t.Helper()
 	cfg, err := daemon.Parse("reload.toml", []byte(text))
 	if err != nil {
