@@ -14,6 +14,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // burstConns is the number of connections BenchmarkBurst opens at once.
@@ -51,7 +52,7 @@ func benchBurst(b *testing.B, small bool) {
 	if small {
 		buffer = 2048
 	}
-	startDaemonWith(b, tb.Client, fmt.Sprintf("mode = \"userspace\"\nset_path_manager = true\n\n[engine]\nevent_buffer = %d\n\n"+
+	daemontest.Start(b, tb.Client, fmt.Sprintf("mode = \"userspace\"\nset_path_manager = true\n\n[engine]\nevent_buffer = %d\n\n"+
 		"[control]\nsocket = %q\n\n[links]\ninclude_kinds = [\"virtual\"]\n", buffer, sock))
 	ctl := &ctlapi.Client{Socket: sock}
 	w := watch(b, tb.Client)

@@ -5,17 +5,13 @@ package bench_test
 import (
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/failover"
-	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // failoverCases are the path managers of BenchmarkFailover, by manager and
@@ -110,39 +106,11 @@ func BenchmarkFailover(b *testing.B) {
 }
 
 // startFailoverDaemon runs the mptcpgod binary with failoverConfig in h's
-// namespace until the scenario ends and waits until it logs that it is
-// ready; it is internal/testing/failover's Starter.
+// namespace until the scenario ends and waits until it is ready; it is
+// internal/testing/failover's Starter.
 func startFailoverDaemon(tb testing.TB, h *netnstest.Host) {
 	tb.Helper()
-	config := filepath.Join(tb.TempDir(), "mptcpgod.toml")
-	if err := os.WriteFile(config, []byte(failoverConfig), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	out := &syncbuf.Buffer{}
-	cmd := h.Command(binaryPath, "--config", config)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start mptcpgod: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := <-done; err != nil {
-			tb.Errorf("mptcpgod: %v\n%s", err, out.String())
-		}
-	})
-	deadline := time.After(waitLimit)
-	for !strings.Contains(out.String(), `msg="mptcpgod ready"`) {
-		select {
-		case err := <-done:
-			done <- err
-			tb.Fatalf("mptcpgod exited before ready: %v\n%s", err, out.String())
-		case <-deadline:
-			tb.Fatalf("mptcpgod in %s not ready within %v\n%s", h.Name(), waitLimit, out.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	daemontest.Start(tb, h, failoverConfig)
 }
 
 // msOf returns d in milliseconds, rounded to the millisecond.

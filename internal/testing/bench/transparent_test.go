@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/bench"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // socketCalls is how many sockets one run of the C loop opens and closes;
@@ -45,8 +45,8 @@ type socketWay struct {
 // socket of each way.
 func BenchmarkTransparentSocket(b *testing.B) {
 	h := netnstest.NewHost(b, "socket")
-	loop := tool(b, "github.com/mptcpgod/mptcpgod/internal/testing/bench/testdata/sockloop")
-	ctl := tool(b, "github.com/mptcpgod/mptcpgod/cmd/mptcpctl")
+	loop := daemontest.Program(b, daemontest.Build{Pkg: "github.com/mptcpgod/mptcpgod/internal/testing/bench/testdata/sockloop"})
+	ctl := daemontest.Binary(b, "mptcpctl")
 	ways := []socketWay{
 		{"tcp", func(*testing.B) []string { return nil }, "0"},
 		{"mptcp-asked", func(*testing.B) []string { return nil }, "262"},
@@ -129,7 +129,7 @@ func BenchmarkTransparentDownload(b *testing.B) {
 	if err != nil {
 		b.Skip("busybox is not installed (apt-get install busybox-static)")
 	}
-	ctl := tool(b, "github.com/mptcpgod/mptcpgod/cmd/mptcpctl")
+	ctl := daemontest.Binary(b, "mptcpctl")
 	tb := netnstest.NewTestbed(b, 2)
 	for _, l := range tb.Links {
 		tb.Client.Shape(l.ClientIf, downloadMbit)
@@ -156,17 +156,15 @@ func BenchmarkTransparentDownload(b *testing.B) {
 	var one, meshed float64
 	for b.Loop() {
 		one = downloadRate(b, tb.Client, ctl, busybox, url)
-		god := tb.Client.Command(binaryPath, "--config", writeFile(b, dir, "mptcpgod.toml", downloadConfig))
-		if err := god.Start(); err != nil {
-			b.Fatal(err)
-		}
+		god := daemontest.StartWith(b, tb.Client, daemontest.Options{ConfigFile: writeFile(b, dir, "mptcpgod.toml", downloadConfig)})
 		waitUntil(b, "mptcpgod's endpoints", func() bool {
 			out, _ := tb.Client.Command(ctl, "endpoints", "--json").Output()
 			return strings.Count(string(out), `"id"`) >= 2
 		})
 		meshed = downloadRate(b, tb.Client, ctl, busybox, url)
-		_ = god.Process.Signal(syscall.SIGTERM)
-		_ = god.Wait()
+		if code := god.Stop(b); code != 0 {
+			b.Fatalf("mptcpgod exited with status %d after SIGTERM:\n%s", code, god.Log())
+		}
 	}
 	for _, x := range []struct {
 		paths string
