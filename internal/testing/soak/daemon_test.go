@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,26 +17,22 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // waitLimit bounds each wait for the daemon or the kernel to settle.
-const waitLimit = 30 * time.Second
+var waitLimit = netnstest.Patience(30 * time.Second)
 
-// build compiles cmd/mptcpgod into a temporary directory, with the race
-// detector if race, and returns the binary's path.
+func TestMain(m *testing.M) { os.Exit(daemontest.Main(m)) }
+
+// build returns the mptcpgod binary, built with the race detector if race.
 func build(t *testing.T, race bool) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mptcpgod")
-	args := []string{"build", "-o", bin}
-	if race {
-		args = append(args, "-race")
+	if !race {
+		return daemontest.Binary(t, "mptcpgod")
 	}
-	out, err := exec.Command("go", append(args, "github.com/mptcpgod/mptcpgod/cmd/mptcpgod")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return daemontest.Program(t, daemontest.Build{Pkg: "github.com/mptcpgod/mptcpgod/cmd/mptcpgod", Race: true})
 }
 
 // config returns the daemon's configuration in mode with its control
@@ -63,16 +58,14 @@ type daemon struct {
 	ctl    *ctlapi.Client
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	logs []*syncbuf.Buffer // every run's stderr, the current one last
+	runs []*daemontest.Daemon // every run, the current one last
 
 	// monitor is `ip mptcp monitor` in the namespace, for the kernel's
 	// events of a connection the daemon got wrong.
 	monitor *syncbuf.Buffer
 }
 
-// newDaemon writes the configuration and starts the daemon; it is killed
+// newDaemon writes the configuration and starts the daemon; it is stopped
 // when the test ends.
 func newDaemon(t *testing.T, h *netnstest.Host, bin, mode string) *daemon {
 	t.Helper()
@@ -92,58 +85,24 @@ func newDaemon(t *testing.T, h *netnstest.Host, bin, mode string) *daemon {
 		_ = mon.Process.Kill()
 		_ = mon.Wait()
 	})
-	t.Cleanup(func() {
-		d.kill()
-		if t.Failed() {
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			for i, l := range d.logs {
-				t.Logf("mptcpgod run %d:\n%s", i+1, l)
-			}
-		}
-	})
-	if err := d.start(); err != nil {
-		t.Fatal(err)
-	}
+	d.start()
 	return d
 }
 
-// start runs the daemon and waits until its control socket says it is
-// ready.
-func (d *daemon) start() error {
-	cmd := d.host.Command(d.bin, "--config", d.config)
-	stderr := &syncbuf.Buffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
+// start runs the daemon and waits until it is ready.
+func (d *daemon) start() {
+	d.t.Helper()
+	run := daemontest.StartWith(d.t, d.host, daemontest.Options{ConfigFile: d.config, Binary: d.bin})
 	d.mu.Lock()
-	d.cmd, d.done = cmd, done
-	d.logs = append(d.logs, stderr)
+	d.runs = append(d.runs, run)
 	d.mu.Unlock()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		select {
-		case <-done:
-			return fmt.Errorf("mptcpgod exited before it was ready (%v):\n%s", cmd.ProcessState, stderr)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		st, err := d.ctl.Status(ctx)
-		cancel()
-		if err == nil && st.Ready {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("mptcpgod not ready within %v (last: %v):\n%s", waitLimit, err, stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+}
+
+// current returns the current run.
+func (d *daemon) current() *daemontest.Daemon {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runs[len(d.runs)-1]
 }
 
 // second starts a second daemon with the same configuration beside the
@@ -179,24 +138,14 @@ func (d *daemon) second() string {
 }
 
 // kill sends SIGKILL to the daemon and waits for it to die.
-func (d *daemon) kill() {
-	d.mu.Lock()
-	cmd, done := d.cmd, d.done
-	d.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (d *daemon) kill() { d.current().Kill() }
 
 // exited reports whether the current run has ended, and how.
 func (d *daemon) exited() (bool, string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	cur := d.current()
 	select {
-	case <-d.done:
-		return true, fmt.Sprintf("%v:\n%s", d.cmd.ProcessState, d.logs[len(d.logs)-1])
+	case <-cur.Done():
+		return true, fmt.Sprintf("%v:\n%s", cur.Err(), cur.Log())
 	default:
 		return false, ""
 	}
@@ -207,23 +156,28 @@ func (d *daemon) exited() (bool, string) {
 func (d *daemon) races() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var races []string
-	for i, l := range d.logs {
-		for _, r := range strings.Split(l.String(), "WARNING: DATA RACE")[1:] {
-			r, _, _ = strings.Cut(r, "==================")
-			races = append(races, fmt.Sprintf("run %d: %s", i+1, r))
-		}
+	var logs []string
+	for _, r := range d.runs {
+		logs = append(logs, r.Log())
 	}
-	return races
+	return races(logs)
 }
 
-// pid returns the current run's process id: `ip netns exec` execs the
-// daemon in place.
-func (d *daemon) pid() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cmd.Process.Pid
+// races returns the data races reported in the logs of runs, in order,
+// each cut at its end.
+func races(logs []string) []string {
+	var found []string
+	for i, l := range logs {
+		for _, r := range strings.Split(l, "WARNING: DATA RACE")[1:] {
+			r, _, _ = strings.Cut(r, "==================")
+			found = append(found, fmt.Sprintf("run %d: %s", i+1, r))
+		}
+	}
+	return found
 }
+
+// pid returns the current run's process id.
+func (d *daemon) pid() int { return d.current().Pid() }
 
 // rss returns the daemon's resident set size in bytes (VmRSS).
 func (d *daemon) rss() (int64, error) {

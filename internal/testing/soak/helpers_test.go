@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // TestRaces: every race report of every run is found, cut at its end.
@@ -35,13 +33,7 @@ func TestRaces(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		d := &daemon{}
-		for _, l := range tt.logs {
-			b := &syncbuf.Buffer{}
-			_, _ = b.Write([]byte(l))
-			d.logs = append(d.logs, b)
-		}
-		if diff := cmp.Diff(tt.want, d.races()); diff != "" {
+		if diff := cmp.Diff(tt.want, races(tt.logs)); diff != "" {
 			t.Errorf("%s: races (-want +got):\n%s", tt.name, diff)
 		}
 	}
