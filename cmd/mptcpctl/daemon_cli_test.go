@@ -293,10 +293,7 @@ func TestEventsCommandFake(t *testing.T) {
 		done := make(chan int, 1)
 		go func() { done <- a.execute(ctx, args) }()
 		out := a.stdout.(*syncbuf.Buffer)
-		deadline := time.Now().Add(5 * time.Second)
-		for !strings.Contains(out.String(), "create_subflow") && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, "the decision printed", func() bool { return strings.Contains(out.String(), "create_subflow") })
 		cancel()
 		if code := <-done; code != exitOK {
 			t.Errorf("events (json %v): exit %d, stderr %q", asJSON, code, a.stderr.(*syncbuf.Buffer).String())

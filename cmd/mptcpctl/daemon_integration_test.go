@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,10 +25,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
-	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
@@ -39,8 +38,8 @@ import (
 
 // liveDaemon is a daemon run by startDaemon.
 type liveDaemon struct {
-	*daemon.Daemon
-	sock, config string
+	*daemontest.InProcess
+	sock string
 }
 
 // readGroup is the group the test daemons let read; nobody is put in it.
@@ -53,8 +52,8 @@ func daemonConfig(mode, sock string, more ...string) string {
 		"[links]\ninclude_kinds = [\"virtual\"]\n%s", mode, sock, readGroup, strings.Join(more, "\n"))
 }
 
-// startDaemon runs a daemon in h with the configuration text, written to
-// a file it reloads from, until the test ends.
+// startDaemon runs a daemon in h in mode, with more configuration, until
+// the test ends; its control socket is in a directory anyone may enter.
 func startDaemon(t *testing.T, h *netnstest.Host, mode string, more ...string) *liveDaemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mptcpctl-daemon-")
@@ -65,41 +64,13 @@ func startDaemon(t *testing.T, h *netnstest.Host, mode string, more ...string) *
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ld := &liveDaemon{sock: filepath.Join(dir, "mptcpgod.sock"), config: filepath.Join(dir, "mptcpgod.toml")}
-	if err := os.WriteFile(ld.config, []byte(daemonConfig(mode, ld.sock, more...)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := daemon.Load(ld.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("host", h.Name())
-	d, err := daemon.New(cfg, daemon.Options{NetNS: h.NetNS(), Logger: log, Version: "v0.0.0-test", ConfigFile: ld.config,
-		LoadConfig: func() (*daemon.Config, error) { return daemon.Load(ld.config) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ld.Daemon = d
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	sock := filepath.Join(dir, "mptcpgod.sock")
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if _, err := os.Lstat(ld.sock); !os.IsNotExist(err) {
+		if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 			t.Errorf("the socket outlived the daemon: %v", err)
 		}
 	})
-	select {
-	case <-d.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(netnstest.Patience(10 * time.Second)):
-		t.Fatal("daemon not ready within 10s")
-	}
-	return ld
+	return &liveDaemon{InProcess: daemontest.Run(t, h, daemonConfig(mode, sock, more...)), sock: sock}
 }
 
 // ask runs mptcpctl --socket SOCK args in-process and fails the test
@@ -262,7 +233,7 @@ func TestDaemonUserspace(t *testing.T) {
 
 	// status
 	st := decode[ctlapi.Status](t, ld.ask(t, "status", "--json"))
-	if st.Mode != pmstate.ModeUserspace || !st.Ready || st.Version != "v0.0.0-test" || st.ConfigFile != ld.config ||
+	if st.Mode != pmstate.ModeUserspace || !st.Ready || st.Version != daemontest.Version || st.ConfigFile != ld.ConfigFile ||
 		st.Connections < 1 || st.Counters.Actions["create_subflow"] < 1 || st.Policy.Name != "fullmesh" {
 		t.Errorf("status: %+v", st)
 	}
@@ -388,7 +359,7 @@ func TestDaemonUserspace(t *testing.T) {
 	}
 
 	// reload: a new policy applies; a broken file is refused
-	writeFile(t, ld.config, daemonConfig("userspace", ld.sock, "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { max_subflows = 1 }\n"))
+	writeFile(t, ld.ConfigFile, daemonConfig("userspace", ld.sock, "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { max_subflows = 1 }\n"))
 	if out := ld.ask(t, "reload"); out != "reloaded; policy fullmesh\n" {
 		t.Errorf("reload printed %q", out)
 	}
@@ -396,11 +367,11 @@ func TestDaemonUserspace(t *testing.T) {
 	if st.Counters.PolicySwaps != 1 || len(st.Policy.Chain) != 1 || !strings.Contains(string(st.Policy.Chain[0].Config), "max_subflows") {
 		t.Errorf("status after reload: policy %+v, swaps %d", st.Policy, st.Counters.PolicySwaps)
 	}
-	good, _ := os.ReadFile(ld.config)
-	writeFile(t, ld.config, string(good)+"polcy = 1\n")
+	good, _ := os.ReadFile(ld.ConfigFile)
+	writeFile(t, ld.ConfigFile, string(good)+"polcy = 1\n")
 	r := mptcpctl(t, "--socket", ld.sock, "reload")
 	wantErr := fmt.Sprintf("mptcpctl: reload: reload refused, the running configuration stays: %s:%d: unknown key \"policy.chain[0].polcy\"\n",
-		ld.config, strings.Count(string(good), "\n")+1)
+		ld.ConfigFile, strings.Count(string(good), "\n")+1)
 	if r.code != exitRefused || r.stderr != wantErr {
 		t.Errorf("broken reload: exit %d, stderr %q, want %q", r.code, r.stderr, wantErr)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
@@ -368,16 +369,15 @@ func ssSubflowList(t *testing.T, h *netnstest.Host) []ssSubflow {
 	return out
 }
 
-// waitFor polls cond every 20 ms until it holds or 10 s pass.
+// waitFor polls cond until it holds (enginetest.Poll).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(netnstest.Patience(10 * time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	enginetest.Poll(t, what, func() string {
+		if cond() {
+			return ""
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return "not yet"
+	})
 }
 
 // mptcpPair dials an MPTCP connection from tb.Client to srv:8080 and
