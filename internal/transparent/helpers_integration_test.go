@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,49 +22,18 @@ import (
 // on a quiet machine; this one is shared.
 const waitLimit = 90 * time.Second
 
-// bins are the programs the tests run, built once per test binary into a
-// directory TestMain removes.
-var bins struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if bins.dir != "" {
-		_ = os.RemoveAll(bins.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(daemontest.Main(m)) }
 
 // binary returns the path of one of the programs the tests build:
 // "mptcpctl" and "mptcpgod" as make build builds them, and "sockprobe"
 // (testdata/sockprobe) with CGO_ENABLED=0.
 func binary(t testing.TB, name string) string {
 	t.Helper()
-	bins.once.Do(func() {
-		bins.dir, bins.err = os.MkdirTemp("", "mptcpgod-transparent-")
-		if bins.err != nil {
-			return
-		}
-		build := func(env []string, pkgs ...string) {
-			if bins.err != nil {
-				return
-			}
-			cmd := exec.Command("go", append([]string{"build", "-o", bins.dir + "/"}, pkgs...)...)
-			cmd.Env = append(os.Environ(), env...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				bins.err = fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
-			}
-		}
-		build(nil, "github.com/mptcpgod/mptcpgod/cmd/mptcpctl", "github.com/mptcpgod/mptcpgod/cmd/mptcpgod")
-		build([]string{"CGO_ENABLED=0"}, "github.com/mptcpgod/mptcpgod/internal/transparent/testdata/sockprobe")
-	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
+	if name == "sockprobe" {
+		return daemontest.Program(t, daemontest.Build{
+			Pkg: "github.com/mptcpgod/mptcpgod/internal/transparent/testdata/sockprobe", Env: []string{"CGO_ENABLED=0"}})
 	}
-	return filepath.Join(bins.dir, name)
+	return daemontest.Binary(t, name)
 }
 
 // need returns the path of a program the test needs, or skips the test

@@ -10,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
@@ -214,19 +214,10 @@ func TestRunSeedTwoLinks(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(seedConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	daemon := tb.Client.Command(god, "--config", cfg)
-	var daemonLog syncbuf.Buffer
-	daemon.Stdout, daemon.Stderr = &daemonLog, &daemonLog
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = daemon.Process.Signal(syscall.SIGTERM)
-		_ = daemon.Wait()
-	})
+	daemon := daemontest.StartWith(t, tb.Client, daemontest.Options{ConfigFile: cfg, Binary: god})
 	waitFor(t, "mptcpgod's endpoints on both links", func() (bool, string) {
 		out, _ := tb.Client.Command(ctl, "endpoints", "--json").Output()
-		return strings.Count(string(out), `"id"`) >= 2, string(out) + daemonLog.String()
+		return strings.Count(string(out), `"id"`) >= 2, string(out) + daemon.Log()
 	})
 
 	meshed := startDownload(t, tb.Client, diag, server, wget...)
