@@ -1,5 +1,6 @@
 # mptcpgod build, test and lint entry points. Every target works on a fresh
-# Debian machine with Go installed; `.ci/run` installs the rest.
+# Debian machine with Go installed; make test installs the rest as root
+# (internal/testing/prereqs.sh), as .ci/run does.
 
 GO        ?= go
 PREFIX    ?= /usr/local
@@ -36,13 +37,11 @@ MODULES := . dist/kubernetes
 # test runs every unit, fuzz-seed and real-kernel test, of every module.
 # Real-kernel tests need root (they build their own hosts in network
 # namespaces); with CI=true a test that cannot do so fails instead of
-# skipping. TEST_TOOLS are programs whose checks are skipped without them
-# (failed with CI=true), each with its Debian package: test names the
-# packages of those missing first (.ci/run installs them).
-TEST_TOOLS := groff:groff-base mandoc:mandoc
+# skipping. First internal/testing/prereqs.sh installs the Debian packages
+# the tests need when run as root with apt-get, or names them and stops
+# (PREREQS=check only names them, PREREQS=off skips the check).
 test:
-	@missing=; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
-	[ -z "$$missing" ] || echo "make test: some checks are skipped for want of:$$missing (apt-get install$$missing)"
+	@sh internal/testing/prereqs.sh
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@for m in $(MODULES); do \
 	  echo "== go test $$m"; \

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // webUnit is a service whose program opens a plain TCP listener: busybox
@@ -30,8 +32,7 @@ func TestForceUnitDropIn(t *testing.T) {
 	// with it.
 	needTool(t, "busybox")
 	tmp := t.TempDir()
-	ctl := filepath.Join(tmp, "mptcpctl")
-	mustRun(t, repoRoot(t), nil, "go", "build", "-o", ctl, "./cmd/mptcpctl")
+	ctl := daemontest.Binary(t, "mptcpctl")
 	unit := filepath.Join(tmp, "web.service")
 	if err := os.WriteFile(unit, []byte(webUnit), 0o644); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // The monitoring files: the Grafana dashboard, the alert rules and their
@@ -475,8 +476,6 @@ func daemonMetrics(t *testing.T, mode string) map[string]*dto.MetricFamily {
 	python := needTool(t, "python3")
 	root := repoRoot(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "mptcpgod")
-	mustRun(t, root, nil, "go", "build", "-o", bin, "./cmd/mptcpgod")
 
 	tb := netnstest.NewTestbed(t, 2)
 	l0 := tb.Links[0]
@@ -515,30 +514,7 @@ command = [%q, %q]
 	if err != nil {
 		t.Fatal(err)
 	}
-	logFile := filepath.Join(tmp, "mptcpgod.log")
-	logs, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	log := func() string {
-		b, _ := os.ReadFile(logFile)
-		return string(b)
-	}
-	cmd := tb.Client.Command(bin, "--config", conf)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("mptcpgod:\n%s", log())
-		}
-	})
+	d := daemontest.StartWith(t, tb.Client, daemontest.Options{ConfigFile: conf})
 
 	ctl := &ctlapi.Client{Socket: sock}
 	var fams map[string]*dto.MetricFamily
@@ -547,8 +523,8 @@ command = [%q, %q]
 		deadline := time.Now().Add(90 * time.Second)
 		for {
 			select {
-			case err := <-exited:
-				t.Fatalf("mptcpgod exited (%v) waiting for %s", err, what)
+			case <-d.Done():
+				t.Fatalf("mptcpgod exited (%v) waiting for %s", d.Err(), what)
 			default:
 			}
 			if b, err := ctl.Metrics(context.Background()); err == nil {

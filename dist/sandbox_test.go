@@ -24,6 +24,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/journal"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 	case os.Getenv(pluginEnv) != "":
 		os.Exit(plugin(os.Getenv(pluginEnv)))
 	}
-	os.Exit(m.Run())
+	os.Exit(daemontest.Main(m))
 }
 
 // probeChecks are what the daemon does (or must not be able to do) under
@@ -554,9 +555,7 @@ func TestUnitRunsDaemon(t *testing.T) {
 	t.Parallel()
 	needRoot(t)
 	needInstallInputs(t)
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "mptcpgod")
-	mustRun(t, repoRoot(t), nil, "go", "build", "-o", bin, "./cmd/mptcpgod")
+	bin := daemontest.Binary(t, "mptcpgod")
 	c := bootContainer(t,
 		"[Service]\nExecStart=\nExecStart=/opt/mptcpgod --config /etc/mptcpgod/mptcpgod.toml\n",
 		[]string{bin + ":/opt/mptcpgod"}, t.TempDir())

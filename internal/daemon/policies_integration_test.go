@@ -71,7 +71,7 @@ func startExecChain(t *testing.T, first string) (*netnstest.Testbed, *daemontest
 	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Fatalf("python3: %v (.ci/run installs it)", err)
+		t.Fatalf("python3: %v (make test installs it: internal/testing/prereqs.sh)", err)
 	}
 	_, file, _, _ := runtime.Caller(0)
 	example := filepath.Join(filepath.Dir(file), "..", "..", "docs", "examples", "prefer_wired.py")

@@ -37,7 +37,7 @@ func binary(t testing.TB, name string) string {
 }
 
 // need returns the path of a program the test needs, or skips the test
-// without it (fails it when CI is "true": .ci/run installs them).
+// without it (fails it when CI is "true": make test installs them).
 func need(t testing.TB, name, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
