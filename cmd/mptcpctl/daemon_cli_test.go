@@ -325,7 +325,7 @@ func TestEventsIdleReconnect(t *testing.T) {
 	cmd := exec.Command("/proc/self/exe", "--socket", sock, "events")
 	cmd.Env = []string{"MPTCPCTL_TEST_MAIN=1", "GORACE=atexit_sleep_ms=0"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4249}}}
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

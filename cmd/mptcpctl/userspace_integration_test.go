@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // counter returns the MPTcpExt counter name of h (nstat -az).
@@ -51,7 +52,7 @@ func refused(t *testing.T, h *netnstest.Host, want string, args ...string) {
 // (mptcp_userspace_pm_active), as its daemon would.
 func follow(t *testing.T, h *netnstest.Host) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	a := newApp(&out, &errb)
 	ready, done := make(chan struct{}), make(chan int, 1)
 	a.subscribed = func() { close(ready) }

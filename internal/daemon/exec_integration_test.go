@@ -53,8 +53,8 @@ config = { command = ["/bin/sh", "-c", "echo $$ > %s; exec sleep 1000"], start_t
 	if gone(pid) {
 		t.Fatalf("the program %d is gone before the daemon", pid)
 	}
-	p.signal(t, syscall.SIGKILL)
-	p.wait(t)
+	p.Signal(t, syscall.SIGKILL)
+	p.Wait(t)
 	eventually(t, "the program killed with the daemon", func() (bool, string) {
 		return gone(pid), fmt.Sprintf("process %d still there", pid)
 	})

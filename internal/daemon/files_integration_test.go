@@ -11,28 +11,14 @@ import (
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // exited starts the binary in h with the configuration file and waits for
 // it to exit on its own; it returns the exit status and standard error.
 func exited(t *testing.T, h *netnstest.Host, configPath string) (int, string) {
 	t.Helper()
-	cmd := h.Command(binary(t, "mptcpgod"), "--config", configPath)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, stderr: &stderr, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
-	return p.wait(t), stderr.String()
+	return daemontest.Exit(t, h, daemontest.Options{ConfigFile: configPath})
 }
 
 // TestSpecialFiles: a configuration replaced by a FIFO is refused on
@@ -49,13 +35,13 @@ func TestSpecialFiles(t *testing.T) {
 	if err := syscall.Mkfifo(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.signal(t, syscall.SIGHUP)
-	p.waitLog(t, "configuration refused", 1)
-	if want := path + " is a FIFO, not a regular file"; !strings.Contains(p.stderr.String(), want) {
-		t.Errorf("the refusal does not say %q:\n%s", want, p.stderr)
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLog(t, "configuration refused", 1)
+	if want := path + " is a FIFO, not a regular file"; !strings.Contains(p.Log(), want) {
+		t.Errorf("the refusal does not say %q:\n%s", want, p.Log())
 	}
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t); code != 0 {
 		t.Errorf("exit status after SIGTERM: %d, want 0", code)
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/hostiletest"
 )
 
@@ -163,7 +164,7 @@ func TestHostilePeer(t *testing.T) {
 	t.Run("userspace", func(t *testing.T) {
 		t.Parallel()
 		b := newHostileBed(t)
-		r := start(t, b.tb.Client, config("userspace")+peers)
+		r := daemontest.Run(t, b.tb.Client, config("userspace")+peers)
 		b.attack(t)
 		failing := netip.AddrPortFrom(thirdAddr, b.port)
 		legit := netip.AddrPortFrom(b.legit, b.port)
@@ -228,7 +229,7 @@ func TestHostilePeer(t *testing.T) {
 		t.Parallel()
 		b := newHostileBed(t)
 		noAnnounces := "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { limits = { add_addr_accepted = 0 } }\n"
-		start(t, b.tb.Client, config("kernel", noAnnounces)+peers)
+		daemontest.Run(t, b.tb.Client, config("kernel", noAnnounces)+peers)
 		b.attack(t)
 		// The client's kernel drops what it does not accept: its
 		// AddAddrDrop counter says when every announce was seen.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // implicitBed is a client and a server joined by two links, the server
@@ -96,7 +97,7 @@ func subflowsFrom(t *testing.T, h *netnstest.Host, addr netip.Addr) []string {
 
 // waitEndpointOK waits until the daemon reports the endpoint of addr ok
 // and mptcpgod's, and returns its kernel line.
-func waitEndpointOK(t *testing.T, r *running, h *netnstest.Host, addr netip.Addr, flags, dev string) string {
+func waitEndpointOK(t *testing.T, r *daemontest.InProcess, h *netnstest.Host, addr netip.Addr, flags, dev string) string {
 	t.Helper()
 	var line string
 	eventually(t, "mptcpgod's endpoint for "+addr.String(), func() (bool, string) {
@@ -132,7 +133,7 @@ func TestImplicitEndpointReplacedInPlace(t *testing.T) {
 	// kernel follows the announce from the address the route picks; it
 	// follows announces only when the configuration trusts peers.
 	both := "[[policy.chain]]\nname = \"fullmesh\"\nconfig = { role = \"both\" }\n\n[kernel]\naccept_announces = true\n"
-	r := start(t, b.tb.Client, config("kernel", `exclude_names = ["eth1"]`, both))
+	r := daemontest.Run(t, b.tb.Client, config("kernel", `exclude_names = ["eth1"]`, both))
 	waitEndpointOK(t, r, b.tb.Client, l0.Client4, "signal subflow", "eth0")
 
 	dial(t, b.tb.Client, b.srv)
@@ -173,9 +174,9 @@ func TestImplicitEndpointAtStart(t *testing.T) {
 		t.Fatalf("the implicit endpoint has id %d, inside mptcpgod's range: the test needs one outside", id)
 	}
 
-	r := start(t, b.tb.Client, config("kernel"))
+	r := daemontest.Run(t, b.tb.Client, config("kernel"))
 	waitEndpointOK(t, r, b.tb.Client, l1.Client4, "subflow fullmesh", "eth1")
-	r.stop()
-	r = start(t, b.tb.Client, config("kernel"))
+	r.Stop()
+	r = daemontest.Run(t, b.tb.Client, config("kernel"))
 	waitEndpointOK(t, r, b.tb.Client, l1.Client4, "subflow fullmesh", "eth1")
 }

@@ -40,7 +40,7 @@ func TestSecondInstance(t *testing.T) {
 	if code != 1 {
 		t.Errorf("second instance: exit status %d, want 1", code)
 	}
-	want := fmt.Sprintf("another mptcpgod (pid %d) manages this network namespace", first.cmd.Process.Pid)
+	want := fmt.Sprintf("another mptcpgod (pid %d) manages this network namespace", first.Pid())
 	if !strings.Contains(stderr, want) {
 		t.Errorf("second instance's error does not say %q:\n%s", want, stderr)
 	}
@@ -57,8 +57,8 @@ func TestSecondInstance(t *testing.T) {
 	})
 
 	// Once the first has stopped, a new one starts.
-	first.signal(t, syscall.SIGTERM)
-	if code := first.wait(t); code != 0 {
+	first.Signal(t, syscall.SIGTERM)
+	if code := first.Wait(t); code != 0 {
 		t.Fatalf("first instance: exit status %d after SIGTERM", code)
 	}
 	run(t, tb.Client, second)

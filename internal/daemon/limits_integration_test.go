@@ -66,15 +66,15 @@ func TestKernelLimits(t *testing.T) {
 				raw, subflows, accepted := limits(t, tb.Client)
 				return subflows == 8 && accepted == tt.accepted, raw
 			})
-			p.signal(t, syscall.SIGTERM)
-			if code := p.wait(t); code != 0 {
+			p.Signal(t, syscall.SIGTERM)
+			if code := p.Wait(t); code != 0 {
 				t.Fatalf("exit status after SIGTERM: %d", code)
 			}
 			if after, _, _ := limits(t, tb.Client); after != before {
 				t.Errorf("limits after the daemon stopped:\n%s\nwant as before it started:\n%s", after, before)
 			}
-			if !strings.Contains(p.stderr.String(), `msg="limits put back"`) {
-				t.Errorf("the daemon did not log that it put the limits back:\n%s", p.stderr)
+			if !strings.Contains(p.Log(), `msg="limits put back"`) {
+				t.Errorf("the daemon did not log that it put the limits back:\n%s", p.Log())
 			}
 		})
 	}

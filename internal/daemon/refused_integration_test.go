@@ -15,6 +15,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
 )
 
 // rogueProgram is an exec policy that adds to every plan what no plan may
@@ -44,7 +45,7 @@ for line in sys.stdin:
 
 // startRogue starts the daemon in mode on a one-link testbed with the
 // chain fullmesh | exec running rogueProgram.
-func startRogue(t *testing.T, mode string) (*netnstest.Testbed, *running) {
+func startRogue(t *testing.T, mode string) (*netnstest.Testbed, *daemontest.InProcess) {
 	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
@@ -56,7 +57,7 @@ func startRogue(t *testing.T, mode string) (*netnstest.Testbed, *running) {
 	}
 	tb := netnstest.NewTestbed(t, 1)
 	acceptJoins(tb.Server)
-	r := start(t, tb.Client, config(mode, fmt.Sprintf(`
+	r := daemontest.Run(t, tb.Client, config(mode, fmt.Sprintf(`
 [[policy.chain]]
 name = "fullmesh"
 

@@ -223,3 +223,52 @@ func listenNotify(path string) (*notifySocket, error) {
 	}()
 	return n, nil
 }
+
+// Exit runs the binary in h's namespace as o says and waits for it to exit
+// by itself, as a daemon that refuses to start does; it returns the exit
+// status and what the daemon wrote. It fails the test if the daemon is
+// still running after ReadyTimeout, or says it is ready.
+func Exit(t testing.TB, h *netnstest.Host, o Options) (int, string) {
+	t.Helper()
+	config := o.ConfigFile
+	if config == "" {
+		config = filepath.Join(t.TempDir(), "mptcpgod.toml")
+		if err := os.WriteFile(config, []byte(o.Config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := o.Binary
+	if bin == "" {
+		bin = Binary(t, "mptcpgod")
+	}
+	notify, err := listenNotify(filepath.Join(t.TempDir(), "notify"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.conn.Close()
+	var log syncbuf.Buffer
+	cmd := h.Command(bin, "--config", config)
+	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+notify.path), o.Env...)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("daemontest: start %s: %v", bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-done
+	}()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode(), log.String()
+	case <-notify.ready:
+		t.Fatalf("daemontest: mptcpgod in %s is ready, want it to exit:\n%s", h.Name(), &log)
+	case <-time.After(ReadyTimeout):
+		t.Fatalf("daemontest: mptcpgod in %s still runs after %v, want it to exit:\n%s", h.Name(), ReadyTimeout, &log)
+	}
+	return 0, ""
+}

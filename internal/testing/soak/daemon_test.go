@@ -111,7 +111,7 @@ func (d *daemon) current() *daemontest.Daemon {
 // what is wrong, or "".
 func (d *daemon) second() string {
 	cmd := d.host.Command(d.bin, "--config", d.config)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Sprintf("start: %v", err)
