@@ -381,7 +381,7 @@ func TestGuestArgs(t *testing.T) {
 	if got := tt.scaled(0.5); got != time.Minute {
 		t.Errorf("a scale below 1 shortened the timeout to %v", got)
 	}
-	if tt.binaryName() != "internal_soak.test" {
+	if tt.binaryName() != "internal_testing_soak.test" {
 		t.Errorf("binaryName = %q", tt.binaryName())
 	}
 	for _, name := range SuiteNames() {
