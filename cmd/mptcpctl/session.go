@@ -129,12 +129,27 @@ func (f *ifaces) index(name string) int32 {
 	return 0
 }
 
-// ifaces lists the namespace's interfaces and addresses. Dumps interrupted
-// by a concurrent change are retried a few times, then used as they are.
+// ifaces lists the namespace's interfaces and addresses.
 func (s *session) ifaces() (*ifaces, error) {
-	h, err := s.rtnl()
+	links, addrs, err := s.dumpLinks()
 	if err != nil {
 		return nil, err
+	}
+	f := &ifaces{names: map[int32]string{}, byAddr: addrIndex(addrs)}
+	for _, l := range links {
+		attrs := l.Attrs()
+		f.names[int32(attrs.Index)] = attrs.Name
+	}
+	return f, nil
+}
+
+// dumpLinks lists the namespace's interfaces and addresses. Dumps
+// interrupted by a concurrent change are retried a few times, then used as
+// they are.
+func (s *session) dumpLinks() ([]netlink.Link, []netlink.Addr, error) {
+	h, err := s.rtnl()
+	if err != nil {
+		return nil, nil, err
 	}
 	var links []netlink.Link
 	var addrs []netlink.Addr
@@ -145,7 +160,7 @@ func (s *session) ifaces() (*ifaces, error) {
 		}
 	}
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return nil, kernelError("list interfaces", err)
+		return nil, nil, kernelError("list interfaces", err)
 	}
 	for range 3 {
 		addrs, err = h.AddrList(nil, netlink.FAMILY_ALL)
@@ -154,22 +169,23 @@ func (s *session) ifaces() (*ifaces, error) {
 		}
 	}
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return nil, kernelError("list addresses", err)
+		return nil, nil, kernelError("list addresses", err)
 	}
-	f := &ifaces{names: map[int32]string{}, byAddr: map[netip.Addr]int32{}}
-	for _, l := range links {
-		attrs := l.Attrs()
-		f.names[int32(attrs.Index)] = attrs.Name
-	}
+	return links, addrs, nil
+}
+
+// addrIndex maps each address to the index of the interface holding it.
+func addrIndex(addrs []netlink.Addr) map[netip.Addr]int32 {
+	m := make(map[netip.Addr]int32, len(addrs))
 	for _, a := range addrs {
 		if a.IPNet == nil {
 			continue
 		}
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			f.byAddr[ip.Unmap()] = int32(a.LinkIndex)
+			m[ip.Unmap()] = int32(a.LinkIndex)
 		}
 	}
-	return f, nil
+	return m
 }
 
 // openKernel opens a session and its mptcp_pm client; the caller closes
