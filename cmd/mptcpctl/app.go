@@ -152,6 +152,7 @@ as its program does, or 125, 126 or 127 as env(1) does.`,
 		a.connectionsCmd(),
 		a.subflowsCmd(),
 		a.monitorCmd(),
+		a.topCmd(),
 		a.pmCmd(),
 	} {
 		c.GroupID = groupKernel

@@ -74,7 +74,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--json", "true"}, "run: --json: run prints nothing of its own (but with --check)"},
 		{[]string{"run", "--verbos", "true"}, "run: unknown flag: --verbos"},
 		{[]string{"endpoint"}, ""}, // alias: reaches the namespace, see below
-		{[]string{"bogus"}, `unknown command "bogus": expected completion, connections, endpoints, events, force, limits, links, monitor, paths, pm, policies, reload, run, status, subflows or usage`},
+		{[]string{"bogus"}, `unknown command "bogus": expected completion, connections, endpoints, events, force, limits, links, monitor, paths, pm, policies, reload, run, status, subflows, top or usage`},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 	}
 	for _, tt := range tests {
@@ -215,7 +215,7 @@ func TestExitCode(t *testing.T) {
 func TestGeneratedDocs(t *testing.T) {
 	t.Parallel()
 	manDir, complDir := filepath.Join("..", "..", "docs", "man"), filepath.Join("..", "..", "dist", "completions")
-	if *update {
+	if updating() {
 		if err := genDocs(newApp(&bytes.Buffer{}, &bytes.Buffer{}).rootCmd(), manDir, complDir); err != nil {
 			t.Fatal(err)
 		}

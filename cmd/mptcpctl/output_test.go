@@ -15,13 +15,19 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 )
 
-var update = flag.Bool("update", false, "rewrite the testdata/*.golden files and the generated docs")
+// updating reports -update: rewrite the testdata/*.golden files and the
+// generated docs. The flag is registered by charmbracelet/x/exp/golden,
+// which teatest imports; the goldens here share it.
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
 
 // golden compares got with testdata/NAME.golden, or rewrites it with -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	p := filepath.Join("testdata", name+".golden")
-	if *update {
+	if updating() {
 		if err := os.WriteFile(p, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
