@@ -33,6 +33,7 @@ import (
 // another uid to see what the daemon lets that user do.
 func TestMain(m *testing.M) {
 	if os.Getenv("MPTCPCTL_TEST_MAIN") != "" {
+		crashOutput(os.Getenv(crashFileEnv))
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
