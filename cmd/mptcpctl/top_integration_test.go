@@ -577,31 +577,45 @@ func TestTopDaemonFailover(t *testing.T) {
 	// The download goes on over eth1, within its shape.
 	p.waitFor("eth1 carrying the download", linkInBetween("eth1", 0.3*topMbit1*1e6, 1.25*topMbit1*1e6))
 
-	// Stop the download and wait until the client read all of it and the
-	// daemon counted eth1 after that; eth1's quota becomes what it used
-	// over 0.95.
+	// Stop the download and wait until the client read all of it and two
+	// of the daemon's samples of eth1 after that agree, while the server
+	// sent nothing more (a write under way when the download stopped
+	// finishes later); eth1's quota becomes what it used over 0.95.
 	dl.setStopped(true)
-	enginetest.Poll(t, "the client to read what the server sent", func() string {
-		if sent, got := dl.sent.Load(), bulk.received.Load(); got != sent {
-			return fmt.Sprintf("%d of %d bytes read", got, sent)
-		}
-		return ""
-	})
-	drained := time.Now()
 	var used uint64
 	ctl := &ctlapi.Client{Socket: ld.sock}
-	enginetest.Poll(t, "the daemon to count eth1 after the download stopped", func() string {
-		u, err := ctl.Usage(t.Context())
-		if err != nil {
-			return err.Error()
+	enginetest.Poll(t, "eth1's usage to settle after the download stopped", func() string {
+		sent, got := dl.sent.Load(), bulk.received.Load()
+		if got != sent {
+			return fmt.Sprintf("%d of %d bytes read", got, sent)
 		}
-		for _, l := range u.Links {
-			if l.Name == "eth1" && l.Sampled.After(drained) {
-				used = l.UsedBytes
-				return ""
+		drained := time.Now()
+		var first, second *ctlapi.UsageLink
+		for second == nil {
+			if time.Since(drained) > netnstest.Patience(paneTimeout) {
+				return fmt.Sprintf("no two samples of eth1 since %v", drained)
 			}
+			u, err := ctl.Usage(t.Context())
+			if err != nil {
+				return err.Error()
+			}
+			for i, l := range u.Links {
+				switch {
+				case l.Name != "eth1" || !l.Sampled.After(drained):
+				case first == nil:
+					first = &u.Links[i]
+				case l.Sampled.After(first.Sampled):
+					second = &u.Links[i]
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		return fmt.Sprintf("no sample of eth1 since %v in %+v", drained, u.Links)
+		if second.UsedBytes != first.UsedBytes || dl.sent.Load() != sent || bulk.received.Load() != sent {
+			return fmt.Sprintf("eth1 used %d, then %d bytes; %d bytes sent, %d read", first.UsedBytes, second.UsedBytes,
+				dl.sent.Load(), bulk.received.Load())
+		}
+		used = second.UsedBytes
+		return ""
 	})
 	quota := used * 100 / 95
 	writeFile(t, ld.ConfigFile, daemonConfig("userspace", ld.sock, config(quota)...))
