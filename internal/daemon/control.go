@@ -56,9 +56,10 @@ func (c *Config) fillControl(k *checker, f *File) {
 		switch {
 		case err != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost"):
 			k.fail("metrics.listen", "%q is not an address such as \"127.0.0.1:9464\" or \"[::1]:9464\"", l)
-		case !loopback(host):
+		case !loopback(host) && !f.Metrics.AllowRemote:
 			k.warn("metrics.listen", "%q serves the metrics (addresses, peers, traffic) beyond this host, to anyone who can reach it; "+
-				"listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front", l)
+				"listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front "+
+				"(metrics.allow_remote = true says it is meant)", l)
 		}
 	}
 }

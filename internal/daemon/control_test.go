@@ -36,11 +36,13 @@ func TestParseControl(t *testing.T) {
 		{name: "metrics everywhere", in: "[metrics]\nlisten = \":9464\"\n",
 			control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}, listen: ":9464",
 			warning: `f.toml:2: key "metrics.listen": ":9464" serves the metrics (addresses, peers, traffic) beyond this host, to anyone who can reach it; ` +
-				`listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front`},
+				`listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front (metrics.allow_remote = true says it is meant)`},
+		{name: "metrics everywhere, meant", in: "[metrics]\nlisten = \":9464\"\nallow_remote = true\n",
+			control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}, listen: ":9464"},
 		{name: "metrics on an interface", in: "[metrics]\nlisten = \"192.0.2.1:9464\"\n",
 			control: ControlConfig{Socket: DefaultSocket, Group: "mptcpgod"}, listen: "192.0.2.1:9464",
 			warning: `f.toml:2: key "metrics.listen": "192.0.2.1:9464" serves the metrics (addresses, peers, traffic) beyond this host, to anyone who can reach it; ` +
-				`listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front`},
+				`listen on 127.0.0.1 or [::1] and scrape through a proxy that authenticates, or keep a firewall in front (metrics.allow_remote = true says it is meant)`},
 		{name: "longest socket path", in: "[control]\nsocket = \"/" + strings.Repeat("s", 106) + "\"\n",
 			control: ControlConfig{Socket: "/" + strings.Repeat("s", 106), Group: "mptcpgod"}},
 		{name: "socket path too long", in: "[control]\nsocket = \"/" + strings.Repeat("s", 107) + "\"\n",

@@ -66,6 +66,9 @@ type MetricsFile struct {
 	// Listen is a TCP address ("127.0.0.1:9464") to serve /metrics on
 	// besides the control socket; "" means only the socket.
 	Listen string `toml:"listen"`
+	// AllowRemote says the operator means a listener beyond loopback
+	// (a fleet's scraper on the node's address): no warning for it.
+	AllowRemote bool `toml:"allow_remote"`
 }
 
 // LinksFile is the [links] table: which interfaces' addresses mptcpgod
