@@ -199,6 +199,7 @@ func (e *Engine) mergeConn(a *ExistingConn, start uint64, listing uint32, prune 
 	changed := false
 	if c == nil {
 		c = e.newConn(a.Token)
+		c.adopted = true
 		c.side = a.Side
 		c.local, c.remote = unmapAP(a.Local), unmapAP(a.Remote)
 		c.addrsStale, changed = true, true

@@ -81,6 +81,22 @@ type Config struct {
 	// endpoint. Zero means DefaultRepairEvery; negative leaves only the
 	// check after an add and those after a subflow closed with an error.
 	RepairEvery time.Duration
+	// MinJoinAge holds back, in userspace mode, every subflow the engine
+	// would open and every address it would announce while the
+	// connection is younger than this, whatever the policy's
+	// policy.Deferral says: Linux 6.18 corrupts some transfers when a
+	// subflow joins in a connection's first 10 ms or so. The age counts
+	// from the connection's CREATED event; connections found by a
+	// listing (at start, after lost events) are taken as old. Zero means
+	// no floor.
+	MinJoinAge time.Duration
+	// Bytes reads the connections' byte counters for the AfterBytes of
+	// a policy.Deferral; nil means only the deferral's NotBefore (and
+	// MinJoinAge) end it.
+	Bytes ByteReader
+	// BytesEvery is how often Bytes is read while a deferral waits on
+	// bytes; zero means DefaultBytesEvery.
+	BytesEvery time.Duration
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Run's goroutines
@@ -102,6 +118,11 @@ var DefaultOwnedIDs = IDRange{Min: 100, Max: 199}
 // DefaultSweepEvery is the connection sweep's period when
 // Config.SweepEvery is zero.
 const DefaultSweepEvery = 30 * time.Second
+
+// DefaultBytesEvery is the period of the byte reads when
+// Config.BytesEvery is zero: a connection crossing a deferral's byte
+// threshold gets its paths within about this long.
+const DefaultBytesEvery = 5 * time.Millisecond
 
 // DefaultRepairAfter is the delay of the first repair check after an add
 // when Config.RepairAfter is zero: the kernel's own attempt has had its
@@ -187,6 +208,14 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.RepairEvery == 0 {
 		cfg.RepairEvery = DefaultRepairEvery
+	}
+	switch {
+	case cfg.MinJoinAge < 0:
+		return cfg, fmt.Errorf("pm: config: min join age: %v is negative", cfg.MinJoinAge)
+	case cfg.BytesEvery < 0:
+		return cfg, fmt.Errorf("pm: config: bytes every: %v is negative", cfg.BytesEvery)
+	case cfg.BytesEvery == 0:
+		cfg.BytesEvery = DefaultBytesEvery
 	}
 	if cfg.Backoff.Initial == 0 {
 		cfg.Backoff.Initial = DefaultBackoff.Initial

@@ -58,6 +58,13 @@ type conn struct {
 	peerWarned bool
 	// triedPeers counts the announced addresses tried (maxTriedPeers).
 	triedPeers uint8
+	// adopted: a listing found the connection, not its CREATED event, so
+	// its age is unknown and it is taken as old (no deferral).
+	adopted bool
+	// held: the last reconciliation held a path or announce back
+	// (policy.Deferral, Config.MinJoinAge); a connection that waits on
+	// bytes is in Engine.byteWatch too, with its byte counts.
+	held bool
 	// touched is the event sequence number of the last change; listed
 	// the number of the last listing that showed the connection.
 	touched uint64
@@ -75,11 +82,10 @@ type conn struct {
 	refusals []refusal
 
 	// want and wantAnnounces are the last desired state's paths and
-	// announces (the latter unmapped addresses with their ports), for
-	// Status. want may be shared with other connections and is never
+	// announces, for Status. want may be shared with other connections and is never
 	// changed in place.
 	want          []wantPath
-	wantAnnounces []netip.AddrPort
+	wantAnnounces []wantAnnounce
 	// trigger is when the earliest input arrived that the connection has
 	// not finished acting on.
 	trigger time.Time
@@ -122,12 +128,21 @@ func (e *Engine) internOwner(o policy.Owner) *policy.Owner {
 	return p
 }
 
-// wantPath is a path of a connection's desired state.
+// wantPath is a path of a connection's desired state; hold is what held
+// it back at the last reconciliation (zero when nothing did).
 type wantPath struct {
 	key     pathKey
 	dev     string
 	ifindex int32
 	backup  bool
+	hold    holdBack
+}
+
+// wantAnnounce is an announce of a connection's desired state: the
+// unmapped address with its port, and what held it back.
+type wantAnnounce struct {
+	addr netip.AddrPort
+	hold holdBack
 }
 
 // subflow is a live subflow. Its health is the engine's (Engine.healthOf).
@@ -390,6 +405,10 @@ func (e *Engine) newConn(token uint32) *conn {
 
 // dropConn forgets c.
 func (e *Engine) dropConn(c *conn) {
+	if c.held {
+		e.counters.deferral.endedHeld++
+	}
+	e.unwatchBytes(c)
 	delete(e.conns, c.token)
 	e.order.Delete(c)
 	e.untally(c)

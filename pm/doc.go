@@ -47,6 +47,9 @@
 //     their Kernel, and applyResult, which routes a result to its owner.
 //   - adopt.go: what the engine learns from listings: adoption at start,
 //     resynchronisation after lost events, the sweep.
+//   - deferral.go: what holds a connection's paths and announces back
+//     while it is young (policy.Deferral, Config.MinJoinAge), and the
+//     byte reads that end a deferral early.
 //   - timer.go: the wake heap and the backoff; health.go: SetHealth;
 //     observe.go: Decisions; status.go: Status, Conn and Conns;
 //     tally.go: the counts Status reports, kept as connections change;
@@ -243,6 +246,29 @@
 // at once over the others. It is destroyed too when the plan withdraws
 // its address: Withdraw is an explicit request to stop all traffic on a
 // metered path and is honoured, at the risk of that kernel bug.
+//
+// # Deferred joins
+//
+// A path or announce of the plan may carry a policy.Deferral (fullmesh's
+// join_delay and join_bytes): reconcileConn leaves it out until the
+// view's time reaches its NotBefore or the connection has sent or
+// received more than its AfterBytes, and Config.MinJoinAge holds every
+// create and announce of a connection younger than that whatever the
+// policy says (Linux 6.18 corrupts some transfers when a subflow joins
+// in a connection's first 10 ms or so). Status shows such a path as
+// "deferred", with its deadline. A connection's age counts from its
+// CREATED event; connections found by a listing are taken as old.
+//
+// The cost is kept to what deferral needs. A held connection has one
+// entry in the wake heap, the one its backoffs use, at the earliest
+// deadline of what it holds; a connection that closes first leaves it
+// and costs nothing more. Bytes are not watched per connection: while
+// some held connection waits on bytes, one entry of the heap schedules,
+// every Config.BytesEvery, one read of the byte counters of all of them
+// (Config.Bytes; the daemon reads them with sock_diag, by token for a
+// few connections, with one dump for many), outside the loop; a
+// connection that crossed its threshold is reconciled when the answer
+// comes back. No read runs while nothing waits on bytes.
 //
 // Every Config.SweepEvery it
 // lists the connections again and forgets those the kernel no longer has.

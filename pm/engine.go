@@ -39,6 +39,7 @@ type Engine struct {
 	work    chan command       // to the workers
 	resyncC chan resyncResult  // from a resync
 	repairC chan repairListing // from a repair listing
+	bytesC  chan bytesResult   // from a byte read
 	readyC  chan struct{}      // closed when ready
 	doneC   chan struct{}      // closed when Run returns
 	running atomic.Bool
@@ -105,6 +106,13 @@ type Engine struct {
 	// merged, a chunk per iteration.
 	listings uint32
 	merging  *merging
+	// byteWatch holds the connections with a path or announce that bytes
+	// can bring forward, by token; bytesWake is the next read of
+	// their counters (Config.Bytes), scheduled while there are any and
+	// no read runs (bytesReading).
+	byteWatch    map[uint32]*watched
+	bytesWake    wake
+	bytesReading bool
 	// loopKernel is the Kernel of the loop's own calls (adoption,
 	// resync listings, withdrawal); the workers have theirs.
 	loopKernel Kernel
@@ -140,30 +148,33 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "pm"),
-		now:     cfg.Now,
-		after:   realAfter,
-		jitter:  realJitter,
-		hostC:   make(chan hostUpdate, 1),
-		healthC: make(chan Health, 1),
-		policyC: make(chan policy.Policy, 1),
-		queryC:  make(chan query),
-		eventsC: make(chan batch, 64),
-		results: make(chan result, cfg.Workers),
-		work:    make(chan command),
-		resyncC: make(chan resyncResult, 1),
-		repairC: make(chan repairListing, 1),
-		readyC:  make(chan struct{}),
-		doneC:   make(chan struct{}),
-		policy:  cfg.Policy,
-		conns:   make(map[uint32]*conn),
-		order:   btree.NewG(32, func(a, b *conn) bool { return a.token < b.token }),
-		owners:  make(map[policy.Owner]*policy.Owner),
-		warned:  make(map[string]bool),
-		ctx:     context.Background(),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "pm"),
+		now:       cfg.Now,
+		after:     realAfter,
+		jitter:    realJitter,
+		hostC:     make(chan hostUpdate, 1),
+		healthC:   make(chan Health, 1),
+		policyC:   make(chan policy.Policy, 1),
+		queryC:    make(chan query),
+		eventsC:   make(chan batch, 64),
+		results:   make(chan result, cfg.Workers),
+		work:      make(chan command),
+		resyncC:   make(chan resyncResult, 1),
+		repairC:   make(chan repairListing, 1),
+		bytesC:    make(chan bytesResult, 1),
+		readyC:    make(chan struct{}),
+		doneC:     make(chan struct{}),
+		policy:    cfg.Policy,
+		conns:     make(map[uint32]*conn),
+		order:     btree.NewG(32, func(a, b *conn) bool { return a.token < b.token }),
+		owners:    make(map[policy.Owner]*policy.Owner),
+		byteWatch: make(map[uint32]*watched),
+		warned:    make(map[string]bool),
+		ctx:       context.Background(),
 	}
 	e.view.Mode = cfg.Mode
+	e.bytesWake = wake{heapIndex: -1, bytes: true}
 	e.totals.addrs = make(map[netip.Addr]*addrTotal)
 	e.setReadsOwner()
 	e.kernelMode.wake.heapIndex = -1
@@ -282,6 +293,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if e.kernelMode.repair.listing {
 		<-e.repairC
 	}
+	if e.bytesReading {
+		<-e.bytesC
+	}
 	readers.Wait()
 	if e.timerStop != nil {
 		e.timerStop()
@@ -350,6 +364,8 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.applyRepairListing(l)
 		case <-mergeC:
 			e.mergeStep(e.merging)
+		case r := <-e.bytesC:
+			e.applyBytes(r)
 		}
 		e.flush()
 	}
@@ -512,6 +528,10 @@ func (e *Engine) fire() {
 		}
 		if w.repair {
 			e.repairList()
+			continue
+		}
+		if w.bytes {
+			e.readBytes()
 			continue
 		}
 		if w.conn == nil {

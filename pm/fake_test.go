@@ -461,7 +461,7 @@ func withWithdraw() harnessOpt { return func(c *Config) { c.WithdrawOnExit = tru
 
 func defaultPolicy(t testing.TB) policy.Policy {
 	t.Helper()
-	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	fm, err := fullmesh.New(joinAtOnce())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,3 +656,11 @@ func (h *harness) expect(want ...string) {
 
 // cmpEmpty treats nil and empty slices alike.
 var cmpEmpty = cmp.Comparer(func(a, b []string) bool { return slices.Equal(a, b) })
+
+// joinAtOnce is fullmesh's default configuration without deferral: the
+// unit tests that do not test deferral see every path opened at once.
+func joinAtOnce() fullmesh.Config {
+	cfg := fullmesh.DefaultConfig()
+	cfg.JoinDelay, cfg.JoinBytes = 0, 0
+	return cfg
+}

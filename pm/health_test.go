@@ -69,7 +69,7 @@ func (backupUnlessStalled) Conn(_ policy.View, _ policy.Conn, next policy.ConnPl
 
 func withDropStalled(t *testing.T) harnessOpt {
 	t.Helper()
-	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	fm, err := fullmesh.New(joinAtOnce())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func (p countingPolicy) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan)
 func TestKernelHealth(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		fm, err := fullmesh.New(fullmesh.DefaultConfig())
+		fm, err := fullmesh.New(joinAtOnce())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -88,3 +88,15 @@ type ExistingSubflow struct {
 	// IfIndex is the device the subflow is bound to; 0 when unbound.
 	IfIndex int32
 }
+
+// ByteReader reads how much data MPTCP connections have moved; the daemon
+// implements it with sock_diag. The engine calls it, outside its loop and
+// one call at a time, only while a policy.Deferral with AfterBytes holds a
+// path or announce of some connection back (see the package doc).
+type ByteReader interface {
+	// ReadBytes calls fn for each connection of tokens that still exists
+	// with the bytes it has sent and received (struct mptcp_info's
+	// bytes_sent and bytes_received). Tokens it does not find are left
+	// out.
+	ReadBytes(tokens []uint32, fn func(token uint32, sent, received uint64)) error
+}

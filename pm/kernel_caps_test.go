@@ -68,7 +68,7 @@ func TestKernelLaminarFallback(t *testing.T) {
 // it, the subflow is backup from the start.
 func TestUserspaceSubflowFlagsFallback(t *testing.T) {
 	t.Parallel()
-	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	fm, err := fullmesh.New(joinAtOnce())
 	if err != nil {
 		t.Fatal(err)
 	}

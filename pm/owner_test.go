@@ -38,7 +38,7 @@ func withOwners(f *fakeOwners) harnessOpt { return func(c *Config) { c.Owners = 
 // paths over ifindex 3 backup, and the others to fullmesh.
 func ownerRouter(t *testing.T) *policy.Router {
 	t.Helper()
-	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	fm, err := fullmesh.New(joinAtOnce())
 	if err != nil {
 		t.Fatal(err)
 	}

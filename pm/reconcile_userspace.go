@@ -39,9 +39,9 @@ func (e *Engine) reconcileConn(c *conn) {
 	v.Now = now
 	e.checkPeers(c)
 	plan := e.policy.Conn(v, e.policyConn(c), policy.ConnPlan{})
-	e.keepPlan(c, &plan)
 	q := e.cmdBuf[:0]
 	refused := e.refusalBuf[:0]
+	var h hold
 	var next time.Time
 	wait := func(k retryKey) bool {
 		r := c.retry(k)
@@ -56,11 +56,17 @@ func (e *Engine) reconcileConn(c *conn) {
 	for i := range plan.Paths {
 		p := &plan.Paths[i]
 		k := pathKey{p.Local.Unmap(), unmapAP(p.Remote)}
+		d := p.Deferral
+		p.Deferral = policy.Deferral{}
 		if !c.validPath(k) || withdrawn(plan.Withdraw, k.local) || c.livePath(k) != nil || c.attempt(k) >= 0 {
 			continue
 		}
+		p.Deferral = d
 		if why := e.pathRefusal(c, k); why != "" {
 			refused = append(refused, refusal{key: retryKey{path: k}, why: why})
+			continue
+		}
+		if e.holds(c, &p.Deferral, now, &h) {
 			continue
 		}
 		if until, ok := c.peerWaits(k.remote, q, now); ok {
@@ -99,30 +105,33 @@ func (e *Engine) reconcileConn(c *conn) {
 
 	if c.addrsStale {
 		q = append(q, command{op: opConnAddrs, token: c.token, conn: c})
-	} else {
-		for i := range plan.Announces {
-			a := &plan.Announces[i]
-			addr := a.Addr.Unmap()
-			if !addr.IsValid() || addr == c.local.Addr() || addr.Is4() != c.local.Addr().Is4() ||
-				c.announced(addr, a.Port) {
-				continue
-			}
-			if why := e.localRefusal(addr); why != "" {
-				refused = append(refused, refusal{key: announceKey(addr, a.Port), why: why})
-				continue
-			}
-			if wait(announceKey(addr, a.Port)) {
-				continue
-			}
-			id := c.announceID(addr, &taken)
-			if id == 0 {
-				e.warnOnce("no free address id", "token", hexToken(c.token), "addr", addr)
-				continue
-			}
-			q = append(q, command{op: opAnnounce, token: c.token, conn: c, ep: genl.Endpoint{
-				ID: id, Addr: addr, Port: a.Port, Flags: genl.FlagSignal, IfIndex: e.devIndex(a.Dev, a.IfIndex)}})
-		}
 	}
+	for i := range plan.Announces {
+		a := &plan.Announces[i]
+		addr := a.Addr.Unmap()
+		d := a.Deferral
+		a.Deferral = policy.Deferral{}
+		if !addr.IsValid() || addr == c.local.Addr() || addr.Is4() != c.local.Addr().Is4() || c.announced(addr, a.Port) {
+			continue
+		}
+		a.Deferral = d
+		if why := e.localRefusal(addr); why != "" {
+			refused = append(refused, refusal{key: announceKey(addr, a.Port), why: why})
+			continue
+		}
+		if e.holds(c, &a.Deferral, now, &h) || c.addrsStale || wait(announceKey(addr, a.Port)) {
+			continue
+		}
+		id := c.announceID(addr, &taken)
+		if id == 0 {
+			e.warnOnce("no free address id", "token", hexToken(c.token), "addr", addr)
+			continue
+		}
+		q = append(q, command{op: opAnnounce, token: c.token, conn: c, ep: genl.Endpoint{
+			ID: id, Addr: addr, Port: a.Port, Flags: genl.FlagSignal, IfIndex: e.devIndex(a.Dev, a.IfIndex)}})
+	}
+	e.keepPlan(c, &plan)
+	e.applyHold(c, &h)
 
 	live := c.liveSubflows()
 	// Withdraw the ids of unusable addresses before their subflows are
@@ -191,7 +200,7 @@ func (e *Engine) reconcileConn(c *conn) {
 		e.runnable.push(&c.lane)
 	}
 	e.cmdBuf = q[:0]
-	e.setConnWake(c, next)
+	e.setConnWake(c, earliest(next, h.until))
 }
 
 // policyConn returns c as policies see it, in buffers the engine reuses
@@ -202,6 +211,11 @@ func (e *Engine) policyConn(c *conn) policy.Conn {
 	pc.Owner = c.owner
 	pc.PeerAddrs = append(pc.PeerAddrs[:0], policy.PeerAddr{Addr: c.remote, Source: policy.SourceInitial})
 	pc.PeerAddrs = c.viewPeers(pc.PeerAddrs)
+	pc.Created = c.created
+	pc.BytesSent, pc.BytesReceived = e.connBytes(c)
+	if c.adopted {
+		pc.Created = time.Time{}
+	}
 	pc.Subflows = pc.Subflows[:0]
 	for i := range c.subs {
 		s := &c.subs[i]
@@ -214,7 +228,8 @@ func (e *Engine) policyConn(c *conn) policy.Conn {
 	return *pc
 }
 
-// keepPlan stores the paths and announces of plan in c for Status. A
+// keepPlan stores the paths and announces of plan in c for Status, with
+// what held them back (reconcileConn rewrote their Deferral so). A
 // connection whose wanted paths equal those stored last, for this or
 // another connection (a client's connections to one service), shares
 // that copy.
@@ -222,7 +237,7 @@ func (e *Engine) keepPlan(c *conn, plan *policy.ConnPlan) {
 	buf := e.wantBuf[:0]
 	for _, p := range plan.Paths {
 		buf = append(buf, wantPath{key: pathKey{p.Local.Unmap(), unmapAP(p.Remote)}, dev: p.Dev,
-			ifindex: p.IfIndex, backup: p.Backup})
+			ifindex: p.IfIndex, backup: p.Backup, hold: holdOf(p.Deferral)})
 	}
 	e.wantBuf = buf
 	switch {
@@ -235,15 +250,17 @@ func (e *Engine) keepPlan(c *conn, plan *policy.ConnPlan) {
 		c.want = slices.Clone(buf)
 		e.lastWant = c.want
 	}
-	key := func(a policy.Announce) netip.AddrPort { return netip.AddrPortFrom(a.Addr.Unmap(), a.Port) }
-	if slices.EqualFunc(c.wantAnnounces, plan.Announces, func(w netip.AddrPort, a policy.Announce) bool { return w == key(a) }) {
+	want := func(a policy.Announce) wantAnnounce {
+		return wantAnnounce{addr: netip.AddrPortFrom(a.Addr.Unmap(), a.Port), hold: holdOf(a.Deferral)}
+	}
+	if slices.EqualFunc(c.wantAnnounces, plan.Announces, func(w wantAnnounce, a policy.Announce) bool { return w == want(a) }) {
 		return
 	}
 	c.wantAnnounces = nil
 	if len(plan.Announces) > 0 {
-		c.wantAnnounces = make([]netip.AddrPort, len(plan.Announces))
+		c.wantAnnounces = make([]wantAnnounce, len(plan.Announces))
 		for i, a := range plan.Announces {
-			c.wantAnnounces[i] = key(a)
+			c.wantAnnounces[i] = want(a)
 		}
 	}
 }
@@ -459,6 +476,8 @@ func (e *Engine) unmanage(c *conn) {
 	c.unmanaged = true
 	c.lane.queue = nil
 	c.attempts = nil
+	c.held = false
+	e.unwatchBytes(c)
 	e.setConnWake(c, time.Time{})
 	e.log.Info("connection is run by the in-kernel path manager, leaving it alone", "token", hexToken(c.token),
 		"local", c.local, "remote", c.remote)

@@ -425,7 +425,7 @@ func TestUserspaceBackupAndPolicySwap(t *testing.T) {
 		h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
 		h.events(event(genl.EventSubEstablished, tok1, "198.51.100.1:40001", srv1, ids(1, 0)))
 		h.expect()
-		fm, err := fullmesh.New(fullmesh.DefaultConfig())
+		fm, err := fullmesh.New(joinAtOnce())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -682,7 +682,7 @@ func (o onlyFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) polic
 // peer opened.
 func TestUserspaceDestroyInitial(t *testing.T) {
 	t.Parallel()
-	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	fm, err := fullmesh.New(joinAtOnce())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -764,7 +764,7 @@ func (w withdrawFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) p
 func TestUserspaceWithdrawLast(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		fm, err := fullmesh.New(fullmesh.DefaultConfig())
+		fm, err := fullmesh.New(joinAtOnce())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -816,7 +816,7 @@ func (b backupFrom) Conn(_ policy.View, _ policy.Conn, next policy.ConnPlan) pol
 // stalls: TestUserspaceHealth).
 func TestUserspaceDemoteInitial(t *testing.T) {
 	t.Parallel()
-	fm, err := fullmesh.New(fullmesh.DefaultConfig())
+	fm, err := fullmesh.New(joinAtOnce())
 	if err != nil {
 		t.Fatal(err)
 	}

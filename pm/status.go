@@ -30,6 +30,11 @@ type counters struct {
 	peerRefused              [peeraddr.NumRefusals]uint64
 	peerBudget, peerGivenUp  uint64
 	planRefused              [numPlanItems]uint64
+	deferral                 deferralCounters
+}
+
+type deferralCounters struct {
+	held, releasedTime, releasedBytes, endedHeld, byteReads, byteReadErrors uint64
 }
 
 func (c *counters) export() pmstate.Counters {
@@ -49,6 +54,9 @@ func (c *counters) export() pmstate.Counters {
 		PeerAddrsRefused: make(map[string]uint64),
 		PeerAddrsGivenUp: c.peerGivenUp,
 		PlansRefused:     make(map[string]uint64),
+		Deferral: pmstate.DeferralCounters{Held: c.deferral.held, ReleasedTime: c.deferral.releasedTime,
+			ReleasedBytes: c.deferral.releasedBytes, EndedHeld: c.deferral.endedHeld,
+			ByteReads: c.deferral.byteReads, ByteReadErrors: c.deferral.byteReadErrors},
 	}
 	for r, n := range c.peerRefused {
 		if n > 0 {
@@ -390,6 +398,7 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 		Established: c.established, PathManager: pmstate.PathManagerUserspace, DenyJoinID0: c.denyJoinID0,
 		PeerAddrs: make([]pmstate.PeerAddr, 0, 1+len(c.peers)),
 	}
+	cs.BytesSent, cs.BytesReceived = e.connBytes(c)
 	if c.unmanaged {
 		cs.PathManager = pmstate.PathManagerKernel
 	}
@@ -410,9 +419,12 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 	}
 	live := c.liveSubflows()
 	c.eachPath(func(k pathKey, w *wantPath) {
-		ps := pmstate.Path{Local: k.local, Remote: k.remote, State: e.pathState(c, k, w != nil, live, now)}
+		ps := pmstate.Path{Local: k.local, Remote: k.remote, State: e.pathState(c, k, w, live, now)}
 		if w != nil {
 			ps.Desired, ps.WantBackup, ps.Dev, ps.IfIndex = true, w.backup, w.dev, w.ifindex
+		}
+		if ps.State == pmstate.PathDeferred {
+			ps.DeferredUntil, ps.DeferredBytes = w.hold.notBefore(), w.hold.bytes
 		}
 		for _, s := range c.subs {
 			if s.path() != k {
@@ -435,28 +447,31 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 		}
 		cs.Paths = append(cs.Paths, ps)
 	})
-	for _, a := range c.wantAnnounces {
-		addr := a.Addr()
-		as := pmstate.Announce{Addr: addr, Port: a.Port(), Desired: true, State: pmstate.AnnounceQueued}
+	for _, w := range c.wantAnnounces {
+		addr, port := w.addr.Addr(), w.addr.Port()
+		as := pmstate.Announce{Addr: addr, Port: port, Desired: true, State: pmstate.AnnounceQueued}
 		if id, ok := c.localID(addr); ok {
 			as.ID = id
 		}
-		if c.announced(addr, a.Port()) {
+		switch {
+		case c.announced(addr, port):
 			as.Announced, as.State = true, pmstate.AnnounceAnnounced
+		case w.hold.held():
+			as.State, as.DeferredUntil, as.DeferredBytes = pmstate.AnnounceDeferred, w.hold.notBefore(), w.hold.bytes
 		}
-		if r := c.retry(announceKey(addr, a.Port())); r != nil {
+		if r := c.retry(announceKey(addr, port)); r != nil {
 			as.Failures, as.LastError = r.fails, r.lastErr
 			if r.waiting(now) && !as.Announced {
 				as.State, as.BackoffUntil = pmstate.AnnounceBackoff, r.until
 			}
 		}
-		if why := c.refusedWhy(announceKey(addr, a.Port())); why != "" && !as.Announced {
+		if why := c.refusedWhy(announceKey(addr, port)); why != "" && !as.Announced {
 			as.State, as.Reason = pmstate.AnnounceRefused, why
 		}
 		cs.Announces = append(cs.Announces, as)
 	}
 	for _, l := range c.locals {
-		if l.signal && !slices.Contains(c.wantAnnounces, netip.AddrPortFrom(l.addr, l.port)) {
+		if l.signal && !slices.ContainsFunc(c.wantAnnounces, func(w wantAnnounce) bool { return w.addr == netip.AddrPortFrom(l.addr, l.port) }) {
 			cs.Announces = append(cs.Announces, pmstate.Announce{Addr: l.addr, Port: l.port, ID: l.id,
 				Announced: true, State: pmstate.AnnounceWithdrawing})
 		}
@@ -467,9 +482,11 @@ func (e *Engine) connStatus(c *conn) pmstate.Conn {
 	return cs
 }
 
-// pathState says what became of path k of c; desired: the plan wants it,
-// live: c's established subflows not being destroyed.
-func (e *Engine) pathState(c *conn, k pathKey, desired bool, live int, now time.Time) pmstate.PathState {
+// pathState says what became of path k of c; w is the plan's path (nil:
+// the plan does not want it), live c's established subflows not being
+// destroyed.
+func (e *Engine) pathState(c *conn, k pathKey, w *wantPath, live int, now time.Time) pmstate.PathState {
+	desired := w != nil
 	closing := queuedFor(c, opDestroySubflow, k) ||
 		slices.ContainsFunc(c.subs, func(s subflow) bool { return s.path() == k && s.destroying })
 	kept := !closing && slices.ContainsFunc(c.subs, func(s subflow) bool {
@@ -490,6 +507,8 @@ func (e *Engine) pathState(c *conn, k pathKey, desired bool, live int, now time.
 		return pmstate.PathQueued
 	case c.refusedWhy(retryKey{path: k}) != "":
 		return pmstate.PathRefused
+	case w.hold.held():
+		return pmstate.PathDeferred
 	case c.retry(retryKey{path: k}).waiting(now):
 		return pmstate.PathBackoff
 	}

@@ -124,7 +124,7 @@ func (e *Engine) tallyOf(c *conn, now time.Time) tally {
 	}
 	live := c.liveSubflows()
 	c.eachPath(func(k pathKey, w *wantPath) {
-		st := e.pathState(c, k, w != nil, live, now)
+		st := e.pathState(c, k, w, live, now)
 		t.paths[pathStateIndex(st)]++
 		if w != nil {
 			a := at(k.local)

@@ -12,10 +12,11 @@ import (
 type wake struct {
 	at        time.Time
 	heapIndex int
-	conn      *conn // nil for kernel mode and the sweep
+	conn      *conn // nil for kernel mode, the sweep and the byte reads
 	// sweep marks the connection sweep's wake (Config.SweepEvery);
-	// repair the subflow repair's checks (kernel mode).
-	sweep, repair bool
+	// repair the subflow repair's checks (kernel mode); bytes the next
+	// read of the byte counters of held connections (Config.Bytes).
+	sweep, repair, bytes bool
 }
 
 // wakeHeap orders wakes by time.

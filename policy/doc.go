@@ -19,6 +19,19 @@
 // identified by local address and remote address and port, and the
 // addresses announced to the peer.
 //
+// # Deferred joins
+//
+// A Path or Announce may carry a Deferral: the engine creates the subflow
+// (sends the ADD_ADDR) only once View.Now reaches Deferral.NotBefore or
+// the connection has sent or received more than Deferral.AfterBytes,
+// whichever comes first, so that a short connection ends before it pays
+// for extra handshakes. Conn.Created and Conn.BytesSent/BytesReceived are
+// what a policy computes it from (DeferJoins). fullmesh sets it from its
+// join_delay and join_bytes options, and the modifiers after it keep or
+// clear it (backup-cellular clears it on the backup paths it wants ready
+// for failover). The in-kernel path manager cannot defer: Kernel plans
+// have no Deferral.
+//
 // # Chains
 //
 // Policies compose like middleware. A Chain passes each policy what the
@@ -77,10 +90,12 @@
 //	               {"id":1,"addr":"203.0.113.2:443","source":"announced"}],
 //	 "subflows":[{"local":"192.0.2.1:40000","remote":"203.0.113.1:443","local_id":0,
 //	              "remote_id":0,"established":true}],
-//	 "owner":{"uid":1000,"cgroup":"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"}}
+//	 "owner":{"uid":1000,"cgroup":"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"},
+//	 "created":"2025-01-02T03:04:04.98Z","bytes_sent":517,"bytes_received":20480}
 //
 //	{"paths":[{"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.1:443"},
-//	          {"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.2:443"}],
+//	          {"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.2:443",
+//	           "not_before":"2025-01-02T03:04:05.03Z","after_bytes":262144}],
 //	 "announces":null}
 //
 // A kernel-mode plan:

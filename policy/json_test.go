@@ -39,15 +39,18 @@ func docConn() Conn {
 			{ID: 0, Addr: netip.MustParseAddrPort("203.0.113.1:443"), Source: SourceInitial},
 			{ID: 1, Addr: netip.MustParseAddrPort("203.0.113.2:443"), Source: SourceAnnounced},
 		},
-		Subflows: []Subflow{{Local: netip.MustParseAddrPort("192.0.2.1:40000"), Remote: netip.MustParseAddrPort("203.0.113.1:443"), Established: true}},
-		Owner:    &Owner{UID: 1000, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"},
+		Subflows:  []Subflow{{Local: netip.MustParseAddrPort("192.0.2.1:40000"), Remote: netip.MustParseAddrPort("203.0.113.1:443"), Established: true}},
+		Owner:     &Owner{UID: 1000, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"},
+		Created:   time.Date(2025, 1, 2, 3, 4, 4, 980e6, time.UTC),
+		BytesSent: 517, BytesReceived: 20480,
 	}
 }
 
 func docConnPlan() ConnPlan {
 	return ConnPlan{Paths: []Path{
 		{Local: eth4, Dev: "eth0", IfIndex: 2, Remote: netip.MustParseAddrPort("203.0.113.1:443")},
-		{Local: eth4, Dev: "eth0", IfIndex: 2, Remote: netip.MustParseAddrPort("203.0.113.2:443")},
+		{Local: eth4, Dev: "eth0", IfIndex: 2, Remote: netip.MustParseAddrPort("203.0.113.2:443"),
+			Deferral: Deferral{NotBefore: time.Date(2025, 1, 2, 3, 4, 5, 30e6, time.UTC), AfterBytes: 262144}},
 	}}
 }
 
@@ -78,9 +81,11 @@ func TestJSON(t *testing.T) {
 			{"id":1,"addr":"203.0.113.2:443","source":"announced"}],
 			"subflows":[{"local":"192.0.2.1:40000","remote":"203.0.113.1:443","local_id":0,
 			"remote_id":0,"established":true}],
-			"owner":{"uid":1000,"cgroup":"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"}}`},
+			"owner":{"uid":1000,"cgroup":"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service"},
+			"created":"2025-01-02T03:04:04.98Z","bytes_sent":517,"bytes_received":20480}`},
 		{"conn plan", docConnPlan(), `{"paths":[{"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.1:443"},
-			{"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.2:443"}],
+			{"local":"192.0.2.1","dev":"eth0","ifindex":2,"remote":"203.0.113.2:443",
+			"not_before":"2025-01-02T03:04:05.03Z","after_bytes":262144}],
 			"announces":null}`},
 		{"kernel plan", docKernelPlan(), `{"endpoints":[{"addr":"192.0.2.1","dev":"eth0","ifindex":2,"subflow":true,"fullmesh":true}],
 			"limits":{"subflows":8,"add_addr_accepted":8}}`},

@@ -97,6 +97,11 @@ type Path struct {
 	Remote netip.AddrPort `json:"remote"`
 	// Backup is the wanted backup bit.
 	Backup bool `json:"backup,omitempty"`
+	// Deferral holds the path's creation back while the connection is
+	// young (NotBefore, AfterBytes); a path with a live subflow is kept
+	// whatever it says. The connection's initial path is never held
+	// back.
+	Deferral
 }
 
 // Announce is a local address to announce to a connection's peer.
@@ -108,6 +113,11 @@ type Announce struct {
 	// Dev and IfIndex are the interface of the address.
 	Dev     string `json:"dev,omitempty"`
 	IfIndex int32  `json:"ifindex,omitempty"`
+	// Deferral holds the ADD_ADDR back while the connection is young: a
+	// peer whose in-kernel path manager joins an announced address does
+	// so as soon as the announce arrives. An address already announced
+	// stays.
+	Deferral
 }
 
 // Validate reports the first thing in p the kernel would reject or the
@@ -216,7 +226,7 @@ func (p Path) validate() error {
 	case p.IfIndex < 0:
 		return fmt.Errorf(".ifindex: %d is negative", p.IfIndex)
 	}
-	return nil
+	return p.Deferral.validate()
 }
 
 func (a Announce) key() netip.AddrPort { return netip.AddrPortFrom(a.Addr, a.Port) }
@@ -228,7 +238,7 @@ func (a Announce) validate() error {
 	case a.IfIndex < 0:
 		return fmt.Errorf(".ifindex: %d is negative", a.IfIndex)
 	}
-	return nil
+	return a.Deferral.validate()
 }
 
 // normalize sorts the endpoints by address and port and drops later

@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -81,6 +82,14 @@ func TestConnPlanValidate(t *testing.T) {
 			"policy: announces[0].ifindex: -1 is negative"},
 		{"duplicate announce", ConnPlan{Announces: []Announce{{Addr: eth4, IfIndex: 2}, {Addr: eth4, IfIndex: 3}}},
 			"policy: announces[1]: 192.0.2.1:0 duplicates announces[0]"},
+		{"deferred", ConnPlan{
+			Paths:     []Path{{Local: eth4, Remote: peer4, Deferral: Deferral{NotBefore: time.Unix(1, 0), AfterBytes: 1}}},
+			Announces: []Announce{{Addr: eth4, Deferral: Deferral{NotBefore: time.Unix(1, 0)}}},
+		}, ""},
+		{"path bytes without time", ConnPlan{Paths: []Path{{Local: eth4, Remote: peer4, Deferral: Deferral{AfterBytes: 1}}}},
+			"policy: paths[0].after_bytes: needs not_before (the latest time)"},
+		{"announce bytes without time", ConnPlan{Announces: []Announce{{Addr: eth4, Deferral: Deferral{AfterBytes: 1}}}},
+			"policy: announces[0].after_bytes: needs not_before (the latest time)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

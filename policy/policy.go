@@ -81,6 +81,9 @@ type Option struct {
 	Default any `json:"default"`
 	// Values lists the accepted values of an enumerated option.
 	Values []string `json:"values,omitempty"`
+	// Mode is the path manager the option acts in, when it acts in only
+	// one (ModeKernel, ModeUserspace); empty when it acts in both.
+	Mode Mode `json:"mode,omitempty"`
 	// Help says what the option does.
 	Help string `json:"help"`
 }

@@ -189,6 +189,18 @@ type Conn struct {
 	// otherwise, or when it could not be learnt (the connection closed
 	// at once).
 	Owner *Owner `json:"owner,omitempty"`
+	// Created is when the engine learnt of the connection from its
+	// CREATED event: on the client side when connect() sent the SYN.
+	// Zero when unknown (a connection that existed when the daemon
+	// started). DeferJoins counts a connection's age from it.
+	Created time.Time `json:"created,omitzero"`
+	// BytesSent and BytesReceived are the data the connection has sent
+	// and received (MPTCP level, struct mptcp_info), as the engine last
+	// read them. The engine reads them only while a Deferral with
+	// AfterBytes holds a path or announce of the connection back, so
+	// they lag, and are zero otherwise.
+	BytesSent     uint64 `json:"bytes_sent,omitempty"`
+	BytesReceived uint64 `json:"bytes_received,omitempty"`
 }
 
 // Owner is the owner of a connection's MPTCP socket, as the kernel

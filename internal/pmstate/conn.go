@@ -26,8 +26,12 @@ type Conn struct {
 	// Chain is the chain the policy runs for the connection: "default",
 	// or "rules[N]" for the rule that selects it; empty when the policy
 	// has no rules.
-	Chain     string     `json:"chain,omitempty"`
-	PeerAddrs []PeerAddr `json:"peer_addrs"`
+	Chain string `json:"chain,omitempty"`
+	// BytesSent and BytesReceived are the connection's data as last read
+	// for a deferral that waits on bytes; zero when it waits on none.
+	BytesSent     uint64     `json:"bytes_sent,omitempty"`
+	BytesReceived uint64     `json:"bytes_received,omitempty"`
+	PeerAddrs     []PeerAddr `json:"peer_addrs"`
 	// Paths are by local address, then remote address and port.
 	Paths     []Path     `json:"paths"`
 	Announces []Announce `json:"announces,omitempty"`
@@ -73,6 +77,12 @@ type Path struct {
 	// Reason says why the engine refuses the path (PathRefused).
 	Reason   string    `json:"reason,omitempty"`
 	Subflows []Subflow `json:"subflows,omitempty"`
+	// DeferredUntil is when a deferred path is due at the latest;
+	// DeferredBytes, when not 0, brings it forward once the connection
+	// has sent or received more (never before the engine's minimum join
+	// age).
+	DeferredUntil time.Time `json:"deferred_until,omitzero"`
+	DeferredBytes uint64    `json:"deferred_bytes,omitempty"`
 	// Failures, BackoffUntil and LastError say why a desired path is
 	// missing: the failures in a row, the next try, the last error.
 	Failures     int       `json:"failures,omitempty"`
@@ -131,14 +141,18 @@ type Announce struct {
 	Addr netip.Addr `json:"addr"`
 	Port uint16     `json:"port,omitempty"`
 	// ID is the address id; 0 until announced.
-	ID           uint8         `json:"id,omitempty"`
-	Desired      bool          `json:"desired"`
-	Announced    bool          `json:"announced"`
-	State        AnnounceState `json:"state"`
-	Reason       string        `json:"reason,omitempty"`
-	Failures     int           `json:"failures,omitempty"`
-	BackoffUntil time.Time     `json:"backoff_until,omitzero"`
-	LastError    string        `json:"last_error,omitempty"`
+	ID        uint8         `json:"id,omitempty"`
+	Desired   bool          `json:"desired"`
+	Announced bool          `json:"announced"`
+	State     AnnounceState `json:"state"`
+	Reason    string        `json:"reason,omitempty"`
+	// DeferredUntil and DeferredBytes are a deferred announce's, as a
+	// Path's.
+	DeferredUntil time.Time `json:"deferred_until,omitzero"`
+	DeferredBytes uint64    `json:"deferred_bytes,omitempty"`
+	Failures      int       `json:"failures,omitempty"`
+	BackoffUntil  time.Time `json:"backoff_until,omitzero"`
+	LastError     string    `json:"last_error,omitempty"`
 }
 
 // ConnQuery selects a page of connections, in token order.

@@ -62,6 +62,9 @@ const (
 	// PathQueued: the subflow's creation waits for the connection's
 	// previous command.
 	PathQueued PathState = "queued"
+	// PathDeferred: the subflow's creation is held back while the
+	// connection is young (Path.DeferredUntil, Path.DeferredBytes).
+	PathDeferred PathState = "deferred"
 	// PathBackoff: the last try failed; the next is at BackoffUntil.
 	PathBackoff PathState = "backoff"
 	// PathWaiting: the path is to an address the peer announced and no
@@ -88,8 +91,8 @@ const (
 
 // PathStates are the path states, in the order Status.Paths is
 // documented.
-var PathStates = []PathState{PathEstablished, PathConnecting, PathQueued, PathBackoff, PathWaiting, PathRefused,
-	PathBlocked, PathClosing, PathKept}
+var PathStates = []PathState{PathEstablished, PathConnecting, PathQueued, PathDeferred, PathBackoff, PathWaiting,
+	PathRefused, PathBlocked, PathClosing, PathKept}
 
 // AnnounceState is what became of an address announced to a
 // connection's peer, or desired to be.
@@ -102,6 +105,9 @@ const (
 	// AnnounceQueued: the announce waits for a worker, or for the
 	// connection's previous command.
 	AnnounceQueued AnnounceState = "queued"
+	// AnnounceDeferred: the announce is held back while the connection
+	// is young (Announce.DeferredUntil, Announce.DeferredBytes).
+	AnnounceDeferred AnnounceState = "deferred"
 	// AnnounceBackoff: the last try failed; the next is at BackoffUntil.
 	AnnounceBackoff AnnounceState = "backoff"
 	// AnnounceWithdrawing: announced but no longer desired; the engine
@@ -113,8 +119,8 @@ const (
 )
 
 // AnnounceStates are the announce states.
-var AnnounceStates = []AnnounceState{AnnounceAnnounced, AnnounceQueued, AnnounceBackoff, AnnounceWithdrawing,
-	AnnounceRefused}
+var AnnounceStates = []AnnounceState{AnnounceAnnounced, AnnounceQueued, AnnounceDeferred, AnnounceBackoff,
+	AnnounceWithdrawing, AnnounceRefused}
 
 // PeerState is what the peer-address policy made of an address of a
 // connection's peer.

@@ -162,6 +162,29 @@ type Counters struct {
 	// is not a usable address of this host, a remote one that is not the
 	// peer's.
 	PlansRefused map[string]uint64 `json:"plans_refused"`
+	// Deferral counts the connections whose joins were deferred
+	// (userspace mode).
+	Deferral DeferralCounters `json:"deferral"`
+}
+
+// DeferralCounters count, by connection, the paths and announces held
+// back by the policy's deferral (fullmesh's join_delay, join_bytes) or by
+// the engine's minimum join age.
+type DeferralCounters struct {
+	// Held counts the connections that had a path or announce held back.
+	Held uint64 `json:"held"`
+	// ReleasedTime counts those whose last held item became due with
+	// time (or the policy stopped deferring); ReleasedBytes those the
+	// byte threshold released.
+	ReleasedTime  uint64 `json:"released_time"`
+	ReleasedBytes uint64 `json:"released_bytes"`
+	// EndedHeld counts the connections that closed while held: the
+	// joins and announces they never needed.
+	EndedHeld uint64 `json:"ended_held"`
+	// ByteReads counts the reads of the held connections' byte
+	// counters, ByteReadErrors those that failed.
+	ByteReads      uint64 `json:"byte_reads"`
+	ByteReadErrors uint64 `json:"byte_read_errors"`
 }
 
 // ErrorRecord is a failed command.

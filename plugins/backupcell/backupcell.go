@@ -16,7 +16,8 @@ const Name = "backup-cellular"
 func init() {
 	policy.Register(Name, func(raw json.RawMessage) (policy.Policy, error) {
 		d := DefaultConfig()
-		w := wireConfig{CellularNames: d.CellularNames, HoldTime: d.HoldTime.String(), CloseDead: d.CloseDead}
+		w := wireConfig{CellularNames: d.CellularNames, HoldTime: d.HoldTime.String(), CloseDead: d.CloseDead,
+			BackupAtOnce: d.BackupAtOnce}
 		if err := policy.DecodeConfig(raw, &w); err != nil {
 			return nil, err
 		}
@@ -40,10 +41,16 @@ type Config struct {
 	// paths whose subflow is stalled, while another subflow works
 	// (userspace mode).
 	CloseDead bool
+	// BackupAtOnce opens the cellular paths kept as backup at once,
+	// whatever deferral the base policy gave them (join_delay,
+	// join_bytes), so that a failover in a connection's first moments
+	// finds its backup subflow up (userspace mode). Promoted cellular
+	// paths are never deferred.
+	BackupAtOnce bool
 }
 
 // DefaultConfig returns the configuration of an empty config: no extra
-// cellular names, hold_time 2s, close_dead true.
+// cellular names, hold_time 2s, close_dead true, backup_at_once false.
 func DefaultConfig() Config {
 	return Config{CellularNames: []string{}, HoldTime: 2 * time.Second, CloseDead: true}
 }
@@ -54,6 +61,7 @@ type wireConfig struct {
 	CellularNames []string `json:"cellular_names"`
 	HoldTime      string   `json:"hold_time"`
 	CloseDead     bool     `json:"close_dead"`
+	BackupAtOnce  bool     `json:"backup_at_once"`
 }
 
 func (w wireConfig) config() (Config, error) {
@@ -65,7 +73,7 @@ func (w wireConfig) config() (Config, error) {
 	if names == nil {
 		names = []string{}
 	}
-	return Config{CellularNames: names, HoldTime: hold, CloseDead: w.CloseDead}, nil
+	return Config{CellularNames: names, HoldTime: hold, CloseDead: w.CloseDead, BackupAtOnce: w.BackupAtOnce}, nil
 }
 
 func (c Config) validate() error {
@@ -124,8 +132,10 @@ func (b *BackupCell) Describe() policy.Doc {
 				Help: `interface-name globs ("wwan*") of links that are cellular besides those of kind cellular`},
 			{Name: "hold_time", Type: "string", Default: d.HoldTime.String(),
 				Help: "how long a primary path must have worked, without a stall, before the cellular paths are demoted to backup again"},
-			{Name: "close_dead", Type: "boolean", Default: d.CloseDead,
+			{Name: "close_dead", Type: "boolean", Default: d.CloseDead, Mode: policy.ModeUserspace,
 				Help: "userspace mode: close a primary subflow that is stalled while another subflow works, so its data is sent again at once"},
+			{Name: "backup_at_once", Type: "boolean", Default: d.BackupAtOnce, Mode: policy.ModeUserspace,
+				Help: "userspace mode: open the cellular backup paths at once, not deferred by the base policy's join_delay, so that a young connection's backup subflow is up before it is needed (promoted cellular paths are never deferred)"},
 		},
 	}
 }

@@ -66,6 +66,8 @@ func TestConfig(t *testing.T) {
 		{`{"cellular_names": [""]}`, def, `policy/backup-cellular: option "cellular_names": "" is not a glob of interface names`},
 		{`{"cellular_names": "wwan*"}`, def, `policy/backup-cellular: option "cellular_names": cannot use string as []string`},
 		{`{"close_dead": "yes"}`, def, `policy/backup-cellular: option "close_dead": cannot use string as bool`},
+		{`{"backup_at_once": true}`, with(func(c *backupcell.Config) { c.BackupAtOnce = true }), ""},
+		{`{"backup_at_once": 1}`, def, `policy/backup-cellular: option "backup_at_once": cannot use number as bool`},
 		{`["wwan0"]`, def, `policy/backup-cellular: config must be a JSON object`},
 	}
 	for _, tt := range tests {
@@ -106,7 +108,7 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"cellular_names": []string{}, "hold_time": "2s", "close_dead": true}
+	want := map[string]any{"cellular_names": []string{}, "hold_time": "2s", "close_dead": true, "backup_at_once": false}
 	got := make(map[string]any)
 	for _, o := range d.Options {
 		got[o.Name] = o.Default
@@ -455,5 +457,50 @@ func TestFailoverTimeline(t *testing.T) {
 		if diff := cmp.Diff(want, got.Paths, netOpts); diff != "" {
 			t.Errorf("at %v: paths (-want +got):\n%s", st.at, diff)
 		}
+	}
+}
+
+// TestConnDeferral: behind fullmesh with a join_delay, a young
+// connection's cellular path kept as backup stays deferred unless
+// backup_at_once; a promoted one is never deferred; a primary path keeps
+// its deferral.
+func TestConnDeferral(t *testing.T) {
+	t.Parallel()
+	young := conn(initial)
+	young.Created = t0
+	held := policy.Deferral{NotBefore: t0.Add(time.Second)}
+	tests := []struct {
+		name   string
+		config string
+		host   host
+		now    time.Duration
+		want   map[netip.Addr]policy.Deferral
+	}{
+		{"backup deferred", `{"hold_time":"0s"}`, newHost(eth0, eth1, wwan), 0,
+			map[netip.Addr]policy.Deferral{a4: {}, b4: held, c4: held}},
+		{"backup at once", `{"hold_time":"0s","backup_at_once":true}`, newHost(eth0, eth1, wwan), 0,
+			map[netip.Addr]policy.Deferral{a4: {}, b4: held, c4: {}}},
+		{"promoted", `{}`, newHost(eth0, eth1, wwan).addr(a4, func(a *policy.LocalAddr) { a.Usable = false }), 0,
+			map[netip.Addr]policy.Deferral{b4: held, c4: {}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := policy.NewChain([]policy.Spec{
+				{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"1s","join_bytes":0}`)},
+				{Name: "backup-cellular", Config: json.RawMessage(tt.config)},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := c.Conn(tt.host.view(policy.ModeUserspace, tt.now), young, policy.ConnPlan{})
+			got := map[netip.Addr]policy.Deferral{}
+			for _, p := range plan.Paths {
+				got[p.Local] = p.Deferral
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("deferrals by local address (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -16,6 +16,10 @@
 //	close_dead      true    userspace mode: leave out a primary path whose subflow
 //	                        is stalled, so the engine closes it and its data is
 //	                        sent again at once over the others
+//	backup_at_once  false   userspace mode: open the cellular backup paths at once,
+//	                        whatever deferral (join_delay, join_bytes) the base
+//	                        policy gave them, so a young connection has its backup
+//	                        subflow up before it needs it
 //
 // For example {"cellular_names": ["wwan*", "rmnet*"], "hold_time": "5s"}.
 //
@@ -47,6 +51,20 @@
 // there are subflows. Without the health sampler there are no stalls: the
 // policy still promotes when a primary address or link goes away or its
 // subflow closes, and demotes at the next event after hold_time.
+//
+// # Deferred joins
+//
+// A base policy may defer a connection's extra paths while it is young
+// (fullmesh's join_delay and join_bytes, policy.Deferral). A cellular
+// path that is promoted is the connection's way out and is never
+// deferred: a primary that fails while the connection is young brings
+// the cellular path up at once, after one handshake over the cellular
+// link. With backup_at_once a cellular path kept as backup is not
+// deferred either, so the connection has its backup subflow up from the
+// start and a failover does not even wait for that handshake; the price
+// is a cellular join on every short connection, which deferral exists to
+// avoid, so it is off by default. The engine's own floor (mptcpgod's
+// [mitigation] min_join_age) still applies.
 //
 // # Kernel mode
 //

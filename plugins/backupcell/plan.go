@@ -46,7 +46,8 @@ func (b *BackupCell) hostHeld(v policy.View) bool {
 
 // Conn implements policy.Policy. The paths over cellular links are backup
 // while a primary path of the connection has worked for hold_time, and
-// promoted otherwise. With close_dead, on a client-side connection, the
+// promoted otherwise. A promoted cellular path is never deferred, nor a
+// backup one with backup_at_once. With close_dead, on a client-side connection, the
 // primary paths whose subflow is stalled are left out while another
 // subflow is established and not stalled.
 func (b *BackupCell) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) policy.ConnPlan {
@@ -65,6 +66,9 @@ func (b *BackupCell) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) po
 	for i := range next.Paths {
 		if infos[i].w.cell {
 			next.Paths[i].Backup = held
+			if !held || b.cfg.BackupAtOnce {
+				next.Paths[i].Deferral = policy.Deferral{}
+			}
 		}
 	}
 	if b.cfg.CloseDead && c.Side != policy.SideServer && slices.ContainsFunc(infos, pathInfo.dead) &&

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -64,6 +65,15 @@ func TestConfig(t *testing.T) {
 			with(func(c *fullmesh.Config) {
 				c.Limits = policy.Limits{Subflows: new(uint32(0)), AddAddrAccepted: new(uint32(0))}
 			}), ""},
+		{`{"join_delay": "0s", "join_bytes": 0}`, with(func(c *fullmesh.Config) { c.JoinDelay, c.JoinBytes = 0, 0 }), ""},
+		{`{"join_delay": "1.5s", "join_bytes": 1000000}`, with(func(c *fullmesh.Config) { c.JoinDelay, c.JoinBytes = 1500*time.Millisecond, 1000000 }), ""},
+		{`{"join_delay": "1h"}`, with(func(c *fullmesh.Config) { c.JoinDelay = time.Hour }), ""},
+		{`{"join_delay": "0s"}`, def, `policy/fullmesh: option "join_bytes": 262144 needs a join_delay (0s opens every path at once)`},
+		{`{"join_delay": "61m"}`, def, `policy/fullmesh: option "join_delay": 1h1m0s is longer than 1h0m0s`},
+		{`{"join_delay": "-1ms"}`, def, `policy/fullmesh: option "join_delay": -1ms is negative`},
+		{`{"join_delay": "soon"}`, def, `policy/fullmesh: option "join_delay": "soon" is not a duration (like "50ms" or "1s")`},
+		{`{"join_delay": 50}`, def, `policy/fullmesh: option "join_delay": cannot use number as string`},
+		{`{"join_bytes": -1}`, def, `policy/fullmesh: option "join_bytes": cannot use number -1 as uint64`},
 		{`{"max_subflow": 4}`, def, `policy/fullmesh: unknown option "max_subflow"`},
 		{`{"limits": {"subflow": 4}}`, def, `policy/fullmesh: unknown option "subflow"`},
 		{`{"role": "sever"}`, def, `policy/fullmesh: option "role": "sever" is not client, server or both`},
@@ -121,6 +131,7 @@ func TestDescribe(t *testing.T) {
 	want := map[string]any{
 		"role": string(def.Role), "families": string(def.Families), "max_subflows": def.MaxSubflows,
 		"announce": def.Announce, "limits.subflows": *def.Limits.Subflows, "limits.add_addr_accepted": *def.Limits.AddAddrAccepted,
+		"join_delay": def.JoinDelay.String(), "join_bytes": def.JoinBytes,
 	}
 	got := make(map[string]any)
 	for _, o := range d.Options {
@@ -515,5 +526,80 @@ func TestConnCap(t *testing.T) {
 		if wp := min(5, n+1); len(peers) != wp {
 			t.Errorf("max %d: %d peer addresses in use, want %d", n, len(peers), wp)
 		}
+	}
+}
+
+// TestConnDeferral: with join_delay, a client's new extra paths and a
+// server's announces carry the deferral from the connection's creation;
+// the initial path, the paths with a live subflow and connections of
+// unknown age carry none, and "0s" defers nothing.
+func TestConnDeferral(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	la, lb := netip.AddrPortFrom(a4, 40000), netip.AddrPortFrom(b4, 40001)
+	client := policy.Conn{
+		Token: 1, Side: policy.SideClient, Local: la, Remote: r0, Created: created,
+		PeerAddrs: []policy.PeerAddr{{Addr: r0}, {ID: 1, Addr: r1, Source: policy.SourceAnnounced}},
+		Subflows:  []policy.Subflow{{Local: la, Remote: r0, Established: true}, {Local: lb, Remote: r1, Established: true}},
+	}
+	server := policy.Conn{
+		Token: 2, Side: policy.SideServer, Local: netip.AddrPortFrom(a4, 443), Remote: addrPort("203.0.113.50:51000"),
+		Created:  created,
+		Subflows: []policy.Subflow{{Local: netip.AddrPortFrom(a4, 443), Remote: addrPort("203.0.113.50:51000"), Established: true}},
+	}
+	two := []policy.LocalAddr{loc(a4, "eth0", 2), loc(b4, "eth1", 3)}
+	held := policy.Deferral{NotBefore: created.Add(2 * time.Second), AfterBytes: 4096}
+	deferrals := func(p policy.ConnPlan) map[string]policy.Deferral {
+		out := map[string]policy.Deferral{}
+		for _, pa := range p.Paths {
+			out[pa.Local.String()+" -> "+pa.Remote.String()] = pa.Deferral
+		}
+		for _, an := range p.Announces {
+			out["announce "+an.Addr.String()] = an.Deferral
+		}
+		return out
+	}
+	unknownAge := client
+	unknownAge.Created = time.Time{}
+	tests := []struct {
+		name   string
+		config string
+		conn   policy.Conn
+		want   map[string]policy.Deferral
+	}{
+		{"client", `{"join_delay": "2s", "join_bytes": 4096}`, client, map[string]policy.Deferral{
+			"192.0.2.1 -> 203.0.113.7:443":    {},
+			"192.0.2.1 -> 203.0.113.8:443":    held,
+			"198.51.100.1 -> 203.0.113.7:443": held,
+			"198.51.100.1 -> 203.0.113.8:443": {},
+		}},
+		{"server", `{"join_delay": "2s", "join_bytes": 4096}`, server, map[string]policy.Deferral{
+			"192.0.2.1 -> 203.0.113.50:51000": {},
+			"announce 198.51.100.1":           held,
+		}},
+		{"at once", `{"join_delay": "0s", "join_bytes": 0}`, client, map[string]policy.Deferral{
+			"192.0.2.1 -> 203.0.113.7:443":    {},
+			"192.0.2.1 -> 203.0.113.8:443":    {},
+			"198.51.100.1 -> 203.0.113.7:443": {},
+			"198.51.100.1 -> 203.0.113.8:443": {},
+		}},
+		{"unknown age", `{"join_delay": "2s"}`, unknownAge, map[string]policy.Deferral{
+			"192.0.2.1 -> 203.0.113.7:443":    {},
+			"192.0.2.1 -> 203.0.113.8:443":    {},
+			"198.51.100.1 -> 203.0.113.7:443": {},
+			"198.51.100.1 -> 203.0.113.8:443": {},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := build(t, tt.config).Conn(view(policy.ModeUserspace, two...), tt.conn, policy.ConnPlan{})
+			if diff := cmp.Diff(tt.want, deferrals(got)); diff != "" {
+				t.Errorf("deferrals (-want +got):\n%s", diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("invalid plan: %v", err)
+			}
+		})
 	}
 }

@@ -58,6 +58,7 @@ func (f *FullMesh) Kernel(v policy.View, next policy.KernelPlan) policy.KernelPl
 // A connection of unknown side (policy.SideAny) is taken as client-side.
 func (f *FullMesh) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) policy.ConnPlan {
 	m := newMesh(v, c, next, f.locals(v))
+	m.deferral = policy.DeferJoins(c, f.cfg.JoinDelay, f.cfg.JoinBytes)
 	if c.Side == policy.SideServer {
 		m.keepSubflows()
 		if f.cfg.Announce {
@@ -164,6 +165,9 @@ type mesh struct {
 	locals  []policy.LocalAddr // the usable locals
 	paths   []policy.Path
 	extra   int // paths other than the initial one
+	// deferral holds the new extra paths and the announces back
+	// (join_delay, join_bytes).
+	deferral policy.Deferral
 }
 
 func newMesh(v policy.View, c policy.Conn, next policy.ConnPlan, locals []policy.LocalAddr) mesh {
@@ -234,13 +238,17 @@ func (m *mesh) live(k pathKey) (policy.Subflow, bool) {
 	return policy.Subflow{}, false
 }
 
-// add appends the path k unless it is already there.
+// add appends the path k unless it is already there, with the deferral
+// when it is an extra path without a subflow.
 func (m *mesh) add(k pathKey, backup bool) {
 	if m.have(k) {
 		return
 	}
 	m.count(k)
 	p := policy.Path{Local: k.local, Remote: k.remote, Backup: backup}
+	if _, live := m.live(k); !live && k != m.initial {
+		p.Deferral = m.deferral
+	}
 	if a, ok := m.listed(k.local); ok {
 		p.Dev, p.IfIndex = a.Link, a.IfIndex
 	} else if s, ok := m.live(k); ok {
@@ -338,7 +346,7 @@ func (m *mesh) announces(next []policy.Announce) []policy.Announce {
 			slices.ContainsFunc(next[:n], func(o policy.Announce) bool { return o.Addr.Unmap() == a.Addr }) {
 			continue
 		}
-		next = append(next, policy.Announce{Addr: a.Addr, Dev: a.Link, IfIndex: a.IfIndex})
+		next = append(next, policy.Announce{Addr: a.Addr, Dev: a.Link, IfIndex: a.IfIndex, Deferral: m.deferral})
 	}
 	return next
 }
