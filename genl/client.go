@@ -339,6 +339,15 @@ func (c *Client) PathManager() (PathManager, error) { return c.c.pathManager() }
 // connections created afterwards.
 func (c *Client) SetPathManager(pm PathManager) error { return c.c.setPathManager(pm) }
 
+// Checksums reports the namespace's net.mptcp.checksum_enabled sysctl:
+// whether new connections ask for DSS checksums (RFC 8684 §3.3.1; a
+// connection uses them when either end asks).
+func (c *Client) Checksums() (bool, error) { return c.c.checksums() }
+
+// SetChecksums sets net.mptcp.checksum_enabled. It affects only
+// connections created afterwards.
+func (c *Client) SetChecksums(on bool) error { return c.c.setChecksums(on) }
+
 // Enabled reports the namespace's net.mptcp.enabled sysctl.
 func (c *Client) Enabled() (bool, error) { return c.c.enabled() }
 

@@ -37,6 +37,8 @@ func (*client) subscribe() (*subscription, error)          { return nil, errUnsu
 func (*client) pathManager() (PathManager, error)          { return "", errUnsupported }
 func (*client) setPathManager(PathManager) error           { return errUnsupported }
 func (*client) enabled() (bool, error)                     { return false, errUnsupported }
+func (*client) checksums() (bool, error)                   { return false, errUnsupported }
+func (*client) setChecksums(bool) error                    { return errUnsupported }
 func (*client) createSubflow(uint32, Endpoint, netip.AddrPort) error {
 	return errUnsupported
 }

@@ -136,6 +136,39 @@ func TestPathManager(t *testing.T) {
 	check(genl.PathManagerUserspace, "1")
 }
 
+// TestChecksums sets net.mptcp.checksum_enabled in one namespace and
+// reads it back, leaving another namespace's alone.
+func TestChecksums(t *testing.T) {
+	t.Parallel()
+	h, other := netnstest.NewHost(t, "csum"), netnstest.NewHost(t, "csum_other")
+	c, oc := newClient(t, h), newClient(t, other)
+	check := func(want bool) {
+		t.Helper()
+		if got, err := c.Checksums(); err != nil || got != want {
+			t.Errorf("Checksums = %v, %v; want %v", got, err, want)
+		}
+		wantSysctl := "0"
+		if want {
+			wantSysctl = "1"
+		}
+		if got := strings.TrimSpace(h.MustExec("sysctl", "-n", "net.mptcp.checksum_enabled")); got != wantSysctl {
+			t.Errorf("sysctl net.mptcp.checksum_enabled = %q, want %q", got, wantSysctl)
+		}
+		if got, err := oc.Checksums(); err != nil || got {
+			t.Errorf("Checksums of another namespace = %v, %v; want it untouched (false)", got, err)
+		}
+	}
+	check(false)
+	if err := c.SetChecksums(true); err != nil {
+		t.Fatalf("SetChecksums(true): %v", err)
+	}
+	check(true)
+	if err := c.SetChecksums(false); err != nil {
+		t.Fatalf("SetChecksums(false): %v", err)
+	}
+	check(false)
+}
+
 // TestEnabled reads net.mptcp.enabled and checks that CheckEnabled explains
 // a namespace where MPTCP is off.
 func TestEnabled(t *testing.T) {

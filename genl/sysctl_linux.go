@@ -56,8 +56,21 @@ func sysctlError(verb, name string, err error) error {
 	return fmt.Errorf("genl: %s net.mptcp.%s: %w", verb, name, err)
 }
 
-func (c *client) enabled() (bool, error) {
-	v, err := c.readSysctl("enabled")
+func (c *client) enabled() (bool, error) { return c.boolSysctl("enabled") }
+
+func (c *client) checksums() (bool, error) { return c.boolSysctl("checksum_enabled") }
+
+func (c *client) setChecksums(on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return c.writeSysctl("checksum_enabled", v)
+}
+
+// boolSysctl reads net.mptcp.<name>, which holds 0 or 1.
+func (c *client) boolSysctl(name string) (bool, error) {
+	v, err := c.readSysctl(name)
 	if err != nil {
 		return false, err
 	}
@@ -67,7 +80,7 @@ func (c *client) enabled() (bool, error) {
 	case "1":
 		return true, nil
 	}
-	return false, fmt.Errorf("genl: read net.mptcp.enabled: unexpected value %q", v)
+	return false, fmt.Errorf("genl: read net.mptcp.%s: unexpected value %q", name, v)
 }
 
 func (c *client) pathManager() (PathManager, error) {

@@ -153,6 +153,9 @@ func (e *Engine) unwatchBytes(c *conn) {
 type bytesResult struct {
 	counts []byteCount
 	err    error
+	// at is when the read returned: the latency of the commands a
+	// crossed threshold causes counts from then.
+	at time.Time
 }
 
 type byteCount struct {
@@ -185,6 +188,7 @@ func (e *Engine) readBytes() {
 		r.err = e.cfg.Bytes.ReadBytes(tokens, func(token uint32, sent, received uint64) {
 			r.counts = append(r.counts, byteCount{token: token, sent: sent, received: received})
 		})
+		r.at = e.now()
 		e.bytesC <- r
 	}()
 }
@@ -200,6 +204,7 @@ func (e *Engine) applyBytes(r bytesResult) {
 		e.warnOnce("cannot read the connections' byte counters; deferred paths wait for their time", "error", r.err)
 		next = max(next, bytesRetry)
 	}
+	e.trigger = earliest(e.trigger, r.at)
 	for _, bc := range r.counts {
 		w := e.byteWatch[bc.token]
 		if w == nil {

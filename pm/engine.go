@@ -519,6 +519,7 @@ func (e *Engine) fire() {
 	now := e.now()
 	for len(e.wakes) > 0 && !e.wakes[0].at.After(now) {
 		w := e.wakes[0]
+		due := w.at
 		e.setWake(w, time.Time{})
 		if w.sweep {
 			e.sweeping = true
@@ -538,6 +539,11 @@ func (e *Engine) fire() {
 			e.kernelDirty = true
 		} else {
 			w.conn.wake = nil
+			if w.conn.held {
+				// A deferral may be due: its commands' latency counts
+				// from its deadline.
+				w.conn.trigger = earliest(w.conn.trigger, due)
+			}
 			e.markDirty(w.conn)
 		}
 	}

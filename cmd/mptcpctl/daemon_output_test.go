@@ -53,13 +53,16 @@ func testUserspaceStatus() *ctlapi.Status {
 			Failures: map[pmstate.Op]uint64{pmstate.OpCreateSubflow: 1}, Events: map[string]uint64{"created": 2, "established": 2,
 				"sub_established": 4}, EventBatches: 5, Backoffs: 1,
 			PeerAddrsRefused: map[string]uint64{"port": 1, "class": 2}, PeerAddrsGivenUp: 1,
-			PlansRefused: map[string]uint64{"path": 1, "announce": 1}},
-		Paths: map[pmstate.PathState]int{pmstate.PathEstablished: 3, pmstate.PathBackoff: 1, pmstate.PathKept: 1,
-			pmstate.PathRefused: 1},
+			PlansRefused: map[string]uint64{"path": 1, "announce": 1},
+			Deferral:     pmstate.DeferralCounters{Held: 9, ReleasedTime: 3, ReleasedBytes: 1, EndedHeld: 5, ByteReads: 40}},
+		Paths: map[pmstate.PathState]int{pmstate.PathEstablished: 3, pmstate.PathBackoff: 1, pmstate.PathDeferred: 1,
+			pmstate.PathKept: 1, pmstate.PathRefused: 1},
 		RecentErrors: []pmstate.ErrorRecord{{Time: daemonT0.Add(time.Minute), Op: pmstate.OpCreateSubflow, Token: 0xa,
 			Local: dap("203.0.113.1:0"), Remote: dap("192.0.2.2:8080"), Error: "genl: create subflow: connection refused"},
 			{Time: daemonT0.Add(2 * time.Minute), Op: pmstate.OpAnnounce, Token: 0xa, Addr: daddr("203.0.113.1"),
 				Error: "genl: announce: address not found"}},
+		Mitigation: ctlapi.Mitigation{Checksums: true, ChecksumsConfig: "on", CanDefer: true, MinJoinAge: 20 * time.Millisecond,
+			MappingErrors: map[string]uint64{"DSSNotMatching": 2, "MPRstTx": 2, "DataCsumErr": 0}, Checked: daemonT0.Add(time.Hour)},
 	}
 }
 
@@ -84,6 +87,8 @@ func testKernelStatus() *ctlapi.Status {
 		Counters: pmstate.Counters{Actions: map[pmstate.Op]uint64{}, Failures: map[pmstate.Op]uint64{}, Events: map[string]uint64{},
 			EndpointRepairs: 3, RepairsGivenUp: 1},
 		RecentErrors: []pmstate.ErrorRecord{},
+		Mitigation: ctlapi.Mitigation{ChecksumsConfig: "keep", MappingErrors: map[string]uint64{"DSSNotMatching": 0},
+			Checked: daemonT0.Add(59 * time.Second)},
 	}
 }
 
@@ -109,6 +114,8 @@ func testPaths() *ctlapi.Paths {
 					Failures: 3, BackoffUntil: daemonT0.Add(90 * time.Second), LastError: "subflow closed: connection refused"},
 				{Local: daddr("127.0.0.1"), Remote: dap("192.0.2.2:8080"), Desired: true, State: pmstate.PathRefused,
 					Reason: "local address not usable: excluded by kind loopback"},
+				{Local: daddr("198.51.100.1"), Remote: dap("198.51.100.2:8080"), Dev: "eth1", IfIndex: 3, Desired: true,
+					State: pmstate.PathDeferred, DeferredUntil: daemonT0.Add(50 * time.Millisecond), DeferredBytes: 262144},
 				{Local: daddr("192.0.2.1"), Remote: dap("198.51.100.2:8080"), State: pmstate.PathKept,
 					Subflows: []pmstate.Subflow{{Local: dap("192.0.2.1:8080"), Remote: dap("198.51.100.2:50000"), LocalID: 0, RemoteID: 2, Established: true}}},
 			},
@@ -120,7 +127,9 @@ func testPaths() *ctlapi.Paths {
 					Reason: "address not usable: not an address of this host"},
 			}},
 		{Token: 0x0000000a, Side: pmstate.SideServer, Local: dap("[2001:db8:1::1]:443"), Remote: dap("[2001:db8:1::2]:50000"),
-			Since: daemonT0, PathManager: pmstate.PathManagerUserspace, DenyJoinID0: true, Chain: "default", Paths: []pmstate.Path{}},
+			Since: daemonT0, PathManager: pmstate.PathManagerUserspace, DenyJoinID0: true, Chain: "default", Paths: []pmstate.Path{},
+			Announces: []pmstate.Announce{{Addr: daddr("2001:db8:2::1"), Desired: true, State: pmstate.AnnounceDeferred,
+				DeferredUntil: daemonT0.Add(20 * time.Millisecond)}}},
 	}}
 }
 
@@ -156,13 +165,18 @@ func TestDaemonOutputs(t *testing.T) {
 		func(b *bytes.Buffer, v *ctlapi.Paths) error { return writePaths(b, v) })
 	render(t, "paths-empty", &ctlapi.Paths{Mode: pmstate.ModeUserspace, Conns: []pmstate.Conn{}},
 		func(b *bytes.Buffer, v *ctlapi.Paths) error { return writePaths(b, v) })
-	render(t, "policies", &ctlapi.Policies{Policies: []ctlapi.PolicyDoc{
+	policies := []ctlapi.PolicyDoc{
 		{Name: "fullmesh", Summary: "Every local address with every peer address.", Options: []ctlapi.PolicyOption{
-			{Name: "max_subflows", Type: "integer", Default: 8, Help: "At most this many extra subflows per connection."},
-			{Name: "role", Type: "string", Default: "client", Values: []string{"client", "server", "both"}, Help: "Which side opens subflows."},
+			{Name: "max_subflows", Type: "integer", Default: 8, Mode: pmstate.ModeUserspace, Help: "At most this many extra subflows per connection."},
+			{Name: "role", Type: "string", Default: "client", Values: []string{"client", "server", "both"}, Mode: pmstate.ModeKernel, Help: "Which side opens subflows."},
+			{Name: "join_delay", Type: "string", Default: "50ms", Mode: pmstate.ModeUserspace, Help: "Open extra subflows once the connection is this old."},
 			{Name: "exclude", Type: "array", Help: "Prefixes never used."}}},
 		{Name: "null", Summary: "Wants nothing.", Options: []ctlapi.PolicyOption{}},
-	}}, func(b *bytes.Buffer, v *ctlapi.Policies) error { return writePolicies(b, v) })
+	}
+	render(t, "policies", &ctlapi.Policies{Mode: pmstate.ModeUserspace, Policies: policies},
+		func(b *bytes.Buffer, v *ctlapi.Policies) error { return writePolicies(b, v) })
+	render(t, "policies-kernel", &ctlapi.Policies{Mode: pmstate.ModeKernel, Policies: policies},
+		func(b *bytes.Buffer, v *ctlapi.Policies) error { return writePolicies(b, v) })
 	render(t, "usage", testUsage(), func(b *bytes.Buffer, v *ctlapi.Usage) error { return writeUsage(b, v) })
 	render(t, "usage-empty", &ctlapi.Usage{Now: daemonT0, StateFile: "/var/lib/mptcpgod/usage.json", Links: []ctlapi.UsageLink{}},
 		func(b *bytes.Buffer, v *ctlapi.Usage) error { return writeUsage(b, v) })

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,7 +28,8 @@ with rules, the chain that decides: default or rules[N]) followed by its paths:
     LOCAL → REMOTE  the path
     DEV             the interface the policy binds it to
     WANTED          yes if the policy wants it (backup: wanted as a backup)
-    STATE           established, connecting, queued, backoff (the last try
+    STATE           established, connecting, queued, deferred (held back
+                    while the connection is young), backoff (the last try
                     failed; retried later), waiting (to an address the peer
                     announced that another path to is being tried first),
                     refused (the daemon refuses what the policy asked: the
@@ -37,15 +39,21 @@ with rules, the chain that decides: default or rules[N]) followed by its paths:
                     one the peer opened, never closed, or the initial
                     subflow, made backup instead of closed)
     SUBFLOWS        its live subflows
-    WHY             for a missing path: the failures so far, when the next try
+    WHY             for a deferred path: when it is due, and the bytes that
+                    bring it forward (the connection's bytes so far); for a
+                    missing path: the failures so far, when the next try
                     is, and the kernel's last error; for a refused one, why
 
-Addresses announced to the peer follow, with their state (refused: not a usable
-address of this host), then the addresses the peer announced: joined (a subflow
-to it came up), pending (being tried, one path at a time), refused (the
-daemon's peer-address policy refuses it: why) or given_up (every try failed).
---peer shows only the connections to a peer address or prefix. In kernel mode the kernel makes the
-paths from the endpoints: see mptcpctl status and mptcpctl subflows.
+Addresses announced to the peer follow, with their state (deferred: held back
+while the connection is young; refused: not a usable address of this host),
+then the addresses the peer announced: joined (a subflow to it came up),
+pending (being tried, one path at a time), refused (the daemon's peer-address
+policy refuses it: why) or given_up (every try failed). Deferral comes from
+the policy (fullmesh's join_delay and join_bytes) and from [mitigation]
+min_join_age. --peer shows only the connections to a peer address or prefix. In
+kernel mode the kernel makes the paths from the endpoints, joining as soon as a
+connection is established (it cannot defer): see mptcpctl status and mptcpctl
+subflows.
 
 The daemon answers the connections a page at a time (GET /v1/paths); paths
 asks for every page and prints the connections as they come. Reading needs
@@ -144,10 +152,12 @@ func localPaths(ps *ctlapi.Paths) *ctlapi.Paths {
 		c.Paths = append([]pmstate.Path(nil), c.Paths...)
 		for j := range c.Paths {
 			c.Paths[j].BackoffUntil = localTime(c.Paths[j].BackoffUntil)
+			c.Paths[j].DeferredUntil = localTime(c.Paths[j].DeferredUntil)
 		}
 		c.Announces = append([]pmstate.Announce(nil), c.Announces...)
 		for j := range c.Announces {
 			c.Announces[j].BackoffUntil = localTime(c.Announces[j].BackoffUntil)
+			c.Announces[j].DeferredUntil = localTime(c.Announces[j].DeferredUntil)
 		}
 		out.Conns[i] = c
 	}
@@ -240,7 +250,10 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 			subs = append(subs, d)
 		}
 		why := p.Reason
-		if why == "" {
+		switch {
+		case p.State == pmstate.PathDeferred:
+			why = deferredWhy(p.DeferredUntil, p.DeferredBytes, c)
+		case why == "":
 			why = pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatTime(p.BackoffUntil), p.LastError)
 		}
 		fmt.Fprintf(t, "  %s → %s\t%s\t%s\t%s\t%s\t%s\n", p.Local, p.Remote, dash(p.Dev), wanted, p.State,
@@ -256,7 +269,10 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 			id = fmt.Sprintf(" id %d", an.ID)
 		}
 		why := an.Reason
-		if why == "" {
+		switch {
+		case an.State == pmstate.AnnounceDeferred:
+			why = deferredWhy(an.DeferredUntil, an.DeferredBytes, c)
+		case why == "":
 			why = pathWhy(an.Failures, an.BackoffUntil.IsZero(), formatTime(an.BackoffUntil), an.LastError)
 		}
 		fmt.Fprintf(t, "  announce %s%s\t-\t%s\t%s\t-\t%s\n", addr, id, yesNo(an.Desired), an.State, dash(why))
@@ -291,6 +307,16 @@ func pathWhy(failures int, noRetry bool, retry, lastErr string) string {
 			s += ": "
 		}
 		s += lastErr
+	}
+	return s
+}
+
+// deferredWhy says when a deferred path or announce is due: "until T", or
+// "until T or 262144 bytes (moved 1500)".
+func deferredWhy(until time.Time, bytes uint64, c pmstate.Conn) string {
+	s := "until " + formatTime(until)
+	if bytes > 0 {
+		s += fmt.Sprintf(" or %d bytes (moved %d)", bytes, max(c.BytesSent, c.BytesReceived))
 	}
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 func (a *app) policiesCmd() *cobra.Command {
@@ -16,9 +17,12 @@ func (a *app) policiesCmd() *cobra.Command {
 		Use:   "policies",
 		Short: "List the policies compiled into the daemon and their options",
 		Long: `List the policies compiled into the mptcpgod daemon, each with what it does
-and its options: name, JSON type, default, accepted values and meaning. They
-are what [[policy.chain]] entries of the configuration may name
-(docs/config.md).
+and its options: name, JSON type, default, accepted values, the path manager
+the option acts in (MODE: kernel, userspace, or both) and meaning. They are
+what [[policy.chain]] entries of the configuration may name (docs/config.md).
+When the daemon runs in kernel mode, a first line says that the options of
+userspace mode have no effect: the in-kernel path manager opens subflows as
+soon as a connection is established, so it cannot defer joins (join_delay).
 
 Reading needs root or membership of the daemon's group. With --json the answer
 of GET /v1/policies is printed as is.`,
@@ -44,6 +48,13 @@ func writePolicies(w io.Writer, ps *ctlapi.Policies) error {
 		_, err := fmt.Fprintln(w, "no policies compiled in")
 		return err
 	}
+	if ps.Mode == pmstate.ModeKernel {
+		_, err := fmt.Fprint(w, "mode kernel: options of mode userspace have no effect; the in-kernel path manager\n"+
+			"opens subflows as soon as a connection is established and cannot defer joins\n\n")
+		if err != nil {
+			return err
+		}
+	}
 	for i, p := range ps.Policies {
 		if i > 0 {
 			if _, err := fmt.Fprintln(w); err != nil {
@@ -60,7 +71,7 @@ func writePolicies(w io.Writer, ps *ctlapi.Policies) error {
 			continue
 		}
 		t := newTable(w)
-		fmt.Fprintln(t, "  OPTION\tTYPE\tDEFAULT\tVALUES\tMEANING")
+		fmt.Fprintln(t, "  OPTION\tTYPE\tDEFAULT\tVALUES\tMODE\tMEANING")
 		for _, o := range p.Options {
 			def := "-"
 			if o.Default != nil {
@@ -68,7 +79,11 @@ func writePolicies(w io.Writer, ps *ctlapi.Policies) error {
 					def = string(b)
 				}
 			}
-			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\n", o.Name, o.Type, def, dash(strings.Join(o.Values, ",")), o.Help)
+			mode := string(o.Mode)
+			if mode == "" {
+				mode = "both"
+			}
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%s\n", o.Name, o.Type, def, dash(strings.Join(o.Values, ",")), mode, o.Help)
 		}
 		if err := t.Flush(); err != nil {
 			return err

@@ -32,7 +32,12 @@ func (a *app) statusCmd() *cobra.Command {
     desired ones and any foreign ones, with their state); the number of
     connections it manages (userspace mode), their paths by state (as
     mptcpctl paths names the states) and the commands in flight; its
-    counters; the last kernel commands that failed, with the kernel's words.
+    counters, deferred joins included; the mitigation of the kernel's
+    corruption on joins ([mitigation]: DSS checksums, the minimum age of a
+    connection before a join; kernel mode cannot defer joins) and the
+    kernel's data mapping errors since the daemon started (DSSNotMatching,
+    DataCsumErr, MP_FAIL, MP_RST sent); the last kernel commands that
+    failed, with the kernel's words.
 
 The daemon answers it from counts it keeps, whatever the number of
 connections. Reading needs root or membership of the daemon's group
@@ -61,6 +66,7 @@ func localStatus(st *ctlapi.Status) *ctlapi.Status {
 	for i := range out.RecentErrors {
 		out.RecentErrors[i].Time = localTime(out.RecentErrors[i].Time)
 	}
+	out.Mitigation.Checked = localTime(st.Mitigation.Checked)
 	out.Endpoints = slices.Clone(st.Endpoints)
 	for i := range out.Endpoints {
 		out.Endpoints[i].BackoffUntil = localTime(out.Endpoints[i].BackoffUntil)
@@ -120,8 +126,12 @@ func writeStatus(w io.Writer, st *ctlapi.Status) error {
 	} else {
 		fmt.Fprintf(&b, "peers     announced addresses refused %s, given up %d\n", formatCounts(c.PeerAddrsRefused),
 			c.PeerAddrsGivenUp)
+		d := c.Deferral
+		fmt.Fprintf(&b, "deferred  %d connections; released by time %d, by bytes %d; ended before their joins %d\n",
+			d.Held, d.ReleasedTime, d.ReleasedBytes, d.EndedHeld)
 	}
 	fmt.Fprintf(&b, "plans     refused %s\n", formatCounts(c.PlansRefused))
+	writeMitigation(&b, st.Mitigation)
 
 	if len(st.Kernel.Missing) > 0 {
 		b.WriteString("\n")
@@ -273,3 +283,35 @@ func formatMatch(m ctlapi.PolicyRule) string {
 
 // commas turns "subflow fullmesh" into "subflow,fullmesh".
 func commas(flags string) string { return strings.Join(strings.Fields(flags), ",") }
+
+// writeMitigation prints the mitigation of the kernel's corruption on joins
+// and the kernel's mapping errors since the daemon started.
+func writeMitigation(b *bytes.Buffer, m ctlapi.Mitigation) {
+	csum := "off"
+	if m.Checksums {
+		csum = "on"
+	}
+	fmt.Fprintf(b, "mitigate  checksums %s (config %s); ", csum, dash(m.ChecksumsConfig))
+	if m.CanDefer {
+		fmt.Fprintf(b, "no join before a connection is %s old\n", m.MinJoinAge)
+	} else {
+		b.WriteString("joins cannot be deferred in kernel mode\n")
+	}
+	switch {
+	case m.Error != "":
+		fmt.Fprintf(b, "mapping   errors unknown: %s\n", m.Error)
+	case m.Checked.IsZero():
+		b.WriteString("mapping   errors not read yet\n")
+	default:
+		var errs []string
+		for _, k := range slices.Sorted(maps.Keys(m.MappingErrors)) {
+			if v := m.MappingErrors[k]; v > 0 {
+				errs = append(errs, fmt.Sprintf("%s %d", k, v))
+			}
+		}
+		if len(errs) == 0 {
+			errs = []string{"none"}
+		}
+		fmt.Fprintf(b, "mapping   errors since start: %s (read %s)\n", strings.Join(errs, ", "), formatTime(m.Checked))
+	}
+}

@@ -56,6 +56,34 @@ type Status struct {
 	Counters pmstate.Counters `json:"counters"`
 	// RecentErrors are the last failed commands, oldest first.
 	RecentErrors []pmstate.ErrorRecord `json:"recent_errors"`
+	// Mitigation is what the daemon does against the kernel's
+	// corruption on subflow joins, and the kernel's mapping errors.
+	Mitigation Mitigation `json:"mitigation"`
+}
+
+// Mitigation is what the daemon does against the kernel's corruption on
+// subflow joins ([mitigation]), and what it sees of the kernel's data
+// mapping errors (docs/troubleshooting.md).
+type Mitigation struct {
+	// Checksums reports net.mptcp.checksum_enabled as the daemon found
+	// or set it when it started: new connections ask for DSS checksums.
+	// ChecksumsConfig is [mitigation] checksums: keep, on or off.
+	Checksums       bool   `json:"checksums"`
+	ChecksumsConfig string `json:"checksums_config"`
+	// CanDefer is false in kernel mode: the in-kernel path manager joins
+	// as soon as a connection is established, and no setting defers it.
+	CanDefer bool `json:"can_defer"`
+	// MinJoinAge is the engine's floor (userspace mode): no subflow
+	// joins, and no address is announced to, a younger connection. 0 in
+	// kernel mode.
+	MinJoinAge time.Duration `json:"min_join_age_ns"`
+	// MappingErrors are the kernel's MPTcpExt counters of data mapping
+	// errors of the daemon's namespace since it started, by name
+	// (DSSNotMatching, DataCsumErr, MPFailRx, MPFailTx, MPRstTx, ...),
+	// as read at Checked; Error says why they could not be read.
+	MappingErrors map[string]uint64 `json:"mapping_errors"`
+	Checked       time.Time         `json:"checked,omitzero"`
+	Error         string            `json:"error,omitempty"`
 }
 
 // Policy is the policy in force: the engine's name for it, and the
@@ -128,9 +156,12 @@ type PathsQuery struct {
 	Peer netip.Prefix
 }
 
-// Policies is GET /v1/policies: the policies compiled into the daemon.
+// Policies is GET /v1/policies: the policies compiled into the daemon,
+// and the mode the daemon runs in (an option whose Mode differs has no
+// effect there).
 type Policies struct {
-	Policies []PolicyDoc `json:"policies"`
+	Mode     pmstate.Mode `json:"mode"`
+	Policies []PolicyDoc  `json:"policies"`
 }
 
 // PolicyDoc documents a policy compiled into the daemon.
@@ -156,6 +187,9 @@ type PolicyOption struct {
 	Default any `json:"default"`
 	// Values lists the accepted values of an enumerated option.
 	Values []string `json:"values,omitempty"`
+	// Mode is the path manager the option acts in when it acts in only
+	// one ("kernel", "userspace"); empty when it acts in both.
+	Mode pmstate.Mode `json:"mode,omitempty"`
 	// Help says what the option does.
 	Help string `json:"help"`
 }

@@ -89,6 +89,9 @@ type Config struct {
 	// Force is the [force] table, checked.
 	Force ForceConfig
 
+	// Mitigation is the [mitigation] table, checked.
+	Mitigation MitigationConfig
+
 	// Warnings are what is allowed but probably unwise, each at its key
 	// (metrics served beyond this host); the daemon logs them and
 	// --check-config prints them.
@@ -325,6 +328,7 @@ func (c *Config) fill(k *checker, f *File) {
 	c.fillControl(k, f)
 	c.fillUsage(k, f.Usage)
 	c.fillForce(k, f.Force)
+	c.fillMitigation(k, f.Mitigation)
 	c.Policy = policy.Config{Chain: k.chain("policy.chain", f.Policy.Chain)}
 	for i, r := range f.Policy.Rules {
 		c.Policy.Rules = append(c.Policy.Rules, k.rule(fmt.Sprintf("policy.rules[%d]", i), r))

@@ -46,6 +46,7 @@ func TestDefaultConfig(t *testing.T) {
 		Usage:          usage.Config{StateDir: "/var/lib/mptcpgod", SaveInterval: time.Minute},
 		UsageInterval:  time.Second,
 		Peers:          peeraddr.Config{Tries: peeraddr.DefaultTries},
+		Mitigation:     MitigationConfig{Checksums: ChecksumsKeep, MinJoinAge: DefaultMinJoinAge},
 	}
 	if diff := cmp.Diff(want, DefaultConfig(), configOpts); diff != "" {
 		t.Errorf("DefaultConfig (-want +got):\n%s", diff)
@@ -497,6 +498,24 @@ interval = "1000h"
 				`f.toml:9: key "control.socket": "/run/` + strings.Repeat("d", 100) + `/mptcpgod.sock" is 119 bytes long; a Unix socket's path has at most 107`,
 				`f.toml:11: key "usage.interval": "1000h" is not a duration above 0 and at most 1h0m0s`,
 			},
+		},
+		{
+			name: "mitigation",
+			in:   "[mitigation]\nchecksums = \"yes\"\nmin_join_age = \"20\"\n",
+			want: []string{
+				`f.toml:2: key "mitigation.checksums": "yes" is not keep, on or off`,
+				`f.toml:3: key "mitigation.min_join_age": "20" is not a duration such as "20ms" ("0s" turns it off)`,
+			},
+		},
+		{
+			name: "mitigation bounds",
+			in:   "[mitigation]\nmin_join_age = \"-1ms\"\n",
+			want: []string{`f.toml:2: key "mitigation.min_join_age": "-1ms" is negative`},
+		},
+		{
+			name: "mitigation too long",
+			in:   "[mitigation]\nmin_join_age = \"11s\"\n",
+			want: []string{`f.toml:2: key "mitigation.min_join_age": "11s" is longer than 10s`},
 		},
 		{
 			name: "set_path_manager with auto",

@@ -213,7 +213,7 @@ func (c *control) Info(context.Context) (ctlhttp.Info, error) {
 	pol := c.d.cfg.Policy
 	c.d.mu.Unlock()
 	info := ctlhttp.Info{Version: c.opts.Version, Mode: pmstate.Mode(c.d.mode), ConfigFile: c.opts.ConfigFile, Policy: pol,
-		Kernel: wireKernel(c.d.kernel)}
+		Kernel: wireKernel(c.d.kernel), Mitigation: c.d.mitigation.status()}
 	if h := c.host.Load(); h != nil {
 		info.Links = h.apiLinks()
 	}

@@ -66,6 +66,7 @@ type Daemon struct {
 	sub    *genl.Subscription // userspace mode
 	conns  *connLister        // userspace mode
 	owners *ownerLookup       // userspace mode
+	bytes  *byteReader        // userspace mode
 	engine *pm.Engine
 	linksC chan linkmon.Config // one slot, latest wins
 	ready  chan struct{}
@@ -91,6 +92,9 @@ type Daemon struct {
 	usage *accounting
 
 	ctl *control // the control socket and the metrics
+	// mitigation applies [mitigation] and watches the kernel's mapping
+	// errors.
+	mitigation *mitigation
 
 	// force keeps the BPF program's maps equal to the forced units'
 	// cgroups ([force], mptcpctl force unit).
@@ -151,6 +155,13 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	if d.mode, err = d.pathManager(client, cfg); err != nil {
 		return nil, err
 	}
+	checksums, err := applyChecksums(client, cfg.Mitigation.Checksums, log)
+	if err != nil {
+		return nil, err
+	}
+	if d.mode == policy.ModeKernel {
+		warnUserspaceOptions(log, cfg.Policy)
+	}
 	if d.router, d.members, err = cfg.buildPolicies(); err != nil {
 		return nil, err
 	}
@@ -181,6 +192,9 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 			return nil, err
 		}
 		events = d.sub
+		if d.bytes, err = newByteReader(opts.NetNS); err != nil {
+			return nil, err
+		}
 	}
 
 	var foreign []genl.Endpoint
@@ -202,6 +216,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 	if d.ctl, err = newControl(d, cfg, opts); err != nil {
 		return nil, err
 	}
+	d.mitigation = newMitigation(log, d.mode, cfg.Mitigation, checksums, d.ctl.metrics.MPTcpExt)
 	var owners pm.OwnerLookup
 	if d.mode == policy.ModeUserspace {
 		d.owners = newOwnerLookup(opts.NetNS, log)
@@ -221,6 +236,7 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		WithdrawOnExit: cfg.WithdrawOnExit,
 		Backoff:        cfg.Backoff,
 		Peers:          cfg.Peers,
+		MinJoinAge:     cfg.Mitigation.MinJoinAge,
 		Logger:         log,
 	}
 	if !cfg.AcceptAnnounces {
@@ -228,6 +244,9 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 		// add_addr_accepted, to any address and port (loopback
 		// included): a peer could steer this host at third parties.
 		pcfg.AddAddrAcceptedMax = new(uint32(0))
+	}
+	if d.bytes != nil {
+		pcfg.Bytes = d.bytes
 	}
 	d.engine, err = pm.New(pcfg)
 	if err != nil {
@@ -358,6 +377,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.runLinks(gctx, links) })
 	g.Go(func() error { return d.ctl.run(gctx) })
 	g.Go(func() error { return d.force.run(gctx) })
+	g.Go(func() error { return d.mitigation.run(gctx) })
 	g.Go(func() error {
 		select {
 		case <-d.engine.Ready():
@@ -568,6 +588,8 @@ func restartKeys(old, cfg *Config) []string {
 	add(old.Control.Socket != cfg.Control.Socket, "control.socket")
 	add(old.Control.Group != cfg.Control.Group, "control.group")
 	add(old.MetricsListen != cfg.MetricsListen, "metrics.listen")
+	add(old.Mitigation.Checksums != cfg.Mitigation.Checksums, "mitigation.checksums")
+	add(old.Mitigation.MinJoinAge != cfg.Mitigation.MinJoinAge, "mitigation.min_join_age")
 	return keys
 }
 
@@ -603,6 +625,10 @@ func (d *Daemon) Close() {
 	if d.owners != nil {
 		errs = append(errs, d.owners.Close())
 		d.owners = nil
+	}
+	if d.bytes != nil {
+		errs = append(errs, d.bytes.Close())
+		d.bytes = nil
 	}
 	if d.ctl != nil {
 		errs = append(errs, d.ctl.close())

@@ -33,6 +33,10 @@ type File struct {
 	Control ControlFile `toml:"control"`
 	Metrics MetricsFile `toml:"metrics"`
 
+	// Mitigation is the [mitigation] table: what mptcpgod does against
+	// the kernel's corruption on subflow joins (docs/troubleshooting.md).
+	Mitigation MitigationFile `toml:"mitigation"`
+
 	// Usage is the [usage] table: the traffic accounting of metered
 	// links, which the cost-aware policy reads (usage.File).
 	Usage usage.File `toml:"usage"`
@@ -59,6 +63,16 @@ type ControlFile struct {
 	// Group is the group whose members may read the daemon's state over
 	// the socket; "" means root and the daemon's own user only.
 	Group string `toml:"group"`
+}
+
+// MitigationFile is the [mitigation] table.
+type MitigationFile struct {
+	// Checksums is what mptcpgod does with net.mptcp.checksum_enabled
+	// when it starts: "keep" leaves it, "on" sets 1, "off" sets 0.
+	Checksums string `toml:"checksums"`
+	// MinJoinAge holds back every subflow and announce of a connection
+	// younger than this (userspace mode); "0s" turns the floor off.
+	MinJoinAge string `toml:"min_join_age"`
 }
 
 // MetricsFile is the [metrics] table.
@@ -194,6 +208,10 @@ func DefaultFile() File {
 		Control: ControlFile{
 			Socket: DefaultSocket,
 			Group:  "mptcpgod",
+		},
+		Mitigation: MitigationFile{
+			Checksums:  string(ChecksumsKeep),
+			MinJoinAge: DefaultMinJoinAge.String(),
 		},
 		Usage: usage.DefaultFile(),
 		Force: ForceFile{Units: []string{}, UIDs: []uint32{}},

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"strings"
@@ -142,4 +143,35 @@ func (d *Daemon) runHealth(ctx context.Context) error {
 	}
 	<-done
 	return nil
+}
+
+// warnUserspaceOptions logs a warning, in kernel mode, for every policy
+// option the configuration sets that acts only in userspace mode (its
+// policy.Option.Mode): fullmesh's join_delay and join_bytes above all,
+// since the in-kernel path manager joins as soon as a connection is
+// established and nothing defers it.
+func warnUserspaceOptions(log *slog.Logger, cfg policy.Config) {
+	specs := slices.Clone(cfg.Chain)
+	for _, r := range cfg.Rules {
+		specs = append(specs, r.Chain...)
+	}
+	warned := map[string]bool{}
+	for _, s := range specs {
+		var keys map[string]json.RawMessage
+		if json.Unmarshal(s.Config, &keys) != nil {
+			continue
+		}
+		d, err := policy.Describe(s.Name)
+		if err != nil {
+			continue
+		}
+		for _, o := range d.Options {
+			if _, set := keys[o.Name]; !set || o.Mode != policy.ModeUserspace || warned[s.Name+"."+o.Name] {
+				continue
+			}
+			warned[s.Name+"."+o.Name] = true
+			log.Warn("policy option has no effect in kernel mode: the in-kernel path manager opens subflows and announces as soon as a connection is established",
+				"policy", s.Name, "option", o.Name, "fix", `mode = "userspace", or remove the option`)
+		}
+	}
 }

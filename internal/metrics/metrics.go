@@ -173,6 +173,15 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
+// MPTcpExt reads the MPTcpExt counters of the namespace's
+// /proc/net/netstat, by name, as the metric mptcpgod_kernel_mptcpext_total
+// exports them; it is safe for concurrent use.
+func (m *Metrics) MPTcpExt() (map[string]uint64, error) {
+	m.kernel.mu.Lock()
+	defer m.kernel.mu.Unlock()
+	return m.kernel.mptcpExt()
+}
+
 // Gatherer returns the registry, for tests and other exporters.
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
 

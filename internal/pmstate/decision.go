@@ -33,7 +33,9 @@ type Decision struct {
 	Took time.Duration `json:"took_ns,omitempty"`
 	// Latency is the time from the input that led to the command (a
 	// batch of kernel events received, a host change, a policy swap) to
-	// the command's completion; 0 for commands no input caused, such as
+	// the command's completion; for a deferred path or announce, from
+	// when it became due (its deadline, or the byte read that saw its
+	// threshold crossed); 0 for commands no input caused, such as
 	// retries after a backoff.
 	Latency time.Duration `json:"latency_ns,omitempty"`
 	// Detail says more: why events were resynchronised, which policy

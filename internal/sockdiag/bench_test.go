@@ -33,7 +33,9 @@ const benchAddr = "127.0.0.1:7000"
 
 // BenchmarkConnections10k walks 10,000 live loopback MPTCP connections
 // (20,000 MPTCP sockets, 20,000 subflows) in one namespace and reports the
-// cost per socket walked. It needs root.
+// cost per socket walked, and the cost of looking one connection up by
+// its token among them (what the daemon's byte reads for deferred joins
+// weigh against a walk). It needs root.
 func BenchmarkConnections10k(b *testing.B) {
 	h := netnstest.NewHost(b, "bench") // skips without root
 	raiseFileLimit(b, benchConns+1000)
@@ -113,6 +115,27 @@ func BenchmarkConnections10k(b *testing.B) {
 		benchWalk(b, func(count func()) error {
 			return c.Connections(func(*sockdiag.Connection) error { count(); return nil })
 		})
+	})
+	b.Run("Lookup", func(b *testing.B) {
+		var tokens []uint32
+		err := c.Connections(func(cn *sockdiag.Connection) error {
+			if len(tokens) < 1000 {
+				tokens = append(tokens, cn.Token)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			if _, err := c.Connection(tokens[n%len(tokens)]); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/lookup")
 	})
 	b.Run("Subflows", func(b *testing.B) {
 		benchWalk(b, func(count func()) error {

@@ -112,7 +112,7 @@ const MaxJoinDelay = time.Hour
 // docs/performance.md ("Deferred joins").
 const (
 	DefaultJoinDelay = 50 * time.Millisecond
-	DefaultJoinBytes = 256 << 10
+	DefaultJoinBytes = 0
 )
 
 // DefaultConfig returns the configuration of an empty config: role client,

@@ -53,4 +53,7 @@ type Info struct {
 	// Addr.Reason set; the Handler fills in the rest of each Addr from
 	// the engine's status.
 	Links []pmstate.Link
+	// Mitigation is the daemon's mitigation of the kernel's corruption
+	// on joins, and the mapping errors it has seen.
+	Mitigation ctlapi.Mitigation
 }

@@ -257,7 +257,9 @@ func testInfo(mode pmstate.Mode) Info {
 	return Info{Version: "v1.2.3", Mode: mode, ConfigFile: "/etc/mptcpgod/mptcpgod.toml",
 		Policy: policy.Config{Chain: []policy.Spec{{Name: "fullmesh"}}}, Links: testLinks(),
 		Kernel: ctlapi.Kernel{Release: "6.1.0-57-amd64", Missing: []ctlapi.Capability{{ID: "conn-addr-dump",
-			Name: "per-connection address dump", Since: "6.9", Without: "the path manager of a connection is unknown"}}}}
+			Name: "per-connection address dump", Since: "6.9", Without: "the path manager of a connection is unknown"}}},
+		Mitigation: ctlapi.Mitigation{Checksums: true, ChecksumsConfig: "on", CanDefer: mode == pmstate.ModeUserspace,
+			MappingErrors: map[string]uint64{"DSSNotMatching": 1}, Checked: t0}}
 }
 
 // socketDir returns a new directory for sockets that every user may

@@ -347,6 +347,10 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 		Resyncing:    st.Resyncing,
 		Counters:     st.Counters,
 		RecentErrors: nonNil(st.RecentErrors),
+		Mitigation:   info.Mitigation,
+	}
+	if out.Mitigation.MappingErrors == nil {
+		out.Mitigation.MappingErrors = map[string]uint64{}
 	}
 	if out.Paths == nil {
 		out.Paths = map[pmstate.PathState]int{}
@@ -465,8 +469,12 @@ func isNotFound(err error) bool {
 	return errors.As(err, &he) && he.code == http.StatusNotFound
 }
 
-func (h *Handler) policies(w http.ResponseWriter, _ *http.Request) error {
-	out := ctlapi.Policies{Policies: []ctlapi.PolicyDoc{}}
+func (h *Handler) policies(w http.ResponseWriter, r *http.Request) error {
+	info, err := h.b.Info(r.Context())
+	if err != nil {
+		return h.engineError(err)
+	}
+	out := ctlapi.Policies{Mode: info.Mode, Policies: []ctlapi.PolicyDoc{}}
 	for _, name := range policy.Names() {
 		d, err := policy.Describe(name)
 		if err != nil {

@@ -44,7 +44,7 @@ func TestStatusRoute(t *testing.T) {
 			Rules: []ctlapi.PolicyRule{}},
 		Links: annotate(testLinks(), &us), Endpoints: []pmstate.Endpoint{}, Connections: 2,
 		Paths:    map[pmstate.PathState]int{pmstate.PathEstablished: 3, pmstate.PathBackoff: 1},
-		Counters: us.Counters, RecentErrors: us.RecentErrors,
+		Counters: us.Counters, RecentErrors: us.RecentErrors, Mitigation: testInfo(pmstate.ModeUserspace).Mitigation,
 	}
 	if diff := cmp.Diff(want, st, cmpNet); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
@@ -219,10 +219,13 @@ func TestPathsRoutes(t *testing.T) {
 
 func TestPoliciesRoute(t *testing.T) {
 	t.Parallel()
-	_, c := serve(t, &fakeBackend{feed: NewFeed(0)}, ServerConfig{})
+	_, c := serve(t, &fakeBackend{info: testInfo(pmstate.ModeKernel), feed: NewFeed(0)}, ServerConfig{})
 	ps, err := c.Policies(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ps.Mode != pmstate.ModeKernel {
+		t.Errorf("policies of mode %q, want the daemon's, kernel", ps.Mode)
 	}
 	want, err := policy.Describe("fullmesh")
 	if err != nil {

@@ -150,7 +150,8 @@ func wireChain(specs []policy.Spec) []ctlapi.PolicySpec {
 func wirePolicyDoc(d policy.Doc) ctlapi.PolicyDoc {
 	out := ctlapi.PolicyDoc{Name: d.Name, Summary: d.Summary, Options: make([]ctlapi.PolicyOption, len(d.Options))}
 	for i, o := range d.Options {
-		out.Options[i] = ctlapi.PolicyOption{Name: o.Name, Type: o.Type, Default: o.Default, Values: o.Values, Help: o.Help}
+		out.Options[i] = ctlapi.PolicyOption{Name: o.Name, Type: o.Type, Default: o.Default, Values: o.Values,
+			Mode: pmstate.Mode(o.Mode), Help: o.Help}
 	}
 	return out
 }
