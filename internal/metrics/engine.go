@@ -43,10 +43,14 @@ var (
 		"Addresses peers announced that were given up after every try failed (userspace mode).", nil, nil)
 	enginePlansRefused = prometheus.NewDesc("mptcpgod_engine_plans_refused_total",
 		"Parts of the policies' plans refused (path, announce, endpoint): addresses not usable ones of this host, or not the peer's.", []string{"item"}, nil)
+	engineDeferred = prometheus.NewDesc("mptcpgod_engine_deferred_connections_total",
+		"Connections whose joins were deferred (userspace mode), by outcome: held (a path or announce was held back), released_time, released_bytes, ended_held (closed before their joins).", []string{"outcome"}, nil)
+	engineByteReads = prometheus.NewDesc("mptcpgod_engine_byte_reads_total",
+		"Reads of the byte counters of connections whose deferral waits on bytes (sock_diag), by result: ok, error.", []string{"result"}, nil)
 	engineConns = prometheus.NewDesc("mptcpgod_engine_connections",
 		"Connections the engine tracks (userspace mode).", nil, nil)
 	enginePaths = prometheus.NewDesc("mptcpgod_engine_paths",
-		"Paths of the tracked connections by state: established, connecting, queued, backoff, waiting, refused, blocked, closing, kept (userspace mode).", []string{"state"}, nil)
+		"Paths of the tracked connections by state: established, connecting, queued, deferred, backoff, waiting, refused, blocked, closing, kept (userspace mode).", []string{"state"}, nil)
 	engineEndpoints = prometheus.NewDesc("mptcpgod_engine_endpoints",
 		"Endpoints by state: ok, pending, backoff, removing, foreign, blocked, left_out, unusable (kernel mode).", []string{"state"}, nil)
 	engineInFlight = prometheus.NewDesc("mptcpgod_engine_commands_in_flight",
@@ -72,7 +76,7 @@ type engineCollector struct {
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{engineUp, engineReady, engineInfo, engineStart, engineActions, engineFailures,
 		engineEvents, engineBatches, engineResyncs, engineBackoffs, engineRepairs, engineRepairsGivenUp, enginePeerRefused,
-		enginePeerGivenUp, enginePlansRefused, engineConns, enginePaths,
+		enginePeerGivenUp, enginePlansRefused, engineDeferred, engineByteReads, engineConns, enginePaths,
 		engineEndpoints, engineInFlight, engineQueued, engineQueries, engineQueryTime, engineQueryMax} {
 		ch <- d
 	}
@@ -126,6 +130,13 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	for item, n := range st.Counters.PlansRefused {
 		counter(enginePlansRefused, n, item)
 	}
+	d := st.Counters.Deferral
+	counter(engineDeferred, d.Held, "held")
+	counter(engineDeferred, d.ReleasedTime, "released_time")
+	counter(engineDeferred, d.ReleasedBytes, "released_bytes")
+	counter(engineDeferred, d.EndedHeld, "ended_held")
+	counter(engineByteReads, d.ByteReads-d.ByteReadErrors, "ok")
+	counter(engineByteReads, d.ByteReadErrors, "error")
 	gauge(engineConns, float64(st.Connections))
 	gauge(engineInFlight, float64(st.InFlight))
 	gauge(engineQueued, float64(st.Queued))

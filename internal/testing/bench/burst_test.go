@@ -53,7 +53,7 @@ func benchBurst(b *testing.B, small bool) {
 		buffer = 2048
 	}
 	daemontest.Start(b, tb.Client, fmt.Sprintf("mode = \"userspace\"\nset_path_manager = true\n\n[engine]\nevent_buffer = %d\n\n"+
-		"[control]\nsocket = %q\n\n[links]\ninclude_kinds = [\"virtual\"]\n", buffer, sock))
+		"[control]\nsocket = %q\n\n[links]\ninclude_kinds = [\"virtual\"]\n%s", buffer, sock, atOnce))
 	ctl := &ctlapi.Client{Socket: sock}
 	w := watch(b, tb.Client)
 	w.port = timed.Port()

@@ -73,6 +73,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(serverEnv) != "" {
 		os.Exit(serverMain())
 	}
+	if os.Getenv(rrEnv) != "" {
+		os.Exit(rrMain())
+	}
 	if load := os.Getenv(churnEnv); load != "" {
 		os.Exit(churnMain(load))
 	}
@@ -161,11 +164,30 @@ func serve(ln net.Listener) {
 	}
 }
 
-// startDaemon runs the mptcpgod binary in h's namespace in mode until the
-// benchmark ends, waits until it is ready, and returns its process id.
+// atOnce is the configuration that opens every path as soon as a
+// connection is established: the benchmarks of how fast the engine acts
+// measure it without deferral (BenchmarkDeferral measures that).
+const atOnce = `
+[mitigation]
+min_join_age = "0s"
+
+[[policy.chain]]
+name = "fullmesh"
+config = { join_delay = "0s" }
+`
+
+// startDaemon runs the mptcpgod binary in h's namespace in mode, opening
+// every path at once, until the benchmark ends, waits until it is ready,
+// and returns its process id.
 func startDaemon(b *testing.B, h *netnstest.Host, mode string) int {
 	b.Helper()
-	return daemontest.Start(b, h, fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n", mode)).Pid()
+	return daemontest.Start(b, h, daemonConfig(mode, atOnce)).Pid()
+}
+
+// daemonConfig is the configuration of startDaemon in mode, with the
+// tables of extra appended.
+func daemonConfig(mode, extra string) string {
+	return fmt.Sprintf("mode = %q\nset_path_manager = true\n\n[control]\nsocket = \"\"\n\n[links]\ninclude_kinds = [\"virtual\"]\n%s", mode, extra)
 }
 
 // cpuSeconds returns the user and system CPU time process pid has used,

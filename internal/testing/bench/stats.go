@@ -96,6 +96,7 @@ type Result struct {
 	Churn       *Churn       `json:"churn,omitempty"`
 	Socket      *Socket      `json:"socket,omitempty"`
 	Download    *Download    `json:"download,omitempty"`
+	Deferral    *Deferral    `json:"deferral,omitempty"`
 }
 
 // Socket is the cost of one socket(AF_INET, SOCK_STREAM, 0) and its close
@@ -126,6 +127,34 @@ type Download struct {
 	Windows   int     `json:"windows"`
 	Seconds   float64 `json:"window_seconds"`
 	OfOneLink float64 `json:"of_one_link"`
+}
+
+// Deferral is one workload of BenchmarkDeferral under one path manager:
+// short request/response connections (the Result's Summary is their
+// completion time, dial to the reply's last byte) or one bulk download.
+type Deferral struct {
+	// Workload is "rr" (requests, each on a connection of its own, with
+	// ReplyBytes replies, Result.InFlight at once) or "bulk" (one
+	// connection downloading for Seconds).
+	Workload   string `json:"workload"`
+	ReplyBytes int    `json:"reply_bytes,omitempty"`
+	Conns      int    `json:"conns"`
+	// JoinsPerConn are the MP_JOIN SYNs the client sent per connection
+	// (MPTcpExtMPJoinSynTx); ServerSYNsPerConn the SYNs the server
+	// received per connection, MP_CAPABLE and MP_JOIN.
+	JoinsPerConn      float64 `json:"joins_per_conn"`
+	ServerSYNsPerConn float64 `json:"server_syns_per_conn"`
+	// ClientCPU, ServerCPU and ManagerCPU are the CPU seconds (user and
+	// system, with the kernel's network work done in their context) of
+	// the client (the benchmark process), of the server process and of
+	// the path manager process (nil: the kernel's), per 1,000
+	// connections (rr) or per GB received (bulk).
+	ClientCPU  float64  `json:"client_cpu_s"`
+	ServerCPU  float64  `json:"server_cpu_s"`
+	ManagerCPU *float64 `json:"manager_cpu_s,omitempty"`
+	// Aggregation is the bulk download's throughput from its first byte
+	// on, slow start and the joins included (bulk).
+	Aggregation *Aggregation `json:"aggregation,omitempty"`
 }
 
 // Churn is the churn figure of one path manager: the highest rate of new
@@ -412,13 +441,15 @@ func (r Report) Markdown(withPlot bool) string {
 	fmt.Fprintf(&b, "Measured %s on %d CPUs (%s), Linux %s, %s; load average %.2f before, %.2f after.\n",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Machine.CPUs, r.Machine.CPU, r.Machine.Kernel, r.Machine.Go,
 		r.Machine.LoadBefore, r.Machine.LoadAfter)
-	var latency, failover, aggregation, memory, churn, socket, download []Result
+	var latency, failover, aggregation, memory, churn, socket, download, deferral []Result
 	for _, x := range r.Results {
 		switch {
 		case x.Socket != nil:
 			socket = append(socket, x)
 		case x.Download != nil:
 			download = append(download, x)
+		case x.Deferral != nil:
+			deferral = append(deferral, x)
 		case x.Churn != nil:
 			churn = append(churn, x)
 		case x.Summary != nil:
@@ -490,6 +521,9 @@ func (r Report) Markdown(withPlot bool) string {
 		writeChurn(&b, churn)
 	}
 	writeTransparent(&b, socket, download)
+	if len(deferral) > 0 {
+		writeDeferral(&b, deferral)
+	}
 	if withPlot {
 		fmt.Fprintf(&b, "\n![Latency CDF of established → extra subflow](%s)\n", CDFFile)
 	}
@@ -554,6 +588,44 @@ func writeChurn(b *strings.Builder, rs []Result) {
 		fmt.Fprintf(b, "| %s | %s | %s | %.1f | %.0f | %.3f | %.3f | %s | %.3f | %s | %s (%s) | %s | %s | %s | %s |\n",
 			x.Manager, x.Mode, c.Load, s.MeanInFlight, s.Rate, s.P50, s.P99, cpu, s.MachinePer1000, manager,
 			pct(s.GeneratorCPU), pct(s.GeneratorUserCPU), pct(s.ServerCPU), pct(s.KernelThreadsCPU), pct(s.MachineBusy), next)
+	}
+}
+
+// writeDeferral writes the deferral tables of rs: request/response, then
+// bulk.
+func writeDeferral(b *strings.Builder, rs []Result) {
+	cpu := func(f *float64) string {
+		if f == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.3f", *f)
+	}
+	b.WriteString("\nDeferred joins, short connections: requests each on a connection of its own, the reply's size, " +
+		"in flight at once; joins the client sent and SYNs the server received per connection; completion from dial " +
+		"to the reply's last byte; CPU seconds per 1,000 connections.\n\n")
+	b.WriteString("| Path manager | Reply | In flight | Conns | Joins / conn | Server SYNs / conn | p50 ms | p99 ms | " +
+		"Client CPU | Server CPU | Path manager CPU |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range rs {
+		d := x.Deferral
+		if d.Workload != "rr" || x.Summary == nil {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %d KB | %d | %d | %.2f | %.2f | %.2f | %.2f | %.3f | %.3f | %s |\n",
+			x.Manager, d.ReplyBytes/1000, x.InFlight, d.Conns, d.JoinsPerConn, d.ServerSYNsPerConn, x.P50, x.P99,
+			d.ClientCPU, d.ServerCPU, cpu(d.ManagerCPU))
+	}
+	b.WriteString("\nDeferred joins, bulk: one download over both shaped links, from its first byte; CPU seconds per GB.\n\n")
+	b.WriteString("| Path manager | Seconds | Mbit/s | Fraction of the links | Joins | Client CPU | Server CPU | Path manager CPU |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range rs {
+		d := x.Deferral
+		if d.Workload != "bulk" || d.Aggregation == nil {
+			continue
+		}
+		a := d.Aggregation
+		fmt.Fprintf(b, "| %s | %.1f | %.1f | %.1f%% | %.0f | %.3f | %.3f | %s |\n",
+			x.Manager, a.Seconds, a.Mbps, a.Fraction*100, d.JoinsPerConn*float64(d.Conns), d.ClientCPU, d.ServerCPU, cpu(d.ManagerCPU))
 	}
 }
 
