@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,28 +17,10 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
-// nstat returns h's MPTcpExt counter name (without its prefix), as nstat
-// reads it in h's namespace.
-func nstat(t *testing.T, h *netnstest.Host, name string) uint64 {
-	t.Helper()
-	out := h.MustExec("nstat", "-asz", "MPTcpExt"+name)
-	for line := range strings.Lines(out) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MPTcpExt"+name {
-			v, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil {
-				t.Fatalf("nstat %s: %q", name, line)
-			}
-			return v
-		}
-	}
-	t.Fatalf("nstat has no MPTcpExt%s:\n%s", name, out)
-	return 0
-}
-
 // joins returns the MP_JOIN SYNs h has sent and received.
 func joins(t *testing.T, h *netnstest.Host) (sent, received uint64) {
 	t.Helper()
-	return nstat(t, h, "MPJoinSynTx"), nstat(t, h, "MPJoinSynRx")
+	return h.Nstat("MPTcpExtMPJoinSynTx"), h.Nstat("MPTcpExtMPJoinSynRx")
 }
 
 // deferConfig is a client configuration in userspace mode whose fullmesh

@@ -274,6 +274,25 @@ func (h *Host) MustExec(args ...string) string {
 	return out
 }
 
+// Nstat returns the namespace's counter name ("MPTcpExtMPJoinSynTx",
+// "TcpExtListenDrops") as `nstat -asz` reads it from /proc/net/netstat
+// and /proc/net/snmp, and fails the test when nstat does not know it.
+func (h *Host) Nstat(name string) uint64 {
+	h.t.Helper()
+	out := h.MustExec("nstat", "-asz", name)
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
+			v, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				h.t.Fatalf("netnstest: nstat %s: %q", name, line)
+			}
+			return v
+		}
+	}
+	h.t.Fatalf("netnstest: nstat has no %s:\n%s", name, out)
+	return 0
+}
+
 // Command returns an unstarted command that runs name inside the namespace
 // (through `ip netns exec`). The command gets a process group of its own; if
 // it still runs at cleanup, the whole group is killed.

@@ -506,3 +506,39 @@ func find(eps []policy.Endpoint, a netip.Addr) (policy.Endpoint, bool) {
 	}
 	return policy.Endpoint{}, false
 }
+
+// TestConnDeferral: cost-aware keeps the deferral the base policy gave
+// the paths it keeps, backup ones included.
+func TestConnDeferral(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2025, 2, 10, 11, 59, 59, 990e6, time.UTC)
+	la := netip.AddrPortFrom(eth4, 40000)
+	c := policy.Conn{Side: policy.SideClient, Local: la, Remote: peer, Created: created,
+		PeerAddrs: []policy.PeerAddr{{ID: 1, Addr: peer6, Source: policy.SourceAnnounced}},
+		Subflows:  []policy.Subflow{{Local: la, Remote: peer, Established: true}}}
+	ch, err := policy.NewChain([]policy.Spec{
+		{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"1s","join_bytes":1000}`)},
+		{Name: "cost-aware", Config: json.RawMessage(`{"standby":"backup"}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := ch.Conn(newHost().view(policy.ModeUserspace), c, policy.ConnPlan{})
+	held := policy.Deferral{NotBefore: created.Add(time.Second), AfterBytes: 1000}
+	kept := 0
+	for _, p := range plan.Paths {
+		want := held
+		if p.Local == eth4 && p.Remote == peer {
+			want = policy.Deferral{}
+		}
+		if p.Deferral != want {
+			t.Errorf("path %s -> %s: deferral %+v, want %+v", p.Local, p.Remote, p.Deferral, want)
+		}
+		if p.Backup {
+			kept++
+		}
+	}
+	if kept == 0 {
+		t.Errorf("no metered path kept as backup in %+v: the test proves nothing", plan.Paths)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -15,7 +16,7 @@ import (
 func FuzzConfig(f *testing.F) {
 	for _, s := range []string{
 		``, `{}`, `{"role":"server","families":"ipv4","max_subflows":2,"announce":false,"limits":{"subflows":3,"add_addr_accepted":null}}`,
-		`{"max_subflow":4}`, `{"limits":{"subflows":9}}`,
+		`{"max_subflow":4}`, `{"limits":{"subflows":9}}`, `{"join_delay":"50ms","join_bytes":1000}`, `{"join_delay":"0s","join_bytes":1}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -39,7 +40,7 @@ func FuzzConfig(f *testing.F) {
 		v := policy.View{Mode: policy.ModeUserspace, Addrs: addrs}
 		for _, side := range []policy.Side{policy.SideClient, policy.SideServer} {
 			conn := policy.Conn{
-				Side: side, Local: addrPort("192.0.2.1:40000"), Remote: r0,
+				Side: side, Local: addrPort("192.0.2.1:40000"), Remote: r0, Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 				PeerAddrs: []policy.PeerAddr{{Addr: r0}, {ID: 1, Addr: r1}, {ID: 2, Addr: r6}},
 			}
 			if err := p.Conn(v, conn, policy.ConnPlan{}).Validate(); err != nil {

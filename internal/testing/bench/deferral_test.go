@@ -199,29 +199,12 @@ type counters struct {
 func readCounters(b *testing.B, tb *netnstest.Testbed, pid, serverPid int) counters {
 	b.Helper()
 	var c counters
-	c.joins = nstatValue(b, tb.Client, "MPTcpExtMPJoinSynTx")
-	c.serverSYNs = nstatValue(b, tb.Server, "MPTcpExtMPCapableSYNRX") + nstatValue(b, tb.Server, "MPTcpExtMPJoinSynRx")
+	c.joins = tb.Client.Nstat("MPTcpExtMPJoinSynTx")
+	c.serverSYNs = tb.Server.Nstat("MPTcpExtMPCapableSYNRX") + tb.Server.Nstat("MPTcpExtMPJoinSynRx")
 	c.client, _ = cpuTimes(b, os.Getpid())
 	c.server, _ = cpuTimes(b, serverPid)
 	c.manager, _ = cpuTimes(b, pid)
 	return c
-}
-
-// nstatValue reads an absolute counter of h with nstat.
-func nstatValue(b *testing.B, h *netnstest.Host, name string) uint64 {
-	b.Helper()
-	out := h.MustExec("nstat", "-asz", name)
-	for line := range strings.Lines(out) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
-			v, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil {
-				b.Fatalf("nstat %s: %q", name, line)
-			}
-			return v
-		}
-	}
-	b.Fatalf("nstat has no %s:\n%s", name, out)
-	return 0
 }
 
 // deferralOf fills in a Deferral's counts from the counters around a run
@@ -347,39 +330,7 @@ func runBulk(b *testing.B, d *deferBed) bulkRun {
 // its address on the server's eth0 and its process id.
 func startRRServer(b *testing.B, tb *netnstest.Testbed) (netip.AddrPort, int) {
 	b.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := tb.Server.Command(exe)
-	cmd.Env = append(os.Environ(), rrEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start the server: %v", err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			b.Errorf("server: %v", err)
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("server address: %v", err)
-	}
-	port, err := strconv.ParseUint(strings.TrimSpace(line), 10, 16)
-	if err != nil {
-		b.Fatalf("server port %q: %v", line, err)
-	}
-	return netip.AddrPortFrom(tb.Links[0].Server4, uint16(port)), cmd.Process.Pid
+	return startChild(b, tb, rrEnv)
 }
 
 // rrMain listens for MPTCP connections on every address of the namespace

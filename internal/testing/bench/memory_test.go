@@ -121,12 +121,21 @@ const serverEnv = "MPTCPGOD_BENCH_SERVER"
 // the server's eth0 and its process id.
 func startServer(b *testing.B, tb *netnstest.Testbed) (netip.AddrPort, int) {
 	b.Helper()
+	return startChild(b, tb, serverEnv)
+}
+
+// startChild runs this test binary in tb's server namespace with env set
+// to 1, as a server that writes its port on a line and serves until its
+// stdin is closed, until the benchmark ends, and returns its address on
+// the server's eth0 and its process id.
+func startChild(b *testing.B, tb *netnstest.Testbed, env string) (netip.AddrPort, int) {
+	b.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := tb.Server.Command(exe)
-	cmd.Env = append(os.Environ(), serverEnv+"=1")
+	cmd.Env = append(os.Environ(), env+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
