@@ -146,8 +146,9 @@ func (d *Daemon) runHealth(ctx context.Context) error {
 }
 
 // warnUserspaceOptions logs a warning, in kernel mode, for every policy
-// option the configuration sets that acts only in userspace mode (its
-// policy.Option.Mode): fullmesh's join_delay and join_bytes above all,
+// option the configuration sets, to anything but a zero value, that acts
+// only in userspace mode (its policy.Option.Mode): fullmesh's join_delay
+// and join_bytes above all,
 // since the in-kernel path manager joins as soon as a connection is
 // established and nothing defers it.
 func warnUserspaceOptions(log *slog.Logger, cfg policy.Config) {
@@ -166,7 +167,8 @@ func warnUserspaceOptions(log *slog.Logger, cfg policy.Config) {
 			continue
 		}
 		for _, o := range d.Options {
-			if _, set := keys[o.Name]; !set || o.Mode != policy.ModeUserspace || warned[s.Name+"."+o.Name] {
+			v, set := keys[o.Name]
+			if !set || o.Mode != policy.ModeUserspace || isZeroOption(v) || warned[s.Name+"."+o.Name] {
 				continue
 			}
 			warned[s.Name+"."+o.Name] = true
@@ -174,4 +176,25 @@ func warnUserspaceOptions(log *slog.Logger, cfg policy.Config) {
 				"policy", s.Name, "option", o.Name, "fix", `mode = "userspace", or remove the option`)
 		}
 	}
+}
+
+// isZeroOption reports whether an option's JSON value asks for nothing:
+// null, false, 0, "" or a zero duration ("0s"), as in kernel mode anyway.
+func isZeroOption(v json.RawMessage) bool {
+	var x any
+	if json.Unmarshal(v, &x) != nil {
+		return false
+	}
+	switch x := x.(type) {
+	case nil:
+		return true
+	case bool:
+		return !x
+	case float64:
+		return x == 0
+	case string:
+		d, err := time.ParseDuration(x)
+		return x == "" || (err == nil && d == 0)
+	}
+	return false
 }

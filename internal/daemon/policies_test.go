@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -64,5 +67,31 @@ func TestPluginMetrics(t *testing.T) {
 	want = append(want, metrics.Plugin{Command: "/bin/true"})
 	if diff := cmp.Diff(want, pluginMetrics(members, policy.ModeKernel)); diff != "" {
 		t.Errorf("kernel mode (-want +got):\n%s", diff)
+	}
+}
+
+// TestWarnUserspaceOptions: in kernel mode, a userspace-only option set
+// to something is warned about once, in the default chain as in rules;
+// one set to its zero value, or a kernel-mode option, is not.
+func TestWarnUserspaceOptions(t *testing.T) {
+	var logs bytes.Buffer
+	cfg := policy.Config{
+		Chain: []policy.Spec{{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"100ms","join_bytes":0,"role":"server"}`)}},
+		Rules: []policy.RuleSpec{{Chain: []policy.Spec{
+			{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"1s","max_subflows":2}`)},
+			{Name: "backup-cellular", Config: json.RawMessage(`{"backup_at_once":false}`)},
+		}}},
+	}
+	warnUserspaceOptions(slog.New(slog.NewTextHandler(&logs, nil)), cfg)
+	got := logs.String()
+	for _, want := range []string{"option=join_delay", "option=max_subflows"} {
+		if strings.Count(got, want) != 1 {
+			t.Errorf("%s warned %d times, want once:\n%s", want, strings.Count(got, want), got)
+		}
+	}
+	for _, quiet := range []string{"option=join_bytes", "option=role", "option=backup_at_once"} {
+		if strings.Contains(got, quiet) {
+			t.Errorf("%s warned about:\n%s", quiet, got)
+		}
 	}
 }
