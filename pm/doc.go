@@ -174,9 +174,10 @@
 // when the listing changed it. An attempt the kernel accepted before the
 // listing began and whose subflow the listing lacks has failed (sock_diag
 // lists joins from SYN-SENT on: its SUB_CLOSED was among the events
-// lost) and backs off. Once a connection is established it creates the desired
-// paths that have no subflow (a path is pending until SUB_ESTABLISHED or
-// SUB_CLOSED; a failure backs off), sets backup bits, announces addresses,
+// lost) and backs off. Once a connection is established it creates the
+// desired paths that have no subflow, once their deferral is over (see
+// Deferred joins; a path is pending until SUB_ESTABLISHED or SUB_CLOSED; a
+// failure backs off), sets backup bits, announces addresses,
 // destroys the subflows it opened that are no longer desired and
 // withdraws announces. Subflows and announces of an address other than
 // the initial one carry the address's id: the one the kernel already has
