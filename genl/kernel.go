@@ -32,6 +32,10 @@ var (
 	// CapListenerEvents: LISTENER_CREATED and LISTENER_CLOSED events.
 	CapListenerEvents = Capability{ID: "listener-events", Name: "listener events", Since: "6.2",
 		Without: "none needed: mptcpgod does not use them"}
+	// CapConnBytes: struct mptcp_info's byte counters (bytes_sent,
+	// bytes_received, ...), read through sock_diag.
+	CapConnBytes = Capability{ID: "conn-bytes", Name: "byte counters of connections (mptcp_info)", Since: "6.5",
+		Without: "a policy's join_bytes has no effect (deferred joins wait for join_delay) and mptcpctl connections shows 0 bytes"}
 	// CapSchedulers: net.mptcp.scheduler and available_schedulers.
 	CapSchedulers = Capability{ID: "schedulers", Name: "packet schedulers (net.mptcp.scheduler)", Since: "6.6",
 		Without: "none needed: mptcpgod leaves the scheduler alone"}
@@ -63,7 +67,7 @@ var (
 // fixes that stable kernels take: id 0 in SUBFLOW_CREATE came with 6.7
 // and is in Debian's 6.1, which a release cannot tell.
 var Capabilities = []Capability{
-	CapUserspacePM, CapListenerEvents, CapSchedulers, CapConnAddrDump, CapSubflowFlags,
+	CapUserspacePM, CapListenerEvents, CapConnBytes, CapSchedulers, CapConnAddrDump, CapSubflowFlags,
 	CapPathManagerSysctl, CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag,
 }
 

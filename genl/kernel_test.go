@@ -83,7 +83,7 @@ func TestDetect(t *testing.T) {
 		{
 			name: "6.1",
 			p:    probes{release: "6.1.0-57-amd64", commands: all, sysctl: sysctls("pm_type"), connAddrDump: dump(false, nil)},
-			want: ids(CapListenerEvents, CapSchedulers, CapConnAddrDump, CapSubflowFlags, CapPathManagerSysctl,
+			want: ids(CapListenerEvents, CapConnBytes, CapSchedulers, CapConnAddrDump, CapSubflowFlags, CapPathManagerSysctl,
 				CapUnprivSubflowInfo, CapLaminar, CapServerSideFlag),
 		},
 		{

@@ -43,8 +43,9 @@ var Suites = map[string][]Tests{
 		{Pkg: "internal/linkmon", Run: "^(TestInitialState|TestDefaultConfigExcludesVeth|TestAddrAddRemove|TestDADTentativeThenUsable|TestLinkDownUp|TestNoRoute|TestAddrDeleteFlushesRoutes|TestCompleteChangesSkipSettle|TestSourceResyncsAfterOverflow|TestSourceRelistsRoutesAfterAddrDelete)$", Timeout: 4 * time.Minute},
 		// The engine in both path-manager modes.
 		{Pkg: "pm", Run: "Kernel$", Timeout: 6 * time.Minute},
-		// The daemon end to end: meshes, link loss and return, restarts.
-		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities)$", Timeout: 6 * time.Minute},
+		// The daemon end to end: meshes, link loss and return, restarts,
+		// joins deferred by bytes, and the byte counters they read.
+		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities|TestDeferralBytes|TestByteReader)$", Timeout: 6 * time.Minute},
 		// mptcpctl against ip and ss, and against the daemon.
 		{Pkg: "cmd/mptcpctl", Run: "^(TestEndpointsKernel|TestLimitsKernel|TestPMKernel|TestConnectionsAndSubflows|TestConnectionsUserspacePM|TestMonitorKernel|TestBadInputKernel|TestDaemonUserspace|TestDaemonKernel)$", Timeout: 6 * time.Minute},
 		// The corruption reproducer, with short transfers: the bad blocks

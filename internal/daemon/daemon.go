@@ -192,8 +192,12 @@ func New(cfg *Config, opts Options) (_ *Daemon, err error) {
 			return nil, err
 		}
 		events = d.sub
-		if d.bytes, err = newByteReader(opts.NetNS); err != nil {
-			return nil, err
+		// Without byte counters (before 6.5) they read 0: deferrals
+		// wait for their time alone, as logKernel said.
+		if d.kernel.Has(genl.CapConnBytes) {
+			if d.bytes, err = newByteReader(opts.NetNS); err != nil {
+				return nil, err
+			}
 		}
 	}
 
