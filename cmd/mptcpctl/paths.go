@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -252,7 +251,7 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 		why := p.Reason
 		switch {
 		case p.State == pmstate.PathDeferred:
-			why = deferredWhy(p.DeferredUntil, p.DeferredBytes, c)
+			why = deferredWhy(formatTime(p.DeferredUntil), p.DeferredBytes, c)
 		case why == "":
 			why = pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatTime(p.BackoffUntil), p.LastError)
 		}
@@ -271,7 +270,7 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 		why := an.Reason
 		switch {
 		case an.State == pmstate.AnnounceDeferred:
-			why = deferredWhy(an.DeferredUntil, an.DeferredBytes, c)
+			why = deferredWhy(formatTime(an.DeferredUntil), an.DeferredBytes, c)
 		case why == "":
 			why = pathWhy(an.Failures, an.BackoffUntil.IsZero(), formatTime(an.BackoffUntil), an.LastError)
 		}
@@ -313,8 +312,8 @@ func pathWhy(failures int, noRetry bool, retry, lastErr string) string {
 
 // deferredWhy says when a deferred path or announce is due: "until T", or
 // "until T or 262144 bytes (moved 1500)".
-func deferredWhy(until time.Time, bytes uint64, c pmstate.Conn) string {
-	s := "until " + formatTime(until)
+func deferredWhy(until string, bytes uint64, c pmstate.Conn) string {
+	s := "until " + until
 	if bytes > 0 {
 		s += fmt.Sprintf(" or %d bytes (moved %d)", bytes, max(c.BytesSent, c.BytesReceived))
 	}

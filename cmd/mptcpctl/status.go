@@ -303,15 +303,21 @@ func writeMitigation(b *bytes.Buffer, m ctlapi.Mitigation) {
 	case m.Checked.IsZero():
 		b.WriteString("mapping   errors not read yet\n")
 	default:
-		var errs []string
-		for _, k := range slices.Sorted(maps.Keys(m.MappingErrors)) {
-			if v := m.MappingErrors[k]; v > 0 {
-				errs = append(errs, fmt.Sprintf("%s %d", k, v))
-			}
-		}
+		errs := mappingErrors(m.MappingErrors)
 		if len(errs) == 0 {
 			errs = []string{"none"}
 		}
 		fmt.Fprintf(b, "mapping   errors since start: %s (read %s)\n", strings.Join(errs, ", "), formatTime(m.Checked))
 	}
+}
+
+// mappingErrors lists the mapping errors that happened, by name: "DSSNotMatching 2".
+func mappingErrors(counts map[string]uint64) []string {
+	var errs []string
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		if v := counts[k]; v > 0 {
+			errs = append(errs, fmt.Sprintf("%s %d", k, v))
+		}
+	}
+	return errs
 }

@@ -59,8 +59,10 @@ Keys: up/down (k/j), page up/down, home/end select a connection; enter opens
 it: each subflow's local → remote, link, address ids, backup (yes: this host
 asked, peer: the peer did), TCP state, RTT, congestion window, retransmits
 and rates; with the daemon, the paths its policy wants beside those that
-exist, why a wanted one is missing (failures, next try, the kernel's error),
-and its decisions for the connection; esc goes back. s and S change the
+exist, why a wanted one is missing (failures, next try, the kernel's error;
+a deferred one waits for the connection to be old enough or to move enough
+bytes: until when, and how many), and its decisions for the connection; esc
+goes back. s and S change the
 sort (rate, bytes, age, subflows, peer, token), r reverses it. / types a
 filter, esc clears it: words that must all match, each peer:ADDRESS or
 peer:PREFIX, port:N (local or remote), link:NAME (a glob such as eth*), or a
@@ -69,7 +71,9 @@ bare address, prefix, port, link name or start of a token. q quits.
 Without the daemon top shows the kernel's view (sock_diag and the interface
 counters, like ss -M and ip -s link) and needs no privilege; with it (its
 --socket, readable by root and the daemon's group) it adds the links' kinds,
-usage and quotas, the daemon's paths and decisions, and the events. With -n
+usage and quotas, a line of the daemon's connections, paths by state
+(deferred among them), commands and the kernel's mapping errors (once there
+are any: mptcpctl status), the daemon's paths and decisions, and the events. With -n
 NAME it shows that namespace's kernel view, and asks a daemon only when
 --socket is given too.
 

@@ -397,12 +397,13 @@ mptcpgod_engine_up 1
 	}
 }
 
-// TestPathCounts: the path states come in pmstate's order, then the ones
-// a newer daemon adds, by name.
+// TestPathCounts: the path states come in pmstate's order, deferred
+// among them, then the ones a newer daemon adds, by name.
 func TestPathCounts(t *testing.T) {
 	t.Parallel()
-	got := pathCounts(map[pmstate.PathState]int{"unheard": 1, pmstate.PathBackoff: 2, "deferred": 3, pmstate.PathEstablished: 4, pmstate.PathKept: 0})
-	want := []pathCount{{pmstate.PathEstablished, 4}, {pmstate.PathBackoff, 2}, {"deferred", 3}, {"unheard", 1}}
+	got := pathCounts(map[pmstate.PathState]int{"unheard": 1, pmstate.PathBackoff: 2, pmstate.PathDeferred: 3, pmstate.PathEstablished: 4,
+		pmstate.PathKept: 0, "also-unheard": 5})
+	want := []pathCount{{pmstate.PathEstablished, 4}, {pmstate.PathDeferred, 3}, {pmstate.PathBackoff, 2}, {"also-unheard", 5}, {"unheard", 1}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

@@ -191,10 +191,14 @@ func pathWanted(p pmstate.Path) string {
 	return "no"
 }
 
-// pathReason says why a path is not established (a refused one: why the
-// daemon refuses it), or "-".
-func pathReason(p pmstate.Path) string {
-	if p.Reason != "" {
+// pathReason says why a path of c is not established (a refused one: why
+// the daemon refuses it; a deferred one: until when, or how many bytes),
+// or "-".
+func pathReason(p pmstate.Path, c *pmstate.Conn) string {
+	switch {
+	case p.State == pmstate.PathDeferred:
+		return deferredWhy(formatClock(p.DeferredUntil), p.DeferredBytes, *c)
+	case p.Reason != "":
 		return p.Reason
 	}
 	return dash(pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatClock(p.BackoffUntil), p.LastError))

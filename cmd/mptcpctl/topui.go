@@ -11,6 +11,8 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/dustin/go-humanize"
+
+	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 )
 
 // topModel is top's screen: a bubbletea model that draws the frames the
@@ -332,7 +334,8 @@ func daemonTitle(d topDaemonInfo) string {
 }
 
 // daemonSummary counts the daemon's connections, paths by state,
-// commands and programs.
+// commands and programs, and the kernel's mapping errors once there are
+// any.
 func daemonSummary(d topDaemonInfo) string {
 	st := d.Status
 	parts := []string{"connections tracked " + strconv.Itoa(st.Connections)}
@@ -346,6 +349,9 @@ func daemonSummary(d topDaemonInfo) string {
 	parts = append(parts, fmt.Sprintf("commands %d in flight, %d queued", st.InFlight, st.Queued))
 	if st.Resyncing {
 		parts = append(parts, "resyncing")
+	}
+	if errs := mappingErrors(st.Mitigation.MappingErrors); len(errs) > 0 {
+		parts = append(parts, "mapping errors "+strings.Join(errs, ", "))
 	}
 	for _, p := range d.Plugins {
 		state := "down"
@@ -524,14 +530,14 @@ func (m *topModel) pathLines(d *topDetail) []string {
 	cols := []topColumn{{title: "LOCAL → REMOTE"}, {title: "DEV"}, {title: "WANTED"}, {title: "STATE"}, {title: "WHY"}}
 	rows := make([][]string, 0, len(c.Paths))
 	for _, p := range c.Paths {
-		rows = append(rows, []string{p.Local.String() + " → " + p.Remote.String(), dash(p.Dev), pathWanted(p), string(p.State), pathReason(p)})
+		rows = append(rows, []string{p.Local.String() + " → " + p.Remote.String(), dash(p.Dev), pathWanted(p), string(p.State), pathReason(p, c)})
 	}
 	widen(cols, rows, 48)
 	cols[len(cols)-1].width = max(cols[len(cols)-1].width, m.width)
 	lines = append(lines, st.head.Render(tableLine(cols, titles(cols))))
 	for i, r := range rows {
 		line := tableLine(cols, r)
-		if p := c.Paths[i]; p.Desired && p.State != "established" {
+		if p := c.Paths[i]; p.Desired && p.State != pmstate.PathEstablished && p.State != pmstate.PathDeferred {
 			line = st.warn.Render(line)
 		}
 		lines = append(lines, line)

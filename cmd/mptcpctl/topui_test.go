@@ -172,8 +172,10 @@ func TestTopScreenRows(t *testing.T) {
 }
 
 // TestTopScreenDetail: the opened connection shows its subflows from the
-// kernel and, from the daemon, its paths, why a wanted one is missing, and
-// its decisions.
+// kernel and, from the daemon, its paths, why a wanted one is missing (a
+// deferred one: until when, or after how many bytes), and its decisions;
+// the daemon's summary counts the paths by state, deferred among them,
+// and names the kernel's mapping errors.
 func TestTopScreenDetail(t *testing.T) {
 	t.Parallel()
 	s := newTopState(time.Second)
@@ -185,12 +187,17 @@ func TestTopScreenDetail(t *testing.T) {
 	r.subflows[0].TCP.BytesReceived = 125_000
 	r.read(s, topT0.Add(time.Second), 0xa)
 	retry := topT0.Add(time.Minute)
+	due := topT0.Add(50 * time.Millisecond)
 	s.daemon.asked, s.daemon.status = true, &ctlapi.Status{Version: "v1.0.0", Mode: pmstate.ModeUserspace,
-		Policy: ctlapi.Policy{Name: "fullmesh"}, Ready: true}
-	s.daemon.conn = &pmstate.Conn{Token: 0xa, Side: pmstate.SideClient, PathManager: pmstate.PathManagerUserspace, Paths: []pmstate.Path{
+		Policy: ctlapi.Policy{Name: "fullmesh"}, Ready: true, Connections: 1,
+		Paths:      map[pmstate.PathState]int{pmstate.PathEstablished: 1, pmstate.PathDeferred: 1, pmstate.PathBackoff: 1, pmstate.PathRefused: 1},
+		Mitigation: ctlapi.Mitigation{MappingErrors: map[string]uint64{"DSSNotMatching": 2, "MPFailRx": 0}}}
+	s.daemon.conn = &pmstate.Conn{Token: 0xa, Side: pmstate.SideClient, PathManager: pmstate.PathManagerUserspace, BytesReceived: 1500, Paths: []pmstate.Path{
 		{Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddrPort("203.0.113.2:443"), Desired: true, State: pmstate.PathEstablished},
 		{Local: netip.MustParseAddr("203.0.113.1"), Remote: netip.MustParseAddrPort("203.0.113.2:443"), Dev: "eth2", Desired: true,
-			State: "deferred", Failures: 2, BackoffUntil: retry, LastError: "Network is unreachable"},
+			State: pmstate.PathBackoff, Failures: 2, BackoffUntil: retry, LastError: "Network is unreachable"},
+		{Local: netip.MustParseAddr("192.0.2.9"), Remote: netip.MustParseAddrPort("203.0.113.2:443"), Dev: "eth3", Desired: true,
+			State: pmstate.PathDeferred, DeferredUntil: due, DeferredBytes: 262144},
 		{Local: netip.MustParseAddr("127.0.0.1"), Remote: netip.MustParseAddrPort("203.0.113.2:443"), Desired: true,
 			State: pmstate.PathRefused, Reason: "local address not usable: excluded by kind loopback"},
 	}}
@@ -208,7 +215,9 @@ func TestTopScreenDetail(t *testing.T) {
 		"192.0.2.1:40000 → 203.0.113.2:443     eth0  0/0  -       estab  1.50ms    10        2   1.00 Mb/s       0 b/s",
 		"198.51.100.1:40001 → 203.0.113.2:443  eth1  0/0  peer    estab",
 		"PATHS (mptcpgod: client side, path manager userspace)",
-		"203.0.113.1 → 203.0.113.2:443  eth2  yes     deferred     2 failures; retry at " + formatClock(retry) + ": Network is unreachable",
+		"connections tracked 1 · paths 1 established, 1 deferred, 1 backoff, 1 refused · commands 0 in flight, 0 queued · mapping errors DSSNotMatching 2",
+		"203.0.113.1 → 203.0.113.2:443  eth2  yes     backoff      2 failures; retry at " + formatClock(retry) + ": Network is unreachable",
+		"192.0.2.9 → 203.0.113.2:443    eth3  yes     deferred     until " + formatClock(due) + " or 262144 bytes (moved 1500)",
 		"127.0.0.1 → 203.0.113.2:443    -     yes     refused      local address not usable: excluded by kind loopback",
 		"DECISIONS (mptcpgod)",
 		formatClock(topT0) + " action op=create_subflow token=0000000a local=198.51.100.1 remote=203.0.113.2:443 ok",
