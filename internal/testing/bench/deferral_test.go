@@ -4,7 +4,6 @@ package bench_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -333,31 +332,10 @@ func startRRServer(b *testing.B, tb *netnstest.Testbed) (netip.AddrPort, int) {
 	return startChild(b, tb, rrEnv)
 }
 
-// rrMain listens for MPTCP connections on every address of the namespace
-// it runs in, writes the port and a newline to stdout, and serves each
-// connection's one request until stdin is closed: "N\n" gets N bytes,
-// "bulk\n" as many as the connection takes until the client closes it.
-func rrMain() int {
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(true)
-	ln, err := lc.Listen(context.Background(), "tcp", ":0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println(netip.MustParseAddrPort(ln.Addr().String()).Port())
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveRR(c)
-		}
-	}()
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return 0
-}
+// rrMain is the request and response server (childMain): "N\n" gets N
+// bytes, "bulk\n" as many as the connection takes until the client closes
+// it.
+func rrMain() int { return childMain(serveRR) }
 
 // serveRR answers one request on c.
 func serveRR(c net.Conn) {

@@ -165,10 +165,19 @@ func startChild(b *testing.B, tb *netnstest.Testbed, env string) (netip.AddrPort
 	return netip.AddrPortFrom(tb.Links[0].Server4, uint16(port)), cmd.Process.Pid
 }
 
-// serverMain listens for MPTCP connections on every address of the
-// namespace it runs in, writes the port and a newline to stdout, and
-// discards what its connections send until stdin is closed.
+// serverMain is the server that discards what its connections send
+// (childMain).
 func serverMain() int {
+	return childMain(func(c net.Conn) {
+		_, _ = io.Copy(io.Discard, c)
+		_ = c.Close()
+	})
+}
+
+// childMain listens for MPTCP connections on every address of the
+// namespace it runs in, writes the port and a newline to stdout, and hands
+// each connection to serve until stdin is closed.
+func childMain(serve func(net.Conn)) int {
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(true)
 	ln, err := lc.Listen(context.Background(), "tcp", ":0")
@@ -177,7 +186,15 @@ func serverMain() int {
 		return 1
 	}
 	fmt.Println(netip.MustParseAddrPort(ln.Addr().String()).Port())
-	go serve(ln)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return 0
 }
