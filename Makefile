@@ -66,7 +66,7 @@ fuzz:
 
 # bench runs every package's benchmarks, then the side-by-side figures
 # (mptcpgod, the in-kernel path manager, mptcpd when installed), once,
-# written to bench/results/.
+# written to docs/bench/.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v '/internal/testing/bench$$')
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./internal/testing/bench -bench.report

@@ -65,7 +65,7 @@
 // acting and then meshed by mptcpgod, and reports each one's best rate.
 //
 // With -bench.report the benchmarks that ran are written, with the machine
-// and the kernel, as Markdown and JSON to bench/results (WriteReport),
+// and the kernel, as Markdown and JSON to docs/bench (WriteReport),
 // with a plot of the latency CDF of BenchmarkSubflow (WriteCDF):
 //
 //	go test ./internal/testing/bench -run '^$' -bench . -bench.report

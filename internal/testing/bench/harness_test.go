@@ -26,11 +26,11 @@ import (
 )
 
 // report makes TestMain write the results of the benchmarks that ran to
-// bench/results.
-var report = flag.Bool("bench.report", false, "write the benchmarks' results to bench/results")
+// docs/bench.
+var report = flag.Bool("bench.report", false, "write the benchmarks' results to docs/bench")
 
-// resultsDir is bench/results, from this package's directory.
-const resultsDir = "../../../bench/results"
+// resultsDir is docs/bench, from this package's directory.
+const resultsDir = "../../../docs/bench"
 
 // waitLimit bounds every wait for the kernel, a daemon or mptcpd: they
 // answer in milliseconds on a quiet machine, in seconds on a loaded one.
