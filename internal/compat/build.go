@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -64,9 +65,13 @@ func BuildBinaries(ctx context.Context, goTool, modRoot, dir string, suite []Tes
 			return nil, err
 		}
 	}
+	built := map[string]bool{} // a package may have several runs
 	for _, t := range suite {
-		if err := gobuild("test", "-c", "-o", b.TestBinary(t), "./"+t.Pkg); err != nil {
-			return nil, err
+		if bin := b.TestBinary(t); !built[bin] {
+			if err := gobuild("test", "-c", "-o", bin, "./"+t.Pkg); err != nil {
+				return nil, err
+			}
+			built[bin] = true
 		}
 	}
 	for _, p := range append([]string{b.Daemon, b.CLI, b.Init}, b.testBinaries()...) {
@@ -77,10 +82,14 @@ func BuildBinaries(ctx context.Context, goTool, modRoot, dir string, suite []Tes
 	return b, nil
 }
 
+// testBinaries returns the paths of the test binaries, each once: a
+// package may have several runs.
 func (b *Build) testBinaries() []string {
 	var out []string
 	for _, t := range b.Tests {
-		out = append(out, b.TestBinary(t))
+		if bin := b.TestBinary(t); !slices.Contains(out, bin) {
+			out = append(out, bin)
+		}
 	}
 	return out
 }

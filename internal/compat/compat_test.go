@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -531,5 +532,95 @@ func TestNarrow(t *testing.T) {
 	}
 	if _, err := Narrow(suite, "nosuch", ""); err == nil || !strings.Contains(err.Error(), "genl, pm") {
 		t.Errorf("Narrow(nosuch) = %v", err)
+	}
+}
+
+// TestGuestInitramfsRunModules: a package with two runs has its binary
+// once; a run's own modules are loaded just before it, their
+// dependencies already loaded not again, and nothing before it loads
+// them.
+func TestGuestInitramfsRunModules(t *testing.T) {
+	t.Parallel()
+	for _, tool := range append(HostTools, HostTool{"busybox", "busybox-static"}) {
+		if _, err := lookTool(tool.Name); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s: apt-get install %s", tool.Name, tool.Package)
+			}
+			t.Skipf("%s: apt-get install %s", tool.Name, tool.Package)
+		}
+	}
+	mods := t.TempDir()
+	files := map[string]string{
+		"veth":         "kernel/drivers/net/veth.ko.xz:",
+		"sch_tbf":      "kernel/net/sched/sch_tbf.ko.xz:",
+		"sch_htb":      "kernel/net/sched/sch_htb.ko.xz:",
+		"inet_diag":    "kernel/net/ipv4/inet_diag.ko.xz:",
+		"mptcp_diag":   "kernel/net/mptcp/mptcp_diag.ko.xz: kernel/net/ipv4/inet_diag.ko.xz",
+		"tcp_diag":     "kernel/net/ipv4/tcp_diag.ko.xz: kernel/net/ipv4/inet_diag.ko.xz",
+		"netlink_diag": "kernel/net/netlink/netlink_diag.ko.xz:",
+		"nfnetlink":    "kernel/net/netfilter/nfnetlink.ko.xz: kernel/lib/libcrc32c.ko.xz",
+		"libcrc32c":    "kernel/lib/libcrc32c.ko.xz:",
+		"nf_tables":    "kernel/net/netfilter/nf_tables.ko.xz: kernel/net/netfilter/nfnetlink.ko.xz kernel/lib/libcrc32c.ko.xz",
+	}
+	var dep strings.Builder
+	for _, line := range files {
+		dep.WriteString(line + "\n")
+		f, _, _ := strings.Cut(line, ":")
+		if err := os.MkdirAll(filepath.Join(mods, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(mods, f), []byte("module"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(mods, "modules.dep"), []byte(dep.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	b := &Build{Dir: dir, ModRoot: filepath.Join("..", ".."), Tests: []Tests{
+		{Pkg: "genl", Timeout: time.Minute},
+		{Pkg: "internal/daemon", Run: "^TestA$", Timeout: time.Minute},
+		{Pkg: "internal/daemon", Run: "^TestB$", Modules: []string{"nf_tables"}, Timeout: time.Minute},
+	}, Daemon: filepath.Join(dir, "mptcpgod"), CLI: filepath.Join(dir, "mptcpctl"), Init: filepath.Join(dir, "compatinit")}
+	for _, p := range []string{b.Daemon, b.CLI, b.Init, b.TestBinary(b.Tests[0]), b.TestBinary(b.Tests[1])} {
+		if err := os.WriteFile(p, []byte("binary"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := &Image{Kernel: Kernel{Name: "6.1"}, Release: "6.1.0-57-amd64", ModDir: mods}
+	fsys, plan, err := GuestInitramfs(img, b, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := "/lib/modules/6.1.0-57-amd64/kernel/"
+	want := []string{lib + "drivers/net/veth.ko.xz", lib + "net/sched/sch_tbf.ko.xz", lib + "net/sched/sch_htb.ko.xz",
+		lib + "net/ipv4/inet_diag.ko.xz", lib + "net/mptcp/mptcp_diag.ko.xz", lib + "net/ipv4/tcp_diag.ko.xz",
+		lib + "net/netlink/netlink_diag.ko.xz"}
+	if diff := cmp.Diff(want, plan.Modules); diff != "" {
+		t.Errorf("modules loaded at boot (-want +got):\n%s", diff)
+	}
+	var runs [][]string
+	for _, r := range plan.Runs {
+		runs = append(runs, []string{r.Name, r.Path, strings.Join(r.Modules, " ")})
+	}
+	wantRuns := [][]string{
+		{"genl", "/compat/tests/genl.test", ""},
+		{"internal/daemon", "/compat/tests/internal_daemon.test", ""},
+		{"internal/daemon", "/compat/tests/internal_daemon.test",
+			lib + "lib/libcrc32c.ko.xz " + lib + "net/netfilter/nfnetlink.ko.xz " + lib + "net/netfilter/nf_tables.ko.xz"},
+	}
+	if diff := cmp.Diff(wantRuns, runs); diff != "" {
+		t.Errorf("runs: name, binary, modules (-want +got):\n%s", diff)
+	}
+	paths := fsys.Paths()
+	for _, p := range []string{"/usr/bin/nft", lib + "net/netfilter/nf_tables.ko.xz", "/compat/tests/internal_daemon.test"} {
+		if !slices.Contains(paths, p) {
+			t.Errorf("the initramfs has no %s", p)
+		}
+	}
+
+	b.Tests[2].Modules = []string{"nosuch"}
+	if _, _, err := GuestInitramfs(img, b, 4); err == nil || !strings.Contains(err.Error(), "no module nosuch") {
+		t.Errorf("a run's unknown module: %v, want an error naming it", err)
 	}
 }

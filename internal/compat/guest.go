@@ -23,13 +23,14 @@ type HostTool struct {
 }
 
 // HostTools are the dynamically linked programs the tests run: iproute2
-// is the tests' independent oracle (ip, ss, tc, genl, nstat), and
-// setpriv drops privileges for the permission tests. Busybox's applets
+// is the tests' independent oracle (ip, ss, tc, genl, nstat), setpriv
+// drops privileges for the permission tests, and nft counts what a host
+// receives (the hostile-peer tests). Busybox's applets
 // of the same names lack what the tests use (ip netns, setpriv
 // --bounding-set), so the guests get the real ones.
 var HostTools = []HostTool{
 	{"ip", "iproute2"}, {"ss", "iproute2"}, {"tc", "iproute2"}, {"genl", "iproute2"},
-	{"nstat", "iproute2"}, {"setpriv", "util-linux"},
+	{"nstat", "iproute2"}, {"setpriv", "util-linux"}, {"nft", "nftables"},
 }
 
 // busyboxApplets are the other programs the tests and the tools run,
@@ -90,16 +91,30 @@ func GuestInitramfs(img *Image, b *Build, scale float64) (*Initramfs, *Plan, err
 	if err != nil {
 		return nil, nil, err
 	}
-	order, err := mods.LoadOrder(TestModules...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w (kernel %s)", err, img.Release)
-	}
-	for _, m := range order {
-		p := path.Join("/lib/modules", img.Release, filepath.ToSlash(m))
-		if err := fsys.File(p, filepath.Join(img.ModDir, m)); err != nil {
-			return nil, nil, err
+	loaded := map[string]bool{}
+	// addModules adds the modules names need that are not loaded yet,
+	// and returns their guest paths in load order.
+	addModules := func(names []string) ([]string, error) {
+		order, err := mods.LoadOrder(names...)
+		if err != nil {
+			return nil, fmt.Errorf("%w (kernel %s)", err, img.Release)
 		}
-		plan.Modules = append(plan.Modules, p)
+		var paths []string
+		for _, m := range order {
+			if loaded[m] {
+				continue
+			}
+			loaded[m] = true
+			p := path.Join("/lib/modules", img.Release, filepath.ToSlash(m))
+			if err := fsys.File(p, filepath.Join(img.ModDir, m)); err != nil {
+				return nil, err
+			}
+			paths = append(paths, p)
+		}
+		return paths, nil
+	}
+	if plan.Modules, err = addModules(TestModules); err != nil {
+		return nil, nil, err
 	}
 
 	if err := addTools(fsys); err != nil {
@@ -113,20 +128,28 @@ func GuestInitramfs(img *Image, b *Build, scale float64) (*Initramfs, *Plan, err
 	if err := fsys.Symlink("/usr/local/bin/mptcpctl", guestCLI); err != nil {
 		return nil, nil, err
 	}
+	added := map[string]bool{} // a package may have several runs
 	for _, t := range b.Tests {
 		bin := path.Join(guestTests, t.binaryName())
-		if err := fsys.File(bin, b.TestBinary(t)); err != nil {
-			return nil, nil, err
-		}
 		dir := path.Join(guestSrc, t.Pkg)
-		if err := fsys.Dir(dir, 0o755); err != nil {
-			return nil, nil, err
+		if !added[bin] {
+			if err := fsys.File(bin, b.TestBinary(t)); err != nil {
+				return nil, nil, err
+			}
+			if err := fsys.Dir(dir, 0o755); err != nil {
+				return nil, nil, err
+			}
+			if err := addTree(fsys, dir+"/testdata", filepath.Join(b.ModRoot, t.Pkg, "testdata")); err != nil {
+				return nil, nil, err
+			}
+			added[bin] = true
 		}
-		if err := addTree(fsys, dir+"/testdata", filepath.Join(b.ModRoot, t.Pkg, "testdata")); err != nil {
+		runMods, err := addModules(t.Modules)
+		if err != nil {
 			return nil, nil, err
 		}
 		plan.Runs = append(plan.Runs, Run{Name: t.Pkg, Path: bin, Dir: dir, Args: t.args(scale),
-			Timeout: t.scaled(scale) + runGrace})
+			Timeout: t.scaled(scale) + runGrace, Modules: runMods})
 	}
 	pb, err := json.MarshalIndent(plan, "", "  ")
 	if err != nil {

@@ -38,6 +38,9 @@ type Run struct {
 	Args []string `json:"args"`
 	// Timeout bounds the run; the binary is killed past it.
 	Timeout time.Duration `json:"timeout"`
+	// Modules are the guest paths of more modules to load, in load
+	// order, just before the run.
+	Modules []string `json:"modules,omitempty"`
 }
 
 // recordPrefix starts every line of the results stream that is a record

@@ -17,6 +17,10 @@ type Tests struct {
 	Run, Skip string
 	// Args are more flags of the package's tests.
 	Args []string
+	// Modules are kernel modules these tests need beyond TestModules,
+	// loaded in the guests (with their dependencies) just before this
+	// run, so that the runs before it see a kernel without them.
+	Modules []string
 	// Timeout is the package's -test.timeout on a quiet machine with KVM;
 	// runs scale it (Options.TimeScale).
 	Timeout time.Duration
@@ -24,11 +28,12 @@ type Tests struct {
 
 // TestModules are the kernel modules the tests need, loaded in the guests
 // with their dependencies: veth links, the tbf and htb qdiscs, and the
-// MPTCP and TCP sock_diag handlers. Debian's kernels have them as
-// modules; XFRM and netfilter netlink, which a vishvananda/netlink handle
+// MPTCP, TCP and netlink sock_diag handlers (a system with modprobe loads
+// the handlers when a dump first asks; the guests have none). Debian's
+// kernels have them as modules; XFRM and netfilter netlink, which a vishvananda/netlink handle
 // opened for every family wants, are deliberately left out, as on a stock
 // Debian system that never loaded them.
-var TestModules = []string{"veth", "sch_tbf", "sch_htb", "mptcp_diag", "tcp_diag"}
+var TestModules = []string{"veth", "sch_tbf", "sch_htb", "mptcp_diag", "tcp_diag", "netlink_diag"}
 
 // Suites are the test selections by name: "full", what make compat runs,
 // and "ci", the subset .ci/run runs on Debian 12's kernel under TCG.
@@ -44,10 +49,12 @@ var Suites = map[string][]Tests{
 		// The engine in both path-manager modes.
 		{Pkg: "pm", Run: "Kernel$", Timeout: 6 * time.Minute},
 		// The daemon end to end: meshes, link loss and return, restarts,
+		// the limits it holds, the kernel's implicit endpoints replaced,
 		// joins deferred by bytes, and the byte counters they read.
-		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities|TestDeferralBytes|TestByteReader)$", Timeout: 6 * time.Minute},
-		// mptcpctl against ip and ss, and against the daemon.
-		{Pkg: "cmd/mptcpctl", Run: "^(TestEndpointsKernel|TestLimitsKernel|TestPMKernel|TestConnectionsAndSubflows|TestConnectionsUserspacePM|TestMonitorKernel|TestBadInputKernel|TestDaemonUserspace|TestDaemonKernel)$", Timeout: 6 * time.Minute},
+		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities|TestDeferralBytes|TestByteReader|TestKernelLimits|TestImplicitEndpointReplacedInPlace|TestImplicitEndpointAtStart)$", Timeout: 8 * time.Minute},
+		// mptcpctl against ip and ss, and against the daemon; the
+		// userspace path manager driven by hand.
+		{Pkg: "cmd/mptcpctl", Run: "^(TestEndpointsKernel|TestLimitsKernel|TestPMKernel|TestConnectionsAndSubflows|TestConnectionsUserspacePM|TestMonitorKernel|TestBadInputKernel|TestDaemonUserspace|TestDaemonKernel|TestUserspacePMByHand|TestUserspaceCommandsKernelPM)$", Timeout: 6 * time.Minute},
 		// The corruption reproducer, with short transfers: the bad blocks
 		// sit 65 to 120 KB into a stream, so the joins that matter come
 		// early (create-early joins on ESTABLISHED, as the in-kernel path
@@ -56,6 +63,11 @@ var Suites = map[string][]Tests{
 			"-soak.corrupt", "-soak.corrupt.cases", "none,create-early,destroy,kernel-pm",
 			"-soak.corrupt.duration", "20s", "-soak.corrupt.size", "262144",
 		}, Timeout: 4 * time.Minute},
+		// A hostile peer's announces, to the daemon in both modes: the
+		// third host counts what reaches it with nftables counters, so
+		// this run comes last, after nf_tables (and with it netfilter
+		// netlink) is loaded.
+		{Pkg: "internal/daemon", Run: "^TestHostilePeer$", Modules: []string{"nf_tables"}, Timeout: 4 * time.Minute},
 	},
 	"ci": {
 		// Chosen to fit the CI's budget under TCG (about 5 minutes of

@@ -67,15 +67,13 @@ func run() error {
 	if err := rw.Record(kernelRecord()); err != nil {
 		return err
 	}
-	for _, m := range plan.Modules {
-		if err := loadModule(m); err != nil {
-			fmt.Fprintf(os.Stderr, "compatinit: load %s: %v\n", m, err)
-			if err := rw.Record(compat.Record{Type: "module", File: m, Error: err.Error()}); err != nil {
-				return err
-			}
-		}
+	if err := loadModules(plan.Modules, rw); err != nil {
+		return err
 	}
 	for _, r := range plan.Runs {
+		if err := loadModules(r.Modules, rw); err != nil {
+			return err
+		}
 		fmt.Fprintf(os.Stderr, "compatinit: run %s\n", r.Name)
 		if err := rw.Record(compat.Record{Type: "begin", Name: r.Name}); err != nil {
 			return err
@@ -154,6 +152,20 @@ func kernelRecord() compat.Record {
 		}
 	}
 	return rec
+}
+
+// loadModules loads module files in order; a module that fails to load
+// is recorded, and the rest still loaded.
+func loadModules(files []string, rw *compat.RecordWriter) error {
+	for _, m := range files {
+		if err := loadModule(m); err != nil {
+			fmt.Fprintf(os.Stderr, "compatinit: load %s: %v\n", m, err)
+			if err := rw.Record(compat.Record{Type: "module", File: m, Error: err.Error()}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // loadModule loads a module file, letting the kernel decompress it.
