@@ -315,3 +315,34 @@ func TestKernelAtLeast(t *testing.T) {
 		}
 	}
 }
+
+// TestUnexplained: the refusals older kernels give without a text are
+// explained by what they mean on that kernel; refusals with the kernel's
+// text, and every other error, are left to kernelError.
+func TestUnexplained(t *testing.T) {
+	t.Parallel()
+	esrch := &genl.Error{Op: "destroy subflow", Err: unix.ESRCH}
+	einval := &genl.Error{Op: "set flags", Err: unix.EINVAL}
+	tests := []struct {
+		op      string
+		err     error
+		release string
+		want    string
+	}{
+		{"destroy", esrch, "6.1.0-57-amd64", "subflow not found"},
+		{"destroy", fmt.Errorf("x: %w", esrch), "6.12.118+deb12-amd64", "subflow not found"},
+		{"backup", einval, "6.12.118+deb12-amd64", "subflow not found"},
+		{"backup", einval, "6.1.0-57-amd64",
+			"subflow not found, or the connection is not run by the userspace path manager (Linux 6.1.0-57-amd64 does not say which)"},
+		{"destroy", &genl.Error{Err: unix.ESRCH, Message: "subflow not found"}, "6.18.4", ""},
+		{"backup", &genl.Error{Err: unix.EINVAL, Message: "userspace PM not selected"}, "6.18.4", ""},
+		{"create", einval, "6.1.0-57-amd64", ""},
+		{"destroy", einval, "6.1.0-57-amd64", ""},
+		{"destroy", errors.New("boom"), "6.1.0-57-amd64", ""},
+	}
+	for _, tt := range tests {
+		if got := unexplained(tt.op, tt.err, tt.release); got != tt.want {
+			t.Errorf("unexplained(%s, %v, %s) = %q, want %q", tt.op, tt.err, tt.release, got, tt.want)
+		}
+	}
+}

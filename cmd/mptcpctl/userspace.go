@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/genl"
 )
@@ -75,9 +77,11 @@ monitor); it refuses them otherwise.
     id N        the local address's id on this connection, 0..255 (0: the
                 initial subflow's address); by default the id the connection
                 knows the address by (announced, or used by a subflow), else
-                one the kernel picks
-    dev IFNAME  bind the subflow to the interface
-    backup      the subflow is a backup (MP_PRIO)
+                one the kernel picks; before Linux 6.9 the kernel cannot list
+                those ids: give the id of an announced address
+    dev IFNAME  bind the subflow to the interface (Linux 6.9)
+    backup      the subflow is a backup (MP_PRIO; Linux 6.9: on older
+                kernels, use subflows backup once it is established)
 
 With --json, the connection's subflows after the command are printed.` + userspaceNote,
 		Example: "  mptcpctl subflows create 3f97be70 198.51.100.1 203.0.113.1:443\n" +
@@ -141,6 +145,9 @@ func (a *app) connectionsAnnounce(args []string) error {
 		return err
 	}
 	defer s.Close()
+	if err := a.canListAddrs(gc); err != nil {
+		return err
+	}
 	if req.Endpoint.IfIndex, err = resolveDev(s, req.Dev); err != nil {
 		return err
 	}
@@ -161,10 +168,25 @@ func (a *app) connectionsRemove(args []string) error {
 		return err
 	}
 	defer s.Close()
+	if err := a.canListAddrs(gc); err != nil {
+		return err
+	}
 	if err := gc.Remove(token, id); err != nil {
 		return kernelError(fmt.Sprintf("connection %s: remove id %d", formatToken(token), id), err)
 	}
 	return a.afterConnChange(s, gc, token)
+}
+
+// canListAddrs refuses, before anything is changed, an announce or a
+// remove with --json on a kernel that cannot list a connection's local
+// addresses (before Linux 6.9): the change would be made and its output
+// not printed.
+func (a *app) canListAddrs(gc *genl.Client) error {
+	if k := gc.Kernel(); a.json && !k.Has(genl.CapConnAddrDump) {
+		return &refusedError{msg: fmt.Sprintf("--json prints the connection's local addresses, which the kernel lists since Linux %s (this is %s): nothing was changed; run it without --json",
+			genl.CapConnAddrDump.Since, k.Release)}
+	}
+	return nil
 }
 
 // afterConnChange prints, with --json, the connection's local address
@@ -202,6 +224,12 @@ func (a *app) subflowsChange(op string, args []string) error {
 	local := req.Local.Addr.String()
 	switch op {
 	case "create":
+		if k := gc.Kernel(); (req.Dev != "" || req.Local.Flags&genl.FlagBackup != 0) && !k.Has(genl.CapSubflowFlags) {
+			// The kernel would ignore both and create an unbound,
+			// regular subflow.
+			return &refusedError{msg: fmt.Sprintf("dev and backup of a created subflow need Linux %s (this is %s), which would ignore them: nothing was changed; create it without them, then use subflows backup once it is established",
+				genl.CapSubflowFlags.Since, k.Release)}
+		}
 		if req.Local.IfIndex, err = resolveDev(s, req.Dev); err != nil {
 			return err
 		}
@@ -218,10 +246,40 @@ func (a *app) subflowsChange(op string, args []string) error {
 		err = gc.SetSubflowBackup(req.Token, req.localPort(), req.Remote, req.Backup)
 	}
 	if err != nil {
-		return kernelError(fmt.Sprintf("connection %s: %s subflow %s → %s", formatToken(req.Token), op, local, req.Remote), err)
+		what := fmt.Sprintf("connection %s: %s subflow %s → %s", formatToken(req.Token), op, local, req.Remote)
+		k := gc.Kernel()
+		if reason := unexplained(op, err, k.Release); reason != "" {
+			return &refusedError{msg: what + ": " + reason, err: err}
+		}
+		if op == "create" && !req.IDSet && errors.Is(err, genl.ErrAddrIDMismatch) && !k.Has(genl.CapConnAddrDump) {
+			return &refusedError{msg: fmt.Sprintf("%s: did not match address and id: the connection knows %s by an id that Linux %s cannot list (it can since %s): give it with id N",
+				what, local, k.Release, genl.CapConnAddrDump.Since), err: err}
+		}
+		return kernelError(what, err)
 	}
 	if !a.json {
 		return nil
 	}
 	return a.subflows([]string{formatToken(req.Token)})
+}
+
+// unexplained says what a refusal of subflows destroy or backup means
+// when the kernel gave no text, as kernels before Linux 6.15 do: an
+// unknown subflow is ESRCH (destroy) or EINVAL (backup), and before 6.9
+// EINVAL from a backup change may also mean a connection of the in-kernel
+// path manager. It returns "" for every other error.
+func unexplained(op string, err error, release string) string {
+	var ge *genl.Error
+	if !errors.As(err, &ge) || ge.Message != "" {
+		return ""
+	}
+	switch {
+	case op == "destroy" && errors.Is(err, unix.ESRCH):
+		return "subflow not found"
+	case op == "backup" && errors.Is(err, unix.EINVAL) && kernelAtLeast(release, 6, 9):
+		return "subflow not found"
+	case op == "backup" && errors.Is(err, unix.EINVAL):
+		return fmt.Sprintf("subflow not found, or the connection is not run by the userspace path manager (Linux %s does not say which)", release)
+	}
+	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
@@ -27,14 +28,23 @@ func counter(t *testing.T, h *netnstest.Host, name string) int {
 	return 0
 }
 
-// token returns the token of h's only connection, and its path manager.
-func token(t *testing.T, h *netnstest.Host) (string, string) {
+// token returns the token of h's only connection, which must be run by
+// the path manager pm: mptcpctl connections tells it from Linux 6.9, and
+// shows it unknown before.
+func token(t *testing.T, h *netnstest.Host, pm string) string {
 	t.Helper()
 	conns := decode[[]connectionOut](t, mustCtl(t, h, "connections", "--json"))
 	if len(conns) != 1 {
 		t.Fatalf("%s: connections %+v, want one", h.Name(), conns)
 	}
-	return conns[0].Token, conns[0].PathManager
+	if !netnstest.KernelHas(genl.CapConnAddrDump) {
+		netnstest.Degraded(t, "no per-connection address dump (Linux %s): the connection's path manager is unknown", genl.CapConnAddrDump.Since)
+		pm = "unknown"
+	}
+	if got := conns[0].PathManager; got != pm {
+		t.Fatalf("%s: the connection's path manager is %s, want %s", h.Name(), got, pm)
+	}
+	return conns[0].Token
 }
 
 // refused runs mptcpctl, which must exit 1 with an error that has want in it.
@@ -81,35 +91,55 @@ func TestUserspacePMByHand(t *testing.T) {
 	mustCtl(t, tb.Server, "pm", "userspace")
 	follow(t, tb.Server)
 	mptcpPair(t, tb, "tcp4", l0.Server4)
-	tok, pm := token(t, tb.Client)
-	if pm != "userspace" {
-		t.Fatalf("the client's connection is run by the %s path manager, want userspace", pm)
-	}
+	tok := token(t, tb.Client, "userspace")
 
 	// Announce and withdraw.
 	if out := mustCtl(t, tb.Client, "connections", "announce", tok, l1.Client4.String(), "id", "5"); out != "" {
 		t.Errorf("announce printed %q", out)
 	}
 	waitFor(t, "the server received the ADD_ADDR", func() bool { return counter(t, tb.Server, "AddAddr") == 1 })
-	addrs := decode[[]endpointOut](t, mustCtl(t, tb.Client, "--json", "connections", "announce", tok, l1.Client6.String(), "id", "6"))
-	var ids []string
-	for _, a := range addrs {
-		ids = append(ids, fmt.Sprintf("%d %s %v", a.ID, a.Address, a.Flags))
-	}
-	if !strings.Contains(strings.Join(ids, "|"), fmt.Sprintf("5 %s [signal]", l1.Client4)) ||
-		!strings.Contains(strings.Join(ids, "|"), fmt.Sprintf("6 %s [signal]", l1.Client6)) {
-		t.Errorf("announce --json printed the addresses %q, want ids 5 and 6 signalled", ids)
+	announce6 := []string{"connections", "announce", tok, l1.Client6.String(), "id", "6"}
+	if netnstest.KernelHas(genl.CapConnAddrDump) {
+		addrs := decode[[]endpointOut](t, mustCtl(t, tb.Client, append([]string{"--json"}, announce6...)...))
+		var ids []string
+		for _, a := range addrs {
+			ids = append(ids, fmt.Sprintf("%d %s %v", a.ID, a.Address, a.Flags))
+		}
+		if !strings.Contains(strings.Join(ids, "|"), fmt.Sprintf("5 %s [signal]", l1.Client4)) ||
+			!strings.Contains(strings.Join(ids, "|"), fmt.Sprintf("6 %s [signal]", l1.Client6)) {
+			t.Errorf("announce --json printed the addresses %q, want ids 5 and 6 signalled", ids)
+		}
+	} else {
+		netnstest.Degraded(t, "no per-connection address dump (Linux %s): announce --json is refused before announcing", genl.CapConnAddrDump.Since)
+		refused(t, tb.Client, "nothing was changed; run it without --json", append([]string{"--json"}, announce6...)...)
+		mustCtl(t, tb.Client, announce6...)
 	}
 	refused(t, tb.Client, "did not match address and id", "connections", "announce", tok, l0.Client4.String(), "id", "5")
 	mustCtl(t, tb.Client, "connections", "remove", tok, "id", "6")
 	waitFor(t, "the server received the RM_ADDR", func() bool { return counter(t, tb.Server, "RmAddr") == 1 })
-	refused(t, tb.Client, "address with id 9 not found", "connections", "remove", tok, "id", "9")
+	if netnstest.KernelAtLeast(6, 15) {
+		refused(t, tb.Client, "address with id 9 not found", "connections", "remove", tok, "id", "9")
+	} else {
+		netnstest.Degraded(t, "before Linux 6.15 an unknown id is \"address with specified id not found\"")
+		refused(t, tb.Client, "address with specified id not found", "connections", "remove", tok, "id", "9")
+	}
 	refused(t, tb.Client, "invalid token", "connections", "remove", "feedf00d", "id", "5")
 
 	// Create, prioritise and destroy a subflow, from the address
-	// announced as id 5: the kernel wants that id, mptcpctl finds it.
+	// announced as id 5: the kernel wants that id, mptcpctl finds it
+	// (Linux 6.9; before, it must be given, and the subflow can be
+	// neither bound to a device nor created backup).
 	remote := netip.AddrPortFrom(l1.Server4, 8080).String()
-	mustCtl(t, tb.Client, "subflows", "create", tok, l1.Client4.String(), remote, "dev", l1.ClientIf)
+	create := []string{"subflows", "create", tok, l1.Client4.String(), remote}
+	if netnstest.KernelHas(genl.CapSubflowFlags) {
+		mustCtl(t, tb.Client, append(create, "dev", l1.ClientIf)...)
+	} else {
+		netnstest.Degraded(t, "before Linux %s the kernel lists no connection's address ids, ignores dev and backup: both refused, the id given", genl.CapSubflowFlags.Since)
+		refused(t, tb.Client, "nothing was changed", append(create, "dev", l1.ClientIf)...)
+		refused(t, tb.Client, "nothing was changed", append(create, "backup")...)
+		refused(t, tb.Client, "by an id that Linux "+netnstest.KernelRelease()+" cannot list", create...)
+		mustCtl(t, tb.Client, append(create, "id", "5")...)
+	}
 	var local string
 	waitFor(t, "the new subflow", func() bool {
 		groups := decode[[]subflowGroupOut](t, mustCtl(t, tb.Client, "subflows", tok, "--json"))
@@ -150,10 +180,7 @@ func TestUserspacePMByHand(t *testing.T) {
 	}
 
 	// The server announces to the client, which counts what it received.
-	srvTok, srvPM := token(t, tb.Server)
-	if srvPM != "userspace" {
-		t.Fatalf("the server's connection is run by the %s path manager, want userspace", srvPM)
-	}
+	srvTok := token(t, tb.Server, "userspace")
 	before := counter(t, tb.Client, "AddAddr")
 	mustCtl(t, tb.Server, "connections", "announce", srvTok, l1.Server4.String(), "id", "7", "port", "8080")
 	waitFor(t, "the client received the server's ADD_ADDR", func() bool { return counter(t, tb.Client, "AddAddr") == before+1 })
@@ -167,18 +194,24 @@ func TestUserspaceCommandsKernelPM(t *testing.T) {
 	tb := netnstest.NewTestbed(t, 2)
 	l0, l1 := tb.Links[0], tb.Links[1]
 	mptcpPair(t, tb, "tcp4", l0.Server4)
-	tok, pm := token(t, tb.Client)
-	if pm != "kernel" {
-		t.Fatalf("path manager %s, want kernel", pm)
-	}
+	tok := token(t, tb.Client, "kernel")
 	remote := netip.AddrPortFrom(l0.Server4, 8080).String()
 	for _, args := range [][]string{
 		{"connections", "announce", tok, l1.Client4.String(), "id", "5"},
 		{"connections", "remove", tok, "id", "5"},
 		{"subflows", "create", tok, l1.Client4.String(), remote},
 		{"subflows", "destroy", tok, l1.Client4.String() + ":1000", remote},
-		{"subflows", "backup", tok, l0.Client4.String(), remote, "on"},
 	} {
 		refused(t, tb.Client, "userspace PM not selected", args...)
+	}
+	backup := []string{"subflows", "backup", tok, l0.Client4.String(), remote, "on"}
+	if netnstest.KernelAtLeast(6, 9) {
+		refused(t, tb.Client, "userspace PM not selected", backup...)
+	} else {
+		netnstest.Degraded(t, "before Linux 6.9 the kernel refuses a backup change on a kernel-PM connection without a text")
+		refused(t, tb.Client, "subflow not found, or the connection is not run by the userspace path manager", backup...)
+	}
+	if n := len(decode[[]subflowGroupOut](t, mustCtl(t, tb.Client, "subflows", tok, "--json"))[0].Subflows); n != 1 {
+		t.Errorf("the connection has %d subflows after the refused commands, want 1", n)
 	}
 }
