@@ -533,6 +533,31 @@ func TestNarrow(t *testing.T) {
 	if _, err := Narrow(suite, "nosuch", ""); err == nil || !strings.Contains(err.Error(), "genl, pm") {
 		t.Errorf("Narrow(nosuch) = %v", err)
 	}
+
+	// A package with two runs: both kept as they are, or made one by
+	// -run, in the place of the last, with the modules of both.
+	two := []Tests{
+		{Pkg: "internal/daemon", Run: "^TestA$", Timeout: 8 * time.Minute},
+		{Pkg: "genl", Timeout: time.Minute},
+		{Pkg: "internal/daemon", Run: "^TestB$", Modules: []string{"nf_tables"}, Timeout: 4 * time.Minute},
+	}
+	if got, err := Narrow(two, "internal/daemon", ""); err != nil || len(got) != 2 {
+		t.Errorf("Narrow(internal/daemon) = %+v, %v; want both runs", got, err)
+	}
+	got, err = Narrow(two, "", "^TestB$")
+	want := []Tests{
+		{Pkg: "genl", Run: "^TestB$", Timeout: time.Minute},
+		{Pkg: "internal/daemon", Run: "^TestB$", Modules: []string{"nf_tables"}, Timeout: 8 * time.Minute},
+	}
+	if diff := cmp.Diff(want, got); err != nil || diff != "" {
+		t.Errorf("Narrow(run) of a package with two runs: %v (-want +got):\n%s", err, diff)
+	}
+	if two[0].Run != "^TestA$" || len(two[0].Modules) != 0 {
+		t.Errorf("Narrow changed the suite: %+v", two[0])
+	}
+	if _, err := Narrow(two, "nosuch", ""); err == nil || !strings.Contains(err.Error(), "internal/daemon, genl)") {
+		t.Errorf("Narrow(nosuch) = %v, want each package once", err)
+	}
 }
 
 // TestGuestInitramfsRunModules: a package with two runs has its binary

@@ -125,7 +125,9 @@ func (t Tests) scaled(scale float64) time.Duration {
 
 // Narrow returns the suite's tests of the package pkg only (all packages
 // when pkg is ""), running the tests that match run instead of the
-// suite's choice when run is not "". It is an error when nothing is left.
+// suite's choice when run is not "": then a package's runs become one, in
+// the place of its last, with the modules of all and the longest timeout.
+// It is an error when nothing is left.
 func Narrow(suite []Tests, pkg, run string) ([]Tests, error) {
 	var out []Tests
 	for _, t := range suite {
@@ -134,13 +136,20 @@ func Narrow(suite []Tests, pkg, run string) ([]Tests, error) {
 		}
 		if run != "" {
 			t.Run, t.Skip = run, ""
+			if i := slices.IndexFunc(out, func(o Tests) bool { return o.Pkg == t.Pkg }); i >= 0 {
+				t.Modules = append(slices.Clip(out[i].Modules), t.Modules...)
+				t.Timeout = max(out[i].Timeout, t.Timeout)
+				out = slices.Delete(out, i, i+1)
+			}
 		}
 		out = append(out, t)
 	}
 	if len(out) == 0 {
 		var pkgs []string
 		for _, t := range suite {
-			pkgs = append(pkgs, t.Pkg)
+			if !slices.Contains(pkgs, t.Pkg) {
+				pkgs = append(pkgs, t.Pkg)
+			}
 		}
 		return nil, fmt.Errorf("compat: -pkg %q: not in the suite (want one of %s)", pkg, strings.Join(pkgs, ", "))
 	}
