@@ -51,7 +51,7 @@ var Suites = map[string][]Tests{
 		// The daemon end to end: meshes, link loss and return, restarts,
 		// the limits it holds, the kernel's implicit endpoints replaced,
 		// joins deferred by bytes, and the byte counters they read.
-		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities|TestDeferralBytes|TestByteReader|TestKernelLimits|TestImplicitEndpointReplacedInPlace|TestImplicitEndpointAtStart)$", Timeout: 8 * time.Minute},
+		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities|TestDeferralBytes|TestByteReader|TestKernelLimits|TestImplicitEndpointReplacedInPlace|TestImplicitEndpointAtStart|TestRulesByOwnerServer)$", Timeout: 8 * time.Minute},
 		// mptcpctl against ip and ss, and against the daemon; the
 		// userspace path manager driven by hand.
 		{Pkg: "cmd/mptcpctl", Run: "^(TestEndpointsKernel|TestLimitsKernel|TestPMKernel|TestConnectionsAndSubflows|TestConnectionsUserspacePM|TestMonitorKernel|TestBadInputKernel|TestDaemonUserspace|TestDaemonKernel|TestUserspacePMByHand|TestUserspaceCommandsKernelPM)$", Timeout: 6 * time.Minute},

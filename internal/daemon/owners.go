@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/mptcpgod/mptcpgod/internal/cgroups"
@@ -25,6 +26,7 @@ type ownerLookup struct {
 
 	mu       sync.Mutex
 	diag     *sockdiag.Client
+	listen   *sockdiag.Client // MPTCP listeners, opened at the first queued connection
 	cgroups  *cgroups.Resolver
 	noCgroup bool // no cgroup v2 hierarchy: owners have no Cgroup
 }
@@ -48,6 +50,16 @@ func (o *ownerLookup) Owner(token uint32) (policy.Owner, error) {
 		return policy.Owner{}, err
 	}
 	own := policy.Owner{UID: c.UID}
+	if c.UID == 0 && c.Inode == 0 {
+		// Nobody accepted it yet (it has no file): kernels before 6.17
+		// report root as the owner of such a socket (sock_i_uid), the clone of its
+		// listener, whose uid it has until a task accepts it.
+		uid, err := o.listenerUID(c.Local)
+		if err != nil {
+			o.log.Debug("cannot read the listener of a queued connection", "token", fmt.Sprintf("%08x", token), "error", err)
+		}
+		own.UID = uid
+	}
 	if c.CgroupID == 0 || res == nil {
 		return own, nil
 	}
@@ -61,6 +73,31 @@ func (o *ownerLookup) Owner(token uint32) (policy.Owner, error) {
 		o.log.Warn("cannot read the connection's cgroup", "token", fmt.Sprintf("%08x", token), "error", err)
 	}
 	return own, nil
+}
+
+// listenerUID returns the uid of the MPTCP listener of the local address
+// local: the one bound to that address, else one bound to the wildcard;
+// 0 when there is none.
+func (o *ownerLookup) listenerUID(local netip.AddrPort) (uint32, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.listen == nil {
+		d, err := sockdiag.Dial(&sockdiag.Config{NetNS: o.netns, States: sockdiag.StateMask(sockdiag.StateListen)})
+		if err != nil {
+			return 0, err
+		}
+		o.listen = d
+	}
+	var uid uint32
+	exact := false
+	err := o.listen.Connections(func(c *sockdiag.Connection) error {
+		if c.State != sockdiag.StateListen || exact || !listening([]netip.AddrPort{c.Local}, local) {
+			return nil
+		}
+		uid, exact = c.UID, !c.Local.Addr().IsUnspecified()
+		return nil
+	})
+	return uid, err
 }
 
 // open returns the sock_diag client and the cgroup resolver (nil without
@@ -95,6 +132,10 @@ func (o *ownerLookup) Close() error {
 	if o.diag != nil {
 		errs = append(errs, o.diag.Close())
 		o.diag = nil
+	}
+	if o.listen != nil {
+		errs = append(errs, o.listen.Close())
+		o.listen = nil
 	}
 	if o.cgroups != nil {
 		errs = append(errs, o.cgroups.Close())

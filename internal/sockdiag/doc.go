@@ -31,7 +31,10 @@
 // process later moves. A connection this host accepted is a clone of its
 // listener and starts with the listener's uid and cgroup; accept() then
 // sets the uid to the fsuid of the task that accepts (sock_graft), and
-// leaves the cgroup. TestOwner shows both sides.
+// leaves the cgroup. Before Linux 6.17 the uid sock_diag reports is the
+// socket file's (sock_i_uid): root for a connection nobody accepted yet,
+// which has no file (Inode 0). TestOwner and TestOwnerAccept show both
+// sides.
 //
 // Kernel structures are decoded by length: older kernels send shorter
 // struct mptcp_info and struct tcp_info, and the fields they lack stay zero
