@@ -5,11 +5,8 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
@@ -38,22 +35,7 @@ name = "fullmesh"
 [[policy.chain]]
 name = "fullmesh"
 `)
-	var ln net.Listener
-	err := tb.Server.Do(func() error {
-		// Do runs fn on a thread of its own: the listener is made,
-		// and owned, by fsuid 4242.
-		unix.Setfsuid(4242)
-		defer unix.Setfsuid(0)
-		var lc net.ListenConfig
-		lc.SetMultipathTCP(true)
-		var err error
-		ln, err = lc.Listen(context.Background(), "tcp4", ":0")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
+	ln := tb.Server.ListenAs(4242, "tcp4", ":0")
 	// Nobody accepts: the connection stays in the listener's queue.
 	raddr := netip.AddrPortFrom(tb.Links[0].Server4, addrPort(ln).Port())
 	c, err := tb.Client.Dial("tcp4", "", raddr.String())

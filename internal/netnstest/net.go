@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DialTimeout bounds Dial, so a dial into a dead path fails in seconds
@@ -20,10 +22,31 @@ var DialTimeout = Patience(5 * time.Second)
 // MPTCP is disabled in the namespace (net.mptcp.enabled=0).
 func (h *Host) Listen(network, addr string) net.Listener {
 	h.t.Helper()
+	return h.listen(-1, network, addr)
+}
+
+// ListenAs is Listen with the listener made, and owned, by the fsuid uid.
+func (h *Host) ListenAs(uid int, network, addr string) net.Listener {
+	h.t.Helper()
+	return h.listen(uid, network, addr)
+}
+
+// listen opens the listener, as fsuid uid unless it is negative.
+func (h *Host) listen(uid int, network, addr string) net.Listener {
+	h.t.Helper()
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(true)
 	var ln net.Listener
 	err := h.Do(func() error {
+		// Do runs fn on a thread of its own, whose fsuid is set
+		// for the listener and then set back to what it was.
+		if uid >= 0 {
+			prev, err := unix.SetfsuidRetUid(uid)
+			if err != nil {
+				return fmt.Errorf("setfsuid %d: %w", uid, err)
+			}
+			defer func() { _ = unix.Setfsuid(prev) }()
+		}
 		var err error
 		ln, err = lc.Listen(context.Background(), network, addr)
 		return err

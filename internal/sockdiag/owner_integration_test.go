@@ -1,7 +1,6 @@
 package sockdiag_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -110,20 +109,7 @@ func dialDiag(t *testing.T, h *netnstest.Host, states uint32) *sockdiag.Client {
 func TestOwnerAccept(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.NewTestbed(t, 1)
-	var ln net.Listener
-	err := tb.Server.Do(func() error {
-		var lc net.ListenConfig
-		lc.SetMultipathTCP(true)
-		unix.Setfsuid(4242)
-		defer unix.Setfsuid(0)
-		var err error
-		ln, err = lc.Listen(context.Background(), "tcp4", ":0")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
+	ln := tb.Server.ListenAs(4242, "tcp4", ":0")
 	raddr := netip.AddrPortFrom(tb.Links[0].Server4, addrPort(ln.Addr()).Port())
 	c, err := tb.Client.Dial("tcp4", "", raddr.String())
 	if err != nil {
