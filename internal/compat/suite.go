@@ -66,8 +66,10 @@ var Suites = map[string][]Tests{
 		// A hostile peer's announces, to the daemon in both modes: the
 		// third host counts what reaches it with nftables counters, so
 		// this run comes last, after nf_tables (and with it netfilter
-		// netlink) is loaded.
-		{Pkg: "internal/daemon", Run: "^TestHostilePeer$", Modules: []string{"nf_tables"}, Timeout: 4 * time.Minute},
+		// netlink) is loaded. nf_tables needs libcrc32c, whose crc32c
+		// algorithm (crc32c_generic) modprobe would load first (a soft
+		// dependency, which modules.dep does not list).
+		{Pkg: "internal/daemon", Run: "^TestHostilePeer$", Modules: []string{"crc32c_generic", "nf_tables"}, Timeout: 4 * time.Minute},
 	},
 	"ci": {
 		// Chosen to fit the CI's budget under TCG (about 5 minutes of
