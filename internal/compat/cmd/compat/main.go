@@ -94,7 +94,7 @@ func run(ctx context.Context, kernels, suiteName, pkg, runRE, out string, scale 
 	if err != nil {
 		return false, err
 	}
-	fmt.Fprintf(os.Stderr, "compat: built %d test binaries in %v\n", len(suite), time.Since(start).Round(time.Second))
+	fmt.Fprintf(os.Stderr, "compat: built the test binaries of %d runs in %v\n", len(suite), time.Since(start).Round(time.Second))
 
 	var results []*compat.KernelResult
 	ok := true
