@@ -267,15 +267,29 @@ func TestHostilePeer(t *testing.T) {
 		acceptJoins(b.tb.Client)
 		b.attack(t)
 		// The kernel follows the announces in order: the third host's
-		// other port is the third.
+		// other port is the third. Older kernels may drop an announce
+		// of the burst instead, counted as AddAddrDrop (seen on 6.12
+		// under emulation): there the reference is the announces the
+		// kernel followed or dropped.
 		other := netip.AddrPortFrom(thirdAddr, thirdPort25)
+		drops := func() int {
+			n, err := hostiletest.Nstat(b.tb.Client, "MPTcpExtAddAddrDrop")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
 		eventually(t, "the kernel following the announce of "+other.String(), func() (bool, string) {
 			got, _ := b.received(t)
-			return got[other] > 0, fmt.Sprint(got)
+			if !netnstest.KernelAtLeast(6, 18) && got[other] == 0 && drops() > 0 {
+				netnstest.Degraded(t, "the in-kernel path manager dropped an announce of the burst (AddAddrDrop)")
+				return true, ""
+			}
+			return got[other] > 0, fmt.Sprintf("%v, %d announces dropped", got, drops())
 		})
 		got, segs := b.received(t)
 		sent, failed := b.joins(t)
-		t.Logf("the in-kernel path manager trusting announces (add_addr_accepted 8, no daemon): the third host received %v, %d segments; the client sent %d MP_JOIN SYNs, %d failed",
-			got, segs, sent, failed)
+		t.Logf("the in-kernel path manager trusting announces (add_addr_accepted 8, no daemon): the third host received %v, %d segments; the client sent %d MP_JOIN SYNs, %d failed, dropped %d announces",
+			got, segs, sent, failed, drops())
 	})
 }
