@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // debVersion runs dist/debversion.sh with the given arguments.
@@ -231,6 +232,25 @@ func TestDeb(t *testing.T) {
 	aptInstallRemove(t, deb)
 }
 
+// packageLock is held while a test has the mptcpgod package installed:
+// two test runs on one machine (make test twice at once) take turns
+// rather than find each other's package installed.
+const packageLock = "/run/lock/mptcpgod-test-package.lock"
+
+// lockPackageTests takes packageLock until t and its cleanups end.
+func lockPackageTests(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(packageLock, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		t.Fatalf("package test lock: %v", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("package test lock %s: %v", packageLock, err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
 // dshState is deb-systemd-helper's record of the unit's enablement.
 const dshState = "/var/lib/systemd/deb-systemd-helper-enabled/mptcpgod.service.dsh-also"
 
@@ -239,12 +259,16 @@ const dshState = "/var/lib/systemd/deb-systemd-helper-enabled/mptcpgod.service.d
 func aptInstallRemove(t *testing.T, deb string) {
 	needRoot(t)
 	needTool(t, "apt-get")
+	lockPackageTests(t)
 	if status, err := runCmd("", nil, "dpkg-query", "-W", "-f=${Status}", "mptcpgod"); err == nil && strings.Contains(status, "installed") {
 		t.Fatalf("the mptcpgod package is already installed (%s): the test only installs and purges a package it can remove; run apt-get purge mptcpgod first", status)
 	}
 	apt := []string{"DEBIAN_FRONTEND=noninteractive"}
+	// Another apt-get (an install on this machine) holds dpkg's lock
+	// for a while: wait for it rather than fail.
+	const wait = "DPkg::Lock::Timeout=600"
 	purge := func() (string, error) {
-		return runCmd("", apt, "apt-get", "remove", "--purge", "-y", "mptcpgod")
+		return runCmd("", apt, "apt-get", "-o", wait, "remove", "--purge", "-y", "mptcpgod")
 	}
 	t.Cleanup(func() {
 		if status, err := runCmd("", nil, "dpkg-query", "-W", "-f=${Status}", "mptcpgod"); err == nil && status != "" && !strings.Contains(status, "not-installed") {
@@ -253,7 +277,7 @@ func aptInstallRemove(t *testing.T, deb string) {
 			}
 		}
 	})
-	mustRun(t, "", apt, "apt-get", "install", "-y", deb)
+	mustRun(t, "", apt, "apt-get", "-o", wait, "install", "-y", deb)
 
 	if status := mustRun(t, "", nil, "dpkg-query", "-W", "-f=${Status}", "mptcpgod"); status != "install ok installed" {
 		t.Fatalf("dpkg status after apt-get install = %q", status)

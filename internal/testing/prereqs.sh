@@ -74,8 +74,8 @@ if [ "${PREREQS:-install}" = install ] && [ "$(id -u)" = 0 ] && command -v apt-g
 	echo "prereqs: installing${missing}${missing_norec}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	[ -z "$missing" ] || apt-get install -y -qq $missing
-	[ -z "$missing_norec" ] || apt-get install -y -qq --no-install-recommends $missing_norec
+	[ -z "$missing" ] || apt-get -o DPkg::Lock::Timeout=600 install -y -qq $missing
+	[ -z "$missing_norec" ] || apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing_norec
 	exit 0
 fi
 
