@@ -35,7 +35,8 @@ func CgroupRoot() (string, error) {
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("bpf: %s: %w", mountinfo, err)
 	}
-	return "", errors.New("bpf: no cgroup v2 hierarchy is mounted (cgroup v1 only), which selecting cgroups needs")
+	return "", errors.New("bpf: no cgroup v2 hierarchy is mounted in this mount namespace " +
+		"(cgroup v1 only, or a /sys of its own, as under ip netns exec), which selecting cgroups needs")
 }
 
 // unescapeMount undoes mountinfo's octal escapes of space, tab, newline

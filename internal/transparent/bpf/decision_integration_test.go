@@ -3,13 +3,17 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 )
 
 // Users of the tests: a selected uid and one that is not.
@@ -204,38 +208,90 @@ func describe(c call) string {
 	return fmt.Sprintf("%s, %s, %d", fam, ty, c.Protocol)
 }
 
-// tracingAllowed loads a minimal fentry program on the hook, written
-// independently of the package, to learn whether this kernel lets this
-// process load tracing programs at all.
+// tracingAllowed loads a minimal fmod_ret program on the hook and
+// attaches it, written independently of the package, to learn whether
+// this kernel lets this process run the mechanism at all. The program
+// returns 0, which lets update_socket_protocol run as if it were not
+// there: no socket changes while it is attached.
 func tracingAllowed(t *testing.T) error {
 	t.Helper()
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: Hook,
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachModifyReturn, AttachTo: Hook,
 		License: "GPL", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
 	if err != nil {
 		return err
 	}
-	return p.Close()
+	defer p.Close()
+	l, err := link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachModifyReturn})
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
-// TestProbe checks Probe against an independent load: where the kernel
-// refuses tracing programs (this one does, with EPERM, under lockdown),
-// Probe must say so, at the load step, with the errno and the capabilities
-// held; where it allows them, Probe must succeed (and the end-to-end
-// tests run through the program, TestForcerEndToEnd).
+// kernelHasHook tells from /proc/kallsyms, independently of the BTF the
+// package reads, whether the kernel has the hook (Linux 6.6 and later).
+func kernelHasHook(t *testing.T) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		// ADDRESS TYPE NAME [MODULE]
+		if f := strings.Fields(line); len(f) >= 3 && f[2] == Hook {
+			return true
+		}
+	}
+	return false
+}
+
+// mustWork reports why the mechanism must work on this kernel, or "" when
+// nothing says it must: the independent fmod_ret program attaches; or
+// the kernel has the hook and BTF and is not locked down, as Debian's
+// kernels without Secure Boot are.
+func mustWork(t *testing.T) string {
+	t.Helper()
+	if err := tracingAllowed(t); err == nil {
+		return "an independent fmod_ret program attaches to " + Hook
+	}
+	level, err := LockdownLevel()
+	if err != nil || level != "none" || !kernelHasHook(t) {
+		return ""
+	}
+	if _, err := os.Stat(vmlinuxBTF); err != nil {
+		return ""
+	}
+	return "the kernel has " + Hook + " and BTF, and is not locked down"
+}
+
+// TestProbe checks Probe against independent observations: where the
+// kernel has no hook (before Linux 6.6), Probe must say so at the kernel
+// step; where the kernel refuses tracing programs (this one does, with
+// EPERM, under lockdown), Probe must say so, at the load step, with the
+// errno and the capabilities held; where the mechanism must work
+// (mustWork), Probe must succeed.
 func TestProbe(t *testing.T) {
 	needRoot(t)
 	independent := tracingAllowed(t)
 	err := Probe()
-	t.Logf("independent fentry load: %v; Probe: %v", independent, err)
-	if independent == nil {
+	t.Logf("independent fmod_ret program: %v; Probe: %v", independent, err)
+	if why := mustWork(t); why != "" {
 		if err != nil {
-			t.Fatalf("the kernel loads tracing programs, but Probe says %v", err)
+			t.Fatalf("%s, but Probe says %v", why, err)
 		}
 		return
 	}
 	var ue *UnavailableError
 	if !errors.As(err, &ue) {
-		t.Fatalf("the kernel refuses tracing programs (%v), but Probe returned %v, want an *UnavailableError", independent, err)
+		t.Fatalf("the kernel refuses fmod_ret programs (%v), but Probe returned %v, want an *UnavailableError", independent, err)
+	}
+	if !kernelHasHook(t) {
+		if ue.Step != StepKernel || !strings.Contains(ue.Reason, "no "+Hook+" hook") || !strings.Contains(ue.Reason, "6.6") {
+			t.Errorf("the kernel has no %s (/proc/kallsyms), but Probe says: step %q, reason %q; want step %q naming the hook and Linux 6.6",
+				Hook, ue.Step, ue.Reason, StepKernel)
+		}
+		netnstest.Degraded(t, "no %s hook: Probe reports %q", Hook, ue.Error())
+		return
 	}
 	if errors.Is(independent, unix.EPERM) {
 		if ue.Step != StepLoad || !errors.Is(ue, unix.EPERM) {
@@ -254,11 +310,20 @@ func TestProbe(t *testing.T) {
 
 // TestProbeWithoutCapabilities runs Probe in a child without CAP_BPF,
 // CAP_PERFMON or CAP_SYS_ADMIN: it must name the missing capabilities,
-// whatever the kernel allows.
+// wherever the kernel has the hook (before, the kernel step comes
+// first).
 func TestProbeWithoutCapabilities(t *testing.T) {
 	needRoot(t)
 	cg := newTestCgroups(t)
 	rep := child{cgroup: cg.other, uid: 65534, drop: true}.run(t, childProbe, nil)
+	if !kernelHasHook(t) {
+		if rep.ProbeOK || rep.ProbeStep != string(StepKernel) {
+			t.Errorf("Probe as nobody on a kernel without %s: ok %v, step %q, reason %q; want step %q",
+				Hook, rep.ProbeOK, rep.ProbeStep, rep.ProbeReason, StepKernel)
+		}
+		netnstest.Degraded(t, "no %s hook: Probe as nobody reports the kernel before the capabilities: %q", Hook, rep.ProbeReason)
+		return
+	}
 	if rep.ProbeOK || rep.ProbeStep != string(StepCapabilities) ||
 		!strings.Contains(rep.ProbeReason, "CAP_BPF and CAP_PERFMON") {
 		t.Errorf("Probe as nobody: ok %v, step %q, reason %q; want step %q naming CAP_BPF and CAP_PERFMON",
@@ -266,10 +331,39 @@ func TestProbeWithoutCapabilities(t *testing.T) {
 	}
 }
 
+// TestProbeWithDropInCapabilities runs Probe in a child that is not root
+// and holds only the capabilities dist/mptcpgod-bpf.conf gives the daemon
+// (ambient CAP_NET_ADMIN, CAP_BPF and CAP_PERFMON): where the mechanism
+// must work (mustWork), the load and the attach must succeed with them;
+// elsewhere Probe must not blame the capabilities.
+func TestProbeWithDropInCapabilities(t *testing.T) {
+	needRoot(t)
+	cg := newTestCgroups(t)
+	rep := child{cgroup: cg.other, uid: 65534, caps: []uintptr{unix.CAP_NET_ADMIN, capBPF, capPerfmon}}.run(t, childProbe, nil)
+	if why := mustWork(t); why != "" {
+		if !rep.ProbeOK {
+			t.Fatalf("%s, but Probe with the drop-in's capabilities says: step %q, %s", why, rep.ProbeStep, rep.ProbeReason)
+		}
+		t.Logf("Probe with CAP_NET_ADMIN, CAP_BPF and CAP_PERFMON as uid 65534: loaded and attached")
+		return
+	}
+	if rep.ProbeOK || rep.ProbeStep == string(StepCapabilities) {
+		t.Errorf("Probe with the drop-in's capabilities where the kernel refuses: ok %v, step %q, reason %q; want a refusal that is not about capabilities",
+			rep.ProbeOK, rep.ProbeStep, rep.ProbeReason)
+	}
+	t.Logf("Probe with the drop-in's capabilities: step %q: %s", rep.ProbeStep, rep.ProbeReason)
+}
+
 // TestForcerEndToEnd attaches the fmod_ret program where the kernel
-// allows it and checks real sockets of children in and out of a selected
-// cgroup; where the kernel refuses, it checks that Attach reports the
-// refusal as Probe does (never a silent skip).
+// allows it and checks the real sockets of children: in a selected
+// cgroup or below it, or with a selected uid, socket(AF_INET,
+// SOCK_STREAM, 0) and socket(AF_INET6, SOCK_STREAM|flags, IPPROTO_TCP)
+// make MPTCP sockets (SO_PROTOCOL 262) while UDP and Unix sockets stay
+// what they are; in a sibling or the parent cgroup, with another uid,
+// and in the test itself, TCP stays TCP; once the program is detached,
+// the selected children get TCP again. Where the kernel refuses, it
+// checks that Attach reports the refusal as Probe does (never a silent
+// skip), and fails when the mechanism must work here (mustWork).
 func TestForcerEndToEnd(t *testing.T) {
 	needRoot(t)
 	f, err := Attach()
@@ -278,15 +372,30 @@ func TestForcerEndToEnd(t *testing.T) {
 		if !errors.As(err, &ue) {
 			t.Fatalf("Attach: %v, want an *UnavailableError", err)
 		}
+		if why := mustWork(t); why != "" {
+			t.Fatalf("%s, but Attach says %v", why, err)
+		}
 		if perr := Probe(); perr == nil || perr.Error() != err.Error() {
 			t.Fatalf("Attach refused (%v) but Probe says %v", err, perr)
+		}
+		if !kernelHasHook(t) {
+			netnstest.Degraded(t, "no %s hook: Attach refused, as Probe reports: %v", Hook, err)
+			return
 		}
 		t.Logf("the fmod_ret program is refused here, as Probe reports: %v", err)
 		return
 	}
-	defer f.Close()
+	attached := true
+	defer func() {
+		if attached {
+			_ = f.Close()
+		}
+	}()
 	cg := newTestCgroups(t)
 	if err := f.AddCgroup(cgroupID(t, cg.unit)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddUID(selectedUID); err != nil {
 		t.Fatal(err)
 	}
 	calls := []call{
@@ -295,24 +404,45 @@ func TestForcerEndToEnd(t *testing.T) {
 		{unix.AF_INET, unix.SOCK_DGRAM, 0},
 		{unix.AF_UNIX, unix.SOCK_STREAM, 0},
 	}
-	for _, tt := range []struct {
-		in       string
-		selected bool
-	}{{cg.unit, true}, {cg.sub, true}, {cg.other, false}} {
-		rep := child{cgroup: tt.in, uid: unselectedUID}.run(t, childSockets, calls)
-		var want []outcome
-		for _, c := range calls {
-			p := wantProtocol(c, tt.selected)
-			if p == 0 {
-				p = map[int32]int32{unix.SOCK_STREAM: unix.IPPROTO_TCP, unix.SOCK_DGRAM: unix.IPPROTO_UDP}[c.Type&0xf]
-				if c.Family == unix.AF_UNIX {
-					p = 0
-				}
-			}
-			want = append(want, outcome{Protocol: p})
-		}
-		if diff := cmp.Diff(want, rep.Outcomes); diff != "" {
-			t.Errorf("sockets in %s (-want +got):\n%s", tt.in, diff)
+	check := func(in string, uid uint32, selected bool) {
+		t.Helper()
+		rep := child{cgroup: in, uid: uid}.run(t, childSockets, calls)
+		if diff := cmp.Diff(wantSockets(calls, selected), rep.Outcomes); diff != "" {
+			t.Errorf("sockets in %s as uid %d, selected %v (-want +got):\n%s", in, uid, selected, diff)
 		}
 	}
+	check(cg.unit, unselectedUID, true)
+	check(cg.sub, unselectedUID, true)
+	check(cg.other, unselectedUID, false)
+	check(cg.top, unselectedUID, false)
+	check(cg.other, selectedUID, true)
+	check(cg.top, 0, false)
+	var own []outcome
+	for _, c := range calls {
+		own = append(own, openSocket(c))
+	}
+	if diff := cmp.Diff(wantSockets(calls, false), own); diff != "" {
+		t.Errorf("the test's own sockets (-want +got):\n%s", diff)
+	}
+
+	attached = false
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(cg.unit, unselectedUID, false)
+	check(cg.other, selectedUID, false)
+}
+
+// wantSockets is what SO_PROTOCOL says of each call's socket: the
+// decision's protocol, with 0 resolved to the family's default.
+func wantSockets(calls []call, selected bool) []outcome {
+	var want []outcome
+	for _, c := range calls {
+		p := wantProtocol(c, selected)
+		if p == 0 && c.Family != unix.AF_UNIX {
+			p = map[int32]int32{unix.SOCK_STREAM: unix.IPPROTO_TCP, unix.SOCK_DGRAM: unix.IPPROTO_UDP}[c.Type&0xf]
+		}
+		want = append(want, outcome{Protocol: p})
+	}
+	return want
 }

@@ -132,7 +132,11 @@ type child struct {
 	cgroup string // cgroup directory to start in
 	uid    uint32 // real uid
 	drop   bool   // the effective and saved uid too: no capabilities
-	prog   *ebpf.Program
+	// caps, when set, start the child as uid (not root) with these
+	// ambient capabilities and no others, as systemd starts a service
+	// with User= and AmbientCapabilities=.
+	caps []uintptr
+	prog *ebpf.Program
 }
 
 // run starts the test binary as a child in mode and returns its report.
@@ -147,7 +151,11 @@ func (c child) run(t *testing.T, mode string, calls []call) childReport {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	bin := os.Args[0]
+	if c.caps != nil {
+		bin = executableFor(t, c.uid)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, childUIDEnv+"="+strconv.Itoa(int(c.uid)))
 	if c.drop {
 		cmd.Env = append(cmd.Env, childDropEnv+"=1")
@@ -155,6 +163,10 @@ func (c child) run(t *testing.T, mode string, calls []call) childReport {
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	if c.caps != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.uid, Gid: c.uid}
+		cmd.SysProcAttr.AmbientCaps = c.caps
+	}
 	if c.prog != nil {
 		f := os.NewFile(uintptr(c.prog.FD()), "prog")
 		cmd.ExtraFiles = []*os.File{f}
@@ -168,6 +180,33 @@ func (c child) run(t *testing.T, mode string, calls []call) childReport {
 		t.Fatalf("child %s: %v: %q", mode, err, out)
 	}
 	return rep
+}
+
+// executableFor returns a copy of the test binary that uid can execute,
+// removed by t.Cleanup: the go command builds it in a directory only
+// root may enter.
+func executableFor(t *testing.T, uid uint32) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mgt-bpf-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, filepath.Base(os.Args[0]))
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, int(uid), -1); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // needRoot skips without root, or fails when CI is "true".
