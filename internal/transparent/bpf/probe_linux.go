@@ -143,10 +143,14 @@ func unavailable(step Step, err error) *UnavailableError {
 	return e
 }
 
-// lastLine is the verifier's last log line, its reason.
+// lastLine is the verifier's last log line before its statistics
+// ("processed N insns ...", "verification time ...", "stack depth ..."):
+// its reason.
 func lastLine(ve *ebpf.VerifierError) string {
 	for i := len(ve.Log) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(ve.Log[i]); l != "" {
+		l := strings.TrimSpace(ve.Log[i])
+		if l != "" && !strings.HasPrefix(l, "processed ") && !strings.HasPrefix(l, "verification time ") &&
+			!strings.HasPrefix(l, "stack depth ") {
 			return l
 		}
 	}
