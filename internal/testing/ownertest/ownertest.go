@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
@@ -51,7 +54,8 @@ func RunChild() {
 }
 
 // runChild takes the ids, opens the socket, reports its address and holds
-// it until stdin closes.
+// it until stdin closes; in mode "socket", it reports the protocol of a
+// plain TCP socket and returns.
 func runChild(mode, addr string) error {
 	if err := takeIDs(); err != nil {
 		return err
@@ -93,6 +97,8 @@ func runChild(mode, addr string) error {
 				go func() { _, _ = io.Copy(io.Discard, c) }()
 			}
 		}()
+	case "socket":
+		return reportProtocol()
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
@@ -102,6 +108,43 @@ func runChild(mode, addr string) error {
 		_ = c.Close()
 	}
 	return nil
+}
+
+// reportProtocol opens socket(AF_INET, SOCK_STREAM, 0) and reports its
+// SO_PROTOCOL.
+func reportProtocol() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	p, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("SO_PROTOCOL: %w", err)
+	}
+	fmt.Printf("PROTOCOL %d\n", p)
+	return nil
+}
+
+// Protocol runs a child in h as o that opens socket(AF_INET,
+// SOCK_STREAM, 0), as a program that never asked for MPTCP does, and
+// returns the socket's SO_PROTOCOL: IPPROTO_TCP, or IPPROTO_MPTCP where
+// the child's cgroup or uid is forced (the BPF mechanism). o.Run is not
+// used.
+func Protocol(t testing.TB, h *netnstest.Host, o Owner) int {
+	t.Helper()
+	o.Run = ""
+	cmd, cg := command(t, h, o, "socket", "")
+	defer cg.Close()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ownertest: socket child as uid %d in %s: %v", o.UID, o.Cgroup, err)
+	}
+	p, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(out)), "PROTOCOL "))
+	if err != nil {
+		t.Fatalf("ownertest: socket child as uid %d in %s reported %q", o.UID, o.Cgroup, out)
+	}
+	return p
 }
 
 // takeIDs makes the process's uid and gid those of the environment.
@@ -162,26 +205,8 @@ func Listen(t testing.TB, h *netnstest.Host, o Owner, laddr string) *Child {
 
 func start(t testing.TB, h *netnstest.Host, o Owner, mode, addr string) *Child {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cg, err := os.Open(o.Cgroup)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, cg := command(t, h, o, mode, addr)
 	defer cg.Close()
-	cmd := h.Command(self, "-test.run=^$")
-	if o.Run != "" {
-		cmd = h.Command(o.Run, "run", "--", self, "-test.run=^$")
-	}
-	cmd.Env = append(os.Environ(), modeEnv+"="+mode, addrEnv+"="+addr,
-		uidEnv+"="+strconv.Itoa(int(o.UID)), gidEnv+"="+strconv.Itoa(int(o.GID)))
-	if o.Run != "" {
-		cmd.Env = append(cmd.Env, tcpEnv+"=1")
-	}
-	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
-	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +240,32 @@ func start(t testing.TB, h *netnstest.Host, o Owner, mode, addr string) *Child {
 		t.Fatalf("ownertest: %s child as uid %d in %s: no report within %v", mode, o.UID, o.Cgroup, StartLimit)
 	}
 	return c
+}
+
+// command returns the command of a child in h as o in mode, to start in
+// o.Cgroup, whose directory the caller closes once the child started.
+func command(t testing.TB, h *netnstest.Host, o Owner, mode, addr string) (*exec.Cmd, *os.File) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := os.Open(o.Cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(self, "-test.run=^$")
+	if o.Run != "" {
+		cmd = h.Command(o.Run, "run", "--", self, "-test.run=^$")
+	}
+	cmd.Env = append(os.Environ(), modeEnv+"="+mode, addrEnv+"="+addr,
+		uidEnv+"="+strconv.Itoa(int(o.UID)), gidEnv+"="+strconv.Itoa(int(o.GID)))
+	if o.Run != "" {
+		cmd.Env = append(cmd.Env, tcpEnv+"=1")
+	}
+	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	cmd.Stderr = os.Stderr
+	return cmd, cg
 }
 
 // Stop closes the child's stdin and waits for it to exit, which closes
@@ -255,6 +306,28 @@ func NewCgroups(t testing.TB) *Cgroups {
 	return cg
 }
 
+// SystemSlice returns system.slice under the cgroup v2 root as a
+// subtree of the test's: where mptcpgod looks for a forced unit's cgroup
+// when systemd does not say otherwise (no systemd, as in the
+// compatibility matrix's guests, or a unit systemd does not know). It is
+// created when missing; at cleanup only what the test created is killed
+// and removed.
+func SystemSlice(t testing.TB) *Cgroups {
+	t.Helper()
+	root, err := bpf.CgroupRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &Cgroups{t: t, top: filepath.Join(root, "system.slice")}
+	if err := os.Mkdir(cg.top, 0o755); err == nil {
+		cg.dirs = append(cg.dirs, cg.top)
+	} else if !os.IsExist(err) {
+		t.Fatalf("ownertest: %v", err)
+	}
+	t.Cleanup(cg.remove)
+	return cg
+}
+
 // Top returns the subtree's directory.
 func (cg *Cgroups) Top() string { return cg.top }
 
@@ -280,11 +353,13 @@ func ID(t testing.TB, dir string) uint64 {
 	return id
 }
 
-// remove kills what runs in the subtree and removes its cgroups,
+// remove kills what runs in the cgroups it created and removes them,
 // children first.
 func (cg *Cgroups) remove() {
 	// cgroup.kill (Linux 5.14) kills the whole subtree.
-	_ = os.WriteFile(filepath.Join(cg.top, "cgroup.kill"), []byte("1"), 0)
+	for _, d := range cg.dirs {
+		_ = os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0)
+	}
 	deadline := time.Now().Add(StartLimit)
 	for i := len(cg.dirs) - 1; i >= 0; i-- {
 		for {
