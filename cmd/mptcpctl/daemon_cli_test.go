@@ -21,6 +21,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all" // the daemon's compiled-in policies
@@ -30,8 +31,10 @@ import (
 
 // TestMain runs mptcpctl itself instead of the tests when
 // MPTCPCTL_TEST_MAIN is set: the tests start the test binary again under
-// another uid to see what the daemon lets that user do.
+// another uid to see what the daemon lets that user do. It runs an
+// ownertest child when the environment asks for one.
 func TestMain(m *testing.M) {
+	ownertest.RunChild()
 	if os.Getenv("MPTCPCTL_TEST_MAIN") != "" {
 		crashOutput(os.Getenv(crashFileEnv))
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
