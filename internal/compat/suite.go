@@ -50,11 +50,12 @@ var Suites = map[string][]Tests{
 		{Pkg: "pm", Run: "Kernel$", Timeout: 6 * time.Minute},
 		// The daemon end to end: meshes, link loss and return, restarts,
 		// the limits it holds, the kernel's implicit endpoints replaced,
-		// joins deferred by bytes, and the byte counters they read.
-		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities|TestDeferralBytes|TestByteReader|TestKernelLimits|TestImplicitEndpointReplacedInPlace|TestImplicitEndpointAtStart|TestRulesByOwnerServer)$", Timeout: 8 * time.Minute},
-		// mptcpctl against ip and ss, and against the daemon; the
-		// userspace path manager driven by hand.
-		{Pkg: "cmd/mptcpctl", Run: "^(TestEndpointsKernel|TestLimitsKernel|TestPMKernel|TestConnectionsAndSubflows|TestConnectionsUserspacePM|TestMonitorKernel|TestBadInputKernel|TestDaemonUserspace|TestDaemonKernel|TestUserspacePMByHand|TestUserspaceCommandsKernelPM)$", Timeout: 6 * time.Minute},
+		// joins deferred by bytes, the byte counters they read, and
+		// forcing with BPF.
+		{Pkg: "internal/daemon", Run: "^(TestNew|TestUserspaceMesh|TestKernelModeNewLink|TestLinkLossAndReturn|TestKillAndRestart|TestSignals|TestBurstResync|TestReloadPolicy|TestKernelCapabilities|TestDeferralBytes|TestByteReader|TestKernelLimits|TestImplicitEndpointReplacedInPlace|TestImplicitEndpointAtStart|TestRulesByOwnerServer|TestForceBPF)$", Timeout: 8 * time.Minute},
+		// mptcpctl against ip and ss, and against the daemon (forcing
+		// with BPF too); the userspace path manager driven by hand.
+		{Pkg: "cmd/mptcpctl", Run: "^(TestEndpointsKernel|TestLimitsKernel|TestPMKernel|TestConnectionsAndSubflows|TestConnectionsUserspacePM|TestMonitorKernel|TestBadInputKernel|TestDaemonUserspace|TestDaemonKernel|TestUserspacePMByHand|TestUserspaceCommandsKernelPM|TestForceUnitBPFKernel)$", Timeout: 6 * time.Minute},
 		// The corruption reproducer, with short transfers: the bad blocks
 		// sit 65 to 120 KB into a stream, so the joins that matter come
 		// early (create-early joins on ESTABLISHED, as the in-kernel path
@@ -63,6 +64,9 @@ var Suites = map[string][]Tests{
 			"-soak.corrupt", "-soak.corrupt.cases", "none,create-early,destroy,kernel-pm",
 			"-soak.corrupt.duration", "20s", "-soak.corrupt.size", "262144",
 		}, Timeout: 4 * time.Minute},
+		// The BPF force mechanism: the decision in the kernel, the probe,
+		// and the fmod_ret program attached where the kernel allows it.
+		{Pkg: "internal/transparent/bpf", Timeout: 4 * time.Minute},
 		// A hostile peer's announces, to the daemon in both modes: the
 		// third host counts what reaches it with nftables counters, so
 		// this run comes last, after nf_tables (and with it netfilter
