@@ -67,7 +67,15 @@
 // the program made it and the program gets its TCP socket, never an error.
 // The supervisor exits when the listener reports POLLHUP, after the last
 // process under the filter is gone, so programs that daemonize keep their
-// MPTCP after the first process exits.
+// MPTCP after the first process exits. POLLERR alone is no hangup: the
+// kernel reports it when a signal interrupts the poll while a call in
+// flight holds the listener's lock, and the supervisor polls again. For
+// the same reason every ioctl on the listener is made again on EINTR (it
+// did nothing), and the serving threads block the signals a fault does
+// not raise: a signal that interrupts SECCOMP_IOCTL_NOTIF_ADDFD with
+// SECCOMP_ADDFD_FLAG_SEND once the call is marked answered would leave
+// socket(2) returning 0. With --verbose the supervisor says when it
+// exits.
 //
 // # Limits
 //

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -354,12 +355,13 @@ func TestRunDaemonize(t *testing.T) {
 	}
 }
 
-// startDaemon runs `mptcpctl run --verbose sockprobe daemon DIR` in h and
-// returns the pids of the supervisor and of the daemon's child, which
-// waits for DIR/go.
-func startDaemon(t *testing.T, h *netnstest.Host, dir string) (supervisor, child int) {
+// startDaemon runs `mptcpctl run --verbose sockprobe daemon DIR [MODE]`
+// in h and returns the pids of the supervisor and of the daemon's child,
+// which waits for DIR/go.
+func startDaemon(t *testing.T, h *netnstest.Host, dir string, mode ...string) (supervisor, child int) {
 	t.Helper()
-	cmd := h.Command(binary(t, "mptcpctl"), "run", "--verbose", binary(t, "sockprobe"), "daemon", dir)
+	args := append([]string{"run", "--verbose", binary(t, "sockprobe"), "daemon", dir}, mode...)
+	cmd := h.Command(binary(t, "mptcpctl"), args...)
 	// A file, not a pipe: the child and the supervisor keep it open.
 	stderr, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
@@ -547,4 +549,89 @@ func TestRunSupervisorKilled(t *testing.T) {
 	if s := daemonSocket(t, dir, childFD); s.Error != unix.ENOSYS.Error() {
 		t.Errorf("after the supervisor was killed the program got %+v, want ENOSYS", s)
 	}
+}
+
+// TestRunSupervisorSignalled: signals that reach the supervisor while it
+// serves calls (the Go runtime's SIGURG is one) neither end it nor lose a
+// call. The kernel's poll of the listener reports POLLERR when a signal
+// interrupts its wait for the listener's lock, which a call in flight
+// holds: a supervisor that took that for POLLHUP exited under the
+// program, whose next calls failed with ENOSYS. The test aims SIGURG at
+// the thread that polls while the program makes call after call.
+func TestRunSupervisorSignalled(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sup, child := startDaemon(t, netnstest.NewHost(t, "signalled"), dir, "churn")
+	supFD := pidfd(t, sup)
+	childFD := pidfd(t, child)
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the program's first socket", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(dir, "running"))
+		return err == nil, fmt.Sprint(err)
+	})
+	// Signals one at a time, a pause between two so that they do not
+	// merge while pending; the old supervisor rarely lasted a few
+	// thousand.
+	const signals = 20000
+	sent := 0
+	for round := 0; round < signals/100 && !exited(supFD, 0); round++ {
+		tid := pollingThread(t, sup)
+		for range min(tid, 100) { // none between two polls: look again
+			if err := unix.Tgkill(sup, tid, unix.SIGURG); err != nil {
+				break
+			}
+			sent++
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	if exited(supFD, 0) {
+		t.Errorf("the supervisor exited after %d signals, while the program runs", sent)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stop"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !exited(childFD, waitLimit) {
+		t.Fatalf("the program did not stop within %v", waitLimit)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Calls  int            `json:"calls"`
+		MPTCP  int            `json:"mptcp"`
+		Errors map[string]int `json:"errors"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("the program wrote %q: %v", b, err)
+	}
+	if len(got.Errors) != 0 || got.MPTCP != got.Calls {
+		t.Errorf("under %d signals to the supervisor, of %d socket calls %d were MPTCP; errors: %v", sent, got.Calls, got.MPTCP, got.Errors)
+	}
+	if !exited(supFD, waitLimit) {
+		t.Errorf("the supervisor (pid %d) still runs %v after the program exited", sup, waitLimit)
+	}
+}
+
+// pollingThread returns the thread of process pid that waits in ppoll(2),
+// which in the supervisor is the one watching the listener, or 0.
+func pollingThread(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	want := strconv.Itoa(unix.SYS_PPOLL) + " "
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+		if err == nil && strings.HasPrefix(string(b), want) {
+			tid, err := strconv.Atoi(task.Name())
+			if err == nil {
+				return tid
+			}
+		}
+	}
+	return 0
 }

@@ -165,6 +165,12 @@ func parseRights(oob []byte) ([]int, error) {
 
 // waitHangup returns once no process uses the filter any more (the
 // listener reports POLLHUP), or a worker met an error that ends them all.
+//
+// POLLERR without POLLHUP is no hangup: the listener reports it when a
+// signal (the Go runtime's own SIGURG, say) interrupts the poll while the
+// listener's lock is held, which a trapped call in flight does. Taking it
+// for one would end the supervisor under a living program, whose later
+// calls would then fail with ENOSYS.
 func (s *supervisor) waitHangup() error {
 	fds := []unix.PollFd{{Fd: int32(s.listener)}, {Fd: int32(s.wake), Events: unix.POLLIN}}
 	for {
@@ -180,8 +186,14 @@ func (s *supervisor) waitHangup() error {
 		if err != nil {
 			return fmt.Errorf("transparent: poll the listener: %w", err)
 		}
-		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+		switch {
+		case fds[0].Revents&unix.POLLHUP != 0:
+			if s.cfg.Verbose {
+				s.cfg.Logf("the last process under the filter is gone: exiting")
+			}
 			return nil
+		case fds[0].Revents&unix.POLLNVAL != 0:
+			return errors.New("transparent: poll the listener: it is no longer open")
 		}
 	}
 }
@@ -192,13 +204,15 @@ func (s *supervisor) waitHangup() error {
 // known state starts a new worker and ends, and the thread with it.
 func (s *supervisor) worker() {
 	runtime.LockOSThread()
+	if err := blockAsyncSignals(); err != nil {
+		s.warn(0, "%v", err)
+	}
 	w := &worker{s: s, netns: s.ownNetNS, recv: make([]byte, s.recvSize), resp: make([]byte, s.respSize), status: make([]byte, 4096)}
 	for {
 		clear(w.recv)
-		if err := s.ioctl(ioctlNotifRecv, unsafe.Pointer(&w.recv[0])); err != nil {
-			switch {
-			case errors.Is(err, unix.EINTR), errors.Is(err, unix.ENOENT):
-				// Interrupted, or the caller died before we read it.
+		if _, err := s.ioctl(ioctlNotifRecv, unsafe.Pointer(&w.recv[0])); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				// The caller died before we read it.
 				continue
 			}
 			select {
@@ -216,13 +230,45 @@ func (s *supervisor) worker() {
 	}
 }
 
-// ioctl runs an ioctl on the listener with a pointer argument.
-func (s *supervisor) ioctl(req uintptr, arg unsafe.Pointer) error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(s.listener), req, uintptr(arg))
-	if e != 0 {
-		return e
+// blockAsyncSignals blocks, on the calling thread, every signal but those
+// a fault raises, so that signals (the Go runtime's SIGURG among them) go
+// to the supervisor's other threads. A signal that interrupts a worker's
+// wait in SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND, after
+// the kernel marked the call answered but before the program took the
+// descriptor, withdraws the descriptor and leaves the call answered with
+// 0: socket(2) would return descriptor 0.
+func blockAsyncSignals() error {
+	var set unix.Sigset_t
+	for sig := unix.Signal(1); sig <= 64; sig++ {
+		switch sig {
+		case unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS:
+			continue
+		}
+		set.Val[(sig-1)/64] |= 1 << ((sig - 1) % 64)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+		return fmt.Errorf("block signals on a serving thread: %w", err)
 	}
 	return nil
+}
+
+// ioctl runs an ioctl on the listener with a pointer argument, again when
+// a signal interrupted it: every one of them first takes the listener's
+// lock interruptibly, and fails with EINTR, having done nothing, when a
+// signal comes while another thread holds it. Taken for an answer, that
+// EINTR would leave the call unanswered (ID_VALID's "gone", SEND's lost
+// reply) and the program waiting for ever.
+func (s *supervisor) ioctl(req uintptr, arg unsafe.Pointer) (uintptr, error) {
+	for {
+		r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(s.listener), req, uintptr(arg))
+		switch e {
+		case 0:
+			return r, nil
+		case unix.EINTR:
+			continue
+		}
+		return r, e
+	}
 }
 
 // warn prints a warning the first time its text is seen; pid, if not 0,
@@ -290,16 +336,16 @@ func (w *worker) serve() (threadErr error) {
 	if call.typ&unix.SOCK_CLOEXEC != 0 {
 		add.NewfdFlags = unix.O_CLOEXEC
 	}
-	r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(w.s.listener), ioctlNotifAddfd, uintptr(unsafe.Pointer(&add)))
+	r, e := w.s.ioctl(ioctlNotifAddfd, unsafe.Pointer(&add))
 	_ = unix.Close(fd)
 	switch {
-	case e == unix.ENOENT:
+	case errors.Is(e, unix.ENOENT):
 		// The caller is gone, or was interrupted and its restarted call
 		// comes as a new notification.
-	case e == unix.EINPROGRESS:
+	case errors.Is(e, unix.EINPROGRESS):
 		// A signal interrupted the caller's wait: the kernel queued the
 		// same notification again, and a worker will read it anew.
-	case e != 0:
+	case e != nil:
 		w.s.warn(n.Pid, "install the MPTCP socket: %v: giving TCP", e)
 		w.continueCall(n.ID)
 	case w.s.cfg.Verbose:
@@ -313,7 +359,7 @@ func (w *worker) serve() (threadErr error) {
 func (w *worker) continueCall(id uint64) {
 	encodeResp(w.resp, seccompNotifResp{ID: id, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE})
 	// ENOENT: the caller is gone or was interrupted; nothing to answer.
-	_ = w.s.ioctl(ioctlNotifSend, unsafe.Pointer(&w.resp[0]))
+	_, _ = w.s.ioctl(ioctlNotifSend, unsafe.Pointer(&w.resp[0]))
 }
 
 // mptcpSocket creates the MPTCP socket for call in the caller's network
@@ -400,7 +446,8 @@ func (w *worker) enterNetNS(id uint64, path string, ns nsID) string {
 
 // valid reports whether notification id still waits for an answer.
 func (w *worker) valid(id uint64) bool {
-	return w.s.ioctl(ioctlNotifIDValid, unsafe.Pointer(&id)) == nil
+	_, err := w.s.ioctl(ioctlNotifIDValid, unsafe.Pointer(&id))
+	return err == nil
 }
 
 // goneOr returns "" when notification id no longer waits (the caller is

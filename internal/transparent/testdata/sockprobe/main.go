@@ -8,6 +8,11 @@
 //	sockprobe daemon DIR     start a child in a session of its own and exit;
 //	                         the child writes its pid to DIR/pid, waits for
 //	                         DIR/go, then reports one socket in DIR/result
+//	sockprobe daemon DIR churn
+//	                         the same, but the child opens and closes TCP
+//	                         sockets on four threads (creating DIR/running
+//	                         after the first) until DIR/stop exists, and
+//	                         reports a Churn
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,11 +47,15 @@ func run(args []string) error {
 	case len(args) == 3 && args[0] == "get":
 		return get(args[1], args[2])
 	case len(args) == 2 && args[0] == "daemon":
-		return daemon(args[1])
+		return daemon(args[1:])
+	case len(args) == 3 && args[0] == "daemon" && args[2] == "churn":
+		return daemon(args[1:])
 	case len(args) == 2 && args[0] == "child":
-		return child(args[1])
+		return child(args[1], false)
+	case len(args) == 3 && args[0] == "child" && args[2] == "churn":
+		return child(args[1], true)
 	}
-	return fmt.Errorf("usage: sockprobe sockets | get ADDR PATH | daemon DIR")
+	return fmt.Errorf("usage: sockprobe sockets | get ADDR PATH | daemon DIR [churn]")
 }
 
 // Socket is what sockprobe reports of one socket(2) call.
@@ -157,14 +167,16 @@ func get(addr, path string) error {
 	return writeJSON(os.Stdout, g)
 }
 
-// daemon starts the child in a session of its own and exits at once, as a
-// daemon's first process does.
-func daemon(dir string) error {
+// daemon starts the child (its arguments: DIR, and "churn" or nothing) in
+// a session of its own and exits at once, as a daemon's first process
+// does.
+func daemon(args []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "child", dir)
+	dir := args[0]
+	cmd := exec.Command(self, append([]string{"child"}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -172,25 +184,87 @@ func daemon(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 }
 
-// child waits for DIR/go, then reports a TCP socket in DIR/result.
-func child(dir string) error {
+// child waits for DIR/go, then reports a TCP socket (or with churn, a
+// Churn) in DIR/result.
+func child(dir string, churning bool) error {
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	var result any = sockets()[0]
+	if churning {
+		c, err := churn(dir)
+		if err != nil {
+			return err
+		}
+		result = c
+	}
 	f, err := os.Create(filepath.Join(dir, "result.tmp"))
 	if err != nil {
 		return err
 	}
-	if err := writeJSON(f, sockets()[0]); err != nil {
+	if err := writeJSON(f, result); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	return os.Rename(filepath.Join(dir, "result.tmp"), filepath.Join(dir, "result"))
+}
+
+// Churn is what churn reports: how many socket(AF_INET, SOCK_STREAM, 0)
+// calls it made, how many gave MPTCP, and the errors of those that failed.
+type Churn struct {
+	Calls  int            `json:"calls"`
+	MPTCP  int            `json:"mptcp"`
+	Errors map[string]int `json:"errors,omitempty"`
+}
+
+// churn opens and closes TCP sockets on churners goroutines at once until
+// DIR/stop exists, creating DIR/running after the first one.
+func churn(dir string) (Churn, error) {
+	const churners = 4
+	var (
+		mu      sync.Mutex
+		total   = Churn{Errors: map[string]int{}}
+		running sync.Once
+		wg      sync.WaitGroup
+		werr    error
+	)
+	for range churners {
+		wg.Go(func() {
+			c := Churn{Errors: map[string]int{}}
+			for {
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+				c.Calls++
+				if err != nil {
+					c.Errors[err.Error()]++
+				} else {
+					if p, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err == nil && p == unix.IPPROTO_MPTCP {
+						c.MPTCP++
+					}
+					_ = unix.Close(fd)
+				}
+				running.Do(func() { werr = os.WriteFile(filepath.Join(dir, "running"), nil, 0o644) })
+				if c.Calls%64 == 0 {
+					if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
+						break
+					}
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			total.Calls += c.Calls
+			total.MPTCP += c.MPTCP
+			for e, n := range c.Errors {
+				total.Errors[e] += n
+			}
+		})
+	}
+	wg.Wait()
+	return total, werr
 }
 
 func writeJSON(w io.Writer, v any) error {
