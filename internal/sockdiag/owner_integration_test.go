@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 	"golang.org/x/sys/unix"
 )
@@ -140,7 +141,7 @@ func TestOwnerAccept(t *testing.T) {
 		wantQueued = 0
 	}
 	var queued owner
-	poll(t, "the server-side connection", func() string {
+	enginetest.Poll(t, "the server-side connection", func() string {
 		var listed bool
 		queued, listed = serverSide()
 		switch {

@@ -21,6 +21,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 const (
@@ -149,7 +150,7 @@ func newMesh(t *testing.T) *mesh {
 			}
 		}
 	})
-	poll(t, "subflows established", func() string {
+	enginetest.Poll(t, "subflows established", func() string {
 		got := map[string]int{}
 		for name, c := range m.conns {
 			got[name] = -1
@@ -164,23 +165,6 @@ func newMesh(t *testing.T) *mesh {
 		return cmp.Diff(m.want, got)
 	})
 	return m
-}
-
-// poll calls check until it returns "" or waitFor passes, then fails the
-// test with the last result.
-func poll(t *testing.T, what string, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		diff := check()
-		if diff == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still differs after %v (-want +got):\n%s", what, waitFor, diff)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -365,7 +349,7 @@ func TestIntegration(t *testing.T) {
 	cli := m.tb.Client
 
 	t.Run("connections match ss", func(t *testing.T) {
-		poll(t, "Connections vs ss -MHni", func() string {
+		enginetest.Poll(t, "Connections vs ss -MHni", func() string {
 			return cmp.Diff(ssConnections(t, cli), connKeys(connections(t, m.diag)))
 		})
 		got := connections(t, m.diag)
@@ -386,7 +370,7 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("subflows match ss and connections", func(t *testing.T) {
-		poll(t, "Subflows vs ss -tinH", func() string {
+		enginetest.Poll(t, "Subflows vs ss -tinH", func() string {
 			return cmp.Diff(ssSubflows(t, cli), subflowKeys(subflows(t, m.diag)))
 		})
 		perToken := map[uint32]int{}
@@ -549,7 +533,7 @@ func TestIntegration(t *testing.T) {
 				t.Errorf("mptcp_info of %d bytes, want 48 before Linux 6.5", before.Info.Size)
 			}
 		}
-		poll(t, "bytes acked after sending 1 MiB", func() string {
+		enginetest.Poll(t, "bytes acked after sending 1 MiB", func() string {
 			after, err := m.diag.Connection(tok)
 			if err != nil {
 				return err.Error()
