@@ -133,15 +133,11 @@ answer of /v1/paths/TOKEN as is).`,
 
 // parsePeerFlag parses --peer: an address or a prefix.
 func parsePeerFlag(s string) (netip.Prefix, error) {
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil || p.Addr().Is4In6() {
+	p, err := ctlapi.ParsePeer(s)
+	if err != nil {
 		return netip.Prefix{}, usagef("--peer %q: not an address or a prefix such as 203.0.113.0/24", s)
 	}
-	return p.Masked(), nil
+	return p, nil
 }
 
 // localPaths returns ps with its times in the local zone.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 )
 
 // topSortKey is how top sorts connections.
@@ -129,7 +131,7 @@ func parseFilter(s string) (topFilter, error) {
 		var t filterTerm
 		switch {
 		case keyed && key == "peer":
-			p, err := filterPrefix(val)
+			p, err := ctlapi.ParsePeer(val)
 			if err != nil {
 				return topFilter{}, fmt.Errorf("filter %q: peer %q: not an address or a prefix such as 203.0.113.0/24", w, val)
 			}
@@ -148,7 +150,7 @@ func parseFilter(s string) (topFilter, error) {
 		case keyed:
 			return topFilter{}, fmt.Errorf("filter %q: unknown key %q: expected peer, port or link", w, key)
 		default:
-			if p, err := filterPrefix(val); err == nil {
+			if p, err := ctlapi.ParsePeer(val); err == nil {
 				t.peer = p
 			} else if n, err := strconv.ParseUint(val, 10, 16); err == nil && n > 0 {
 				t.port = uint16(n)
@@ -161,19 +163,6 @@ func parseFilter(s string) (topFilter, error) {
 		f.terms = append(f.terms, t)
 	}
 	return f, nil
-}
-
-// filterPrefix parses an address (a /32 or /128) or a prefix.
-func filterPrefix(s string) (netip.Prefix, error) {
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return p.Masked(), nil
 }
 
 // match reports whether the filter keeps the connection; names are the

@@ -2,6 +2,7 @@ package ctlapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -154,6 +155,25 @@ type PathsQuery struct {
 	// Peer selects the connections whose peer's initial address is in
 	// the prefix; the zero Prefix selects all.
 	Peer netip.Prefix
+}
+
+// ParsePeer parses a peer filter (the peer= of GET /v1/paths, mptcpctl
+// paths --peer, mptcpctl top's peer:): an address, as a prefix of that
+// one address, or a prefix. An IPv4-mapped address stands for its IPv4
+// address; an IPv4-mapped prefix and a zoned address are refused.
+func ParsePeer(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, errors.New("an IPv4-mapped prefix")
+	}
+	return p.Masked(), nil
 }
 
 // Policies is GET /v1/policies: the policies compiled into the daemon,

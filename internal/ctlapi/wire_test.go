@@ -202,3 +202,30 @@ func TestParseToken(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePeer: the peer filter every side parses alike.
+func TestParsePeer(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in, want string // want "" for an error
+	}{
+		{"203.0.113.7", "203.0.113.7/32"},
+		{"::ffff:203.0.113.7", "203.0.113.7/32"},
+		{"2001:db8::1", "2001:db8::1/128"},
+		{"203.0.113.9/24", "203.0.113.0/24"},
+		{"2001:db8::1/32", "2001:db8::/32"},
+		{"::ffff:203.0.113.0/120", ""},
+		{"fe80::1%eth0", ""},
+		{"203.0.113.0/33", ""},
+		{"example.org", ""},
+		{"", ""},
+	} {
+		p, err := ParsePeer(tt.in)
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("ParsePeer(%q) = %v, want an error", tt.in, p)
+		case tt.want != "" && (err != nil || p.String() != tt.want):
+			t.Errorf("ParsePeer(%q) = %v, %v; want %s", tt.in, p, err, tt.want)
+		}
+	}
+}

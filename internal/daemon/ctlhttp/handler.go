@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -396,29 +395,13 @@ func pathsQuery(r *http.Request) (pmstate.ConnQuery, error) {
 		q.Limit = n
 	}
 	if s := v.Get("peer"); s != "" {
-		p, err := parsePeer(s)
+		p, err := ctlapi.ParsePeer(s)
 		if err != nil {
 			return q, errorf(http.StatusBadRequest, "peer: %q is not an address or a prefix such as 192.0.2.0/24", s)
 		}
 		q.Peer = p
 	}
 	return q, nil
-}
-
-// parsePeer parses an address, as a one-address prefix, or a prefix.
-func parsePeer(s string) (netip.Prefix, error) {
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if p.Addr().Is4In6() {
-		return netip.Prefix{}, errors.New("an IPv4-mapped prefix")
-	}
-	return p.Masked(), nil
 }
 
 func (h *Handler) paths(w http.ResponseWriter, r *http.Request) error {
