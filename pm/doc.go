@@ -51,9 +51,10 @@
 //     while it is young (policy.Deferral, Config.MinJoinAge), and the
 //     byte reads that end a deferral early.
 //   - timer.go: the wake heap and the backoff; health.go: SetHealth;
-//     observe.go: Decisions; status.go: Status, Conn and Conns;
+//     observe.go: Decisions; status.go: Status, Sync, Conn and Conns;
 //     tally.go: the counts Status reports, kept as connections change;
-//     cpu_linux.go: the loop's CPU time answering queries.
+//     board.go: their copy, posted at the end of every iteration, that
+//     Status reads; cpu_linux.go: the loop's CPU time answering queries.
 //
 // # The walk of one connection
 //
@@ -321,17 +322,23 @@
 //
 // The engine's answers are the state types of internal/pmstate, which
 // marshal to JSON with snake_case keys for the control socket. Status is
-// the engine at a glance and costs the loop the same whatever the number
-// of connections: the loop keeps what it reports (connections, paths by
-// state, commands in flight and queued, what the connections do with each
-// local address) as totals of a tally per connection, counted again at the
-// end of every iteration that touched the connection (tally.go). Conn and
-// Conns describe connections, with the desired state beside the actual one
-// and, for anything missing, why: pending, in backoff until when, and the
-// kernel's last error text. Conns answers a page in token order, asking
-// the loop connsPerQuery connections at a time, so that a listing of
-// thousands never holds the loop up for long. Status.Queries is the loop's
-// CPU time answering all of them.
+// the engine at a glance, and costs the loop nothing: the loop keeps what
+// it reports (connections, paths by state, commands in flight and queued,
+// what the connections do with each local address) as totals of a tally
+// per connection, counted again at the end of every iteration that touched
+// the connection (tally.go), and at the end of every iteration copies them
+// to a board (board.go, about 70 ns whatever the number of connections).
+// Status reads the board without asking the loop, and builds its report
+// on the caller's goroutine; it asks the loop only for a SetHost, SetHealth
+// or SetPolicy the loop has not taken yet. Sync is the round trip through
+// the loop, for the watchdog and for a caller that must know the loop took
+// what it set. Conn and Conns describe connections, with the desired state
+// beside the actual one and, for anything missing, why: pending, in backoff
+// until when, and the kernel's last error text. Conns answers a page in
+// token order, asking the loop connsPerQuery connections at a time, so
+// that a listing of thousands never holds the loop up for long.
+// Status.Queries is the loop's CPU time answering these questions (Conn,
+// the pages, Sync).
 //
 // # Decisions
 //

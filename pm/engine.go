@@ -43,10 +43,15 @@ type Engine struct {
 	readyC  chan struct{}      // closed when ready
 	doneC   chan struct{}      // closed when Run returns
 	running atomic.Bool
+	// sets counts the SetHost, SetHealth and SetPolicy calls; board is
+	// what Status reads, posted by the loop.
+	sets  atomic.Uint64
+	board board
 
 	// Everything below belongs to Run.
-	ctx    context.Context
-	policy policy.Policy
+	ctx        context.Context
+	policy     policy.Policy
+	policyName string
 	// readsOwner: the policy reads connections' owners, which the engine
 	// then looks up (Config.Owners) before a connection's first plan.
 	readsOwner bool
@@ -56,6 +61,9 @@ type Engine struct {
 	ifByName   map[string]int32
 	addrs      map[netip.Addr]policy.LocalAddr
 	usable     map[netip.Addr]bool
+	// usableAddrs lists usable's addresses for Status; replaced, never
+	// changed in place.
+	usableAddrs []netip.Addr
 	// host is the host's addresses and broadcasts, for the peer-address
 	// policy.
 	host *peeraddr.Host
@@ -119,8 +127,13 @@ type Engine struct {
 
 	started  time.Time
 	counters counters
-	recent   errRing
-	warned   map[string]bool
+	// postedSets is sets as the last post read it.
+	postedSets uint64
+	// recent are the last failed commands; recentChanged: since the
+	// loop last posted them.
+	recent        errRing
+	recentChanged bool
+	warned        map[string]bool
 	// sweep is the connection sweep's wake; sweeping is set while the
 	// resync it started runs, so that it logs quietly.
 	sweep    wake
@@ -148,36 +161,38 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "pm"),
-		now:       cfg.Now,
-		after:     realAfter,
-		jitter:    realJitter,
-		hostC:     make(chan hostUpdate, 1),
-		healthC:   make(chan Health, 1),
-		policyC:   make(chan policy.Policy, 1),
-		queryC:    make(chan query),
-		eventsC:   make(chan batch, 64),
-		results:   make(chan result, cfg.Workers),
-		work:      make(chan command),
-		resyncC:   make(chan resyncResult, 1),
-		repairC:   make(chan repairListing, 1),
-		bytesC:    make(chan bytesResult, 1),
-		readyC:    make(chan struct{}),
-		doneC:     make(chan struct{}),
-		policy:    cfg.Policy,
-		conns:     make(map[uint32]*conn),
-		order:     btree.NewG(32, func(a, b *conn) bool { return a.token < b.token }),
-		owners:    make(map[policy.Owner]*policy.Owner),
-		byteWatch: make(map[uint32]*watched),
-		warned:    make(map[string]bool),
-		ctx:       context.Background(),
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "pm"),
+		now:        cfg.Now,
+		after:      realAfter,
+		jitter:     realJitter,
+		hostC:      make(chan hostUpdate, 1),
+		healthC:    make(chan Health, 1),
+		policyC:    make(chan policy.Policy, 1),
+		queryC:     make(chan query),
+		eventsC:    make(chan batch, 64),
+		results:    make(chan result, cfg.Workers),
+		work:       make(chan command),
+		resyncC:    make(chan resyncResult, 1),
+		repairC:    make(chan repairListing, 1),
+		bytesC:     make(chan bytesResult, 1),
+		readyC:     make(chan struct{}),
+		doneC:      make(chan struct{}),
+		policy:     cfg.Policy,
+		policyName: cfg.Policy.Name(),
+		conns:      make(map[uint32]*conn),
+		order:      btree.NewG(32, func(a, b *conn) bool { return a.token < b.token }),
+		owners:     make(map[policy.Owner]*policy.Owner),
+		byteWatch:  make(map[uint32]*watched),
+		warned:     make(map[string]bool),
+		ctx:        context.Background(),
 	}
 	e.view.Mode = cfg.Mode
 	e.bytesWake = wake{heapIndex: -1, bytes: true}
 	e.totals.addrs = make(map[netip.Addr]*addrTotal)
 	e.setReadsOwner()
 	e.kernelMode.wake.heapIndex = -1
+	e.kernelMode.changed = true
 	e.kernelMode.retries = make(map[netip.AddrPort]*retry)
 	e.kernelMode.notes = make(map[netip.AddrPort]string)
 	e.kernelMode.repair.wake = wake{heapIndex: -1, repair: true}
@@ -198,6 +213,7 @@ func (e *Engine) SetHost(links []policy.Link, addrs []policy.LocalAddr) {
 	for {
 		select {
 		case e.hostC <- u:
+			e.sets.Add(1)
 			return
 		default:
 		}
@@ -209,9 +225,9 @@ func (e *Engine) SetHost(links []policy.Link, addrs []policy.LocalAddr) {
 }
 
 // SetPolicy replaces the policy; the engine applies it to every existing
-// connection too. It never blocks; a Status call that returns after
-// SetPolicy reports the new policy, after which the engine no longer uses
-// the old one (so the caller may close it).
+// connection too. It never blocks; once a Sync (or a Status) that began
+// after SetPolicy returns, the engine reports the new policy and no longer
+// uses the old one (so the caller may close it).
 func (e *Engine) SetPolicy(p policy.Policy) {
 	if p == nil {
 		return
@@ -219,6 +235,7 @@ func (e *Engine) SetPolicy(p policy.Policy) {
 	for {
 		select {
 		case e.policyC <- p:
+			e.sets.Add(1)
 			return
 		default:
 		}
@@ -308,8 +325,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 
 // loop is the engine's event loop.
 func (e *Engine) loop(ctx context.Context) error {
-	e.takeSlots()
-	e.flush()
+	e.publish()
 	if e.cfg.Mode == policy.ModeUserspace && e.cfg.Conns != nil && e.cfg.SweepEvery > 0 {
 		e.sweep = wake{heapIndex: -1, sweep: true}
 		e.setWake(&e.sweep, e.now().Add(e.cfg.SweepEvery))
@@ -327,6 +343,7 @@ func (e *Engine) loop(ctx context.Context) error {
 		if e.merging != nil {
 			mergeC = alwaysReady
 		}
+		var asked *query
 		select {
 		case <-ctx.Done():
 			return nil
@@ -348,14 +365,13 @@ func (e *Engine) loop(ctx context.Context) error {
 		case p := <-e.policyC:
 			e.applyPolicy(p)
 		case q := <-e.queryC:
-			e.takeSlots()
+			// A question sees the wakes that are due.
 			select {
 			case <-e.timerC:
 				e.fire()
 			default:
 			}
-			e.flush()
-			e.answer(q)
+			asked = &q
 		case <-e.timerC:
 			e.fire()
 		case r := <-e.resyncC:
@@ -367,8 +383,23 @@ func (e *Engine) loop(ctx context.Context) error {
 		case r := <-e.bytesC:
 			e.applyBytes(r)
 		}
-		e.flush()
+		e.publish()
+		if asked != nil {
+			e.answer(*asked)
+		}
 	}
+}
+
+// publish takes what was set before it, reconciles what the iteration
+// made dirty, and posts the counts Status reads.
+func (e *Engine) publish() {
+	sets := e.sets.Load()
+	if sets != e.postedSets {
+		e.takeSlots()
+	}
+	e.flush()
+	e.post(sets)
+	e.postedSets = sets
 }
 
 // alwaysReady is a channel a receive from never waits on.
@@ -378,8 +409,9 @@ var alwaysReady = func() chan struct{} {
 	return c
 }()
 
-// takeSlots applies a pending host update, health report and policy; a
-// query calls it so that its answer reflects what was set before it.
+// takeSlots applies a pending host update, health report and policy;
+// every iteration ends with it, so that a question, and the counts the
+// iteration posts, reflect what was set before them.
 func (e *Engine) takeSlots() {
 	select {
 	case u := <-e.hostC:
@@ -404,6 +436,7 @@ func (e *Engine) takeSlots() {
 func (e *Engine) flush() {
 	if e.kernelDirty {
 		e.kernelDirty = false
+		e.kernelMode.changed = true
 		e.kernelMode.trigger = earliest(e.kernelMode.trigger, e.trigger)
 		e.reconcileKernel()
 		if e.kernelMode.lane.idle() {
@@ -455,8 +488,10 @@ func (e *Engine) applyHost(u hostUpdate) {
 		e.addrs[a.Addr.Unmap()] = a
 	}
 	e.usable = make(map[netip.Addr]bool, len(u.addrs))
+	e.usableAddrs = nil
 	for _, a := range e.view.UsableAddrs() {
 		e.usable[a.Addr.Unmap()] = true
+		e.usableAddrs = append(e.usableAddrs, a.Addr)
 	}
 	e.host = peerHost(u.addrs)
 	if !e.haveHost {
@@ -487,7 +522,7 @@ func (e *Engine) applyPolicy(p policy.Policy) {
 	now := e.now()
 	e.observe(pmstate.Decision{Time: now, Kind: pmstate.DecisionPolicy, Detail: e.policy.Name() + " -> " + p.Name()})
 	e.trigger = earliest(e.trigger, now)
-	e.policy = p
+	e.policy, e.policyName = p, p.Name()
 	e.setReadsOwner()
 	e.counters.policySwaps++
 	e.reconcileAll()

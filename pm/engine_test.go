@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
@@ -289,4 +291,64 @@ func TestTallyRoom(t *testing.T) {
 	if n := len(pmstate.PathStates); n > maxPathStates {
 		t.Errorf("%d path states, but a tally counts at most %d: raise maxPathStates", n, maxPathStates)
 	}
+}
+
+// holdPolicy is fullmesh, except that its first decision for the
+// connection hold tells entered and waits for release: it holds the
+// loop up.
+type holdPolicy struct {
+	policy.Policy
+	hold     uint32
+	held     bool
+	entered  chan struct{}
+	released chan struct{}
+}
+
+func (p *holdPolicy) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) policy.ConnPlan {
+	if c.Token == p.hold && !p.held {
+		p.held = true
+		p.entered <- struct{}{}
+		<-p.released
+	}
+	return p.Policy.Conn(v, c, next)
+}
+
+// TestStatusWithoutTheLoop: Status answers from the counts the loop
+// posted while the loop is held up, without asking it; Sync, and a Status
+// after a SetHost the loop has not taken, wait for the loop.
+func TestStatusWithoutTheLoop(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p := &holdPolicy{Policy: defaultPolicy(t), hold: tok2, entered: make(chan struct{}), released: make(chan struct{})}
+		h := newUserspace(t, withPolicy(p))
+		h.open(tok1, "192.0.2.1:40000", srv1)
+		h.expect("create 11111111 198.51.100.1 -> 203.0.113.80:443 flags= if=3 id=255")
+		before := h.settle().Status
+
+		h.open(tok2, "192.0.2.1:40001", srv1)
+		<-p.entered
+		st, err := h.e.Status(t.Context())
+		if err != nil {
+			t.Fatalf("status while the loop is held: %v", err)
+		}
+		if st.Connections != before.Connections || !maps.Equal(st.Paths, before.Paths) {
+			t.Errorf("status while the loop is held: %d connections, paths %v; want those before it: %d, %v",
+				st.Connections, st.Paths, before.Connections, before.Paths)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := h.e.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("sync while the loop is held: %v, want the deadline", err)
+		}
+		h.setHost(addrA)
+		if _, err := h.e.Status(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("status after a SetHost the held loop has not taken: %v, want the deadline", err)
+		}
+
+		close(p.released)
+		st = h.settle().Status
+		if st.Connections != 2 || !slices.Equal(st.UsableAddrs, []netip.Addr{addrA}) {
+			t.Errorf("status once released: %d connections, usable %v; want 2, [%v]", st.Connections, st.UsableAddrs, addrA)
+		}
+	})
 }

@@ -53,6 +53,7 @@ func (e *Engine) SetHealth(h Health) {
 	for {
 		select {
 		case e.healthC <- h:
+			e.sets.Add(1)
 			return
 		default:
 		}

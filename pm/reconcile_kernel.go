@@ -26,6 +26,9 @@ type kernelState struct {
 	// our commands since.
 	actual []genl.Endpoint
 	limits genl.Limits
+	// changed: what Status reports of kernel mode (limits, endpoints)
+	// may have changed since the loop last posted it.
+	changed bool
 	// needDump: re-read endpoints and limits before acting.
 	needDump  bool
 	dumpRetry retry
@@ -374,7 +377,7 @@ func (e *Engine) warnForeign(f genl.Endpoint) {
 // kernelResult applies the result of a kernel-mode command.
 func (e *Engine) kernelResult(r *result) {
 	k := &e.kernelMode
-	k.lane.busy = false
+	k.lane.busy, k.changed = false, true
 	c := &r.cmd
 	now := e.now()
 	if r.err != nil {

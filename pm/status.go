@@ -19,7 +19,7 @@ import (
 // counters are the loop's Counters.
 type counters struct {
 	actions, failures        [numOps]uint64
-	events                   [256]uint64
+	events                   [maxEventType + 1]uint64
 	batches, resyncs         uint64
 	backoffs                 uint64
 	unknownToken             uint64
@@ -32,6 +32,10 @@ type counters struct {
 	planRefused              [numPlanItems]uint64
 	deferral                 deferralCounters
 }
+
+// maxEventType is the highest kernel event type Counters counts (the
+// kernel's go up to 16); applyEvent counts none above it.
+const maxEventType = 31
 
 type deferralCounters struct {
 	held, releasedTime, releasedBytes, endedHeld, byteReads, byteReadErrors uint64
@@ -142,13 +146,37 @@ const connsPerQuery = 32
 // for a filter.
 const scanPerQuery = 4096
 
-// Status returns the engine at a glance, answered by Run's loop. Its cost
-// does not grow with the number of connections: the loop keeps the
-// counts it reports as the connections change, and lists none of them
-// (Conn and Conns do).
+// Status returns the engine at a glance without asking Run's loop: it
+// reads the counts the loop posts at the end of every iteration (board),
+// and builds the report on the caller's goroutine. It asks the loop only
+// when a SetHost, SetHealth or SetPolicy made before it has not been
+// taken yet, or before the loop's first iteration, so that its answer
+// reflects what was set before it.
 func (e *Engine) Status(ctx context.Context) (pmstate.Status, error) {
-	a, err := e.ask(ctx, query{kind: queryStatus})
-	return a.status, err
+	select {
+	case <-e.doneC:
+		return pmstate.Status{}, ErrNotRunning
+	default:
+	}
+	sets := e.sets.Load()
+	if st, ok := e.board.read(e.cfg.Mode, sets); ok {
+		return st, nil
+	}
+	if err := e.Sync(ctx); err != nil {
+		return pmstate.Status{}, err
+	}
+	st, _ := e.board.read(e.cfg.Mode, sets)
+	return st, nil
+}
+
+// Sync returns once Run's loop has taken every SetHost, SetHealth and
+// SetPolicy made before the call, fired the timers that were due and
+// reconciled what they changed: a round trip through the loop, which
+// shows that the loop answers (the watchdog) and that it no longer uses
+// a policy SetPolicy replaced.
+func (e *Engine) Sync(ctx context.Context) error {
+	_, err := e.ask(ctx, query{kind: querySync})
+	return err
 }
 
 // Conn returns the state of the connection token; errors.Is(err,
@@ -197,7 +225,7 @@ func (e *Engine) Conns(ctx context.Context, q pmstate.ConnQuery) (pmstate.ConnPa
 type queryKind uint8
 
 const (
-	queryStatus queryKind = iota
+	querySync queryKind = iota
 	queryConn
 	queryPage
 )
@@ -212,10 +240,9 @@ type query struct {
 
 // answer is the loop's answer to a query.
 type answer struct {
-	status pmstate.Status
-	conn   pmstate.Conn
-	found  bool
-	page   pmstate.ConnPage
+	conn  pmstate.Conn
+	found bool
+	page  pmstate.ConnPage
 }
 
 func (e *Engine) ask(ctx context.Context, q query) (answer, error) {
@@ -241,8 +268,6 @@ func (e *Engine) answer(q query) {
 	clock.start()
 	var a answer
 	switch q.kind {
-	case queryStatus:
-		a.status = e.status()
 	case queryConn:
 		if c := e.conns[q.token]; c != nil {
 			a.conn, a.found = e.connStatus(c), true
@@ -254,49 +279,7 @@ func (e *Engine) answer(q query) {
 	e.queries.Count++
 	e.queries.Total += took
 	e.queries.Max = max(e.queries.Max, took)
-	if q.kind == queryStatus {
-		a.status.Queries = e.queries
-	}
 	q.reply <- a
-}
-
-// status returns the engine at a glance, from the counts the loop keeps.
-func (e *Engine) status() pmstate.Status {
-	st := pmstate.Status{
-		Mode:          pmstate.Mode(e.cfg.Mode),
-		Policy:        e.policy.Name(),
-		Started:       e.started,
-		Ready:         e.isReady,
-		Resyncing:     e.resyncing,
-		RepairListing: e.kernelMode.repair.listing,
-		Counters:      e.counters.export(),
-		RecentErrors:  e.recent.list(),
-		Connections:   len(e.conns),
-		Paths:         make(map[pmstate.PathState]int),
-		InFlight:      e.totals.busy,
-		Queued:        e.totals.queued + len(e.kernelMode.lane.queue),
-	}
-	for _, a := range e.view.UsableAddrs() {
-		st.UsableAddrs = append(st.UsableAddrs, a.Addr)
-	}
-	if e.kernelMode.lane.busy {
-		st.InFlight++
-	}
-	if e.cfg.Mode == policy.ModeKernel {
-		st.Limits = e.limitsStatus()
-		st.Endpoints = e.endpointStatus()
-	}
-	for i, n := range e.totals.paths {
-		if n > 0 {
-			st.Paths[pmstate.PathStates[i]] = n
-		}
-	}
-	for addr, t := range e.totals.addrs {
-		st.Addrs = append(st.Addrs, pmstate.AddrUse{Addr: addr, Subflows: t.subflows, Wanted: t.wanted,
-			Backoff: t.backoff, LastFailure: t.lastFailure})
-	}
-	slices.SortFunc(st.Addrs, func(a, b pmstate.AddrUse) int { return a.Addr.Compare(b.Addr) })
-	return st
 }
 
 // connPage describes, in token order from q.From, at most q.Limit of the

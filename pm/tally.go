@@ -39,6 +39,8 @@ type totals struct {
 	paths        [maxPathStates]int
 	busy, queued int
 	addrs        map[netip.Addr]*addrTotal
+	// addrsChanged: addrs changed since the loop last posted them.
+	addrsChanged bool
 }
 
 // addrTotal is what the connections do with a local address, and the last
@@ -57,6 +59,9 @@ func (s *totals) add(t *tally, sign int) {
 		s.busy += sign
 	}
 	s.queued += sign * int(t.queued)
+	if len(t.addrs) > 0 {
+		s.addrsChanged = true
+	}
 	for _, a := range t.addrs {
 		at := s.addrs[a.addr]
 		if at == nil {
@@ -161,5 +166,6 @@ func pathStateIndex(s pmstate.PathState) int { return slices.Index(pmstate.PathS
 func (e *Engine) pathFailedAt(k pathKey, now time.Time, why string) {
 	if at := e.totals.addrs[k.local]; at != nil {
 		at.lastFailure = &pmstate.PathFailure{Remote: k.remote, Time: now, Error: why}
+		e.totals.addrsChanged = true
 	}
 }

@@ -236,6 +236,7 @@ func (e *Engine) applyResult(r *result) {
 	if r.err != nil {
 		e.counters.failures[r.cmd.op]++
 		e.recent.add(e.errorRecord(r))
+		e.recentChanged = true
 	}
 	e.retryAt = time.Time{}
 	c := r.cmd.conn

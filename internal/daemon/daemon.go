@@ -403,11 +403,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// alive returns nil when the engine's loop answers a status query.
-func (d *Daemon) alive(ctx context.Context) error {
-	_, err := d.engine.Status(ctx)
-	return err
-}
+// alive returns nil when the engine's loop answers a question.
+func (d *Daemon) alive(ctx context.Context) error { return d.engine.Sync(ctx) }
 
 // settleLimit bounds how long settle waits for the first commands.
 const settleLimit = 2 * time.Second
@@ -562,9 +559,9 @@ func (d *Daemon) Reload(ctx context.Context, cfg *Config) error {
 	d.engine.SetPolicy(router)
 	d.retired = append(d.retired, d.router)
 	d.router, d.members, d.cfg = router, members, cfg
-	// Once the engine answers a query after SetPolicy, it no longer uses
+	// Once the engine's loop answers after SetPolicy, it no longer uses
 	// the routers it replaced.
-	if _, err := d.engine.Status(ctx); err == nil {
+	if err := d.engine.Sync(ctx); err == nil {
 		d.closeRetired()
 	}
 	d.log.Info("configuration reloaded", "policy", router.Name())

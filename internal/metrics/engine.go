@@ -58,7 +58,7 @@ var (
 	engineQueued = prometheus.NewDesc("mptcpgod_engine_commands_queued",
 		"Kernel commands waiting for their connection's previous one.", nil, nil)
 	engineQueries = prometheus.NewDesc("mptcpgod_engine_queries_total",
-		"Questions the engine's loop answered (status, connections), this scrape's included.", nil, nil)
+		"Questions the engine's loop answered (connections, pages of connections, the watchdog's); a status, this scrape's included, asks none.", nil, nil)
 	engineQueryTime = prometheus.NewDesc("mptcpgod_engine_query_seconds_total",
 		"Time the engine's loop spent answering questions.", nil, nil)
 	engineQueryMax = prometheus.NewDesc("mptcpgod_engine_query_max_seconds",

@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// Status is the engine at a glance. It costs the engine the same whatever
-// the number of connections: it counts them and their paths, and lists
-// none (Conn and ConnPage do).
+// Status is the engine at a glance. It costs the engine's loop nothing:
+// the loop posts its counts at the end of every iteration, and the reader
+// builds the Status from them. It counts connections and their paths, and
+// lists none (Conn and ConnPage do).
 type Status struct {
 	// Mode is the path manager the engine drives.
 	Mode Mode `json:"mode"`
@@ -45,8 +46,8 @@ type Status struct {
 	RepairListing bool `json:"repair_listing,omitempty"`
 	// Counters count what happened since the engine started.
 	Counters Counters `json:"counters"`
-	// Queries is the engine's own time answering questions such as this
-	// one.
+	// Queries is the engine loop's own time answering questions (Conn,
+	// the pages of connections, Sync), as of its last iteration.
 	Queries QueryStats `json:"queries"`
 	// RecentErrors are the last failed commands, oldest first.
 	RecentErrors []ErrorRecord `json:"recent_errors"`
@@ -74,8 +75,8 @@ type PathFailure struct {
 	Error  string         `json:"error"`
 }
 
-// QueryStats measure the engine loop's time answering questions (Status,
-// Conn, a page of connections): the questions answered, their total time
+// QueryStats measure the engine loop's time answering questions (Conn, a
+// page of connections, Sync; a Status asks none): the questions answered, their total time
 // and the longest one. The time is the CPU time of the loop's thread (on
 // Linux), so a busy machine that keeps the loop waiting for a CPU does not
 // inflate it. The loop does nothing else while it answers.

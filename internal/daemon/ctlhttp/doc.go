@@ -29,10 +29,10 @@
 // Requests are bounded: headers must arrive within ReadHeaderTimeout and
 // fit MaxHeaderBytes, bodies are cut at MaxBody, responses are written
 // within WriteTimeout. Every engine query runs with QueryTimeout and at most
-// MaxQueries at a time; answers are copies. GET /v1/status costs the engine
-// the same whatever the number of connections (it keeps counts), and GET
-// /v1/paths asks for a page, which the engine describes a few connections
-// per question so that its decisions never wait long. Event streams are
+// MaxQueries at a time; answers are copies. GET /v1/status costs the
+// engine's loop nothing (the engine's Status reads the counts the loop
+// posts), and GET /v1/paths asks for a page, which the engine describes a
+// few connections per question so that its decisions never wait long. Event streams are
 // fed by a Feed that drops what a slow reader cannot take and tells it how
 // much it missed, so the engine never waits for a client.
 package ctlhttp
