@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -206,12 +207,7 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 	if _, err := fmt.Fprintln(w, head); err != nil {
 		return err
 	}
-	var peers []pmstate.PeerAddr
-	for _, p := range c.PeerAddrs {
-		if p.Source != pmstate.SourceInitial {
-			peers = append(peers, p)
-		}
-	}
+	peers := announcedPeers(c)
 	if len(c.Paths) == 0 && len(c.Announces) == 0 && len(peers) == 0 {
 		_, err := fmt.Fprintln(w, "  no paths")
 		return err
@@ -219,10 +215,6 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 	t := newTable(w)
 	fmt.Fprintln(t, "  LOCAL → REMOTE\tDEV\tWANTED\tSTATE\tSUBFLOWS\tWHY")
 	for _, p := range c.Paths {
-		wanted := yesNo(p.Desired)
-		if p.Desired && p.WantBackup {
-			wanted = "backup"
-		}
 		var subs []string
 		for _, s := range p.Subflows {
 			d := fmt.Sprintf("%d/%d", s.LocalID, s.RemoteID)
@@ -244,42 +236,89 @@ func writeConn(w io.Writer, c pmstate.Conn) error {
 			}
 			subs = append(subs, d)
 		}
-		why := p.Reason
-		switch {
-		case p.State == pmstate.PathDeferred:
-			why = deferredWhy(formatTime(p.DeferredUntil), p.DeferredBytes, c)
-		case why == "":
-			why = pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatTime(p.BackoffUntil), p.LastError)
-		}
-		fmt.Fprintf(t, "  %s → %s\t%s\t%s\t%s\t%s\t%s\n", p.Local, p.Remote, dash(p.Dev), wanted, p.State,
-			dash(strings.Join(subs, "; ")), dash(why))
+		fmt.Fprintf(t, "  %s → %s\t%s\t%s\t%s\t%s\t%s\n", p.Local, p.Remote, dash(p.Dev), pathWanted(p), p.State,
+			dash(strings.Join(subs, "; ")), pathReason(p, c, formatTime))
 	}
 	for _, an := range c.Announces {
-		addr := an.Addr.String()
-		if an.Port != 0 {
-			addr += fmt.Sprintf(" port %d", an.Port)
-		}
-		id := ""
-		if an.ID != 0 {
-			id = fmt.Sprintf(" id %d", an.ID)
-		}
-		why := an.Reason
-		switch {
-		case an.State == pmstate.AnnounceDeferred:
-			why = deferredWhy(formatTime(an.DeferredUntil), an.DeferredBytes, c)
-		case why == "":
-			why = pathWhy(an.Failures, an.BackoffUntil.IsZero(), formatTime(an.BackoffUntil), an.LastError)
-		}
-		fmt.Fprintf(t, "  announce %s%s\t-\t%s\t%s\t-\t%s\n", addr, id, yesNo(an.Desired), an.State, dash(why))
+		fmt.Fprintf(t, "  %s\t-\t%s\t%s\t-\t%s\n", announceLabel(an), yesNo(an.Desired), an.State, announceReason(an, c, formatTime))
 	}
 	for _, p := range peers {
-		why := p.Reason
-		if p.Tries > 0 {
-			why = pathWhy(p.Tries, true, "", p.Reason)
-		}
-		fmt.Fprintf(t, "  peer %s id %d\t-\t-\t%s\t-\t%s\n", p.Addr, p.ID, p.State, dash(why))
+		fmt.Fprintf(t, "  %s\t-\t-\t%s\t-\t%s\n", peerLabel(p), p.State, peerReason(p))
 	}
 	return t.Flush()
+}
+
+// pathWanted is the WANTED cell of a daemon's path.
+func pathWanted(p pmstate.Path) string {
+	switch {
+	case p.Desired && p.WantBackup:
+		return "backup"
+	case p.Desired:
+		return "yes"
+	}
+	return "no"
+}
+
+// pathReason says why a path of c is not established (a refused one: why
+// the daemon refuses it; a deferred one: until when, or how many bytes;
+// the times formatted by clock), or "-".
+func pathReason(p pmstate.Path, c pmstate.Conn, clock func(time.Time) string) string {
+	switch {
+	case p.State == pmstate.PathDeferred:
+		return deferredWhy(clock(p.DeferredUntil), p.DeferredBytes, c)
+	case p.Reason != "":
+		return p.Reason
+	}
+	return dash(pathWhy(p.Failures, p.BackoffUntil.IsZero(), clock(p.BackoffUntil), p.LastError))
+}
+
+// announceLabel names an address announced to c's peer in a table of
+// paths: "announce ADDR[ port P][ id N]".
+func announceLabel(an pmstate.Announce) string {
+	s := "announce " + an.Addr.String()
+	if an.Port != 0 {
+		s += fmt.Sprintf(" port %d", an.Port)
+	}
+	if an.ID != 0 {
+		s += fmt.Sprintf(" id %d", an.ID)
+	}
+	return s
+}
+
+// announceReason says why an announce of c is not made, as pathReason
+// does for a path.
+func announceReason(an pmstate.Announce, c pmstate.Conn, clock func(time.Time) string) string {
+	switch {
+	case an.State == pmstate.AnnounceDeferred:
+		return deferredWhy(clock(an.DeferredUntil), an.DeferredBytes, c)
+	case an.Reason != "":
+		return an.Reason
+	}
+	return dash(pathWhy(an.Failures, an.BackoffUntil.IsZero(), clock(an.BackoffUntil), an.LastError))
+}
+
+// announcedPeers are the addresses c's peer announced.
+func announcedPeers(c pmstate.Conn) []pmstate.PeerAddr {
+	var peers []pmstate.PeerAddr
+	for _, p := range c.PeerAddrs {
+		if p.Source != pmstate.SourceInitial {
+			peers = append(peers, p)
+		}
+	}
+	return peers
+}
+
+// peerLabel names an address the peer announced in a table of paths:
+// "peer ADDR id N".
+func peerLabel(p pmstate.PeerAddr) string { return fmt.Sprintf("peer %s id %d", p.Addr, p.ID) }
+
+// peerReason says why an announced address is refused, or how its tries
+// failed, or "-".
+func peerReason(p pmstate.PeerAddr) string {
+	if p.Tries > 0 {
+		return pathWhy(p.Tries, true, "", p.Reason)
+	}
+	return dash(p.Reason)
 }
 
 // pathWhy says why a path or announce is missing: "2 failures; retry at

@@ -42,7 +42,9 @@ func (a *app) topCmd() *cobra.Command {
 - LINKS: each interface but loopback, with its state, kind (wired, wifi,
   cellular, virtual, ...), whether it is metered and how much of its quota
   it used this period, its throughput in and out with a sparkline of the
-  last minute, and the subflows on it.
+  last minute, and the live subflows on it (a closing one, which on a dead
+  link stays in the kernel's list for minutes, is left out here and of a
+  connection's links; an opened connection lists it).
 - CONNECTIONS: the MPTCP connections, fastest first: token, peer, local
   address, age (since top first saw it; ">" when it was already there),
   bytes received and acknowledged, rates in and out, subflows, links.
@@ -61,9 +63,10 @@ asked, peer: the peer did), TCP state, RTT, congestion window, retransmits
 and rates; with the daemon, the paths its policy wants beside those that
 exist, why a wanted one is missing (failures, next try, the kernel's error;
 a deferred one waits for the connection to be old enough or to move enough
-bytes: until when, and how many), and its decisions for the connection; esc
-goes back. s and S change the
-sort (rate, bytes, age, subflows, peer, token), r reverses it. / types a
+bytes: until when, and how many), the addresses announced to the peer and
+those the peer announced (refused and why, given up after its tries), and its
+decisions for the connection; esc goes back. s and S change the sort (rate,
+bytes, age, subflows, peer, token), r reverses it. / types a
 filter, esc clears it: words that must all match, each peer:ADDRESS or
 peer:PREFIX, port:N (local or remote), link:NAME (a glob such as eth*), or a
 bare address, prefix, port, link name or start of a token. q quits.

@@ -60,6 +60,12 @@ func testSubflow(token uint32, cookie uint64, local string, in, out uint64, flag
 		TCP: sockdiag.TCPInfo{BytesReceived: in, BytesAcked: out, RTT: 1500 * time.Microsecond, SndCwnd: 10, TotalRetrans: 2}}
 }
 
+// closing returns sf closing: its FIN sent, not acknowledged.
+func closing(sf sockdiag.Subflow) sockdiag.Subflow {
+	sf.State = sockdiag.StateFinWait1
+	return sf
+}
+
 func testLinks(rx0, tx0, rx1, tx1 uint64, up1 bool) []topKernelLink {
 	return []topKernelLink{
 		{Name: "lo", Index: 1, Up: true, Loopback: true},
@@ -108,6 +114,7 @@ func TestTopStateRates(t *testing.T) {
 			testSubflow(0xa, 1, "192.0.2.1:40000", 600_000, 100_000, 0),
 			testSubflow(0xa, 2, "198.51.100.1:40001", 400_000, 0, sockdiag.SubflowJoinLocal|sockdiag.SubflowBackupLocal),
 			testSubflow(0xc, 4, "192.0.2.1:40003", 0, 0, 0),
+			closing(testSubflow(0xc, 5, "198.51.100.1:40004", 0, 0, sockdiag.SubflowJoinLocal)),
 		},
 	}
 	r1.read(s, topT0.Add(time.Second), 0xa)
@@ -123,7 +130,7 @@ func TestTopStateRates(t *testing.T) {
 		t.Errorf("eth0 history (-want +got):\n%s", diff)
 	}
 	if f.Links[1].Up || f.Links[1].Subflows != 1 {
-		t.Errorf("eth1 = %+v; want down with 1 subflow", f.Links[1])
+		t.Errorf("eth1 = %+v; want down with 1 subflow (the closing one left out)", f.Links[1])
 	}
 	if len(f.Conns) != 2 || f.Conns[0].Token != 0xa || f.Conns[1].Token != 0xc {
 		t.Fatalf("connections %+v; want 0xa (fastest) then 0xc; 0xb is gone", f.Conns)
@@ -132,8 +139,9 @@ func TestTopStateRates(t *testing.T) {
 	if !a.Rated || a.RateIn != 1_000_000 || a.RateOut != 100_000 || a.AgeKnown || rowLinks(a, f.LinkNames) != "eth0,eth1" {
 		t.Errorf("0xa = %+v (links %q); want 1,000,000 B/s in, 100,000 out, age not known, links eth0,eth1", a, rowLinks(a, f.LinkNames))
 	}
-	if c := f.Conns[1]; c.Rated || !c.AgeKnown || !c.FirstSeen.Equal(topT0.Add(time.Second)) {
-		t.Errorf("0xc = %+v; want no rate yet and a known age", c)
+	if c := f.Conns[1]; c.Rated || !c.AgeKnown || !c.FirstSeen.Equal(topT0.Add(time.Second)) || rowLinks(c, f.LinkNames) != "eth0" {
+		t.Errorf("0xc = %+v (links %q); want no rate yet, a known age, links eth0 (its closing subflow on eth1 left out)",
+			c, rowLinks(c, f.LinkNames))
 	}
 	d := f.Detail
 	if d == nil || d.Conn == nil || len(d.Subflows) != 2 {

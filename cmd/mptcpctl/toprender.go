@@ -12,7 +12,6 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
-	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 )
 
@@ -178,30 +177,6 @@ func subflowBackup(f sockdiag.SubflowFlags) string {
 		return "peer"
 	}
 	return "-"
-}
-
-// pathWanted is the WANTED cell of a daemon's path.
-func pathWanted(p pmstate.Path) string {
-	switch {
-	case p.Desired && p.WantBackup:
-		return "backup"
-	case p.Desired:
-		return "yes"
-	}
-	return "no"
-}
-
-// pathReason says why a path of c is not established (a refused one: why
-// the daemon refuses it; a deferred one: until when, or how many bytes),
-// or "-".
-func pathReason(p pmstate.Path, c *pmstate.Conn) string {
-	switch {
-	case p.State == pmstate.PathDeferred:
-		return deferredWhy(formatClock(p.DeferredUntil), p.DeferredBytes, *c)
-	case p.Reason != "":
-		return p.Reason
-	}
-	return dash(pathWhy(p.Failures, p.BackoffUntil.IsZero(), formatClock(p.BackoffUntil), p.LastError))
 }
 
 // formatClock formats a time of today as the screen shows it.

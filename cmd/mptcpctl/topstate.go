@@ -263,14 +263,27 @@ func (s *topState) subflowLink(sf *sockdiag.Subflow) int32 {
 	return s.byAddr[sf.Local.Addr().Unmap()]
 }
 
+// liveSubflow reports whether a subflow carries data or is joining. A
+// closing one stays in the kernel's walk until its FIN is through: on a
+// dead link, for minutes after the daemon or the peer closed it.
+func liveSubflow(sf *sockdiag.Subflow) bool {
+	switch sf.State {
+	case sockdiag.StateEstablished, sockdiag.StateSynSent, sockdiag.StateSynRecv:
+		return true
+	}
+	return false
+}
+
 // addSubflow records a subflow of the kernel's walk; the walk of the
-// connections comes first.
+// connections comes first. A link's subflows and a connection's links
+// count the live subflows; the opened connection lists them all.
 func (s *topState) addSubflow(sf *sockdiag.Subflow) {
 	link := s.subflowLink(sf)
-	if l := s.links[link]; l != nil {
+	live := liveSubflow(sf)
+	if l := s.links[link]; l != nil && live {
 		l.subflows++
 	}
-	if tc := s.conns[sf.Token]; tc != nil && tc.gen == s.gen && link != 0 &&
+	if tc := s.conns[sf.Token]; tc != nil && tc.gen == s.gen && live && link != 0 &&
 		!slices.Contains(tc.links[:tc.nlinks], link) && tc.nlinks < maxRowLinks {
 		tc.links[tc.nlinks] = link
 		tc.nlinks++

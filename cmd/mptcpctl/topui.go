@@ -515,7 +515,8 @@ func (m *topModel) detailLines(n int) []string {
 }
 
 // pathLines draws the daemon's paths of the opened connection, and why a
-// wanted one is missing.
+// wanted one is missing, then the addresses announced to the peer and
+// those the peer announced, as mptcpctl paths lists them.
 func (m *topModel) pathLines(d *topDetail) []string {
 	st := m.styles
 	f := m.frame
@@ -528,16 +529,31 @@ func (m *topModel) pathLines(d *topDetail) []string {
 	c := d.Paths
 	lines := []string{st.section.Render(fmt.Sprintf("PATHS (mptcpgod: %s side, path manager %s)", c.Side, c.PathManager))}
 	cols := []topColumn{{title: "LOCAL → REMOTE"}, {title: "DEV"}, {title: "WANTED"}, {title: "STATE"}, {title: "WHY"}}
-	rows := make([][]string, 0, len(c.Paths))
+	peers := announcedPeers(*c)
+	rows := make([][]string, 0, len(c.Paths)+len(c.Announces)+len(peers))
+	// warn marks the rows of what is wanted and missing for another
+	// reason than a deferral, and of the peer's addresses refused or
+	// given up.
+	var warn []bool
 	for _, p := range c.Paths {
-		rows = append(rows, []string{p.Local.String() + " → " + p.Remote.String(), dash(p.Dev), pathWanted(p), string(p.State), pathReason(p, c)})
+		rows = append(rows, []string{p.Local.String() + " → " + p.Remote.String(), dash(p.Dev), pathWanted(p), string(p.State),
+			pathReason(p, *c, formatClock)})
+		warn = append(warn, p.Desired && p.State != pmstate.PathEstablished && p.State != pmstate.PathDeferred)
+	}
+	for _, an := range c.Announces {
+		rows = append(rows, []string{announceLabel(an), "-", yesNo(an.Desired), string(an.State), announceReason(an, *c, formatClock)})
+		warn = append(warn, an.Desired && an.State != pmstate.AnnounceAnnounced && an.State != pmstate.AnnounceDeferred)
+	}
+	for _, p := range peers {
+		rows = append(rows, []string{peerLabel(p), "-", "-", string(p.State), peerReason(p)})
+		warn = append(warn, p.State == pmstate.PeerRefused || p.State == pmstate.PeerGivenUp)
 	}
 	widen(cols, rows, 48)
 	cols[len(cols)-1].width = max(cols[len(cols)-1].width, m.width)
 	lines = append(lines, st.head.Render(tableLine(cols, titles(cols))))
 	for i, r := range rows {
 		line := tableLine(cols, r)
-		if p := c.Paths[i]; p.Desired && p.State != pmstate.PathEstablished && p.State != pmstate.PathDeferred {
+		if warn[i] {
 			line = st.warn.Render(line)
 		}
 		lines = append(lines, line)

@@ -200,6 +200,15 @@ func TestTopScreenDetail(t *testing.T) {
 			State: pmstate.PathDeferred, DeferredUntil: due, DeferredBytes: 262144},
 		{Local: netip.MustParseAddr("127.0.0.1"), Remote: netip.MustParseAddrPort("203.0.113.2:443"), Desired: true,
 			State: pmstate.PathRefused, Reason: "local address not usable: excluded by kind loopback"},
+	}, Announces: []pmstate.Announce{
+		{Addr: netip.MustParseAddr("198.51.100.1"), ID: 5, Desired: true, Announced: true, State: pmstate.AnnounceAnnounced},
+		{Addr: netip.MustParseAddr("127.0.0.1"), Desired: true, State: pmstate.AnnounceRefused, Reason: "not a usable address of this host"},
+	}, PeerAddrs: []pmstate.PeerAddr{
+		{Addr: netip.MustParseAddrPort("203.0.113.2:443"), Source: pmstate.SourceInitial, State: pmstate.PeerJoined},
+		{ID: 3, Addr: netip.MustParseAddrPort("10.0.0.7:443"), Source: pmstate.SourceAnnounced, State: pmstate.PeerRefused,
+			Reason: "more private than the peer's initial address"},
+		{ID: 4, Addr: netip.MustParseAddrPort("203.0.113.8:443"), Source: pmstate.SourceAnnounced, State: pmstate.PeerGivenUp,
+			Tries: 2, Reason: "connection refused"},
 	}}
 	s.addDecision(ctlapi.Event{Decision: pmstate.Decision{Time: topT0, Kind: pmstate.DecisionAction, Op: pmstate.OpCreateSubflow,
 		Token: 0xa, Local: netip.MustParseAddrPort("198.51.100.1:0"), Remote: netip.MustParseAddrPort("203.0.113.2:443")}})
@@ -219,6 +228,10 @@ func TestTopScreenDetail(t *testing.T) {
 		"203.0.113.1 → 203.0.113.2:443  eth2  yes     backoff      2 failures; retry at " + formatClock(retry) + ": Network is unreachable",
 		"192.0.2.9 → 203.0.113.2:443    eth3  yes     deferred     until " + formatClock(due) + " or 262144 bytes (moved 1500)",
 		"127.0.0.1 → 203.0.113.2:443    -     yes     refused      local address not usable: excluded by kind loopback",
+		"announce 198.51.100.1 id 5     -     yes     announced    -",
+		"announce 127.0.0.1             -     yes     refused      not a usable address of this host",
+		"peer 10.0.0.7:443 id 3         -     -       refused      more private than the peer's initial address",
+		"peer 203.0.113.8:443 id 4      -     -       given_up     2 failures: connection refused",
 		"DECISIONS (mptcpgod)",
 		formatClock(topT0) + " action op=create_subflow token=0000000a local=198.51.100.1 remote=203.0.113.2:443 ok",
 	} {
@@ -228,5 +241,8 @@ func TestTopScreenDetail(t *testing.T) {
 	}
 	if strings.Contains(view, "token=0000000b") {
 		t.Errorf("detail shows another connection's decision:\n%s", view)
+	}
+	if strings.Contains(view, "peer 203.0.113.2:443") {
+		t.Errorf("detail lists the peer's initial address among those it announced:\n%s", view)
 	}
 }
