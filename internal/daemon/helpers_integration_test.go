@@ -181,26 +181,10 @@ func waitPaths(t *testing.T, h *netnstest.Host, conn netip.AddrPort, want []stri
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("subflows of %s: want %v within %v, have %v\n%s", conn, want, waitLimit, got, debugDump(h))
+			t.Fatalf("subflows of %s: want %v within %v, have %v\n%s", conn, want, waitLimit, got, h.MPTCPDump())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// debugDump returns what explains a missing subflow: the sockets, the
-// endpoints and the MP_JOIN counters of h.
-func debugDump(h *netnstest.Host) string {
-	var b strings.Builder
-	for _, cmd := range [][]string{
-		{"ss", "-tanio"},
-		{"ip", "mptcp", "endpoint", "show"},
-		{"ip", "mptcp", "limits", "show"},
-		{"sh", "-c", "nstat -az | grep -i -e join -e addaddr -e rmaddr"},
-	} {
-		out, err := h.Exec(cmd...)
-		fmt.Fprintf(&b, "$ %s (%v)\n%s\n", strings.Join(cmd, " "), err, out)
-	}
-	return b.String()
 }
 
 // serve accepts connections on ln until it is closed and discards what

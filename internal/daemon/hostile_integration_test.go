@@ -227,7 +227,7 @@ func TestHostilePeer(t *testing.T) {
 		sent, failed := b.joins(t)
 		if sent != hostileTries+1 || failed != 0 {
 			t.Errorf("the client sent %d MP_JOIN SYNs and failed %d, want %d (the tries and the legitimate join) and 0\n%s",
-				sent, failed, hostileTries+1, debugDump(b.tb.Client))
+				sent, failed, hostileTries+1, b.tb.Client.MPTCPDump())
 		}
 		if ps := paths(t, b.tb.Client, conn.Local); !slices.Contains(ps, b.tb.Links[0].Client4.String()+"->"+legit.String()) {
 			t.Errorf("no subflow to the server's second address: %v", ps)

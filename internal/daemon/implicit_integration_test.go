@@ -48,7 +48,7 @@ func (b *implicitBed) waitImplicit(t *testing.T, addr netip.Addr) int {
 		line := eps[addr.String()]
 		m := epID.FindStringSubmatch(line)
 		if m == nil || !implicit(line) {
-			return false, fmt.Sprint(eps) + "\n" + debugDump(b.tb.Client)
+			return false, fmt.Sprint(eps) + "\n" + b.tb.Client.MPTCPDump()
 		}
 		id, _ = strconv.Atoi(m[1])
 		return true, ""

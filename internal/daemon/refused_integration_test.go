@@ -118,7 +118,7 @@ func TestExecPlanRefused(t *testing.T) {
 			t.Errorf("plans refused %v, want 4 paths and 2 announces", got)
 		}
 		if sent, failed := joinCounters(t, tb.Client); sent != 0 || failed != 0 {
-			t.Errorf("the client sent %d MP_JOIN SYNs and failed %d, want none\n%s", sent, failed, debugDump(tb.Client))
+			t.Errorf("the client sent %d MP_JOIN SYNs and failed %d, want none\n%s", sent, failed, tb.Client.MPTCPDump())
 		}
 		if n := nstatValue(t, tb.Server, "MPTcpExtAddAddr"); n != 0 {
 			t.Errorf("the server received %d ADD_ADDR, want none", n)

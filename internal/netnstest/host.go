@@ -293,6 +293,27 @@ func (h *Host) Nstat(name string) uint64 {
 	return 0
 }
 
+// MPTCPDump returns what explains a missing subflow, for a failure message:
+// the TCP sockets with their details (every subflow), the MPTCP sockets
+// with their path-manager counters, the endpoints, the limits and the
+// namespace's MP_JOIN, ADD_ADDR and RM_ADDR counters, each under the
+// command that printed it. A command that fails prints its error; the
+// test goes on.
+func (h *Host) MPTCPDump() string {
+	var b strings.Builder
+	for _, cmd := range [][]string{
+		{"ss", "-tanio"},
+		{"ss", "-Mni"},
+		{"ip", "mptcp", "endpoint", "show"},
+		{"ip", "mptcp", "limits", "show"},
+		{"sh", "-c", "nstat -asz | grep -i -e join -e addaddr -e rmaddr"},
+	} {
+		out, err := h.Exec(cmd...)
+		fmt.Fprintf(&b, "$ %s (%v)\n%s\n", strings.Join(cmd, " "), err, out)
+	}
+	return b.String()
+}
+
 // Command returns an unstarted command that runs name inside the namespace
 // (through `ip netns exec`). The command gets a process group of its own; if
 // it still runs at cleanup, the whole group is killed.

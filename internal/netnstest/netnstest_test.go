@@ -402,6 +402,23 @@ func TestMPTCP(t *testing.T) {
 	}
 }
 
+// TestMPTCPDump: every command of the dump runs in the host, and the dump
+// shows its endpoints and MP_JOIN counters.
+func TestMPTCPDump(t *testing.T) {
+	t.Parallel()
+	h := NewHost(t, "dump")
+	h.MustExec("ip", "mptcp", "endpoint", "add", "192.0.2.1", "id", "7", "subflow")
+	dump := h.MPTCPDump()
+	if n := strings.Count(dump, "(<nil>)\n"); n != 5 {
+		t.Errorf("%d of 5 commands succeeded:\n%s", n, dump)
+	}
+	for _, want := range []string{"192.0.2.1 id 7 subflow", "MPTcpExtMPJoinSynRx"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("dump without %q:\n%s", want, dump)
+		}
+	}
+}
+
 // isTimeout reports whether err is a network timeout.
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -279,7 +279,7 @@ func settle(t *testing.T, d *daemon, h *netnstest.Host, mode string, locals []ne
 	return waitFor(t, d, "the desired kernel state", func() (bool, string) {
 		ok, desc := desired(t, d, h, mode, locals, long, mesh)
 		if !ok {
-			desc += "\n" + debugDump(h)
+			desc += "\n" + h.MPTCPDump()
 		}
 		return ok, desc
 	})
@@ -349,23 +349,6 @@ func trackedConns(d *daemon, kc kernelConns) string {
 				b.WriteString("    " + line)
 			}
 		}
-	}
-	return b.String()
-}
-
-// debugDump returns what explains a missing subflow: the MPTCP sockets
-// with their path-manager counters, the endpoints, the limits and the
-// MP_JOIN counters of h.
-func debugDump(h *netnstest.Host) string {
-	var b strings.Builder
-	for _, cmd := range [][]string{
-		{"ss", "-Mni"},
-		{"ip", "mptcp", "endpoint", "show"},
-		{"ip", "mptcp", "limits", "show"},
-		{"sh", "-c", "nstat -az | grep -i -e join -e addaddr -e rmaddr"},
-	} {
-		out, err := h.Exec(cmd...)
-		fmt.Fprintf(&b, "$ %s (%v)\n%s\n", strings.Join(cmd, " "), err, out)
 	}
 	return b.String()
 }
