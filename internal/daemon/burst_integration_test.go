@@ -4,6 +4,7 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // burstConns is the number of connections TestBurstResync opens.
@@ -59,8 +61,7 @@ func TestBurstResync(t *testing.T) {
 	}
 
 	want := pathSet([]netip.Addr{tb.Links[0].Client4, tb.Links[1].Client4}, srv)
-	deadline := time.Now().Add(netnstest.Patience(30 * time.Second))
-	for {
+	enginetest.PollWithin(t, netnstest.Patience(30*time.Second), "every connection meshed", func() string {
 		meshed, total := 0, 0
 		for _, ps := range meshes(t, tb.Client) {
 			total++
@@ -69,14 +70,14 @@ func TestBurstResync(t *testing.T) {
 			}
 		}
 		if meshed == burstConns {
-			break
+			return ""
 		}
-		if time.Now().After(deadline) {
-			st, _ := cli.Status(context.Background())
-			t.Fatalf("%d of %d connections meshed (%d seen) in time; counters %+v", meshed, burstConns, total, st.Counters)
+		st, err := cli.Status(context.Background())
+		if err != nil {
+			return fmt.Sprintf("%d of %d connections meshed (%d seen); status: %v", meshed, burstConns, total, err)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Sprintf("%d of %d connections meshed (%d seen); counters %+v", meshed, burstConns, total, st.Counters)
+	})
 	st, err := cli.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // TestFindListener: a program that follows the path manager's events in
@@ -40,12 +41,13 @@ func TestFindListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = mon.Process.Kill(); _ = mon.Wait() }()
-	deadline := time.Now().Add(time.Minute)
 	var got []string
-	for len(got) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-		got = findManagers(log, "/proc", h.NetNS(), group).listeners
-	}
+	enginetest.PollWithin(t, netnstest.Patience(time.Minute), "ip mptcp monitor subscribed", func() string {
+		if got = findManagers(log, "/proc", h.NetNS(), group).listeners; len(got) == 0 {
+			return "no listener"
+		}
+		return ""
+	})
 	if len(got) != 1 || !strings.HasSuffix(got[0], "(ip)") {
 		t.Errorf("listeners with ip mptcp monitor running: %v, want it, named", got)
 	}

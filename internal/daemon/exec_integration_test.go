@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // gone reports whether the process pid is gone: no such process, or a
@@ -43,19 +44,25 @@ name = "exec"
 config = { command = ["/bin/sh", "-c", "echo $$ > %s; exec sleep 1000"], start_timeout = "1m" }
 `, pidFile))))
 	var pid int
-	eventually(t, "the program's pid", func() (bool, string) {
+	enginetest.Poll(t, "the program's pid", func() string {
 		b, err := os.ReadFile(pidFile)
 		if err == nil {
 			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		}
-		return err == nil && pid > 0, fmt.Sprint(err)
+		if err == nil && pid > 0 {
+			return ""
+		}
+		return fmt.Sprint(err)
 	})
 	if gone(pid) {
 		t.Fatalf("the program %d is gone before the daemon", pid)
 	}
 	p.Signal(t, syscall.SIGKILL)
 	p.Wait(t)
-	eventually(t, "the program killed with the daemon", func() (bool, string) {
-		return gone(pid), fmt.Sprintf("process %d still there", pid)
+	enginetest.Poll(t, "the program killed with the daemon", func() string {
+		if gone(pid) {
+			return ""
+		}
+		return fmt.Sprintf("process %d still there", pid)
 	})
 }

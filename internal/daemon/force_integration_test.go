@@ -17,6 +17,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
@@ -95,13 +96,15 @@ uids = [%d]
 		} else {
 			t.Logf("the kernel refuses the BPF mechanism: %v", refusal)
 		}
-		eventually(t, "the refusal reported", func() (bool, string) {
+		enginetest.Poll(t, "the refusal reported", func() string {
 			st, err := ctl.Force(t.Context())
 			if err != nil {
-				return false, err.Error()
+				return err.Error()
 			}
-			return !st.BPF.Available && strings.Contains(st.BPF.Reason, ue.Reason),
-				fmt.Sprintf("GET /v1/force: BPF %+v, want unavailable with %q", st.BPF, ue.Reason)
+			if !st.BPF.Available && strings.Contains(st.BPF.Reason, ue.Reason) {
+				return ""
+			}
+			return fmt.Sprintf("GET /v1/force: BPF %+v, want unavailable with %q", st.BPF, ue.Reason)
 		})
 		_, err := ctl.ForceUnit(t.Context(), api, false)
 		var se *ctlapi.StatusError
@@ -113,13 +116,15 @@ uids = [%d]
 		return
 	}
 
-	eventually(t, "the configuration's unit selected", func() (bool, string) {
+	enginetest.Poll(t, "the configuration's unit selected", func() string {
 		st, err := ctl.Force(t.Context())
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
-		return st.BPF.Available && len(st.Units) == 1 && st.Units[0].Unit == unit && st.Units[0].Selected,
-			fmt.Sprintf("%+v", st)
+		if st.BPF.Available && len(st.Units) == 1 && st.Units[0].Unit == unit && st.Units[0].Selected {
+			return ""
+		}
+		return fmt.Sprintf("%+v", st)
 	})
 	expect("in the forced unit", protocol(cgroup(unit), unforcedUID), unix.IPPROTO_MPTCP)
 	expect("below the forced unit", protocol(cgroup(unit+"/sub"), unforcedUID), unix.IPPROTO_MPTCP)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -10,12 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
@@ -129,8 +130,7 @@ func (tf *testForcing) run(t *testing.T) {
 }
 
 // waitSelected waits until the map holds exactly the cgroup ids of the
-// directories dirs, each created when the call is made; the deadline is
-// generous for a loaded machine, as the answer comes from inotify.
+// directories dirs, each created when the call is made.
 func (tf *testForcing) waitSelected(t *testing.T, dirs ...string) {
 	t.Helper()
 	var want []uint64
@@ -142,21 +142,17 @@ func (tf *testForcing) waitSelected(t *testing.T, dirs ...string) {
 		want = append(want, id)
 	}
 	slices.Sort(want)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	enginetest.Poll(t, fmt.Sprintf("cgroup map holding %v (the ids of %q)", want, dirs), func() string {
 		got, err := tf.tester.Cgroups()
 		if err != nil {
 			t.Fatal(err)
 		}
 		slices.Sort(got)
-		if slices.Equal(got, want) {
-			return
+		if !slices.Equal(got, want) {
+			return fmt.Sprintf("have %v", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cgroup map %v, want %v (the ids of %q)", got, want, dirs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // TestForcingFollowsCgroups: a forced unit's cgroup is selected when

@@ -19,36 +19,13 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all"
 )
 
-// waitLimit bounds every wait for the kernel and the daemon; they answer
-// in milliseconds.
+// waitLimit bounds a wait for the kernel or the daemon that is not a poll
+// (a read, a context); they answer in milliseconds.
 var waitLimit = netnstest.Patience(10 * time.Second)
-
-// eventually polls check until it reports true, and fails the test with
-// its last description after waitLimit.
-func eventually(t *testing.T, what string, check func() (bool, string)) {
-	t.Helper()
-	eventuallyWithin(t, waitLimit, what, check)
-}
-
-// eventuallyWithin is eventually with a limit of its own, for waits on a
-// program the test does not control, such as an interpreter's start.
-func eventuallyWithin(t *testing.T, limit time.Duration, what string, check func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, desc := check()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, limit, desc)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // endpoints returns the namespace's endpoints as `ip mptcp endpoint show`
 // prints them, by address: "198.51.100.1 id 100 subflow fullmesh dev eth1".
@@ -69,12 +46,15 @@ func endpoints(t *testing.T, h *netnstest.Host) map[string]string {
 // usable addresses, or not.
 func waitUsable(t *testing.T, r *daemontest.InProcess, addr netip.Addr, usable bool) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%s usable: %v", addr, usable), func() (bool, string) {
+	enginetest.Poll(t, fmt.Sprintf("%s usable: %v", addr, usable), func() string {
 		st, err := r.Status(context.Background())
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
-		return slices.Contains(st.UsableAddrs, addr) == usable, fmt.Sprint(st.UsableAddrs)
+		if slices.Contains(st.UsableAddrs, addr) == usable {
+			return ""
+		}
+		return fmt.Sprint(st.UsableAddrs)
 	})
 }
 
@@ -83,14 +63,14 @@ func waitUsable(t *testing.T, r *daemontest.InProcess, addr netip.Addr, usable b
 // an endpoint gets no subflow from it.
 func waitEndpoints(t *testing.T, h *netnstest.Host, addrs ...netip.Addr) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("endpoints for %v", addrs), func() (bool, string) {
+	enginetest.Poll(t, fmt.Sprintf("endpoints for %v", addrs), func() string {
 		eps := endpoints(t, h)
 		for _, a := range addrs {
 			if !owned(eps[a.String()]) {
-				return false, fmt.Sprint(eps)
+				return fmt.Sprint(eps)
 			}
 		}
-		return true, ""
+		return ""
 	})
 }
 
@@ -171,20 +151,17 @@ func pathSet(locals []netip.Addr, remotes ...netip.AddrPort) []string {
 	return ps
 }
 
-// waitPaths waits until the connection's subflows are exactly want.
+// waitPaths waits until the connection's subflows are exactly want, and
+// fails with what explains a missing subflow (netnstest's MPTCPDump) when
+// they are not.
 func waitPaths(t *testing.T, h *netnstest.Host, conn netip.AddrPort, want []string) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		got := paths(t, h, conn)
-		if slices.Equal(got, want) {
-			return
+	enginetest.Poll(t, fmt.Sprintf("subflows of %s: want %v", conn, want), func() string {
+		if got := paths(t, h, conn); !slices.Equal(got, want) {
+			return fmt.Sprintf("have %v\n%s", got, h.MPTCPDump())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subflows of %s: want %v within %v, have %v\n%s", conn, want, waitLimit, got, h.MPTCPDump())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // serve accepts connections on ln until it is closed and discards what

@@ -13,6 +13,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/hostiletest"
 )
 
@@ -183,18 +184,20 @@ func TestHostilePeer(t *testing.T) {
 		failing := netip.AddrPortFrom(thirdAddr, b.port)
 		legit := netip.AddrPortFrom(b.legit, b.port)
 		var conn pmstate.Conn
-		eventually(t, "the failing address given up and the legitimate one joined", func() (bool, string) {
+		enginetest.Poll(t, "the failing address given up and the legitimate one joined", func() string {
 			page, err := r.Conns(context.Background(), pmstate.ConnQuery{})
 			if err != nil || len(page.Conns) != 1 {
-				return false, fmt.Sprint(page, err)
+				return fmt.Sprint(page, err)
 			}
 			conn = page.Conns[0]
 			state := map[netip.AddrPort]pmstate.PeerState{}
 			for _, p := range conn.PeerAddrs {
 				state[p.Addr] = p.State
 			}
-			return state[failing] == pmstate.PeerGivenUp && state[legit] == pmstate.PeerJoined &&
-				len(conn.PeerAddrs) >= 9, fmt.Sprintf("%+v", conn.PeerAddrs)
+			if state[failing] == pmstate.PeerGivenUp && state[legit] == pmstate.PeerJoined && len(conn.PeerAddrs) >= 9 {
+				return ""
+			}
+			return fmt.Sprintf("%+v", conn.PeerAddrs)
 		})
 		// Every announce either reached the daemon and was refused, or
 		// was dropped by the kernel: either way, nothing was sent.
@@ -248,9 +251,11 @@ func TestHostilePeer(t *testing.T) {
 		// The client's kernel drops what it does not accept: its
 		// AddAddrDrop counter says when every announce was seen.
 		announced := len(b.announces())
-		eventually(t, "every announce received", func() (bool, string) {
-			n := nstatValue(t, b.tb.Client, "MPTcpExtAddAddr")
-			return n >= announced, fmt.Sprintf("%d of %d", n, announced)
+		enginetest.Poll(t, "every announce received", func() string {
+			if n := nstatValue(t, b.tb.Client, "MPTcpExtAddAddr"); n < announced {
+				return fmt.Sprintf("%d of %d", n, announced)
+			}
+			return ""
 		})
 		got, segs := b.received(t)
 		sent, failed := b.joins(t)
@@ -279,13 +284,16 @@ func TestHostilePeer(t *testing.T) {
 			}
 			return n
 		}
-		eventually(t, "the kernel following the announce of "+other.String(), func() (bool, string) {
+		enginetest.Poll(t, "the kernel following the announce of "+other.String(), func() string {
 			got, _ := b.received(t)
 			if !netnstest.KernelAtLeast(6, 18) && got[other] == 0 && drops() > 0 {
 				netnstest.Degraded(t, "the in-kernel path manager dropped an announce of the burst (AddAddrDrop)")
-				return true, ""
+				return ""
 			}
-			return got[other] > 0, fmt.Sprintf("%v, %d announces dropped", got, drops())
+			if got[other] > 0 {
+				return ""
+			}
+			return fmt.Sprintf("%v, %d announces dropped", got, drops())
 		})
 		got, segs := b.received(t)
 		sent, failed := b.joins(t)

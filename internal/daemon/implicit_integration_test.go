@@ -15,6 +15,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // implicitBed is a client and a server joined by two links, the server
@@ -43,15 +44,15 @@ func newImplicitBed(t *testing.T) *implicitBed {
 func (b *implicitBed) waitImplicit(t *testing.T, addr netip.Addr) int {
 	t.Helper()
 	var id int
-	eventually(t, "an implicit endpoint for "+addr.String(), func() (bool, string) {
+	enginetest.Poll(t, "an implicit endpoint for "+addr.String(), func() string {
 		eps := endpoints(t, b.tb.Client)
 		line := eps[addr.String()]
 		m := epID.FindStringSubmatch(line)
 		if m == nil || !implicit(line) {
-			return false, fmt.Sprint(eps) + "\n" + b.tb.Client.MPTCPDump()
+			return fmt.Sprint(eps) + "\n" + b.tb.Client.MPTCPDump()
 		}
 		id, _ = strconv.Atoi(m[1])
-		return true, ""
+		return ""
 	})
 	return id
 }
@@ -100,18 +101,20 @@ func subflowsFrom(t *testing.T, h *netnstest.Host, addr netip.Addr) []string {
 func waitEndpointOK(t *testing.T, r *daemontest.InProcess, h *netnstest.Host, addr netip.Addr, flags, dev string) string {
 	t.Helper()
 	var line string
-	eventually(t, "mptcpgod's endpoint for "+addr.String(), func() (bool, string) {
+	enginetest.Poll(t, "mptcpgod's endpoint for "+addr.String(), func() string {
 		st, err := r.Status(context.Background())
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
 		i := slices.IndexFunc(st.Endpoints, func(e pmstate.Endpoint) bool { return e.Addr == addr && e.Desired })
 		line = endpoints(t, h)[addr.String()]
 		if i < 0 || st.Endpoints[i].State != pmstate.EndpointOK || !st.Endpoints[i].Owned {
-			return false, fmt.Sprintf("status %+v; kernel %q", st.Endpoints, line)
+			return fmt.Sprintf("status %+v; kernel %q", st.Endpoints, line)
 		}
-		return owned(line) && strings.Contains(line, " "+flags+" ") && strings.HasSuffix(line, "dev "+dev) &&
-			!implicit(line), line
+		if owned(line) && strings.Contains(line, " "+flags+" ") && strings.HasSuffix(line, "dev "+dev) && !implicit(line) {
+			return ""
+		}
+		return fmt.Sprintf("kernel %q", line)
 	})
 	return line
 }
@@ -142,9 +145,11 @@ func TestImplicitEndpointReplacedInPlace(t *testing.T) {
 		t.Fatalf("the implicit endpoint has id %d, outside mptcpgod's range: the test needs one inside", id)
 	}
 	var before []string
-	eventually(t, "the subflow the kernel opened to the announced address", func() (bool, string) {
-		before = subflowsFrom(t, b.tb.Client, l1.Client4)
-		return len(before) == 1, fmt.Sprint(before)
+	enginetest.Poll(t, "the subflow the kernel opened to the announced address", func() string {
+		if before = subflowsFrom(t, b.tb.Client, l1.Client4); len(before) != 1 {
+			return fmt.Sprint(before)
+		}
+		return ""
 	})
 
 	reload(t, r, config("kernel", both))

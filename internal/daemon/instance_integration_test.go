@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // kernelState is what a daemon may change in its namespace's kernel, as
@@ -50,10 +51,11 @@ func TestSecondInstance(t *testing.T) {
 
 	// The first one still manages its namespace: it follows a change.
 	tb.Client.DelAddr(l1.ClientIf, netip.PrefixFrom(l1.Client4, 24))
-	eventually(t, "the endpoint of the removed address is gone", func() (bool, string) {
-		eps := endpoints(t, tb.Client)
-		_, ok := eps[l1.Client4.String()]
-		return !ok, fmt.Sprint(eps)
+	enginetest.Poll(t, "the endpoint of the removed address is gone", func() string {
+		if eps := endpoints(t, tb.Client); eps[l1.Client4.String()] != "" {
+			return fmt.Sprint(eps)
+		}
+		return ""
 	})
 
 	// Once the first has stopped, a new one starts.

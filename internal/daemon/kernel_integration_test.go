@@ -10,6 +10,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // TestKernelModeNewLink: in kernel mode, an address that appears on a new
@@ -23,10 +24,12 @@ func TestKernelModeNewLink(t *testing.T) {
 	daemontest.Run(t, tb.Client, config("kernel"))
 	l0 := tb.Links[0]
 
-	eventually(t, "endpoints for eth0's addresses", func() (bool, string) {
+	enginetest.Poll(t, "endpoints for eth0's addresses", func() string {
 		eps := endpoints(t, tb.Client)
-		return ownedOn(eps, l0.Client4.String(), "eth0") && ownedOn(eps, l0.Client6.String(), "eth0") && len(eps) == 2,
-			fmt.Sprint(eps)
+		if ownedOn(eps, l0.Client4.String(), "eth0") && ownedOn(eps, l0.Client6.String(), "eth0") && len(eps) == 2 {
+			return ""
+		}
+		return fmt.Sprint(eps)
 	})
 
 	ln := tb.Server.Listen("tcp", netip.AddrPortFrom(l0.Server4, 0).String())
@@ -48,9 +51,11 @@ func TestKernelModeNewLink(t *testing.T) {
 	tb.Client.AddAddr("eth7", netip.MustParsePrefix("198.51.100.1/24"))
 	tb.Client.MustExec("ip", "route", "add", "default", "via", "198.51.100.2", "dev", "eth7", "table", "107")
 
-	eventually(t, "an endpoint for the new address", func() (bool, string) {
-		eps := endpoints(t, tb.Client)
-		return ownedOn(eps, newAddr.String(), "eth7"), fmt.Sprint(eps)
+	enginetest.Poll(t, "an endpoint for the new address", func() string {
+		if eps := endpoints(t, tb.Client); !ownedOn(eps, newAddr.String(), "eth7") {
+			return fmt.Sprint(eps)
+		}
+		return ""
 	})
 	both := pathSet([]netip.Addr{l0.Client4, newAddr}, srv)
 	waitPaths(t, tb.Client, before, both)
@@ -58,10 +63,12 @@ func TestKernelModeNewLink(t *testing.T) {
 	waitPaths(t, tb.Client, after, both)
 
 	tb.Client.DelAddr("eth7", netip.MustParsePrefix("198.51.100.1/24"))
-	eventually(t, "the endpoint of the removed address is gone", func() (bool, string) {
+	enginetest.Poll(t, "the endpoint of the removed address is gone", func() string {
 		eps := endpoints(t, tb.Client)
-		_, ok := eps[newAddr.String()]
-		return !ok && len(eps) == 2, fmt.Sprint(eps)
+		if _, ok := eps[newAddr.String()]; !ok && len(eps) == 2 {
+			return ""
+		}
+		return fmt.Sprint(eps)
 	})
 	only := pathSet([]netip.Addr{l0.Client4}, srv)
 	waitPaths(t, tb.Client, before, only)

@@ -3,12 +3,14 @@
 package daemon_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // limits returns the namespace's limits as iproute2 prints them
@@ -62,9 +64,12 @@ func TestKernelLimits(t *testing.T) {
 			}
 			p := run(t, tb.Client, writeConfig(t, "", config("kernel", more)))
 			waitEndpoints(t, tb.Client, tb.Links[0].Client4, tb.Links[0].Client6)
-			eventually(t, "the policy's limits", func() (bool, string) {
+			enginetest.Poll(t, "the policy's limits", func() string {
 				raw, subflows, accepted := limits(t, tb.Client)
-				return subflows == 8 && accepted == tt.accepted, raw
+				if subflows == 8 && accepted == tt.accepted {
+					return ""
+				}
+				return fmt.Sprintf("%q", raw)
 			})
 			p.Signal(t, syscall.SIGTERM)
 			if code := p.Wait(t); code != 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // TestLinkLossAndReturn: a long-lived connection meshed over two links
@@ -39,10 +40,11 @@ func TestLinkLossAndReturn(t *testing.T) {
 			only := pathSet([]netip.Addr{l0.Client4}, srv)
 			waitPaths(t, tb.Client, conn, only)
 			if mode == "kernel" {
-				eventually(t, "the endpoint of the removed address is gone", func() (bool, string) {
-					eps := endpoints(t, tb.Client)
-					_, ok := eps[l1.Client4.String()]
-					return !ok, fmt.Sprint(eps)
+				enginetest.Poll(t, "the endpoint of the removed address is gone", func() string {
+					if eps := endpoints(t, tb.Client); eps[l1.Client4.String()] != "" {
+						return fmt.Sprint(eps)
+					}
+					return ""
 				})
 			}
 			tb.Client.SetLinkUp(l1.ClientIf, false)

@@ -11,6 +11,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // TestRulesByOwnerServer: a connection this host accepted is owned by
@@ -43,16 +44,19 @@ name = "fullmesh"
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	eventually(t, "the queued connection on the rule's chain, owned by uid 4242", func() (bool, string) {
+	enginetest.Poll(t, "the queued connection on the rule's chain, owned by uid 4242", func() string {
 		st, err := r.Conns(context.Background(), pmstate.ConnQuery{})
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
 		for _, cn := range st.Conns {
 			if cn.Local.Port() == raddr.Port() && cn.Owner != nil {
-				return cn.Chain == "rules[0]" && cn.Owner.UID == 4242, fmt.Sprintf("chain %q, owner %+v", cn.Chain, *cn.Owner)
+				if cn.Chain == "rules[0]" && cn.Owner.UID == 4242 {
+					return ""
+				}
+				return fmt.Sprintf("chain %q, owner %+v", cn.Chain, *cn.Owner)
 			}
 		}
-		return false, fmt.Sprintf("not listed with its owner: %+v", st.Conns)
+		return fmt.Sprintf("not listed with its owner: %+v", st.Conns)
 	})
 }

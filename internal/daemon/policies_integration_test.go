@@ -12,6 +12,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // TestExecPolicyDecides: a chain with an exec policy, configured in the
@@ -25,9 +26,11 @@ func TestExecPolicyDecides(t *testing.T) {
 	l0, l1 := tb.Links[0], tb.Links[1]
 
 	waitEndpoints(t, tb.Client, l0.Client4)
-	eventuallyWithin(t, pythonStartLimit, "the cellular endpoint withdrawn by the exec policy", func() (bool, string) {
-		eps := endpoints(t, tb.Client)
-		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
+	enginetest.PollWithin(t, pythonStartLimit, "the cellular endpoint withdrawn by the exec policy", func() string {
+		if eps := endpoints(t, tb.Client); eps[l1.Client4.String()] != "" {
+			return fmt.Sprint(eps)
+		}
+		return ""
 	})
 	st, err := r.Status(context.Background())
 	if err != nil {
@@ -53,15 +56,17 @@ func TestExecPolicyReadyRedecides(t *testing.T) {
 	l0, l1 := tb.Links[0], tb.Links[1]
 
 	waitEndpoints(t, tb.Client, l0.Client4, l1.Client4)
-	eventuallyWithin(t, pythonStartLimit, "the cellular endpoint withdrawn once the exec child is up", func() (bool, string) {
-		eps := endpoints(t, tb.Client)
-		return eps[l1.Client4.String()] == "", fmt.Sprint(eps)
+	enginetest.PollWithin(t, pythonStartLimit, "the cellular endpoint withdrawn once the exec child is up", func() string {
+		if eps := endpoints(t, tb.Client); eps[l1.Client4.String()] != "" {
+			return fmt.Sprint(eps)
+		}
+		return ""
 	})
 }
 
 // pythonStartLimit bounds the wait for the exec child, python3: behind a
 // pyenv shim on a loaded machine it can take tens of seconds to start.
-const pythonStartLimit = 2 * time.Minute
+var pythonStartLimit = netnstest.Patience(2 * time.Minute)
 
 // startExecChain starts the daemon in kernel mode on a two-link testbed
 // with the chain fullmesh | exec, the exec policy running the example

@@ -16,6 +16,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // rogueProgram is an exec policy that adds to every plan what no plan may
@@ -89,10 +90,10 @@ func TestExecPlanRefused(t *testing.T) {
 			tb.Links[0].Client4.String() + " -> 224.0.0.1:" + fmt.Sprint(srv.Port()),
 		}
 		var conn pmstate.Conn
-		eventuallyWithin(t, pythonStartLimit, "the rogue plan's paths and announces refused", func() (bool, string) {
+		enginetest.PollWithin(t, pythonStartLimit, "the rogue plan's paths and announces refused", func() string {
 			page, err := r.Conns(context.Background(), pmstate.ConnQuery{})
 			if err != nil || len(page.Conns) != 1 {
-				return false, fmt.Sprint(page, err)
+				return fmt.Sprint(page, err)
 			}
 			conn = page.Conns[0]
 			var refused []string
@@ -108,7 +109,10 @@ func TestExecPlanRefused(t *testing.T) {
 					announces++
 				}
 			}
-			return slices.Equal(refused, want) && announces == 2, fmt.Sprintf("%+v %+v", conn.Paths, conn.Announces)
+			if slices.Equal(refused, want) && announces == 2 {
+				return ""
+			}
+			return fmt.Sprintf("%+v %+v", conn.Paths, conn.Announces)
 		})
 		st, err := r.Status(context.Background())
 		if err != nil {
@@ -127,10 +131,10 @@ func TestExecPlanRefused(t *testing.T) {
 	t.Run("kernel", func(t *testing.T) {
 		t.Parallel()
 		tb, r := startRogue(t, "kernel")
-		eventuallyWithin(t, pythonStartLimit, "the rogue plan's endpoints refused", func() (bool, string) {
+		enginetest.PollWithin(t, pythonStartLimit, "the rogue plan's endpoints refused", func() string {
 			st, err := r.Status(context.Background())
 			if err != nil {
-				return false, err.Error()
+				return err.Error()
 			}
 			unusable := 0
 			for _, e := range st.Endpoints {
@@ -138,7 +142,10 @@ func TestExecPlanRefused(t *testing.T) {
 					unusable++
 				}
 			}
-			return unusable == 2 && st.Counters.PlansRefused["endpoint"] == 2, fmt.Sprintf("%+v %v", st.Endpoints, st.Counters.PlansRefused)
+			if unusable == 2 && st.Counters.PlansRefused["endpoint"] == 2 {
+				return ""
+			}
+			return fmt.Sprintf("%+v %v", st.Endpoints, st.Counters.PlansRefused)
 		})
 		eps := endpoints(t, tb.Client)
 		for addr := range eps {

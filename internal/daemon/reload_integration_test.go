@@ -13,6 +13,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // TestReloadPolicy: a reload with another policy applies to existing
@@ -74,9 +75,11 @@ func TestReloadPolicy(t *testing.T) {
 func waitCount(t *testing.T, h *netnstest.Host, conn netip.AddrPort, n int) {
 	t.Helper()
 	var got []string
-	eventually(t, "subflow count", func() (bool, string) {
-		got = paths(t, h, conn)
-		return len(got) == n, strings.Join(got, " ")
+	enginetest.Poll(t, "subflow count", func() string {
+		if got = paths(t, h, conn); len(got) != n {
+			return fmt.Sprintf("%d, want %d: %v", len(got), n, got)
+		}
+		return ""
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 )
 
@@ -98,10 +99,10 @@ config = { families = "ipv4" }
 	}
 	defer diag.Close()
 	eth1 := tb.Links[1].Client4
-	eventually(t, "every connection on its chain, with its subflow over eth1", func() (bool, string) {
+	enginetest.Poll(t, "every connection on its chain, with its subflow over eth1", func() string {
 		st, err := r.Conns(context.Background(), pmstate.ConnQuery{Limit: pmstate.MaxConnLimit})
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
 		backups := map[uint32][]bool{}
 		if err := diag.Subflows(func(sf *sockdiag.Subflow) error {
@@ -110,7 +111,7 @@ config = { families = "ipv4" }
 			}
 			return nil
 		}); err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
 		got := map[netip.AddrPort]want{}
 		for _, c := range st.Conns {
@@ -128,8 +129,10 @@ config = { families = "ipv4" }
 			}
 			got[c.Local] = w
 		}
-		diff := cmp.Diff(wants, got)
-		return diff == "", "(-want +got)\n" + diff + describeConns(st.Conns)
+		if diff := cmp.Diff(wants, got); diff != "" {
+			return "(-want +got)\n" + diff + describeConns(st.Conns)
+		}
+		return ""
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // usageQuota is eth1's quota in TestCostAwareQuota.
@@ -100,8 +101,11 @@ quota = %q
 
 	// eth0 works: 2 MB go over it, and eth1 neither gets an endpoint nor
 	// carries more than the odd neighbour discovery packet.
-	eventually(t, "2 MB received over eth0", func() (bool, string) {
-		return received.Load() >= 2_000_000, fmt.Sprint(received.Load(), " bytes")
+	enginetest.Poll(t, "2 MB received over eth0", func() string {
+		if n := received.Load(); n < 2_000_000 {
+			return fmt.Sprint(n, " bytes")
+		}
+		return ""
 	})
 	if used, desc := eth1InUse(); used {
 		t.Errorf("metered eth1 in use while eth0 works: %s", desc)
@@ -119,20 +123,24 @@ quota = %q
 	tb.Client.Blackhole(l0.ClientIf)
 	tb.Server.Blackhole(l0.ServerIf)
 	var over *ctlapi.UsageLink
-	eventually(t, "eth1 over its quota", func() (bool, string) {
+	enginetest.Poll(t, "eth1 over its quota", func() string {
 		rep, err := ctl.Usage(context.Background())
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
-		over = usageOf(rep, "eth1")
-		return over != nil && over.OverQuota, fmt.Sprintf("%+v", over)
+		if over = usageOf(rep, "eth1"); over != nil && over.OverQuota {
+			return ""
+		}
+		return fmt.Sprintf("%+v", over)
 	})
 	if over.UsedBytes < usageQuota || over.QuotaBytes != usageQuota || over.RemainingBytes == nil || *over.RemainingBytes != 0 {
 		t.Errorf("eth1 over quota: %+v, want used ≥ %d of a quota of %d, 0 remaining", over, usageQuota, usageQuota)
 	}
-	eventually(t, "eth1 withdrawn at the quota", func() (bool, string) {
-		used, desc := eth1InUse()
-		return !used, desc
+	enginetest.Poll(t, "eth1 withdrawn at the quota", func() string {
+		if used, desc := eth1InUse(); used {
+			return desc
+		}
+		return ""
 	})
 	metrics, err := ctl.Metrics(context.Background())
 	if err != nil {
@@ -170,15 +178,22 @@ quota = %q
 	if err := r.Reload(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "eth1 below its new quota", func() (bool, string) {
+	enginetest.Poll(t, "eth1 below its new quota", func() string {
 		rep, err := ctl.Usage(context.Background())
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
-		l := usageOf(rep, "eth1")
-		return l != nil && l.QuotaBytes == 1_000_000_000 && !l.OverQuota, fmt.Sprintf("%+v", l)
+		if l := usageOf(rep, "eth1"); l == nil || l.QuotaBytes != 1_000_000_000 || l.OverQuota {
+			return fmt.Sprintf("%+v", l)
+		}
+		return ""
 	})
-	eventually(t, "eth1 in use again", eth1InUse)
+	enginetest.Poll(t, "eth1 in use again", func() string {
+		if used, desc := eth1InUse(); !used {
+			return desc
+		}
+		return ""
+	})
 }
 
 // usageOf returns the usage of the link name in rep, nil when absent.

@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 )
 
 // TestWatchdogStuckEngine: the watchdog pings while the engine answers,
@@ -39,7 +42,12 @@ func TestWatchdogStuckEngine(t *testing.T) {
 		<-done
 	}()
 
-	waitFor(t, "pings from a live engine", func() bool { return pings.Load() >= 3 })
+	enginetest.Poll(t, "3 pings from a live engine", func() string {
+		if n := pings.Load(); n < 3 {
+			return fmt.Sprintf("%d pings", n)
+		}
+		return ""
+	})
 	stuck.Store(true)
 	time.Sleep(w.period) // a ping that was under way may still land
 	before := pings.Load()
@@ -48,7 +56,12 @@ func TestWatchdogStuckEngine(t *testing.T) {
 		t.Fatalf("%d pings while the engine was stuck, want none", got-before)
 	}
 	stuck.Store(false)
-	waitFor(t, "pings once the engine answers again", func() bool { return pings.Load() > before })
+	enginetest.Poll(t, "pings once the engine answers again", func() string {
+		if pings.Load() == before {
+			return "none"
+		}
+		return ""
+	})
 }
 
 // TestWatchdogStopsWithContext: run returns when its context ends, even
@@ -75,16 +88,5 @@ func TestWatchdogStopsWithContext(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return after its context ended")
-	}
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 5s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
