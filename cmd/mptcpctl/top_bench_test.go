@@ -1,22 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +19,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/holdtest"
 )
 
 // topBenchConns is the number of connections BenchmarkTop10k opens.
@@ -48,13 +43,16 @@ const topBenchConns = 10_000
 // -bench Top10k -benchtime 1x.
 func BenchmarkTop10k(b *testing.B) {
 	tb := netnstest.NewTestbed(b, 2)
-	raiseFiles(b, topBenchConns+2000)
+	holdtest.RaiseFiles(b, topBenchConns+2000)
 	tb.Client.MustExec("ip", "mptcp", "limits", "set", "subflows", "2")
 	tb.Server.MustExec("ip", "mptcp", "limits", "set", "subflows", "2")
 	tb.Client.MustExec("ip", "mptcp", "endpoint", "add", tb.Links[1].Client4.String(), "dev", "eth1", "subflow")
-	port := holdConns(b, tb)
+	// The server ends are in a process of their own: with both ends in one
+	// process 10,000 connections need more descriptors than RLIMIT_NOFILE
+	// may allow.
+	port := holdtest.Start(b, tb.Server.Command, "0.0.0.0:0")
 	start := time.Now()
-	dialAll(b, tb, netip.AddrPortFrom(tb.Links[0].Server4, port), topBenchConns)
+	holdtest.Dial(b, tb.Client.Dial, "tcp4", netip.AddrPortFrom(tb.Links[0].Server4, port).String(), topBenchConns)
 	b.Logf("setup: %d connections in %v", topBenchConns, time.Since(start).Round(time.Millisecond))
 
 	s, err := (&app{netns: tb.Client.Name()}).open()
@@ -203,120 +201,6 @@ func procMem(b *testing.B, pid int) (rss, hwm float64) {
 	return rss, hwm
 }
 
-// topBenchServerEnv makes the test binary act as TestTopBenchServer, which
-// holds the benchmark's server ends: with both ends in one process 10,000
-// connections need more descriptors than RLIMIT_NOFILE may allow.
-const topBenchServerEnv = "MPTCPCTL_TOP_BENCH_SERVER"
-
-// holdConns starts TestTopBenchServer in the server's namespace, which
-// accepts connections and holds them until the benchmark ends; it returns
-// its port.
-func holdConns(b *testing.B, tb *netnstest.Testbed) uint16 {
-	b.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := tb.Server.Command(self, "-test.run=^TestTopBenchServer$", "-test.count=1")
-	srv.Env = append(os.Environ(), topBenchServerEnv+"=1")
-	srv.Stderr = os.Stderr
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdin, err := srv.StdinPipe() // closing it stops the server
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close()
-		_ = srv.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	port, perr := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(line), "listening "), 10, 16)
-	if err != nil || perr != nil {
-		b.Fatalf("bench server: got %q, %v; want \"listening PORT\"", line, err)
-	}
-	return uint16(port)
-}
-
-// TestTopBenchServer is the server process of BenchmarkTop10k: it listens
-// on every address, prints "listening PORT", and accepts and holds
-// connections until its stdin closes.
-func TestTopBenchServer(t *testing.T) {
-	if os.Getenv(topBenchServerEnv) != "1" {
-		t.Skip("helper process of BenchmarkTop10k")
-	}
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(true)
-	ln, err := lc.Listen(context.Background(), "tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	var held []net.Conn // referenced so that the GC does not close them
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	fmt.Println("listening", netip.MustParseAddrPort(ln.Addr().String()).Port())
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	mu.Lock()
-	defer mu.Unlock()
-	for _, c := range held {
-		_ = c.Close()
-	}
-}
-
-// dialAll opens n connections from the client to srv, a few at a time per
-// CPU; they are closed at cleanup.
-func dialAll(b *testing.B, tb *netnstest.Testbed, srv netip.AddrPort, n int) {
-	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var dialErr error
-	for range 4 * runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for next.Add(1) <= int64(n) {
-				if _, err := tb.Client.Dial("tcp4", "", srv.String()); err != nil {
-					once.Do(func() { dialErr = err })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if dialErr != nil {
-		b.Fatal(dialErr)
-	}
-}
-
-// raiseFiles lifts RLIMIT_NOFILE to at least n descriptors, or skips.
-func raiseFiles(b *testing.B, n uint64) {
-	b.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		b.Fatal(err)
-	}
-	if lim.Cur >= n {
-		return
-	}
-	orig := lim
-	lim.Cur, lim.Max = n, max(lim.Max, n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		b.Skipf("raise the open file limit to %d: %v", n, err)
-	}
-	b.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig) })
-}
+// TestHoldConns is the process that holds BenchmarkTop10k's server ends
+// (holdtest.Start).
+func TestHoldConns(t *testing.T) { holdtest.Child(t) }

@@ -43,7 +43,7 @@ var Suites = map[string][]Tests{
 		// against a fake kernel and against this kernel.
 		{Pkg: "genl", Skip: "^TestHelperProcess$", Timeout: 4 * time.Minute},
 		// sock_diag: connections, subflows, MPTCP_INFO of every length.
-		{Pkg: "internal/sockdiag", Skip: "^(TestDeps|TestCaptureSeeds|TestBenchServerHelper|TestUnprivilegedHelper)$", Timeout: 4 * time.Minute},
+		{Pkg: "internal/sockdiag", Skip: "^(TestDeps|TestCaptureSeeds|TestHoldConns|TestUnprivilegedHelper)$", Timeout: 4 * time.Minute},
 		// The link monitor's view of real links.
 		{Pkg: "internal/linkmon", Run: "^(TestInitialState|TestDefaultConfigExcludesVeth|TestAddrAddRemove|TestDADTentativeThenUsable|TestLinkDownUp|TestNoRoute|TestAddrDeleteFlushesRoutes|TestCompleteChangesSkipSettle|TestSourceResyncsAfterOverflow|TestSourceRelistsRoutesAfterAddrDelete)$", Timeout: 4 * time.Minute},
 		// The engine in both path-manager modes.

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/holdtest"
 )
 
 const (
@@ -69,35 +69,18 @@ func newMesh(t *testing.T) *mesh {
 		cli.MustExec("ip", "mptcp", "endpoint", "add", ep[0], "dev", ep[1], "subflow")
 	}
 
-	var (
-		mu       sync.Mutex
-		accepted []net.Conn
-	)
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range accepted {
-			_ = c.Close()
-		}
-	})
+	// serve holds the connections ln accepts until the test ends, reads
+	// what they send, and returns the first.
 	serve := func(ln net.Listener) <-chan net.Conn {
 		ch := make(chan net.Conn, 1)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				accepted = append(accepted, c)
-				mu.Unlock()
-				select {
-				case ch <- c:
-				default:
-				}
-				go func() { _, _ = io.Copy(io.Discard, c) }()
+		held := holdtest.Accept(ln, func(c net.Conn) {
+			select {
+			case ch <- c:
+			default:
 			}
-		}()
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		})
+		t.Cleanup(held.Close)
 		return ch
 	}
 	serve(srv.Listen("tcp", fmt.Sprintf(":%d", serverPort)))
