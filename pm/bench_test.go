@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"log/slog"
 	"net/netip"
 	"os"
 	"runtime"
@@ -53,6 +52,81 @@ func (c chanEvents) Receive(ctx context.Context) ([]genl.Event, error) {
 	}
 }
 
+// benchEngine runs an engine in userspace mode with the default policy
+// (fullmesh), the kernel k and the event source events, on a 2×1 host:
+// addrA on eth0 and addrB on eth1. It returns the engine once it is
+// ready, and the function that stops it, which fails tb if Run failed.
+func benchEngine(tb testing.TB, k Kernel, events chanEvents) (*Engine, func()) {
+	tb.Helper()
+	e, err := New(Config{
+		Mode:      policy.ModeUserspace,
+		Policy:    defaultPolicy(tb),
+		NewKernel: func() (Kernel, error) { return k, nil },
+		Events:    events,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.SetHost([]policy.Link{
+		{Name: "eth0", Index: 2, Up: true, Usable: true},
+		{Name: "eth1", Index: 3, Up: true, Usable: true},
+	}, []policy.LocalAddr{
+		{Addr: addrA, Link: "eth0", IfIndex: 2, Usable: true},
+		{Addr: addrB, Link: "eth1", IfIndex: 3, Usable: true},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	select {
+	case <-e.Ready():
+	case err := <-done:
+		cancel()
+		tb.Fatalf("Run returned before ready: %v", err)
+	}
+	return e, func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+	}
+}
+
+// meshConns opens n client-side connections on the engine e of
+// benchEngine, tokens 1 to n from addrA to srv1 (or with distinct each
+// to a port of its own: no two want the same paths), and waits until
+// each has its extra subflow, which e's kernel must report established.
+func meshConns(tb testing.TB, e *Engine, events chanEvents, n int, distinct bool) {
+	tb.Helper()
+	remote := netip.MustParseAddrPort(srv1)
+	for i := range n {
+		tok := uint32(i + 1)
+		local := netip.AddrPortFrom(addrA, uint16(10000+i%50000))
+		if distinct {
+			remote = netip.AddrPortFrom(remote.Addr(), uint16(1+i%65000))
+		}
+		events <- []genl.Event{
+			{Type: genl.EventCreated, Token: tok, Local: local, Remote: remote},
+			{Type: genl.EventEstablished, Token: tok, Local: local, Remote: remote},
+		}
+	}
+	// Events are applied in order, and the last connection's extra
+	// subflow comes after every connection's CREATED and ESTABLISHED;
+	// the extra subflows themselves may be applied in any order, so wait
+	// for each.
+	deadline := time.Now().Add(time.Minute)
+	for tok := uint32(1); tok <= uint32(n); {
+		cs, err := e.Conn(context.Background(), tok)
+		if err == nil && len(cs.Paths) == 2 && cs.Paths[0].State == "established" && cs.Paths[1].State == "established" {
+			tok++
+			continue
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("connection %08x not meshed after a minute: %+v, %v", tok, cs, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // BenchmarkEstablishedToCreate measures the engine's latency from an
 // ESTABLISHED event entering the event source to a worker calling
 // CreateSubflow for the connection, with the fullmesh policy and a 2×1
@@ -60,31 +134,8 @@ func (c chanEvents) Receive(ctx context.Context) ([]genl.Event, error) {
 func BenchmarkEstablishedToCreate(b *testing.B) {
 	created := make(chan uint32, 16)
 	events := make(chanEvents, 16)
-	e, err := New(Config{
-		Mode:      policy.ModeUserspace,
-		Policy:    defaultPolicy(b),
-		NewKernel: func() (Kernel, error) { return benchKernel{created: created}, nil },
-		Events:    events,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	links := []policy.Link{
-		{Name: "eth0", Index: 2, Up: true, Usable: true},
-		{Name: "eth1", Index: 3, Up: true, Usable: true},
-	}
-	e.SetHost(links, []policy.LocalAddr{
-		{Addr: addrA, Link: "eth0", IfIndex: 2, Usable: true},
-		{Addr: addrB, Link: "eth1", IfIndex: 3, Usable: true},
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	<-e.Ready()
+	_, stop := benchEngine(b, benchKernel{created: created}, events)
+	defer stop()
 
 	open := connTimer(b, events, created, 1)
 	lat := make([]time.Duration, 0, b.N)
@@ -152,65 +203,13 @@ func connMemory(tb testing.TB, n int, distinct bool) float64 {
 		runtime.MemProfileRate = 1 // every allocation, for an exact profile
 	}
 	events := make(chanEvents, n+16)
-	e, err := New(Config{
-		Mode:      policy.ModeUserspace,
-		Policy:    defaultPolicy(tb),
-		NewKernel: func() (Kernel, error) { return memKernel{events: events}, nil },
-		Events:    events,
-		Logger:    slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e.SetHost([]policy.Link{
-		{Name: "eth0", Index: 2, Up: true, Usable: true},
-		{Name: "eth1", Index: 3, Up: true, Usable: true},
-	}, []policy.LocalAddr{
-		{Addr: addrA, Link: "eth0", IfIndex: 2, Usable: true},
-		{Addr: addrB, Link: "eth1", IfIndex: 3, Usable: true},
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Error(err)
-		}
-	}()
-	<-e.Ready()
+	e, stop := benchEngine(tb, memKernel{events: events}, events)
+	defer stop()
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	remote := netip.MustParseAddrPort(srv1)
-	for i := range n {
-		tok := uint32(i + 1)
-		local := netip.AddrPortFrom(addrA, uint16(10000+i%50000))
-		if distinct {
-			remote = netip.AddrPortFrom(remote.Addr(), uint16(1+i%65000))
-		}
-		events <- []genl.Event{
-			{Type: genl.EventCreated, Token: tok, Local: local, Remote: remote},
-			{Type: genl.EventEstablished, Token: tok, Local: local, Remote: remote},
-		}
-	}
-	// Events are applied in order, and the last connection's extra
-	// subflow comes after every connection's CREATED and ESTABLISHED;
-	// the extra subflows themselves may be applied in any order, so wait
-	// for each.
-	deadline := time.Now().Add(30 * time.Second)
-	for tok := uint32(1); tok <= uint32(n); {
-		cs, err := e.Conn(ctx, tok)
-		if err == nil && len(cs.Paths) == 2 && cs.Paths[0].State == "established" && cs.Paths[1].State == "established" {
-			tok++
-			continue
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("connection %08x not meshed after 30s: %+v, %v", tok, cs, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	meshConns(tb, e, events, n, distinct)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	if *heapProfile != "" {

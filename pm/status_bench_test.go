@@ -1,11 +1,9 @@
 package pm
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
@@ -38,55 +36,9 @@ func trackedEngine(b *testing.B, n int) (*Engine, chanEvents, <-chan uint32) {
 	b.Helper()
 	created := make(chan uint32, 16)
 	events := make(chanEvents, n+16)
-	e, err := New(Config{
-		Mode:   policy.ModeUserspace,
-		Policy: defaultPolicy(b),
-		NewKernel: func() (Kernel, error) {
-			return meshKernel{benchKernel: benchKernel{created: created}, events: events, measured: measuredBase}, nil
-		},
-		Events: events,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.SetHost([]policy.Link{
-		{Name: "eth0", Index: 2, Up: true, Usable: true},
-		{Name: "eth1", Index: 3, Up: true, Usable: true},
-	}, []policy.LocalAddr{
-		{Addr: addrA, Link: "eth0", IfIndex: 2, Usable: true},
-		{Addr: addrB, Link: "eth1", IfIndex: 3, Usable: true},
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	})
-	<-e.Ready()
-	remote := netip.MustParseAddrPort(srv1)
-	for i := range n {
-		tok := uint32(i + 1)
-		local := netip.AddrPortFrom(addrA, uint16(10000+i%50000))
-		events <- []genl.Event{
-			{Type: genl.EventCreated, Token: tok, Local: local, Remote: remote},
-			{Type: genl.EventEstablished, Token: tok, Local: local, Remote: remote},
-		}
-	}
-	deadline := time.Now().Add(time.Minute)
-	for tok := uint32(1); tok <= uint32(n); {
-		cs, err := e.Conn(ctx, tok)
-		if err == nil && len(cs.Paths) == 2 && cs.Paths[0].State == "established" && cs.Paths[1].State == "established" {
-			tok++
-			continue
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("connection %08x not meshed after a minute: %+v, %v", tok, cs, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e, stop := benchEngine(b, meshKernel{benchKernel: benchKernel{created: created}, events: events, measured: measuredBase}, events)
+	b.Cleanup(stop)
+	meshConns(b, e, events, n, false)
 	return e, events, created
 }
 
