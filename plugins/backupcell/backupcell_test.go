@@ -8,83 +8,44 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
 	"github.com/mptcpgod/mptcpgod/plugins/backupcell"
 	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
-var netOpts = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{}, netip.Prefix{})
-
-func addr(s string) netip.Addr         { return netip.MustParseAddr(s) }
-func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 // chain returns fullmesh then backup-cellular with config, as the engine
 // runs them.
 func chain(t *testing.T, config string) *policy.Chain {
 	t.Helper()
-	c, err := policy.NewChain([]policy.Spec{{Name: "fullmesh"}, {Name: "backup-cellular", Config: json.RawMessage(config)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return policytest.Chain(t, policy.Spec{Name: "fullmesh"}, policy.Spec{Name: backupcell.Name, Config: json.RawMessage(config)})
 }
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	def := backupcell.DefaultConfig()
-	with := func(f func(*backupcell.Config)) backupcell.Config {
-		c := backupcell.DefaultConfig()
-		f(&c)
-		return c
-	}
-	tests := []struct {
-		config string
-		want   backupcell.Config
-		err    string
-	}{
-		{``, def, ""},
-		{`{}`, def, ""},
-		{`null`, def, ""},
-		{`{"cellular_names": ["wwan*", "usb0"]}`, with(func(c *backupcell.Config) { c.CellularNames = []string{"wwan*", "usb0"} }), ""},
-		{`{"cellular_names": null}`, def, ""},
-		{`{"hold_time": "500ms", "close_dead": false}`, with(func(c *backupcell.Config) { c.HoldTime, c.CloseDead = 500*time.Millisecond, false }), ""},
-		{`{"hold_time": "0s"}`, with(func(c *backupcell.Config) { c.HoldTime = 0 }), ""},
-		{`{"hold": "1s"}`, def, `policy/backup-cellular: unknown option "hold"`},
-		{`{"hold_time": "2"}`, def, `policy/backup-cellular: option "hold_time": "2" is not a duration (like "500ms" or "2s")`},
-		{`{"hold_time": 2000000000}`, def, `policy/backup-cellular: option "hold_time": cannot use number as string`},
-		{`{"hold_time": "-1s"}`, def, `policy/backup-cellular: option "hold_time": -1s is negative`},
-		{`{"cellular_names": ["wwan["]}`, def, `policy/backup-cellular: option "cellular_names": "wwan[" is not a glob of interface names`},
-		{`{"cellular_names": [""]}`, def, `policy/backup-cellular: option "cellular_names": "" is not a glob of interface names`},
-		{`{"cellular_names": "wwan*"}`, def, `policy/backup-cellular: option "cellular_names": cannot use string as []string`},
-		{`{"close_dead": "yes"}`, def, `policy/backup-cellular: option "close_dead": cannot use string as bool`},
-		{`{"backup_at_once": true}`, with(func(c *backupcell.Config) { c.BackupAtOnce = true }), ""},
-		{`{"backup_at_once": 1}`, def, `policy/backup-cellular: option "backup_at_once": cannot use number as bool`},
-		{`["wwan0"]`, def, `policy/backup-cellular: config must be a JSON object`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.config, func(t *testing.T) {
-			t.Parallel()
-			p, err := policy.New("backup-cellular", json.RawMessage(tt.config))
-			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
-				t.Fatalf("error (-want +got):\n%s", diff)
-			}
-			if err != nil {
-				return
-			}
-			if diff := cmp.Diff(tt.want, p.(*backupcell.BackupCell).Config()); diff != "" {
-				t.Errorf("config (-want +got):\n%s", diff)
-			}
-		})
-	}
+	with := policytest.With(backupcell.DefaultConfig)
+	policytest.RunConfigs(t, []policytest.ConfigCase[backupcell.Config]{
+		{Config: ``, Want: def},
+		{Config: `{}`, Want: def},
+		{Config: `null`, Want: def},
+		{Config: `{"cellular_names": ["wwan*", "usb0"]}`, Want: with(func(c *backupcell.Config) { c.CellularNames = []string{"wwan*", "usb0"} })},
+		{Config: `{"cellular_names": null}`, Want: def},
+		{Config: `{"hold_time": "500ms", "close_dead": false}`, Want: with(func(c *backupcell.Config) { c.HoldTime, c.CloseDead = 500*time.Millisecond, false })},
+		{Config: `{"hold_time": "0s"}`, Want: with(func(c *backupcell.Config) { c.HoldTime = 0 })},
+		{Config: `{"hold": "1s"}`, Err: `policy/backup-cellular: unknown option "hold"`},
+		{Config: `{"hold_time": "2"}`, Err: `policy/backup-cellular: option "hold_time": "2" is not a duration (like "500ms" or "2s")`},
+		{Config: `{"hold_time": 2000000000}`, Err: `policy/backup-cellular: option "hold_time": cannot use number as string`},
+		{Config: `{"hold_time": "-1s"}`, Err: `policy/backup-cellular: option "hold_time": -1s is negative`},
+		{Config: `{"cellular_names": ["wwan["]}`, Err: `policy/backup-cellular: option "cellular_names": "wwan[" is not a glob of interface names`},
+		{Config: `{"cellular_names": [""]}`, Err: `policy/backup-cellular: option "cellular_names": "" is not a glob of interface names`},
+		{Config: `{"cellular_names": "wwan*"}`, Err: `policy/backup-cellular: option "cellular_names": cannot use string as []string`},
+		{Config: `{"close_dead": "yes"}`, Err: `policy/backup-cellular: option "close_dead": cannot use string as bool`},
+		{Config: `{"backup_at_once": true}`, Want: with(func(c *backupcell.Config) { c.BackupAtOnce = true })},
+		{Config: `{"backup_at_once": 1}`, Err: `policy/backup-cellular: option "backup_at_once": cannot use number as bool`},
+		{Config: `["wwan0"]`, Err: `policy/backup-cellular: config must be a JSON object`},
+	}, policytest.Configured[*backupcell.BackupCell](backupcell.Name))
 }
 
 func TestNewCopiesConfig(t *testing.T) {
@@ -104,18 +65,8 @@ func TestNewCopiesConfig(t *testing.T) {
 
 func TestDescribe(t *testing.T) {
 	t.Parallel()
-	d, err := policy.Describe("backup-cellular")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, got := policytest.Defaults(t, backupcell.Name)
 	want := map[string]any{"cellular_names": []string{}, "hold_time": "2s", "close_dead": true, "backup_at_once": false}
-	got := make(map[string]any)
-	for _, o := range d.Options {
-		got[o.Name] = o.Default
-		if o.Help == "" || o.Type == "" {
-			t.Errorf("option %s lacks help or type", o.Name)
-		}
-	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("option defaults (-want +got):\n%s", diff)
 	}
@@ -128,66 +79,31 @@ func TestDescribe(t *testing.T) {
 // (index 4) is cellular by kind, usb0 (index 5) only by name.
 var (
 	t0   = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	a4   = addr("192.0.2.1")     // eth0
-	b4   = addr("198.51.100.1")  // eth1
-	c4   = addr("203.0.113.1")   // wwan0
-	d6   = addr("2001:db8:5::1") // usb0
-	r0   = addrPort("203.0.113.7:443")
-	r6   = addrPort("[2001:db8:9::7]:443")
+	a4   = policytest.Addr("192.0.2.1")     // eth0
+	b4   = policytest.Addr("198.51.100.1")  // eth1
+	c4   = policytest.Addr("203.0.113.1")   // wwan0
+	d6   = policytest.Addr("2001:db8:5::1") // usb0
+	r0   = policytest.AddrPort("203.0.113.7:443")
+	r6   = policytest.AddrPort("[2001:db8:9::7]:443")
 	eth0 = policy.Link{Name: "eth0", Index: 2, Kind: policy.LinkWired, Up: true, Usable: true}
 	eth1 = policy.Link{Name: "eth1", Index: 3, Kind: policy.LinkWired, Up: true, Usable: true}
 	wwan = policy.Link{Name: "wwan0", Index: 4, Kind: policy.LinkCellular, Up: true, Usable: true}
 	usb0 = policy.Link{Name: "usb0", Index: 5, Kind: policy.LinkUnknown, Up: true, Usable: true}
 )
 
-func loc(a netip.Addr, l policy.Link) policy.LocalAddr {
-	return policy.LocalAddr{Addr: a, Link: l.Name, IfIndex: l.Index, Usable: true}
-}
-
-// host is a view's host: links and addresses, changed by mods.
-type host struct {
-	links []policy.Link
-	addrs []policy.LocalAddr
-}
-
-func newHost(links ...policy.Link) host {
-	h := host{links: slices.Clone(links)}
+// newHost returns the test host with links and their addresses.
+func newHost(links ...policy.Link) policytest.Host {
+	h := policytest.Host{Links: slices.Clone(links)}
 	for _, l := range links {
 		switch l.Name {
 		case "eth0":
-			h.addrs = append(h.addrs, loc(a4, l))
+			h.Addrs = append(h.Addrs, policytest.Local(a4, l))
 		case "eth1":
-			h.addrs = append(h.addrs, loc(b4, l))
+			h.Addrs = append(h.Addrs, policytest.Local(b4, l))
 		case "wwan0":
-			h.addrs = append(h.addrs, loc(c4, l))
+			h.Addrs = append(h.Addrs, policytest.Local(c4, l))
 		case "usb0":
-			h.addrs = append(h.addrs, loc(d6, l))
-		}
-	}
-	return h
-}
-
-func (h host) view(mode policy.Mode, now time.Duration) policy.View {
-	return policy.View{Mode: mode, Now: t0.Add(now), Links: slices.Clone(h.links), Addrs: slices.Clone(h.addrs)}
-}
-
-// link changes the link named name.
-func (h host) link(name string, f func(*policy.Link)) host {
-	h.links = slices.Clone(h.links)
-	for i := range h.links {
-		if h.links[i].Name == name {
-			f(&h.links[i])
-		}
-	}
-	return h
-}
-
-// addr changes the address a.
-func (h host) addr(a netip.Addr, f func(*policy.LocalAddr)) host {
-	h.addrs = slices.Clone(h.addrs)
-	for i := range h.addrs {
-		if h.addrs[i].Addr == a {
-			f(&h.addrs[i])
+			h.Addrs = append(h.Addrs, policytest.Local(d6, l))
 		}
 	}
 	return h
@@ -210,7 +126,7 @@ func TestKernel(t *testing.T) {
 	tests := []struct {
 		name   string
 		config string
-		host   host
+		host   policytest.Host
 		now    time.Duration
 		want   []policy.Endpoint
 	}{
@@ -219,31 +135,31 @@ func TestKernel(t *testing.T) {
 		{name: "primary up since the start (unknown time)", host: base,
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, true)}},
 		{name: "primary address gone: promoted", now: time.Hour,
-			host: base.addr(a4, func(a *policy.LocalAddr) { a.Usable, a.Reason, a.Changed = false, "deprecated", t0.Add(time.Minute) }),
+			host: base.Addr(a4, func(a *policy.LocalAddr) { a.Usable, a.Reason, a.Changed = false, "deprecated", t0.Add(time.Minute) }),
 			want: []policy.Endpoint{ep(c4, wwan, false)}},
 		{name: "primary link down: promoted", now: time.Hour,
-			host: base.link("eth0", func(l *policy.Link) { l.Up, l.Usable, l.Changed = false, false, t0.Add(time.Minute) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Up, l.Usable, l.Changed = false, false, t0.Add(time.Minute) }),
 			want: []policy.Endpoint{ep(c4, wwan, false)}},
 		{name: "primary link stalled: promoted", now: time.Hour,
-			host: base.link("eth0", func(l *policy.Link) { l.Health = stalledSince(time.Hour - time.Second) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Health = stalledSince(time.Hour - time.Second) }),
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
 		{name: "primary recovered within hold_time: still promoted", now: 10 * time.Second,
-			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(8*time.Second + time.Millisecond) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Health = recoveredAt(8*time.Second + time.Millisecond) }),
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
 		{name: "primary recovered hold_time ago: demoted", now: 10 * time.Second,
-			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(8 * time.Second) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Health = recoveredAt(8 * time.Second) }),
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, true)}},
 		{name: "primary link came up within hold_time", now: 10 * time.Second,
-			host: base.link("eth0", func(l *policy.Link) { l.Changed = t0.Add(9 * time.Second) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Changed = t0.Add(9 * time.Second) }),
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
 		{name: "primary address usable within hold_time", now: 10 * time.Second, config: `{"hold_time":"500ms"}`,
-			host: base.addr(a4, func(a *policy.LocalAddr) { a.Changed = t0.Add(9600 * time.Millisecond) }),
+			host: base.Addr(a4, func(a *policy.LocalAddr) { a.Changed = t0.Add(9600 * time.Millisecond) }),
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, false)}},
 		{name: "hold_time 0 demotes at once", now: 10 * time.Second, config: `{"hold_time":"0s"}`,
-			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(10 * time.Second) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Health = recoveredAt(10 * time.Second) }),
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(c4, wwan, true)}},
 		{name: "one of two primaries stalled: the other holds", now: time.Hour,
-			host: newHost(eth0, eth1, wwan).link("eth0", func(l *policy.Link) { l.Health = stalledSince(time.Hour - time.Second) }),
+			host: newHost(eth0, eth1, wwan).Link("eth0", func(l *policy.Link) { l.Health = stalledSince(time.Hour - time.Second) }),
 			want: []policy.Endpoint{ep(a4, eth0, false), ep(b4, eth1, false), ep(c4, wwan, true)}},
 		{name: "cellular by name", config: `{"cellular_names":["usb*"]}`, now: time.Hour,
 			host: newHost(eth0, usb0),
@@ -256,8 +172,8 @@ func TestKernel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := chain(t, tt.config).Kernel(tt.host.view(policy.ModeKernel, tt.now), policy.KernelPlan{})
-			if diff := cmp.Diff(tt.want, got.Endpoints, netOpts); diff != "" {
+			got := chain(t, tt.config).Kernel(tt.host.View(policy.ModeKernel, t0.Add(tt.now)), policy.KernelPlan{})
+			if diff := cmp.Diff(tt.want, got.Endpoints, policytest.NetOpts); diff != "" {
 				t.Errorf("endpoints (-want +got):\n%s", diff)
 			}
 			if err := got.Validate(); err != nil {
@@ -299,7 +215,7 @@ func TestConn(t *testing.T) {
 	tests := []struct {
 		name   string
 		config string
-		host   host
+		host   policytest.Host
 		conn   policy.Conn
 		now    time.Duration
 		want   []policy.Path
@@ -323,13 +239,13 @@ func TestConn(t *testing.T) {
 		{name: "primary subflow closed: promoted, re-created", host: base, now: 10 * time.Second, conn: conn(cellSub),
 			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
 		{name: "primary address gone: promoted", now: 10 * time.Second, conn: baseConn,
-			host: base.addr(a4, func(a *policy.LocalAddr) { a.Usable, a.Reason = false, "deprecated" }),
+			host: base.Addr(a4, func(a *policy.LocalAddr) { a.Usable, a.Reason = false, "deprecated" }),
 			want: []policy.Path{path(c4, wwan, false)}},
 		{name: "primary link down: promoted", now: 10 * time.Second, conn: baseConn,
-			host: base.link("eth0", func(l *policy.Link) { l.Up, l.Usable = false, false }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Up, l.Usable = false, false }),
 			want: []policy.Path{path(c4, wwan, false)}},
 		{name: "primary link stalled, subflow idle: promoted, not dropped", now: 10 * time.Second, conn: baseConn,
-			host: base.link("eth0", func(l *policy.Link) { l.Health = stalledSince(10 * time.Second) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Health = stalledSince(10 * time.Second) }),
 			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
 		{name: "new primary subflow within hold_time: promoted", host: base, now: 11 * time.Second,
 			conn: conn(cellSub, with(initial, func(s *policy.Subflow) {
@@ -345,40 +261,40 @@ func TestConn(t *testing.T) {
 			conn: conn(with(initial, func(s *policy.Subflow) { s.Health = recoveredAt(10 * time.Second) }), cellSub),
 			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
 		{name: "link recovered within hold_time: promoted", conn: baseConn, now: 11 * time.Second,
-			host: base.link("eth0", func(l *policy.Link) { l.Health = recoveredAt(10 * time.Second) }),
+			host: base.Link("eth0", func(l *policy.Link) { l.Health = recoveredAt(10 * time.Second) }),
 			want: []policy.Path{path(a4, eth0, false), path(c4, wwan, false)}},
 		{name: "one of two primaries stalled: the other holds, the dead one dropped", now: 11 * time.Second,
 			host: newHost(eth0, eth1, wwan), conn: conn(stalledInitial, eth1Sub, cellSub),
 			want: []policy.Path{path(b4, eth1, false), path(c4, wwan, true)}},
 		{name: "cellular by name", config: `{"cellular_names":["usb?"]}`, now: time.Second,
-			host: newHost(eth0, usb0), conn: policy.Conn{Side: policy.SideClient, Local: addrPort("[2001:db8:1::1]:40000"), Remote: r6,
-				Subflows: []policy.Subflow{{Local: addrPort("[2001:db8:1::1]:40000"), Remote: r6, Established: true}}},
-			want: []policy.Path{{Local: addr("2001:db8:1::1"), Remote: r6}, {Local: d6, Dev: "usb0", IfIndex: 5, Remote: r6, Backup: true}}},
+			host: newHost(eth0, usb0), conn: policy.Conn{Side: policy.SideClient, Local: policytest.AddrPort("[2001:db8:1::1]:40000"), Remote: r6,
+				Subflows: []policy.Subflow{{Local: policytest.AddrPort("[2001:db8:1::1]:40000"), Remote: r6, Established: true}}},
+			want: []policy.Path{{Local: policytest.Addr("2001:db8:1::1"), Remote: r6}, {Local: d6, Dev: "usb0", IfIndex: 5, Remote: r6, Backup: true}}},
 		{name: "IPv4-mapped subflows", host: base, now: 10 * time.Second,
-			conn: policy.Conn{Side: policy.SideClient, Local: addrPort("[::ffff:192.0.2.1]:40000"), Remote: addrPort("[::ffff:203.0.113.7]:443"),
+			conn: policy.Conn{Side: policy.SideClient, Local: policytest.AddrPort("[::ffff:192.0.2.1]:40000"), Remote: policytest.AddrPort("[::ffff:203.0.113.7]:443"),
 				Subflows: []policy.Subflow{
 					with(stalledInitial, func(s *policy.Subflow) {
-						s.Local, s.Remote = addrPort("[::ffff:192.0.2.1]:40000"), addrPort("[::ffff:203.0.113.7]:443")
+						s.Local, s.Remote = policytest.AddrPort("[::ffff:192.0.2.1]:40000"), policytest.AddrPort("[::ffff:203.0.113.7]:443")
 					}),
-					with(cellSub, func(s *policy.Subflow) { s.Local = addrPort("[::ffff:203.0.113.1]:40001") }),
+					with(cellSub, func(s *policy.Subflow) { s.Local = policytest.AddrPort("[::ffff:203.0.113.1]:40001") }),
 				}},
 			want: []policy.Path{path(c4, wwan, false)}},
 		{name: "server side: backup bits, nothing dropped", host: base, now: 10 * time.Second,
-			conn: policy.Conn{Side: policy.SideServer, Local: addrPort("192.0.2.1:443"), Remote: addrPort("203.0.113.50:50000"),
+			conn: policy.Conn{Side: policy.SideServer, Local: policytest.AddrPort("192.0.2.1:443"), Remote: policytest.AddrPort("203.0.113.50:50000"),
 				Subflows: []policy.Subflow{
-					{Local: addrPort("192.0.2.1:443"), Remote: addrPort("203.0.113.50:50000"), Established: true, Health: stalledSince(9 * time.Second)},
-					{Local: addrPort("203.0.113.1:443"), Remote: addrPort("203.0.113.51:50001"), Established: true, IfIndex: 4},
+					{Local: policytest.AddrPort("192.0.2.1:443"), Remote: policytest.AddrPort("203.0.113.50:50000"), Established: true, Health: stalledSince(9 * time.Second)},
+					{Local: policytest.AddrPort("203.0.113.1:443"), Remote: policytest.AddrPort("203.0.113.51:50001"), Established: true, IfIndex: 4},
 				}},
 			want: []policy.Path{
-				{Local: a4, Dev: "eth0", IfIndex: 2, Remote: addrPort("203.0.113.50:50000")},
-				{Local: c4, Dev: "wwan0", IfIndex: 4, Remote: addrPort("203.0.113.51:50001")},
+				{Local: a4, Dev: "eth0", IfIndex: 2, Remote: policytest.AddrPort("203.0.113.50:50000")},
+				{Local: c4, Dev: "wwan0", IfIndex: 4, Remote: policytest.AddrPort("203.0.113.51:50001")},
 			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := chain(t, tt.config).Conn(tt.host.view(policy.ModeUserspace, tt.now), tt.conn, policy.ConnPlan{})
-			if diff := cmp.Diff(tt.want, got.Paths, netOpts); diff != "" {
+			got := chain(t, tt.config).Conn(tt.host.View(policy.ModeUserspace, t0.Add(tt.now)), tt.conn, policy.ConnPlan{})
+			if diff := cmp.Diff(tt.want, got.Paths, policytest.NetOpts); diff != "" {
 				t.Errorf("paths (-want +got):\n%s", diff)
 			}
 			if err := got.Validate(); err != nil {
@@ -404,7 +320,7 @@ func TestFailoverTimeline(t *testing.T) {
 	}
 	type step struct {
 		at     time.Duration
-		host   host
+		host   policytest.Host
 		subs   []policy.Subflow
 		backup bool // the cellular path's bit
 		dead   bool // the primary path left out
@@ -437,24 +353,24 @@ func TestFailoverTimeline(t *testing.T) {
 		{at: 13*s + 100*ms, subs: []policy.Subflow{cellSub, probe(40011, 9*s, recoveredAt(12*s+100*ms))}, backup: true},
 		// The link goes down: promoted at once, back hold_time after it
 		// is up again.
-		{at: 20 * s, host: h.link("eth0", func(l *policy.Link) { l.Up, l.Usable, l.Changed = false, false, t0.Add(20*s) }),
+		{at: 20 * s, host: h.Link("eth0", func(l *policy.Link) { l.Up, l.Usable, l.Changed = false, false, t0.Add(20*s) }),
 			subs: []policy.Subflow{cellSub}, backup: false, dead: true},
-		{at: 21 * s, host: h.link("eth0", func(l *policy.Link) { l.Changed = t0.Add(21 * s) }),
+		{at: 21 * s, host: h.Link("eth0", func(l *policy.Link) { l.Changed = t0.Add(21 * s) }),
 			subs: []policy.Subflow{cellSub, probe(40012, 21*s, policy.Health{})}, backup: false},
-		{at: 22 * s, host: h.link("eth0", func(l *policy.Link) { l.Changed = t0.Add(21 * s) }),
+		{at: 22 * s, host: h.Link("eth0", func(l *policy.Link) { l.Changed = t0.Add(21 * s) }),
 			subs: []policy.Subflow{cellSub, probe(40012, 21*s, policy.Health{})}, backup: true},
 	}
 	for _, st := range steps {
 		hs := st.host
-		if hs.links == nil {
+		if hs.Links == nil {
 			hs = h
 		}
-		got := c.Conn(hs.view(policy.ModeUserspace, st.at), conn(st.subs...), policy.ConnPlan{})
+		got := c.Conn(hs.View(policy.ModeUserspace, t0.Add(st.at)), conn(st.subs...), policy.ConnPlan{})
 		want := []policy.Path{path(c4, wwan, st.backup)}
 		if !st.dead {
 			want = append([]policy.Path{path(a4, eth0, false)}, want...)
 		}
-		if diff := cmp.Diff(want, got.Paths, netOpts); diff != "" {
+		if diff := cmp.Diff(want, got.Paths, policytest.NetOpts); diff != "" {
 			t.Errorf("at %v: paths (-want +got):\n%s", st.at, diff)
 		}
 	}
@@ -472,7 +388,7 @@ func TestConnDeferral(t *testing.T) {
 	tests := []struct {
 		name   string
 		config string
-		host   host
+		host   policytest.Host
 		now    time.Duration
 		want   map[netip.Addr]policy.Deferral
 	}{
@@ -480,20 +396,16 @@ func TestConnDeferral(t *testing.T) {
 			map[netip.Addr]policy.Deferral{a4: {}, b4: held, c4: held}},
 		{"backup at once", `{"hold_time":"0s","backup_at_once":true}`, newHost(eth0, eth1, wwan), 0,
 			map[netip.Addr]policy.Deferral{a4: {}, b4: held, c4: {}}},
-		{"promoted", `{}`, newHost(eth0, eth1, wwan).addr(a4, func(a *policy.LocalAddr) { a.Usable = false }), 0,
+		{"promoted", `{}`, newHost(eth0, eth1, wwan).Addr(a4, func(a *policy.LocalAddr) { a.Usable = false }), 0,
 			map[netip.Addr]policy.Deferral{b4: held, c4: {}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := policy.NewChain([]policy.Spec{
-				{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"1s","join_bytes":0}`)},
-				{Name: "backup-cellular", Config: json.RawMessage(tt.config)},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan := c.Conn(tt.host.view(policy.ModeUserspace, tt.now), young, policy.ConnPlan{})
+			c := policytest.Chain(t,
+				policy.Spec{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"1s","join_bytes":0}`)},
+				policy.Spec{Name: backupcell.Name, Config: json.RawMessage(tt.config)})
+			plan := c.Conn(tt.host.View(policy.ModeUserspace, t0.Add(tt.now)), young, policy.ConnPlan{})
 			got := map[netip.Addr]policy.Deferral{}
 			for _, p := range plan.Paths {
 				got[p.Local] = p.Deferral

@@ -1,36 +1,32 @@
 package backupcell_test
 
 import (
-	"encoding/json"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
+	"github.com/mptcpgod/mptcpgod/plugins/backupcell"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
 // FuzzConfig feeds configurations as the daemon passes them from its
 // config file: New must not panic, its errors name the policy, and every
-// configuration it accepts gives plans the kernel accepts, with the
-// cellular endpoints and paths the only ones it changes.
+// configuration it accepts gives plans the kernel accepts, behind
+// fullmesh, with the cellular endpoints and paths the only ones it
+// changes.
 func FuzzConfig(f *testing.F) {
-	for _, s := range []string{
-		``, `{}`, `{"cellular_names":["wwan*","usb0"],"hold_time":"5s","close_dead":false}`,
-		`{"hold":"1s"}`, `{"hold_time":"-1s"}`, `{"cellular_names":["["]}`,
-	} {
-		f.Add([]byte(s))
+	fm, err := policy.New("fullmesh", nil)
+	if err != nil {
+		f.Fatal(err)
 	}
 	links := []policy.Link{eth0, wwan, usb0}
-	addrs := []policy.LocalAddr{loc(a4, eth0), loc(c4, wwan), loc(d6, usb0), loc(addr("2001:db8:1::1"), eth0)}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		c, err := policy.NewChain([]policy.Spec{{Name: "fullmesh"}, {Name: "backup-cellular", Config: json.RawMessage(raw)}})
-		if err != nil {
-			if !strings.Contains(err.Error(), "policy/backup-cellular: ") {
-				t.Fatalf("error %q does not name the policy", err)
-			}
-			return
-		}
+	addrs := []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(c4, wwan), policytest.Local(d6, usb0), policytest.Local(policytest.Addr("2001:db8:1::1"), eth0)}
+	policytest.FuzzConfig(f, backupcell.Name, []string{
+		``, `{}`, `{"cellular_names":["wwan*","usb0"],"hold_time":"5s","close_dead":false}`,
+		`{"hold":"1s"}`, `{"hold_time":"-1s"}`, `{"cellular_names":["["]}`,
+	}, func(t *testing.T, p policy.Policy) {
+		c := policy.Compose(fm, p)
 		for _, now := range []time.Duration{0, time.Second, time.Hour} {
 			v := policy.View{Mode: policy.ModeKernel, Now: t0.Add(now), Links: links, Addrs: addrs}
 			kp := c.Kernel(v, policy.KernelPlan{})

@@ -3,109 +3,60 @@ package costaware_test
 import (
 	"encoding/json"
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
 	"github.com/mptcpgod/mptcpgod/plugins/costaware"
 	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
-var netOpts = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{}, netip.Prefix{})
-
-func addr(s string) netip.Addr         { return netip.MustParseAddr(s) }
-func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 // build returns fullmesh then cost-aware with the config, as the daemon
 // runs them.
 func build(t testing.TB, config string) *policy.Chain {
 	t.Helper()
-	c, err := policy.NewChain([]policy.Spec{{Name: "fullmesh"}, {Name: "cost-aware", Config: json.RawMessage(config)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return policytest.Chain(t, policy.Spec{Name: "fullmesh"}, policy.Spec{Name: costaware.Name, Config: json.RawMessage(config)})
 }
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	def := costaware.DefaultConfig()
-	with := func(f func(*costaware.Config)) costaware.Config {
-		c := costaware.DefaultConfig()
-		f(&c)
-		return c
-	}
-	tests := []struct {
-		config string
-		want   costaware.Config
-		err    string
-	}{
-		{``, def, ""},
-		{`{}`, def, ""},
-		{`null`, def, ""},
-		{`{"standby": "backup", "at_quota": "backup"}`,
-			with(func(c *costaware.Config) { c.Standby, c.AtQuota = costaware.Backup, costaware.Backup }), ""},
-		{`{"aggregate_budget": "500MB", "aggregate_cost": 1.5}`,
-			with(func(c *costaware.Config) { c.AggregateBudget, c.AggregateCost = "500MB", 1.5 }), ""},
-		{`{"links": [{"name": "wwan*", "standby": "backup", "aggregate_budget": "0", "aggregate_cost": 0}]}`,
-			with(func(c *costaware.Config) {
+	with := policytest.With(costaware.DefaultConfig)
+	policytest.RunConfigs(t, []policytest.ConfigCase[costaware.Config]{
+		{Config: ``, Want: def},
+		{Config: `{}`, Want: def},
+		{Config: `null`, Want: def},
+		{Config: `{"standby": "backup", "at_quota": "backup"}`,
+			Want: with(func(c *costaware.Config) { c.Standby, c.AtQuota = costaware.Backup, costaware.Backup })},
+		{Config: `{"aggregate_budget": "500MB", "aggregate_cost": 1.5}`,
+			Want: with(func(c *costaware.Config) { c.AggregateBudget, c.AggregateCost = "500MB", 1.5 })},
+		{Config: `{"links": [{"name": "wwan*", "standby": "backup", "aggregate_budget": "0", "aggregate_cost": 0}]}`,
+			Want: with(func(c *costaware.Config) {
 				c.Links = []costaware.LinkConfig{{Name: "wwan*", Standby: costaware.Backup, AggregateBudget: "0", AggregateCost: new(0.0)}}
-			}), ""},
-		{`{"standby": "drop"}`, def, `policy/cost-aware: option "standby": "drop" is not withdraw or backup`},
-		{`{"at_quota": ""}`, def, `policy/cost-aware: option "at_quota": "" is not withdraw or backup`},
-		{`{"aggregate_budget": "lots"}`, def, `policy/cost-aware: option "aggregate_budget": "lots" is not a size such as "500MB" or "1GiB"`},
-		{`{"aggregate_budget": 500}`, def, `policy/cost-aware: option "aggregate_budget": cannot use number as string`},
-		{`{"aggregate_cost": -1}`, def, `policy/cost-aware: option "aggregate_cost": -1 is not a cost of 0 or more`},
-		{`{"quota": "2MB"}`, def, `policy/cost-aware: unknown option "quota"`},
-		{`{"links": [{"standby": "backup"}]}`, def, `policy/cost-aware: option "links[0].name": missing`},
-		{`{"links": [{"name": "wwan["}]}`, def, `policy/cost-aware: option "links[0].name": "wwan[" is not a valid glob: syntax error in pattern`},
-		{`{"links": [{"name": "a"}, {"name": "b", "at_quota": "stop"}]}`, def, `policy/cost-aware: option "links[1].at_quota": "stop" is not withdraw or backup`},
-		{`{"links": [{"name": "a", "aggregate_budget": "1XB"}]}`, def, `policy/cost-aware: option "links[0].aggregate_budget": "1XB" is not a size such as "500MB" or "1GiB"`},
-		{`{"links": [{"name": "a", "aggregate_cost": -0.5}]}`, def, `policy/cost-aware: option "links[0].aggregate_cost": -0.5 is not a cost of 0 or more`},
-		{`{"links": [{"name": "a", "metered": "yes"}]}`, def, `policy/cost-aware: unknown option "metered"`},
-		{`["withdraw"]`, def, `policy/cost-aware: config must be a JSON object`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.config, func(t *testing.T) {
-			t.Parallel()
-			p, err := policy.New("cost-aware", json.RawMessage(tt.config))
-			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
-				t.Fatalf("error (-want +got):\n%s", diff)
-			}
-			if err != nil {
-				return
-			}
-			if diff := cmp.Diff(tt.want, p.(*costaware.CostAware).Config()); diff != "" {
-				t.Errorf("config (-want +got):\n%s", diff)
-			}
-		})
-	}
+			})},
+		{Config: `{"standby": "drop"}`, Err: `policy/cost-aware: option "standby": "drop" is not withdraw or backup`},
+		{Config: `{"at_quota": ""}`, Err: `policy/cost-aware: option "at_quota": "" is not withdraw or backup`},
+		{Config: `{"aggregate_budget": "lots"}`, Err: `policy/cost-aware: option "aggregate_budget": "lots" is not a size such as "500MB" or "1GiB"`},
+		{Config: `{"aggregate_budget": 500}`, Err: `policy/cost-aware: option "aggregate_budget": cannot use number as string`},
+		{Config: `{"aggregate_cost": -1}`, Err: `policy/cost-aware: option "aggregate_cost": -1 is not a cost of 0 or more`},
+		{Config: `{"quota": "2MB"}`, Err: `policy/cost-aware: unknown option "quota"`},
+		{Config: `{"links": [{"standby": "backup"}]}`, Err: `policy/cost-aware: option "links[0].name": missing`},
+		{Config: `{"links": [{"name": "wwan["}]}`, Err: `policy/cost-aware: option "links[0].name": "wwan[" is not a valid glob: syntax error in pattern`},
+		{Config: `{"links": [{"name": "a"}, {"name": "b", "at_quota": "stop"}]}`, Err: `policy/cost-aware: option "links[1].at_quota": "stop" is not withdraw or backup`},
+		{Config: `{"links": [{"name": "a", "aggregate_budget": "1XB"}]}`, Err: `policy/cost-aware: option "links[0].aggregate_budget": "1XB" is not a size such as "500MB" or "1GiB"`},
+		{Config: `{"links": [{"name": "a", "aggregate_cost": -0.5}]}`, Err: `policy/cost-aware: option "links[0].aggregate_cost": -0.5 is not a cost of 0 or more`},
+		{Config: `{"links": [{"name": "a", "metered": "yes"}]}`, Err: `policy/cost-aware: unknown option "metered"`},
+		{Config: `["withdraw"]`, Err: `policy/cost-aware: config must be a JSON object`},
+	}, policytest.Configured[*costaware.CostAware](costaware.Name))
 }
 
 func TestDescribe(t *testing.T) {
 	t.Parallel()
-	d, err := policy.Describe("cost-aware")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]any{}
-	for _, o := range d.Options {
-		got[o.Name] = o.Default
-		if o.Help == "" || o.Type == "" {
-			t.Errorf("option %s lacks help or type", o.Name)
-		}
-	}
+	d, got := policytest.Defaults(t, costaware.Name)
 	want := map[string]any{"standby": "withdraw", "at_quota": "withdraw", "aggregate_budget": "", "aggregate_cost": 0.0, "links": []any{}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("option defaults (-want +got):\n%s", diff)
@@ -119,58 +70,38 @@ func TestDescribe(t *testing.T) {
 // wwan0 (index 3) is cellular and metered with a 2 MB quota and IPv4 and
 // IPv6, wwan1 (index 4) is metered with IPv4 only.
 var (
-	eth4, eth6   = addr("192.0.2.1"), addr("2001:db8:1::1")
-	wwan4, wwan6 = addr("198.51.100.1"), addr("2001:db8:2::1")
-	wwan14       = addr("203.0.113.1")
+	eth4, eth6   = policytest.Addr("192.0.2.1"), policytest.Addr("2001:db8:1::1")
+	wwan4, wwan6 = policytest.Addr("198.51.100.1"), policytest.Addr("2001:db8:2::1")
+	wwan14       = policytest.Addr("203.0.113.1")
 )
 
-type host struct {
-	links []policy.Link
-	addrs []policy.LocalAddr
-}
+// now is the time of the test host's views.
+var now = time.Date(2025, 2, 10, 12, 0, 0, 0, time.UTC)
 
-func newHost() *host {
-	h := &host{links: []policy.Link{
-		{Name: "eth0", Index: 2, Kind: policy.LinkWired, Up: true, Usable: true},
-		{Name: "wwan0", Index: 3, Kind: policy.LinkCellular, Up: true, Usable: true, Metered: true, CostPerGB: 10,
-			QuotaBytes: 2_000_000, UsageSince: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)},
-		{Name: "wwan1", Index: 4, Kind: policy.LinkCellular, Up: true, Usable: true, Metered: true},
-	}}
-	for _, a := range []struct {
-		a    netip.Addr
-		link string
-		idx  int32
-	}{{eth4, "eth0", 2}, {eth6, "eth0", 2}, {wwan4, "wwan0", 3}, {wwan6, "wwan0", 3}, {wwan14, "wwan1", 4}} {
-		h.addrs = append(h.addrs, policy.LocalAddr{Addr: a.a, Link: a.link, IfIndex: a.idx, Usable: true})
+func newHost() policytest.Host {
+	eth0 := policy.Link{Name: "eth0", Index: 2, Kind: policy.LinkWired, Up: true, Usable: true}
+	wwan0 := policy.Link{Name: "wwan0", Index: 3, Kind: policy.LinkCellular, Up: true, Usable: true, Metered: true, CostPerGB: 10,
+		QuotaBytes: 2_000_000, UsageSince: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)}
+	wwan1 := policy.Link{Name: "wwan1", Index: 4, Kind: policy.LinkCellular, Up: true, Usable: true, Metered: true}
+	return policytest.Host{
+		Links: []policy.Link{eth0, wwan0, wwan1},
+		Addrs: []policy.LocalAddr{
+			policytest.Local(eth4, eth0), policytest.Local(eth6, eth0),
+			policytest.Local(wwan4, wwan0), policytest.Local(wwan6, wwan0),
+			policytest.Local(wwan14, wwan1),
+		},
 	}
-	return h
 }
 
-// with changes the link named name.
-func (h *host) with(name string, f func(*policy.Link)) *host {
-	for i := range h.links {
-		if h.links[i].Name == name {
-			f(&h.links[i])
-		}
-	}
-	return h
-}
-
-// without makes the addresses unusable.
-func (h *host) without(as ...netip.Addr) *host {
-	for i := range h.addrs {
-		if slices.Contains(as, h.addrs[i].Addr) {
-			h.addrs[i].Usable = false
-		}
-	}
-	return h
-}
-
-func (h *host) view(mode policy.Mode) policy.View {
-	return policy.View{Mode: mode, Now: time.Date(2025, 2, 10, 12, 0, 0, 0, time.UTC), Links: h.links, Addrs: h.addrs}
+// freeLinkDown is the test host with eth0 down and its addresses
+// unusable.
+func freeLinkDown() policytest.Host {
+	return newHost().Link("eth0", down).Addr(eth4, unusable).Addr(eth6, unusable)
 }
 
 func down(l *policy.Link) { l.Up, l.Usable = false, false }
+
+func unusable(a *policy.LocalAddr) { a.Usable = false }
 
 func usedBytes(n uint64) func(*policy.Link) { return func(l *policy.Link) { l.UsedBytes = n } }
 
@@ -193,7 +124,7 @@ func TestKernel(t *testing.T) {
 	tests := []struct {
 		name   string
 		config string
-		host   *host
+		host   policytest.Host
 		want   []policy.Endpoint
 	}{
 		{
@@ -209,55 +140,55 @@ func TestKernel(t *testing.T) {
 		},
 		{
 			name: "all metered links used when the free link is down",
-			host: newHost().with("eth0", down).without(eth4, eth6),
+			host: freeLinkDown(),
 			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(wwan6, false)},
 		},
 		{
 			name: "a stalled free link is no alternative",
-			host: newHost().with("eth0", func(l *policy.Link) { l.Health.Stalled = true }),
+			host: newHost().Link("eth0", func(l *policy.Link) { l.Health.Stalled = true }),
 			want: []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
 		},
 		{
 			name: "a metered free link is no alternative",
-			host: newHost().with("eth0", func(l *policy.Link) { l.Metered = true }),
+			host: newHost().Link("eth0", func(l *policy.Link) { l.Metered = true }),
 			want: []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
 		},
 		{
 			name: "the free link is an alternative for its family only",
-			host: newHost().without(eth4),
+			host: newHost().Addr(eth4, unusable),
 			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(eth6, false)},
 		},
 		{
 			name: "at the quota: withdrawn",
-			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(2_000_000)),
+			host: freeLinkDown().Link("wwan0", usedBytes(2_000_000)),
 			want: []policy.Endpoint{ep(wwan14, false)},
 		},
 		{
 			name: "just below the quota: used",
-			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(1_999_999)),
+			host: freeLinkDown().Link("wwan0", usedBytes(1_999_999)),
 			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(wwan6, false)},
 		},
 		{
 			name:   "at the quota: backup",
 			config: `{"at_quota":"backup"}`,
-			host:   newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(3_000_000)),
+			host:   freeLinkDown().Link("wwan0", usedBytes(3_000_000)),
 			want:   []policy.Endpoint{ep(wwan4, true), ep(wwan14, false), ep(wwan6, true)},
 		},
 		{
 			name: "a free link at its quota is withdrawn and no alternative",
-			host: newHost().with("eth0", func(l *policy.Link) { l.QuotaBytes, l.UsedBytes = 100, 100 }),
+			host: newHost().Link("eth0", func(l *policy.Link) { l.QuotaBytes, l.UsedBytes = 100, 100 }),
 			want: []policy.Endpoint{ep(wwan4, false), ep(wwan14, false), ep(wwan6, false)},
 		},
 		{
 			name:   "within the aggregation budget",
 			config: `{"aggregate_budget":"1MB"}`,
-			host:   newHost().with("wwan0", usedBytes(999_999)),
+			host:   newHost().Link("wwan0", usedBytes(999_999)),
 			want:   []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
 		},
 		{
 			name:   "aggregation budget spent",
 			config: `{"aggregate_budget":"1MB"}`,
-			host:   newHost().with("wwan0", usedBytes(1_000_000)),
+			host:   newHost().Link("wwan0", usedBytes(1_000_000)),
 			want:   []policy.Endpoint{ep(eth4, false), ep(wwan14, false), ep(eth6, false)},
 		},
 		{
@@ -265,20 +196,20 @@ func TestKernel(t *testing.T) {
 			// wwan1 has no price: no aggregation by cost.
 			name:   "within the aggregation cost",
 			config: `{"aggregate_cost":0.01}`,
-			host:   newHost().with("wwan0", usedBytes(990_000)),
+			host:   newHost().Link("wwan0", usedBytes(990_000)),
 			want:   []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(eth6, false), ep(wwan6, false)},
 		},
 		{
 			name:   "aggregation cost spent",
 			config: `{"aggregate_cost":0.01}`,
-			host:   newHost().with("wwan0", usedBytes(1_000_000)),
+			host:   newHost().Link("wwan0", usedBytes(1_000_000)),
 			want:   []policy.Endpoint{ep(eth4, false), ep(eth6, false)},
 		},
 		{
 			// wwan1, without a price, has the byte budget only.
 			name:   "the first budget spent ends the aggregation",
 			config: `{"aggregate_budget":"5MB","aggregate_cost":0.01}`,
-			host:   newHost().with("wwan0", usedBytes(1_000_000)),
+			host:   newHost().Link("wwan0", usedBytes(1_000_000)),
 			want:   []policy.Endpoint{ep(eth4, false), ep(wwan14, false), ep(eth6, false)},
 		},
 		{
@@ -295,9 +226,9 @@ func TestKernel(t *testing.T) {
 		},
 		{
 			name: "links the view does not list are left alone",
-			host: func() *host {
+			host: func() policytest.Host {
 				h := newHost()
-				h.links = h.links[:1]
+				h.Links = h.Links[:1]
 				return h
 			}(),
 			want: []policy.Endpoint{ep(eth4, false), ep(wwan4, false), ep(wwan14, false), ep(eth6, false), ep(wwan6, false)},
@@ -306,8 +237,8 @@ func TestKernel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := build(t, tt.config).Kernel(tt.host.view(policy.ModeKernel), policy.KernelPlan{})
-			if diff := cmp.Diff(tt.want, got.Endpoints, netOpts); diff != "" {
+			got := build(t, tt.config).Kernel(tt.host.View(policy.ModeKernel, now), policy.KernelPlan{})
+			if diff := cmp.Diff(tt.want, got.Endpoints, policytest.NetOpts); diff != "" {
 				t.Errorf("endpoints (-want +got):\n%s", diff)
 			}
 			if err := got.Validate(); err != nil {
@@ -327,18 +258,18 @@ func TestKernelFindsLinks(t *testing.T) {
 	}
 	next := policy.KernelPlan{Endpoints: []policy.Endpoint{
 		{Addr: eth4, Subflow: true}, {Addr: wwan4, Dev: "wwan0", Subflow: true}, {Addr: wwan14, Subflow: true},
-		{Addr: addr("192.0.2.99"), Subflow: true},
+		{Addr: policytest.Addr("192.0.2.99"), Subflow: true},
 	}}
-	got := p.Kernel(newHost().view(policy.ModeKernel), next)
-	want := []policy.Endpoint{{Addr: eth4, Subflow: true}, {Addr: addr("192.0.2.99"), Subflow: true}}
-	if diff := cmp.Diff(want, got.Endpoints, netOpts); diff != "" {
+	got := p.Kernel(newHost().View(policy.ModeKernel, now), next)
+	want := []policy.Endpoint{{Addr: eth4, Subflow: true}, {Addr: policytest.Addr("192.0.2.99"), Subflow: true}}
+	if diff := cmp.Diff(want, got.Endpoints, policytest.NetOpts); diff != "" {
 		t.Errorf("endpoints (-want +got):\n%s", diff)
 	}
 }
 
 var (
-	peer  = addrPort("203.0.113.80:443")
-	peer6 = addrPort("[2001:db8:99::1]:443")
+	peer  = policytest.AddrPort("203.0.113.80:443")
+	peer6 = policytest.AddrPort("[2001:db8:99::1]:443")
 )
 
 func path(local netip.Addr, remote netip.AddrPort, backup bool) policy.Path {
@@ -354,13 +285,13 @@ func TestConn(t *testing.T) {
 			PeerAddrs: []policy.PeerAddr{{ID: 1, Addr: peer6, Source: policy.SourceAnnounced}},
 			Subflows:  []policy.Subflow{{Local: la, Remote: peer, Established: true}}}
 	}
-	server := policy.Conn{Side: policy.SideServer, Local: netip.AddrPortFrom(eth4, 443), Remote: addrPort("203.0.113.9:50000"),
+	server := policy.Conn{Side: policy.SideServer, Local: netip.AddrPortFrom(eth4, 443), Remote: policytest.AddrPort("203.0.113.9:50000"),
 		Subflows: []policy.Subflow{
-			{Local: netip.AddrPortFrom(eth4, 443), Remote: addrPort("203.0.113.9:50000"), Established: true},
-			{Local: netip.AddrPortFrom(wwan4, 443), Remote: addrPort("203.0.113.9:50001"), Established: true},
+			{Local: netip.AddrPortFrom(eth4, 443), Remote: policytest.AddrPort("203.0.113.9:50000"), Established: true},
+			{Local: netip.AddrPortFrom(wwan4, 443), Remote: policytest.AddrPort("203.0.113.9:50001"), Established: true},
 		}}
 	srv := func(local netip.Addr, port uint16, backup bool) policy.Path {
-		return path(local, netip.AddrPortFrom(addr("203.0.113.9"), port), backup)
+		return path(local, netip.AddrPortFrom(policytest.Addr("203.0.113.9"), port), backup)
 	}
 	announce := func(a netip.Addr) policy.Announce {
 		e := ep(a, false)
@@ -369,7 +300,7 @@ func TestConn(t *testing.T) {
 	tests := []struct {
 		name   string
 		config string
-		host   *host
+		host   policytest.Host
 		conn   policy.Conn
 		want   policy.ConnPlan
 	}{
@@ -387,7 +318,7 @@ func TestConn(t *testing.T) {
 		},
 		{
 			name: "metered paths used while the free link is down",
-			host: newHost().with("eth0", down).without(eth4, eth6), conn: client(wwan4),
+			host: freeLinkDown(), conn: client(wwan4),
 			want: policy.ConnPlan{Paths: []policy.Path{path(wwan4, peer, false), path(wwan14, peer, false), path(wwan6, peer6, false)}},
 		},
 		{
@@ -397,18 +328,18 @@ func TestConn(t *testing.T) {
 		},
 		{
 			name: "at the quota: paths dropped and their addresses withdrawn, the last subflow's too",
-			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(2_000_000)), conn: client(wwan4),
+			host: freeLinkDown().Link("wwan0", usedBytes(2_000_000)), conn: client(wwan4),
 			want: policy.ConnPlan{Paths: []policy.Path{path(wwan14, peer, false)}, Withdraw: []netip.Addr{wwan4, wwan6}},
 		},
 		{
 			name: "at the quota: backup",
-			host: newHost().with("eth0", down).without(eth4, eth6).with("wwan0", usedBytes(2_000_000)), conn: client(wwan14),
+			host: freeLinkDown().Link("wwan0", usedBytes(2_000_000)), conn: client(wwan14),
 			config: `{"at_quota":"backup"}`,
 			want:   policy.ConnPlan{Paths: []policy.Path{path(wwan4, peer, true), path(wwan14, peer, false), path(wwan6, peer6, true)}},
 		},
 		{
 			name: "within the aggregation budget",
-			host: newHost().with("wwan0", usedBytes(10)), conn: client(eth4), config: `{"links":[{"name":"wwan0","aggregate_budget":"1MB"}]}`,
+			host: newHost().Link("wwan0", usedBytes(10)), conn: client(eth4), config: `{"links":[{"name":"wwan0","aggregate_budget":"1MB"}]}`,
 			want: policy.ConnPlan{Paths: []policy.Path{path(eth4, peer, false), path(wwan4, peer, false), path(eth6, peer6, false), path(wwan6, peer6, false)}},
 		},
 		{
@@ -431,8 +362,8 @@ func TestConn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := build(t, tt.config).Conn(tt.host.view(policy.ModeUserspace), tt.conn, policy.ConnPlan{})
-			if diff := cmp.Diff(tt.want, got, netOpts, cmpopts.EquateEmpty()); diff != "" {
+			got := build(t, tt.config).Conn(tt.host.View(policy.ModeUserspace, now), tt.conn, policy.ConnPlan{})
+			if diff := cmp.Diff(tt.want, got, policytest.NetOpts, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
 			if err := got.Validate(); err != nil {
@@ -471,15 +402,16 @@ func TestQuotaTransition(t *testing.T) {
 			t.Parallel()
 			c := build(t, `{"at_quota":"`+string(atQuota)+`"}`)
 			for _, s := range steps {
-				h := newHost().with("wwan0", func(l *policy.Link) {
+				h := newHost()
+				if !s.ethUp {
+					h = freeLinkDown()
+				}
+				h = h.Link("wwan0", func(l *policy.Link) {
 					l.UsedBytes = s.used
 					l.UsageSince = time.Date(2025, time.Month(2+s.period), 1, 0, 0, 0, 0, time.UTC)
 				})
-				if !s.ethUp {
-					h.with("eth0", down).without(eth4, eth6)
-				}
 				var got string
-				e, ok := find(c.Kernel(h.view(policy.ModeKernel), policy.KernelPlan{}).Endpoints, wwan4)
+				e, ok := find(c.Kernel(h.View(policy.ModeKernel, now), policy.KernelPlan{}).Endpoints, wwan4)
 				switch {
 				case !ok && s.ethUp && s.used < 2_000_000:
 					got = "standby"
@@ -516,14 +448,10 @@ func TestConnDeferral(t *testing.T) {
 	c := policy.Conn{Side: policy.SideClient, Local: la, Remote: peer, Created: created,
 		PeerAddrs: []policy.PeerAddr{{ID: 1, Addr: peer6, Source: policy.SourceAnnounced}},
 		Subflows:  []policy.Subflow{{Local: la, Remote: peer, Established: true}}}
-	ch, err := policy.NewChain([]policy.Spec{
-		{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"1s","join_bytes":1000}`)},
-		{Name: "cost-aware", Config: json.RawMessage(`{"standby":"backup"}`)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := ch.Conn(newHost().view(policy.ModeUserspace), c, policy.ConnPlan{})
+	ch := policytest.Chain(t,
+		policy.Spec{Name: "fullmesh", Config: json.RawMessage(`{"join_delay":"1s","join_bytes":1000}`)},
+		policy.Spec{Name: costaware.Name, Config: json.RawMessage(`{"standby":"backup"}`)})
+	plan := ch.Conn(newHost().View(policy.ModeUserspace, now), c, policy.ConnPlan{})
 	held := policy.Deferral{NotBefore: created.Add(time.Second), AfterBytes: 1000}
 	kept := 0
 	for _, p := range plan.Paths {

@@ -1,10 +1,10 @@
 package costaware_test
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
+	"github.com/mptcpgod/mptcpgod/plugins/costaware"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -13,27 +13,17 @@ import (
 // configuration it accepts gives plans the kernel accepts, with no
 // endpoint or path that fullmesh did not propose.
 func FuzzConfig(f *testing.F) {
-	for _, s := range []string{
+	policytest.FuzzConfig(f, costaware.Name, []string{
 		``, `{}`, `{"standby":"backup","at_quota":"backup","aggregate_budget":"500MB","aggregate_cost":2.5}`,
 		`{"links":[{"name":"wwan*","standby":"backup","aggregate_budget":"0","aggregate_cost":0}]}`,
 		`{"standby":"drop"}`, `{"aggregate_budget":"lots"}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		p, err := policy.New("cost-aware", json.RawMessage(raw))
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "policy/cost-aware: ") {
-				t.Fatalf("error %q does not name the policy", err)
-			}
-			return
-		}
+	}, func(t *testing.T, p policy.Policy) {
 		fm, err := policy.New("fullmesh", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, h := range []*host{newHost(), newHost().with("eth0", down).without(eth4, eth6), newHost().with("wwan0", usedBytes(5_000_000))} {
-			kv := h.view(policy.ModeKernel)
+		for _, h := range []policytest.Host{newHost(), freeLinkDown(), newHost().Link("wwan0", usedBytes(5_000_000))} {
+			kv := h.View(policy.ModeKernel, now)
 			base := fm.Kernel(kv, policy.KernelPlan{})
 			got := policy.Compose(fm, p).Kernel(kv, policy.KernelPlan{})
 			if err := got.Validate(); err != nil {
@@ -44,8 +34,8 @@ func FuzzConfig(f *testing.F) {
 					t.Fatalf("endpoint %s not proposed by fullmesh", e.Addr)
 				}
 			}
-			uv := h.view(policy.ModeUserspace)
-			conn := policy.Conn{Side: policy.SideClient, Local: addrPort("198.51.100.1:40000"), Remote: peer,
+			uv := h.View(policy.ModeUserspace, now)
+			conn := policy.Conn{Side: policy.SideClient, Local: policytest.AddrPort("198.51.100.1:40000"), Remote: peer,
 				PeerAddrs: []policy.PeerAddr{{ID: 1, Addr: peer6}}}
 			if err := policy.Compose(fm, p).Conn(uv, conn, policy.ConnPlan{}).Validate(); err != nil {
 				t.Fatalf("conn plan: %v", err)

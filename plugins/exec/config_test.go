@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -20,73 +21,50 @@ import (
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	def := exec.DefaultConfig()
-	with := func(f func(*exec.Config)) exec.Config {
-		c := exec.DefaultConfig()
-		f(&c)
-		return c
-	}
-	tests := []struct {
-		config string
-		want   exec.Config
-		err    string
-	}{
-		{``, def, ""},
-		{`{}`, def, ""},
-		{`null`, def, ""},
-		{`{"command": ["/nonexistent/prog", "-v"]}`, with(func(c *exec.Config) { c.Command = []string{"/nonexistent/prog", "-v"} }), ""},
-		{`{"timeout": "50ms", "start_timeout": "1s"}`, with(func(c *exec.Config) { c.Timeout, c.StartTimeout = 50*time.Millisecond, time.Second }), ""},
-		{`{"restart_backoff": {"initial": "1s"}}`, with(func(c *exec.Config) { c.RestartBackoff.Initial = time.Second }), ""},
-		{`{"restart_backoff": {"initial": "2s", "max": "2s"}}`, with(func(c *exec.Config) { c.RestartBackoff = exec.Backoff{Initial: 2 * time.Second, Max: 2 * time.Second} }), ""},
-		{`{"env": {"LANG": "C", "X": ""}}`, with(func(c *exec.Config) { c.Env = map[string]string{"LANG": "C", "X": ""} }), ""},
-		{`{"modes": ["userspace"]}`, with(func(c *exec.Config) { c.Modes = []policy.Mode{policy.ModeUserspace} }), ""},
-		{`{"modes": null}`, def, ""},
-		{`{"pass_env": ["TZ", "http_proxy"]}`, with(func(c *exec.Config) { c.PassEnv = []string{"TZ", "http_proxy"} }), ""},
-		{`{"limits": {"memory": "256MiB", "open_files": 64, "processes": 0}}`, with(func(c *exec.Config) {
+	with := policytest.With(exec.DefaultConfig)
+	policytest.RunConfigs(t, []policytest.ConfigCase[exec.Config]{
+		{Config: ``, Want: def},
+		{Config: `{}`, Want: def},
+		{Config: `null`, Want: def},
+		{Config: `{"command": ["/nonexistent/prog", "-v"]}`, Want: with(func(c *exec.Config) { c.Command = []string{"/nonexistent/prog", "-v"} })},
+		{Config: `{"timeout": "50ms", "start_timeout": "1s"}`, Want: with(func(c *exec.Config) { c.Timeout, c.StartTimeout = 50*time.Millisecond, time.Second })},
+		{Config: `{"restart_backoff": {"initial": "1s"}}`, Want: with(func(c *exec.Config) { c.RestartBackoff.Initial = time.Second })},
+		{Config: `{"restart_backoff": {"initial": "2s", "max": "2s"}}`, Want: with(func(c *exec.Config) { c.RestartBackoff = exec.Backoff{Initial: 2 * time.Second, Max: 2 * time.Second} })},
+		{Config: `{"env": {"LANG": "C", "X": ""}}`, Want: with(func(c *exec.Config) { c.Env = map[string]string{"LANG": "C", "X": ""} })},
+		{Config: `{"modes": ["userspace"]}`, Want: with(func(c *exec.Config) { c.Modes = []policy.Mode{policy.ModeUserspace} })},
+		{Config: `{"modes": null}`, Want: def},
+		{Config: `{"pass_env": ["TZ", "http_proxy"]}`, Want: with(func(c *exec.Config) { c.PassEnv = []string{"TZ", "http_proxy"} })},
+		{Config: `{"limits": {"memory": "256MiB", "open_files": 64, "processes": 0}}`, Want: with(func(c *exec.Config) {
 			c.Limits = exec.Limits{Memory: 256 << 20, OpenFiles: 64}
-		}), ""},
-		{`{"limits": {"memory": "0"}}`, with(func(c *exec.Config) { c.Limits.Memory = 0 }), ""},
-		{`{"limits": {"memory": "lots"}}`, def, `option "limits.memory": "lots" is not a size such as "512MiB" or "1GiB" ("0": no limit)`},
-		{`{"limits": {"memory": "1MiB"}}`, def, `option "limits.memory": 1MiB is below 16MiB, too little for any interpreter (0: no limit)`},
-		{`{"limits": {"open_files": 3}}`, def, `option "limits.open_files": 3 is below 16 (0: no limit)`},
-		{`{"limits": {"processes": 1}}`, def, `option "limits.processes": 1 is below 16 (0: no limit)`},
-		{`{"limits": {"processes": -1}}`, def, `option "limits.processes": cannot use number -1 as uint64`},
-		{`{"pass_env": ["A=B"]}`, def, `option "pass_env": "A=B" is not a variable name`},
-		{`{"pass_env": ["TZ", "TZ"]}`, def, `option "pass_env": "TZ" listed twice`},
-		{`{"comand": ["x"]}`, def, `unknown option "comand"`},
-		{`{"restart_backoff": {"inital": "1s"}}`, def, `unknown option "inital"`},
-		{`{"command": "/bin/true"}`, def, `option "command": cannot use string as []string`},
-		{`{"command": [""]}`, def, `option "command": the program is empty`},
-		{`{"command": ["a\u0000b"]}`, def, `option "command": argument 0 contains a NUL byte`},
-		{`{"timeout": 50}`, def, `option "timeout": cannot use number as string`},
-		{`{"timeout": "50"}`, def, `option "timeout": "50" is not a duration such as "100ms"`},
-		{`{"timeout": "2s"}`, def, `option "timeout": 2s is not in 1ms..1s`},
-		{`{"timeout": "0s"}`, def, `option "timeout": 0s is not in 1ms..1s`},
-		{`{"start_timeout": "-1s"}`, def, `option "start_timeout": -1s is not in 1ms..1m0s`},
-		{`{"restart_backoff": {"max": "2h"}}`, def, `option "restart_backoff.max": 2h0m0s is not in 1ms..1h0m0s`},
-		{`{"restart_backoff": {"initial": "1m"}}`, def, `option "restart_backoff.max": 30s is shorter than restart_backoff.initial 1m0s`},
-		{`{"env": {"": "x"}}`, def, `option "env": empty variable name`},
-		{`{"env": {"A=B": "x"}}`, def, `option "env": variable name "A=B" contains '=' or NUL`},
-		{`{"env": {"A": 1}}`, def, `option "env": cannot use number as string`},
-		{`{"modes": []}`, def, `option "modes": empty, want kernel, userspace or both`},
-		{`{"modes": ["user"]}`, def, `option "modes": "user" is not kernel or userspace`},
-		{`{"modes": ["kernel", "kernel"]}`, def, `option "modes": "kernel" listed twice`},
-		{`["x"]`, def, `config must be a JSON object`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.config, func(t *testing.T) {
-			t.Parallel()
-			got, err := exec.ParseConfig(json.RawMessage(tt.config))
-			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
-				t.Fatalf("error (-want +got):\n%s", diff)
-			}
-			if err != nil {
-				return
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("config (-want +got):\n%s", diff)
-			}
-		})
-	}
+		})},
+		{Config: `{"limits": {"memory": "0"}}`, Want: with(func(c *exec.Config) { c.Limits.Memory = 0 })},
+		{Config: `{"limits": {"memory": "lots"}}`, Err: `option "limits.memory": "lots" is not a size such as "512MiB" or "1GiB" ("0": no limit)`},
+		{Config: `{"limits": {"memory": "1MiB"}}`, Err: `option "limits.memory": 1MiB is below 16MiB, too little for any interpreter (0: no limit)`},
+		{Config: `{"limits": {"open_files": 3}}`, Err: `option "limits.open_files": 3 is below 16 (0: no limit)`},
+		{Config: `{"limits": {"processes": 1}}`, Err: `option "limits.processes": 1 is below 16 (0: no limit)`},
+		{Config: `{"limits": {"processes": -1}}`, Err: `option "limits.processes": cannot use number -1 as uint64`},
+		{Config: `{"pass_env": ["A=B"]}`, Err: `option "pass_env": "A=B" is not a variable name`},
+		{Config: `{"pass_env": ["TZ", "TZ"]}`, Err: `option "pass_env": "TZ" listed twice`},
+		{Config: `{"comand": ["x"]}`, Err: `unknown option "comand"`},
+		{Config: `{"restart_backoff": {"inital": "1s"}}`, Err: `unknown option "inital"`},
+		{Config: `{"command": "/bin/true"}`, Err: `option "command": cannot use string as []string`},
+		{Config: `{"command": [""]}`, Err: `option "command": the program is empty`},
+		{Config: `{"command": ["a\u0000b"]}`, Err: `option "command": argument 0 contains a NUL byte`},
+		{Config: `{"timeout": 50}`, Err: `option "timeout": cannot use number as string`},
+		{Config: `{"timeout": "50"}`, Err: `option "timeout": "50" is not a duration such as "100ms"`},
+		{Config: `{"timeout": "2s"}`, Err: `option "timeout": 2s is not in 1ms..1s`},
+		{Config: `{"timeout": "0s"}`, Err: `option "timeout": 0s is not in 1ms..1s`},
+		{Config: `{"start_timeout": "-1s"}`, Err: `option "start_timeout": -1s is not in 1ms..1m0s`},
+		{Config: `{"restart_backoff": {"max": "2h"}}`, Err: `option "restart_backoff.max": 2h0m0s is not in 1ms..1h0m0s`},
+		{Config: `{"restart_backoff": {"initial": "1m"}}`, Err: `option "restart_backoff.max": 30s is shorter than restart_backoff.initial 1m0s`},
+		{Config: `{"env": {"": "x"}}`, Err: `option "env": empty variable name`},
+		{Config: `{"env": {"A=B": "x"}}`, Err: `option "env": variable name "A=B" contains '=' or NUL`},
+		{Config: `{"env": {"A": 1}}`, Err: `option "env": cannot use number as string`},
+		{Config: `{"modes": []}`, Err: `option "modes": empty, want kernel, userspace or both`},
+		{Config: `{"modes": ["user"]}`, Err: `option "modes": "user" is not kernel or userspace`},
+		{Config: `{"modes": ["kernel", "kernel"]}`, Err: `option "modes": "kernel" listed twice`},
+		{Config: `["x"]`, Err: `config must be a JSON object`},
+	}, exec.ParseConfig)
 }
 
 // TestNew: policy.New decodes, then validates against the file system;
@@ -120,7 +98,7 @@ func TestNew(t *testing.T) {
 		t.Run(tt.config, func(t *testing.T) {
 			t.Parallel()
 			p, err := policy.New("exec", json.RawMessage(tt.config))
-			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
+			if diff := cmp.Diff(tt.err, policytest.ErrString(err)); diff != "" {
 				t.Fatalf("error (-want +got):\n%s", diff)
 			}
 			if err == nil {
@@ -136,23 +114,13 @@ func TestNew(t *testing.T) {
 // describing starts no process.
 func TestDescribe(t *testing.T) {
 	t.Parallel()
-	d, err := policy.Describe("exec")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, got := policytest.Defaults(t, exec.Name)
 	def := exec.DefaultConfig()
 	want := map[string]any{
 		"command": nil, "timeout": def.Timeout.String(), "start_timeout": def.StartTimeout.String(),
 		"restart_backoff.initial": def.RestartBackoff.Initial.String(), "restart_backoff.max": def.RestartBackoff.Max.String(),
 		"env": map[string]string{}, "modes": []string{"kernel", "userspace"}, "pass_env": []string{},
 		"limits.memory": "1GiB", "limits.open_files": uint64(1024), "limits.processes": uint64(512),
-	}
-	got := map[string]any{}
-	for _, o := range d.Options {
-		got[o.Name] = o.Default
-		if o.Help == "" || o.Type == "" {
-			t.Errorf("option %s lacks help or type", o.Name)
-		}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("option defaults (-want +got):\n%s", diff)

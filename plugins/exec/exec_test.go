@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -35,12 +36,12 @@ func TestAnswers(t *testing.T) {
 			start(t, p, policy.ModeUserspace)
 			for i := range 3 {
 				got := p.Conn(testView(policy.ModeUserspace), testConn(), testConnPlan())
-				if diff := cmp.Diff(tt.wantConn, got, netOpts); diff != "" {
+				if diff := cmp.Diff(tt.wantConn, got, policytest.NetOpts); diff != "" {
 					t.Errorf("Conn #%d (-want +got):\n%s", i, diff)
 				}
 			}
 			gotK := p.Kernel(testView(policy.ModeKernel), testKernelPlan())
-			if diff := cmp.Diff(tt.wantKernel, gotK, netOpts); diff != "" {
+			if diff := cmp.Diff(tt.wantKernel, gotK, policytest.NetOpts); diff != "" {
 				t.Errorf("Kernel (-want +got):\n%s", diff)
 			}
 			st := p.Stats()
@@ -93,7 +94,7 @@ func TestFallback(t *testing.T) {
 			if tt.mode == "unsolicited" {
 				// The first answer is good; the extra line breaks the
 				// second request.
-				if diff := cmp.Diff(testConnPlan(), p.Conn(testView(policy.ModeUserspace), testConn(), testConnPlan()), netOpts); diff != "" {
+				if diff := cmp.Diff(testConnPlan(), p.Conn(testView(policy.ModeUserspace), testConn(), testConnPlan()), policytest.NetOpts); diff != "" {
 					t.Errorf("first Conn (-want +got):\n%s", diff)
 				}
 				calls = 2
@@ -101,11 +102,11 @@ func TestFallback(t *testing.T) {
 			// next is what the plan was before exec: the fakes that echo
 			// would give it back too, so it carries a mark of its own.
 			next := backupConnPlan()
-			if got := p.Conn(testView(policy.ModeUserspace), testConn(), next); !cmp.Equal(backupConnPlan(), got, netOpts) {
+			if got := p.Conn(testView(policy.ModeUserspace), testConn(), next); !cmp.Equal(backupConnPlan(), got, policytest.NetOpts) {
 				t.Errorf("Conn = %+v, want next unchanged", got)
 			}
 			kgot := p.Kernel(testView(policy.ModeKernel), backupKernelPlan())
-			if !cmp.Equal(backupKernelPlan(), kgot, netOpts) {
+			if !cmp.Equal(backupKernelPlan(), kgot, policytest.NetOpts) {
 				t.Errorf("Kernel = %+v, want next unchanged", kgot)
 			}
 			enginetest.Poll(t, "warning", func() string {
@@ -160,7 +161,7 @@ func TestNeverWaitsWhileDown(t *testing.T) {
 	}
 	began = time.Now()
 	for range 20 {
-		if got := p.Conn(v, c, backupConnPlan()); !cmp.Equal(backupConnPlan(), got, netOpts) {
+		if got := p.Conn(v, c, backupConnPlan()); !cmp.Equal(backupConnPlan(), got, policytest.NetOpts) {
 			t.Fatalf("Conn = %+v, want next", got)
 		}
 	}
@@ -185,11 +186,11 @@ func TestCrashAfter(t *testing.T) {
 	start(t, p, policy.ModeUserspace)
 	v, c := testView(policy.ModeUserspace), testConn()
 	for i := range 2 {
-		if diff := cmp.Diff(backupConnPlan(), p.Conn(v, c, testConnPlan()), netOpts); diff != "" {
+		if diff := cmp.Diff(backupConnPlan(), p.Conn(v, c, testConnPlan()), policytest.NetOpts); diff != "" {
 			t.Errorf("Conn #%d (-want +got):\n%s", i, diff)
 		}
 	}
-	if diff := cmp.Diff(testConnPlan(), p.Conn(v, c, testConnPlan()), netOpts); diff != "" {
+	if diff := cmp.Diff(testConnPlan(), p.Conn(v, c, testConnPlan()), policytest.NetOpts); diff != "" {
 		t.Errorf("Conn after the crash (-want +got):\n%s", diff)
 	}
 	for n := range 2 {
@@ -199,7 +200,7 @@ func TestCrashAfter(t *testing.T) {
 			t.Fatalf("OnReady called %d times, want 2", n)
 		}
 	}
-	if diff := cmp.Diff(backupConnPlan(), p.Conn(v, c, testConnPlan()), netOpts); diff != "" {
+	if diff := cmp.Diff(backupConnPlan(), p.Conn(v, c, testConnPlan()), policytest.NetOpts); diff != "" {
 		t.Errorf("Conn after the restart (-want +got):\n%s", diff)
 	}
 	st := p.Stats()
@@ -244,17 +245,17 @@ func TestStart(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := p.Start(ctx, policy.ModeUserspace)
-			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
+			if diff := cmp.Diff(tt.err, policytest.ErrString(err)); diff != "" {
 				t.Fatalf("Start error (-want +got):\n%s", diff)
 			}
 			got := p.Conn(testView(policy.ModeUserspace), testConn(), backupConnPlan())
 			if tt.err == "" {
-				if diff := cmp.Diff(backupConnPlan(), got, netOpts); diff != "" {
+				if diff := cmp.Diff(backupConnPlan(), got, policytest.NetOpts); diff != "" {
 					t.Errorf("Conn (-want +got):\n%s", diff)
 				}
 				return
 			}
-			if !cmp.Equal(backupConnPlan(), got, netOpts) {
+			if !cmp.Equal(backupConnPlan(), got, policytest.NetOpts) {
 				t.Errorf("Conn = %+v, want next", got)
 			}
 			// It keeps trying, with backoff.
@@ -302,7 +303,7 @@ func TestLazyStart(t *testing.T) {
 	ready := make(chan struct{}, 1)
 	p.OnReady(func() { ready <- struct{}{} })
 	v := testView(policy.ModeKernel)
-	if diff := cmp.Diff(testKernelPlan(), p.Kernel(v, testKernelPlan()), netOpts); diff != "" {
+	if diff := cmp.Diff(testKernelPlan(), p.Kernel(v, testKernelPlan()), policytest.NetOpts); diff != "" {
 		t.Errorf("first Kernel (-want +got):\n%s", diff)
 	}
 	select {
@@ -310,7 +311,7 @@ func TestLazyStart(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not ready after 10s")
 	}
-	if diff := cmp.Diff(backupKernelPlan(), p.Kernel(v, testKernelPlan()), netOpts); diff != "" {
+	if diff := cmp.Diff(backupKernelPlan(), p.Kernel(v, testKernelPlan()), policytest.NetOpts); diff != "" {
 		t.Errorf("Kernel once up (-want +got):\n%s", diff)
 	}
 }
@@ -325,14 +326,14 @@ func TestModes(t *testing.T) {
 	if err := p.Start(t.Context(), policy.ModeKernel); err != nil {
 		t.Fatalf("Start(kernel): %v", err)
 	}
-	if diff := cmp.Diff(testKernelPlan(), p.Kernel(testView(policy.ModeKernel), testKernelPlan()), netOpts); diff != "" {
+	if diff := cmp.Diff(testKernelPlan(), p.Kernel(testView(policy.ModeKernel), testKernelPlan()), policytest.NetOpts); diff != "" {
 		t.Errorf("Kernel (-want +got):\n%s", diff)
 	}
 	if st := p.Stats(); st != (exec.Stats{}) {
 		t.Errorf("Stats %+v, want nothing started", st)
 	}
 	start(t, p, policy.ModeUserspace)
-	if diff := cmp.Diff(backupConnPlan(), p.Conn(testView(policy.ModeUserspace), testConn(), testConnPlan()), netOpts); diff != "" {
+	if diff := cmp.Diff(backupConnPlan(), p.Conn(testView(policy.ModeUserspace), testConn(), testConnPlan()), policytest.NetOpts); diff != "" {
 		t.Errorf("Conn (-want +got):\n%s", diff)
 	}
 }
@@ -388,7 +389,7 @@ func TestClose(t *testing.T) {
 			if killed != (mode == "ignoreterm") {
 				t.Errorf("SIGKILL after the grace period: %v, want %v", killed, mode == "ignoreterm")
 			}
-			if got := p.Conn(testView(policy.ModeUserspace), testConn(), backupConnPlan()); !cmp.Equal(backupConnPlan(), got, netOpts) {
+			if got := p.Conn(testView(policy.ModeUserspace), testConn(), backupConnPlan()); !cmp.Equal(backupConnPlan(), got, policytest.NetOpts) {
 				t.Errorf("Conn after Close = %+v, want next", got)
 			}
 			if err := p.Start(t.Context(), policy.ModeUserspace); !errors.Is(err, exec.ErrClosed) {

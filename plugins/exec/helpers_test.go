@@ -12,20 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp/cmpopts"
-
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
-
-var netOpts = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{}, netip.Prefix{})
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
 
 // record is a log record as the recorder keeps it: its attributes, those
 // of the logger included, as text.

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -52,7 +52,7 @@ func TestDecode(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got, policytest.NetOpts); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
 		})
@@ -99,7 +99,7 @@ func roundTrip[T any, PT interface {
 	if err := decodePlan(b, PT(&again)); err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
-	if diff := cmp.Diff(p, again, cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})); diff != "" {
+	if diff := cmp.Diff(p, again, policytest.NetOpts); diff != "" {
 		t.Fatalf("round trip of %s (-want +got):\n%s", b, diff)
 	}
 }

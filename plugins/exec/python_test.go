@@ -13,9 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"
-
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
+	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -125,7 +125,7 @@ func TestPythonExample(t *testing.T) {
 			t.Parallel()
 			c := pythonChain(t, policy.ModeUserspace, tt.args...)
 			got := c.Conn(tt.view, tt.conn, policy.ConnPlan{})
-			if diff := cmp.Diff(tt.want, got, netOpts); diff != "" {
+			if diff := cmp.Diff(tt.want, got, policytest.NetOpts); diff != "" {
 				t.Errorf("Conn (-want +got):\n%s", diff)
 			}
 			if st := c.Policies()[1].(*exec.Exec).Stats(); st.Answers != 1 || st.Plugin != "prefer-wired" {
@@ -145,7 +145,7 @@ func TestPythonExample(t *testing.T) {
 			Limits:    policy.Limits{Subflows: new(uint32(8)), AddAddrAccepted: new(uint32(8))},
 		}
 		got := c.Kernel(testView(policy.ModeKernel), policy.KernelPlan{})
-		if diff := cmp.Diff(want, got, netOpts); diff != "" {
+		if diff := cmp.Diff(want, got, policytest.NetOpts); diff != "" {
 			t.Errorf("Kernel (-want +got):\n%s", diff)
 		}
 	})

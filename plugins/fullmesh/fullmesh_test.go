@@ -10,101 +10,61 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
-var netOpts = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{}, netip.Prefix{})
-
-func addr(s string) netip.Addr         { return netip.MustParseAddr(s) }
-func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-
 // build returns fullmesh with the config in a chain, as the engine runs it.
 func build(t *testing.T, config string) *policy.Chain {
 	t.Helper()
-	c, err := policy.NewChain([]policy.Spec{{Name: "fullmesh", Config: json.RawMessage(config)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
+	return policytest.Chain(t, policy.Spec{Name: fullmesh.Name, Config: json.RawMessage(config)})
 }
 
 // TestConfig checks options with one-line configurations, good and bad.
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	def := fullmesh.DefaultConfig()
-	with := func(f func(*fullmesh.Config)) fullmesh.Config {
-		c := fullmesh.DefaultConfig()
-		f(&c)
-		return c
-	}
-	tests := []struct {
-		config string
-		want   fullmesh.Config
-		err    string
-	}{
-		{``, def, ""},
-		{`{}`, def, ""},
-		{`null`, def, ""},
-		{`{"role": "server"}`, with(func(c *fullmesh.Config) { c.Role = fullmesh.RoleServer }), ""},
-		{`{"role": "both", "families": "ipv6"}`, with(func(c *fullmesh.Config) { c.Role, c.Families = fullmesh.RoleBoth, fullmesh.FamiliesIPv6 }), ""},
-		{`{"families": "ipv4"}`, with(func(c *fullmesh.Config) { c.Families = fullmesh.FamiliesIPv4 }), ""},
-		{`{"max_subflows": 1, "announce": false}`, with(func(c *fullmesh.Config) { c.MaxSubflows, c.Announce = 1, false }), ""},
-		{`{"limits": {"subflows": 4}}`, with(func(c *fullmesh.Config) { c.Limits.Subflows = new(uint32(4)) }), ""},
-		{`{"limits": {"add_addr_accepted": null}}`, with(func(c *fullmesh.Config) { c.Limits.AddAddrAccepted = nil }), ""},
-		{`{"limits": {"subflows": 0, "add_addr_accepted": 0}}`,
-			with(func(c *fullmesh.Config) {
-				c.Limits = policy.Limits{Subflows: new(uint32(0)), AddAddrAccepted: new(uint32(0))}
-			}), ""},
-		{`{"join_delay": "0s", "join_bytes": 0}`, with(func(c *fullmesh.Config) { c.JoinDelay, c.JoinBytes = 0, 0 }), ""},
-		{`{"join_delay": "1.5s", "join_bytes": 1000000}`, with(func(c *fullmesh.Config) { c.JoinDelay, c.JoinBytes = 1500*time.Millisecond, 1000000 }), ""},
-		{`{"join_delay": "1h"}`, with(func(c *fullmesh.Config) { c.JoinDelay = time.Hour }), ""},
-		{`{"join_delay": "0s"}`, with(func(c *fullmesh.Config) { c.JoinDelay = 0 }), ""},
-		{`{"join_delay": "0s", "join_bytes": 1}`, def, `policy/fullmesh: option "join_bytes": 1 needs a join_delay (0s opens every path at once)`},
-		{`{"join_delay": "61m"}`, def, `policy/fullmesh: option "join_delay": 1h1m0s is longer than 1h0m0s`},
-		{`{"join_delay": "-1ms"}`, def, `policy/fullmesh: option "join_delay": -1ms is negative`},
-		{`{"join_delay": "soon"}`, def, `policy/fullmesh: option "join_delay": "soon" is not a duration (like "50ms" or "1s")`},
-		{`{"join_delay": 50}`, def, `policy/fullmesh: option "join_delay": cannot use number as string`},
-		{`{"join_bytes": -1}`, def, `policy/fullmesh: option "join_bytes": cannot use number -1 as uint64`},
-		{`{"max_subflow": 4}`, def, `policy/fullmesh: unknown option "max_subflow"`},
-		{`{"limits": {"subflow": 4}}`, def, `policy/fullmesh: unknown option "subflow"`},
-		{`{"role": "sever"}`, def, `policy/fullmesh: option "role": "sever" is not client, server or both`},
-		{`{"role": ""}`, def, `policy/fullmesh: option "role": "" is not client, server or both`},
-		{`{"families": "inet"}`, def, `policy/fullmesh: option "families": "inet" is not both, ipv4 or ipv6`},
-		{`{"max_subflows": 0}`, def, `policy/fullmesh: option "max_subflows": 0 is not in 1..8`},
-		{`{"max_subflows": 9}`, def, `policy/fullmesh: option "max_subflows": 9 is not in 1..8`},
-		{`{"max_subflows": "8"}`, def, `policy/fullmesh: option "max_subflows": cannot use string as int`},
-		{`{"announce": 1}`, def, `policy/fullmesh: option "announce": cannot use number as bool`},
-		{`{"limits": {"subflows": 9}}`, def, `policy/fullmesh: option "limits.subflows": 9 is above the kernel's maximum 8`},
-		{`{"limits": {"add_addr_accepted": 20}}`, def, `policy/fullmesh: option "limits.add_addr_accepted": 20 is above the kernel's maximum 8`},
-		{`{"limits": {"subflows": -1}}`, def, `policy/fullmesh: option "limits.subflows": cannot use number -1 as uint32`},
-		{`{"limits": 8}`, def, `policy/fullmesh: option "limits": cannot use number as policy.Limits`},
-		{`"client"`, def, `policy/fullmesh: config must be a JSON object`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.config, func(t *testing.T) {
-			t.Parallel()
-			p, err := policy.New("fullmesh", json.RawMessage(tt.config))
-			if diff := cmp.Diff(tt.err, errString(err)); diff != "" {
-				t.Fatalf("error (-want +got):\n%s", diff)
-			}
-			if err != nil {
-				return
-			}
-			if diff := cmp.Diff(tt.want, p.(*fullmesh.FullMesh).Config()); diff != "" {
-				t.Errorf("config (-want +got):\n%s", diff)
-			}
-		})
-	}
+	with := policytest.With(fullmesh.DefaultConfig)
+	policytest.RunConfigs(t, []policytest.ConfigCase[fullmesh.Config]{
+		{Config: ``, Want: def},
+		{Config: `{}`, Want: def},
+		{Config: `null`, Want: def},
+		{Config: `{"role": "server"}`, Want: with(func(c *fullmesh.Config) { c.Role = fullmesh.RoleServer })},
+		{Config: `{"role": "both", "families": "ipv6"}`, Want: with(func(c *fullmesh.Config) { c.Role, c.Families = fullmesh.RoleBoth, fullmesh.FamiliesIPv6 })},
+		{Config: `{"families": "ipv4"}`, Want: with(func(c *fullmesh.Config) { c.Families = fullmesh.FamiliesIPv4 })},
+		{Config: `{"max_subflows": 1, "announce": false}`, Want: with(func(c *fullmesh.Config) { c.MaxSubflows, c.Announce = 1, false })},
+		{Config: `{"limits": {"subflows": 4}}`, Want: with(func(c *fullmesh.Config) { c.Limits.Subflows = new(uint32(4)) })},
+		{Config: `{"limits": {"add_addr_accepted": null}}`, Want: with(func(c *fullmesh.Config) { c.Limits.AddAddrAccepted = nil })},
+		{Config: `{"limits": {"subflows": 0, "add_addr_accepted": 0}}`, Want: with(func(c *fullmesh.Config) {
+			c.Limits = policy.Limits{Subflows: new(uint32(0)), AddAddrAccepted: new(uint32(0))}
+		})},
+		{Config: `{"join_delay": "0s", "join_bytes": 0}`, Want: with(func(c *fullmesh.Config) { c.JoinDelay, c.JoinBytes = 0, 0 })},
+		{Config: `{"join_delay": "1.5s", "join_bytes": 1000000}`, Want: with(func(c *fullmesh.Config) { c.JoinDelay, c.JoinBytes = 1500*time.Millisecond, 1000000 })},
+		{Config: `{"join_delay": "1h"}`, Want: with(func(c *fullmesh.Config) { c.JoinDelay = time.Hour })},
+		{Config: `{"join_delay": "0s"}`, Want: with(func(c *fullmesh.Config) { c.JoinDelay = 0 })},
+		{Config: `{"join_delay": "0s", "join_bytes": 1}`, Err: `policy/fullmesh: option "join_bytes": 1 needs a join_delay (0s opens every path at once)`},
+		{Config: `{"join_delay": "61m"}`, Err: `policy/fullmesh: option "join_delay": 1h1m0s is longer than 1h0m0s`},
+		{Config: `{"join_delay": "-1ms"}`, Err: `policy/fullmesh: option "join_delay": -1ms is negative`},
+		{Config: `{"join_delay": "soon"}`, Err: `policy/fullmesh: option "join_delay": "soon" is not a duration (like "50ms" or "1s")`},
+		{Config: `{"join_delay": 50}`, Err: `policy/fullmesh: option "join_delay": cannot use number as string`},
+		{Config: `{"join_bytes": -1}`, Err: `policy/fullmesh: option "join_bytes": cannot use number -1 as uint64`},
+		{Config: `{"max_subflow": 4}`, Err: `policy/fullmesh: unknown option "max_subflow"`},
+		{Config: `{"limits": {"subflow": 4}}`, Err: `policy/fullmesh: unknown option "subflow"`},
+		{Config: `{"role": "sever"}`, Err: `policy/fullmesh: option "role": "sever" is not client, server or both`},
+		{Config: `{"role": ""}`, Err: `policy/fullmesh: option "role": "" is not client, server or both`},
+		{Config: `{"families": "inet"}`, Err: `policy/fullmesh: option "families": "inet" is not both, ipv4 or ipv6`},
+		{Config: `{"max_subflows": 0}`, Err: `policy/fullmesh: option "max_subflows": 0 is not in 1..8`},
+		{Config: `{"max_subflows": 9}`, Err: `policy/fullmesh: option "max_subflows": 9 is not in 1..8`},
+		{Config: `{"max_subflows": "8"}`, Err: `policy/fullmesh: option "max_subflows": cannot use string as int`},
+		{Config: `{"announce": 1}`, Err: `policy/fullmesh: option "announce": cannot use number as bool`},
+		{Config: `{"limits": {"subflows": 9}}`, Err: `policy/fullmesh: option "limits.subflows": 9 is above the kernel's maximum 8`},
+		{Config: `{"limits": {"add_addr_accepted": 20}}`, Err: `policy/fullmesh: option "limits.add_addr_accepted": 20 is above the kernel's maximum 8`},
+		{Config: `{"limits": {"subflows": -1}}`, Err: `policy/fullmesh: option "limits.subflows": cannot use number -1 as uint32`},
+		{Config: `{"limits": 8}`, Err: `policy/fullmesh: option "limits": cannot use number as policy.Limits`},
+		{Config: `"client"`, Err: `policy/fullmesh: config must be a JSON object`},
+	}, policytest.Configured[*fullmesh.FullMesh](fullmesh.Name))
 }
 
 func TestNewCopiesConfig(t *testing.T) {
@@ -124,22 +84,12 @@ func TestNewCopiesConfig(t *testing.T) {
 
 func TestDescribe(t *testing.T) {
 	t.Parallel()
-	d, err := policy.Describe("fullmesh")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, got := policytest.Defaults(t, fullmesh.Name)
 	def := fullmesh.DefaultConfig()
 	want := map[string]any{
 		"role": string(def.Role), "families": string(def.Families), "max_subflows": def.MaxSubflows,
 		"announce": def.Announce, "limits.subflows": *def.Limits.Subflows, "limits.add_addr_accepted": *def.Limits.AddAddrAccepted,
 		"join_delay": def.JoinDelay.String(), "join_bytes": def.JoinBytes,
-	}
-	got := make(map[string]any)
-	for _, o := range d.Options {
-		got[o.Name] = o.Default
-		if o.Help == "" || o.Type == "" {
-			t.Errorf("option %s lacks help or type", o.Name)
-		}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("option defaults (-want +got):\n%s", diff)
@@ -152,17 +102,14 @@ func TestDescribe(t *testing.T) {
 // Addresses of the tests: eth0 (index 2) and eth1 (index 3) are wired,
 // wwan0 (index 4) is cellular and down.
 var (
-	a4  = addr("192.0.2.1")
-	a6  = addr("2001:db8:1::1")
-	b4  = addr("198.51.100.1")
-	b6  = addr("2001:db8:2::1")
-	c4  = addr("203.0.113.1")
-	r0  = addrPort("203.0.113.7:443")
-	r1  = addrPort("203.0.113.8:443")
-	r6  = addrPort("[2001:db8:9::7]:443")
-	loc = func(a netip.Addr, dev string, idx int32) policy.LocalAddr {
-		return policy.LocalAddr{Addr: a, Link: dev, IfIndex: idx, Usable: true}
-	}
+	a4   = policytest.Addr("192.0.2.1")
+	a6   = policytest.Addr("2001:db8:1::1")
+	b4   = policytest.Addr("198.51.100.1")
+	b6   = policytest.Addr("2001:db8:2::1")
+	c4   = policytest.Addr("203.0.113.1")
+	r0   = policytest.AddrPort("203.0.113.7:443")
+	r1   = policytest.AddrPort("203.0.113.8:443")
+	r6   = policytest.AddrPort("[2001:db8:9::7]:443")
 	eth0 = policy.Link{Name: "eth0", Index: 2, Kind: policy.LinkWired, Up: true, Usable: true}
 	eth1 = policy.Link{Name: "eth1", Index: 3, Kind: policy.LinkWired, Up: true, Usable: true}
 	wwan = policy.Link{Name: "wwan0", Index: 4, Kind: policy.LinkCellular}
@@ -178,10 +125,10 @@ func TestKernel(t *testing.T) {
 		return policy.Endpoint{Addr: a, Dev: dev, IfIndex: idx, Subflow: true, Fullmesh: true}
 	}
 	limits := policy.Limits{Subflows: new(uint32(8)), AddAddrAccepted: new(uint32(8))}
-	many := func(n int, prefix string, dev string, idx int32) []policy.LocalAddr {
+	many := func(n int, prefix string, l policy.Link) []policy.LocalAddr {
 		var as []policy.LocalAddr
 		for i := range n {
-			as = append(as, loc(addr(prefix+string(rune('1'+i))), dev, idx))
+			as = append(as, policytest.Local(policytest.Addr(prefix+string(rune('1'+i))), l))
 		}
 		return as
 	}
@@ -194,13 +141,13 @@ func TestKernel(t *testing.T) {
 	}{
 		{
 			name:  "client",
-			addrs: []policy.LocalAddr{loc(a4, "eth0", 2), loc(a6, "eth0", 2), loc(b4, "eth1", 3)},
+			addrs: []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(a6, eth0), policytest.Local(b4, eth1)},
 			want:  policy.KernelPlan{Endpoints: []policy.Endpoint{ep(a4, "eth0", 2), ep(b4, "eth1", 3), ep(a6, "eth0", 2)}, Limits: limits},
 		},
 		{
 			name:   "server",
 			config: `{"role":"server","limits":{"add_addr_accepted":0}}`,
-			addrs:  []policy.LocalAddr{loc(a4, "eth0", 2), loc(b4, "eth1", 3)},
+			addrs:  []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(b4, eth1)},
 			want: policy.KernelPlan{
 				Endpoints: []policy.Endpoint{{Addr: a4, Dev: "eth0", IfIndex: 2, Signal: true}, {Addr: b4, Dev: "eth1", IfIndex: 3, Signal: true}},
 				Limits:    policy.Limits{Subflows: new(uint32(8)), AddAddrAccepted: new(uint32(0))},
@@ -209,58 +156,58 @@ func TestKernel(t *testing.T) {
 		{
 			name:   "both",
 			config: `{"role":"both","limits":{"subflows":null,"add_addr_accepted":null}}`,
-			addrs:  []policy.LocalAddr{loc(a4, "eth0", 2)},
+			addrs:  []policy.LocalAddr{policytest.Local(a4, eth0)},
 			want:   policy.KernelPlan{Endpoints: []policy.Endpoint{{Addr: a4, Dev: "eth0", IfIndex: 2, Signal: true, Subflow: true}}},
 		},
 		{
 			name: "unusable skipped",
 			addrs: []policy.LocalAddr{
-				loc(a4, "eth0", 2),
+				policytest.Local(a4, eth0),
 				{Addr: b4, Link: "eth1", IfIndex: 3, Reason: "tentative"},
-				loc(c4, "wwan0", 4), // link down
-				loc(addr("fe80::1"), "eth0", 2),
-				loc(addr("127.0.0.1"), "lo", 1),
-				loc(addr("::ffff:198.51.100.9"), "eth1", 3), // unmapped
-				loc(a4, "eth0", 2),                          // twice
-				{Link: "eth1", IfIndex: 3, Usable: true},    // invalid
+				policytest.Local(c4, wwan), // link down
+				policytest.Local(policytest.Addr("fe80::1"), eth0),
+				policytest.Local(policytest.Addr("127.0.0.1"), policy.Link{Name: "lo", Index: 1}),
+				policytest.Local(policytest.Addr("::ffff:198.51.100.9"), eth1), // unmapped
+				policytest.Local(a4, eth0),                                     // twice
+				{Link: "eth1", IfIndex: 3, Usable: true},                       // invalid
 			},
-			want: policy.KernelPlan{Endpoints: []policy.Endpoint{ep(a4, "eth0", 2), ep(addr("198.51.100.9"), "eth1", 3)}, Limits: limits},
+			want: policy.KernelPlan{Endpoints: []policy.Endpoint{ep(a4, "eth0", 2), ep(policytest.Addr("198.51.100.9"), "eth1", 3)}, Limits: limits},
 		},
 		{
 			name:   "ipv6 only",
 			config: `{"families":"ipv6"}`,
-			addrs:  []policy.LocalAddr{loc(a4, "eth0", 2), loc(a6, "eth0", 2), loc(b6, "eth1", 3)},
+			addrs:  []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(a6, eth0), policytest.Local(b6, eth1)},
 			want:   policy.KernelPlan{Endpoints: []policy.Endpoint{ep(a6, "eth0", 2), ep(b6, "eth1", 3)}, Limits: limits},
 		},
 		{
 			name:  "at most 8, spread over the links",
-			addrs: append(many(6, "2001:db8:1::", "eth0", 2), many(4, "2001:db8:2::", "eth1", 3)...),
+			addrs: append(many(6, "2001:db8:1::", eth0), many(4, "2001:db8:2::", eth1)...),
 			want: policy.KernelPlan{Endpoints: []policy.Endpoint{
-				ep(addr("2001:db8:1::1"), "eth0", 2), ep(addr("2001:db8:1::2"), "eth0", 2), ep(addr("2001:db8:1::3"), "eth0", 2),
-				ep(addr("2001:db8:1::4"), "eth0", 2), ep(addr("2001:db8:2::1"), "eth1", 3), ep(addr("2001:db8:2::2"), "eth1", 3),
-				ep(addr("2001:db8:2::3"), "eth1", 3), ep(addr("2001:db8:2::4"), "eth1", 3),
+				ep(policytest.Addr("2001:db8:1::1"), "eth0", 2), ep(policytest.Addr("2001:db8:1::2"), "eth0", 2), ep(policytest.Addr("2001:db8:1::3"), "eth0", 2),
+				ep(policytest.Addr("2001:db8:1::4"), "eth0", 2), ep(policytest.Addr("2001:db8:2::1"), "eth1", 3), ep(policytest.Addr("2001:db8:2::2"), "eth1", 3),
+				ep(policytest.Addr("2001:db8:2::3"), "eth1", 3), ep(policytest.Addr("2001:db8:2::4"), "eth1", 3),
 			}, Limits: limits},
 		},
 		{
 			name:  "a link's IPv4 address first",
-			addrs: append(many(7, "2001:db8:1::", "eth0", 2), loc(a4, "eth0", 2), loc(b6, "eth1", 3)),
+			addrs: append(many(7, "2001:db8:1::", eth0), policytest.Local(a4, eth0), policytest.Local(b6, eth1)),
 			want: policy.KernelPlan{Endpoints: []policy.Endpoint{
-				ep(a4, "eth0", 2), ep(addr("2001:db8:1::1"), "eth0", 2), ep(addr("2001:db8:1::2"), "eth0", 2),
-				ep(addr("2001:db8:1::3"), "eth0", 2), ep(addr("2001:db8:1::4"), "eth0", 2), ep(addr("2001:db8:1::5"), "eth0", 2),
-				ep(addr("2001:db8:1::6"), "eth0", 2), ep(b6, "eth1", 3),
+				ep(a4, "eth0", 2), ep(policytest.Addr("2001:db8:1::1"), "eth0", 2), ep(policytest.Addr("2001:db8:1::2"), "eth0", 2),
+				ep(policytest.Addr("2001:db8:1::3"), "eth0", 2), ep(policytest.Addr("2001:db8:1::4"), "eth0", 2), ep(policytest.Addr("2001:db8:1::5"), "eth0", 2),
+				ep(policytest.Addr("2001:db8:1::6"), "eth0", 2), ep(b6, "eth1", 3),
 			}, Limits: limits},
 		},
 		{
 			name:  "next kept and counted",
-			addrs: many(8, "2001:db8:1::", "eth0", 2),
+			addrs: many(8, "2001:db8:1::", eth0),
 			next: policy.KernelPlan{Endpoints: []policy.Endpoint{
-				{Addr: addr("2001:db8:1::1"), Port: 8443, Signal: true}, {Addr: a4}, {Addr: b4}, {Addr: c4},
-				{Addr: addr("192.0.2.2")}, {Addr: addr("192.0.2.3")},
+				{Addr: policytest.Addr("2001:db8:1::1"), Port: 8443, Signal: true}, {Addr: a4}, {Addr: b4}, {Addr: c4},
+				{Addr: policytest.Addr("192.0.2.2")}, {Addr: policytest.Addr("192.0.2.3")},
 			}, Limits: policy.Limits{Subflows: new(uint32(2))}},
 			want: policy.KernelPlan{Endpoints: []policy.Endpoint{
-				{Addr: a4}, {Addr: addr("192.0.2.2")}, {Addr: addr("192.0.2.3")}, {Addr: b4}, {Addr: c4},
-				{Addr: addr("2001:db8:1::1"), Port: 8443, Signal: true},
-				ep(addr("2001:db8:1::2"), "eth0", 2), ep(addr("2001:db8:1::3"), "eth0", 2),
+				{Addr: a4}, {Addr: policytest.Addr("192.0.2.2")}, {Addr: policytest.Addr("192.0.2.3")}, {Addr: b4}, {Addr: c4},
+				{Addr: policytest.Addr("2001:db8:1::1"), Port: 8443, Signal: true},
+				ep(policytest.Addr("2001:db8:1::2"), "eth0", 2), ep(policytest.Addr("2001:db8:1::3"), "eth0", 2),
 			}, Limits: limits},
 		},
 	}
@@ -269,7 +216,7 @@ func TestKernel(t *testing.T) {
 			t.Parallel()
 			c := build(t, tt.config)
 			got := c.Kernel(view(policy.ModeKernel, tt.addrs...), tt.next)
-			if diff := cmp.Diff(tt.want, got, netOpts); diff != "" {
+			if diff := cmp.Diff(tt.want, got, policytest.NetOpts); diff != "" {
 				t.Errorf("Kernel (-want +got):\n%s", diff)
 			}
 			if err := got.Validate(); err != nil {
@@ -282,7 +229,7 @@ func TestKernel(t *testing.T) {
 				r.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
 				next := tt.next
 				next.Endpoints = slices.Clone(tt.next.Endpoints)
-				if again := c.Kernel(view(policy.ModeKernel, addrs...), next); !cmp.Equal(got, again, netOpts) {
+				if again := c.Kernel(view(policy.ModeKernel, addrs...), next); !cmp.Equal(got, again, policytest.NetOpts) {
 					t.Fatalf("addresses %v gave %v", addrs, again)
 				}
 			}
@@ -323,14 +270,14 @@ func TestConn(t *testing.T) {
 		}
 		return p
 	}
-	two := []policy.LocalAddr{loc(a4, "eth0", 2), loc(b4, "eth1", 3)}
+	two := []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(b4, eth1)}
 
 	server := policy.Conn{
-		Token: 2, Side: policy.SideServer, Local: netip.AddrPortFrom(a4, 443), Remote: addrPort("203.0.113.50:51000"),
-		PeerAddrs: []policy.PeerAddr{{Addr: addrPort("203.0.113.50:51000")}},
+		Token: 2, Side: policy.SideServer, Local: netip.AddrPortFrom(a4, 443), Remote: policytest.AddrPort("203.0.113.50:51000"),
+		PeerAddrs: []policy.PeerAddr{{Addr: policytest.AddrPort("203.0.113.50:51000")}},
 		Subflows: []policy.Subflow{
-			{Local: netip.AddrPortFrom(a4, 443), Remote: addrPort("203.0.113.50:51000"), Established: true},
-			{Local: netip.AddrPortFrom(b4, 443), Remote: addrPort("203.0.113.51:52000"), Backup: true, Established: true, LocalID: 1},
+			{Local: netip.AddrPortFrom(a4, 443), Remote: policytest.AddrPort("203.0.113.50:51000"), Established: true},
+			{Local: netip.AddrPortFrom(b4, 443), Remote: policytest.AddrPort("203.0.113.51:52000"), Backup: true, Established: true, LocalID: 1},
 		},
 	}
 
@@ -354,14 +301,14 @@ func TestConn(t *testing.T) {
 		},
 		{
 			name:  "IPv4 and IPv6 never mixed",
-			addrs: []policy.LocalAddr{loc(a4, "eth0", 2), loc(a6, "eth0", 2), loc(b4, "eth1", 3)},
+			addrs: []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(a6, eth0), policytest.Local(b4, eth1)},
 			conn:  announced(client, r6Ann),
 			want:  policy.ConnPlan{Paths: []policy.Path{path(a4, r0), path(b4, r0), path(a6, r6)}},
 		},
 		{
 			name:   "families ipv4",
 			config: `{"families":"ipv4"}`,
-			addrs:  []policy.LocalAddr{loc(a4, "eth0", 2), loc(a6, "eth0", 2), loc(b4, "eth1", 3)},
+			addrs:  []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(a6, eth0), policytest.Local(b4, eth1)},
 			conn:   announced(client, r6Ann),
 			want:   policy.ConnPlan{Paths: []policy.Path{path(a4, r0), path(b4, r0)}},
 		},
@@ -382,13 +329,13 @@ func TestConn(t *testing.T) {
 		},
 		{
 			name:  "initial address unusable",
-			addrs: []policy.LocalAddr{{Addr: a4, Link: "eth0", IfIndex: 2, Reason: "deprecated"}, loc(b4, "eth1", 3)},
+			addrs: []policy.LocalAddr{{Addr: a4, Link: "eth0", IfIndex: 2, Reason: "deprecated"}, policytest.Local(b4, eth1)},
 			conn:  announced(client, r1Ann),
 			want:  policy.ConnPlan{Paths: []policy.Path{path(b4, r0), path(b4, r1)}},
 		},
 		{
 			name:  "unusable addresses skipped",
-			addrs: []policy.LocalAddr{loc(a4, "eth0", 2), {Addr: b4, Link: "eth1", IfIndex: 3, Reason: "tentative"}, loc(c4, "wwan0", 4)},
+			addrs: []policy.LocalAddr{policytest.Local(a4, eth0), {Addr: b4, Link: "eth1", IfIndex: 3, Reason: "tentative"}, policytest.Local(c4, wwan)},
 			conn:  client,
 			want:  policy.ConnPlan{Paths: []policy.Path{path(a4, r0)}},
 		},
@@ -432,8 +379,8 @@ func TestConn(t *testing.T) {
 			name:  "IPv4-mapped connection",
 			addrs: two,
 			conn: policy.Conn{
-				Side: policy.SideClient, Local: addrPort("[::ffff:192.0.2.1]:40000"), Remote: addrPort("[::ffff:203.0.113.7]:443"),
-				Subflows: []policy.Subflow{{Local: addrPort("[::ffff:192.0.2.1]:40000"), Remote: addrPort("[::ffff:203.0.113.7]:443")}},
+				Side: policy.SideClient, Local: policytest.AddrPort("[::ffff:192.0.2.1]:40000"), Remote: policytest.AddrPort("[::ffff:203.0.113.7]:443"),
+				Subflows: []policy.Subflow{{Local: policytest.AddrPort("[::ffff:192.0.2.1]:40000"), Remote: policytest.AddrPort("[::ffff:203.0.113.7]:443")}},
 			},
 			want: policy.ConnPlan{Paths: []policy.Path{path(a4, r0), path(b4, r0)}},
 		},
@@ -441,19 +388,19 @@ func TestConn(t *testing.T) {
 			name:  "loopback connection left alone",
 			addrs: two,
 			conn: policy.Conn{
-				Side: policy.SideClient, Local: addrPort("127.0.0.1:40000"), Remote: addrPort("127.0.0.1:8080"),
-				Subflows: []policy.Subflow{{Local: addrPort("127.0.0.1:40000"), Remote: addrPort("127.0.0.1:8080")}},
+				Side: policy.SideClient, Local: policytest.AddrPort("127.0.0.1:40000"), Remote: policytest.AddrPort("127.0.0.1:8080"),
+				Subflows: []policy.Subflow{{Local: policytest.AddrPort("127.0.0.1:40000"), Remote: policytest.AddrPort("127.0.0.1:8080")}},
 			},
-			want: policy.ConnPlan{Paths: []policy.Path{{Local: addr("127.0.0.1"), Remote: addrPort("127.0.0.1:8080")}}},
+			want: policy.ConnPlan{Paths: []policy.Path{{Local: policytest.Addr("127.0.0.1"), Remote: policytest.AddrPort("127.0.0.1:8080")}}},
 		},
 		{
 			name:  "server announces and keeps the peer's subflows",
-			addrs: []policy.LocalAddr{loc(a4, "eth0", 2), loc(a6, "eth0", 2), loc(b4, "eth1", 3), loc(c4, "wwan0", 4)},
+			addrs: []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(a6, eth0), policytest.Local(b4, eth1), policytest.Local(c4, wwan)},
 			conn:  server,
 			want: policy.ConnPlan{
 				Paths: []policy.Path{
-					path(a4, addrPort("203.0.113.50:51000")),
-					{Local: b4, Dev: "eth1", IfIndex: 3, Remote: addrPort("203.0.113.51:52000"), Backup: true},
+					path(a4, policytest.AddrPort("203.0.113.50:51000")),
+					{Local: b4, Dev: "eth1", IfIndex: 3, Remote: policytest.AddrPort("203.0.113.51:52000"), Backup: true},
 				},
 				Announces: []policy.Announce{{Addr: b4, Dev: "eth1", IfIndex: 3}, {Addr: a6, Dev: "eth0", IfIndex: 2}},
 			},
@@ -461,11 +408,11 @@ func TestConn(t *testing.T) {
 		{
 			name:   "server without announce",
 			config: `{"announce":false}`,
-			addrs:  []policy.LocalAddr{loc(a4, "eth0", 2), {Addr: b4, Link: "eth1", IfIndex: 3}},
+			addrs:  []policy.LocalAddr{policytest.Local(a4, eth0), {Addr: b4, Link: "eth1", IfIndex: 3}},
 			conn:   server,
 			next:   policy.ConnPlan{Announces: []policy.Announce{{Addr: c4}}},
 			want: policy.ConnPlan{
-				Paths:     []policy.Path{path(a4, addrPort("203.0.113.50:51000"))},
+				Paths:     []policy.Path{path(a4, policytest.AddrPort("203.0.113.50:51000"))},
 				Announces: []policy.Announce{{Addr: c4}},
 			},
 		},
@@ -475,7 +422,7 @@ func TestConn(t *testing.T) {
 			t.Parallel()
 			c := build(t, tt.config)
 			got := c.Conn(view(policy.ModeUserspace, tt.addrs...), tt.conn, tt.next)
-			if diff := cmp.Diff(tt.want, got, netOpts); diff != "" {
+			if diff := cmp.Diff(tt.want, got, policytest.NetOpts); diff != "" {
 				t.Errorf("Conn (-want +got):\n%s", diff)
 			}
 			if err := got.Validate(); err != nil {
@@ -489,7 +436,7 @@ func TestConn(t *testing.T) {
 				r.Shuffle(len(conn.PeerAddrs), func(i, j int) { conn.PeerAddrs[i], conn.PeerAddrs[j] = conn.PeerAddrs[j], conn.PeerAddrs[i] })
 				r.Shuffle(len(conn.Subflows), func(i, j int) { conn.Subflows[i], conn.Subflows[j] = conn.Subflows[j], conn.Subflows[i] })
 				next := policy.ConnPlan{Paths: slices.Clone(tt.next.Paths), Announces: slices.Clone(tt.next.Announces)}
-				if again := c.Conn(view(policy.ModeUserspace, addrs...), conn, next); !cmp.Equal(got, again, netOpts) {
+				if again := c.Conn(view(policy.ModeUserspace, addrs...), conn, next); !cmp.Equal(got, again, policytest.NetOpts) {
 					t.Fatalf("shuffled input gave %v", again)
 				}
 			}
@@ -504,9 +451,9 @@ func TestConnCap(t *testing.T) {
 	t.Parallel()
 	var addrs []policy.LocalAddr
 	for i := range 4 {
-		addrs = append(addrs, loc(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), "eth0", 2))
+		addrs = append(addrs, policytest.Local(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), eth0))
 	}
-	c := policy.Conn{Side: policy.SideClient, Local: addrPort("192.0.2.1:40000"), Remote: r0}
+	c := policy.Conn{Side: policy.SideClient, Local: policytest.AddrPort("192.0.2.1:40000"), Remote: r0}
 	c.Subflows = []policy.Subflow{{Local: c.Local, Remote: c.Remote}}
 	for i := range 4 {
 		c.PeerAddrs = append(c.PeerAddrs, policy.PeerAddr{ID: uint8(i + 1), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + i)}), 443), Source: policy.SourceAnnounced})
@@ -544,11 +491,11 @@ func TestConnDeferral(t *testing.T) {
 		Subflows:  []policy.Subflow{{Local: la, Remote: r0, Established: true}, {Local: lb, Remote: r1, Established: true}},
 	}
 	server := policy.Conn{
-		Token: 2, Side: policy.SideServer, Local: netip.AddrPortFrom(a4, 443), Remote: addrPort("203.0.113.50:51000"),
+		Token: 2, Side: policy.SideServer, Local: netip.AddrPortFrom(a4, 443), Remote: policytest.AddrPort("203.0.113.50:51000"),
 		Created:  created,
-		Subflows: []policy.Subflow{{Local: netip.AddrPortFrom(a4, 443), Remote: addrPort("203.0.113.50:51000"), Established: true}},
+		Subflows: []policy.Subflow{{Local: netip.AddrPortFrom(a4, 443), Remote: policytest.AddrPort("203.0.113.50:51000"), Established: true}},
 	}
-	two := []policy.LocalAddr{loc(a4, "eth0", 2), loc(b4, "eth1", 3)}
+	two := []policy.LocalAddr{policytest.Local(a4, eth0), policytest.Local(b4, eth1)}
 	held := policy.Deferral{NotBefore: created.Add(2 * time.Second), AfterBytes: 4096}
 	deferrals := func(p policy.ConnPlan) map[string]policy.Deferral {
 		out := map[string]policy.Deferral{}
