@@ -50,7 +50,7 @@ func BenchmarkTop10k(b *testing.B) {
 	// The server ends are in a process of their own: with both ends in one
 	// process 10,000 connections need more descriptors than RLIMIT_NOFILE
 	// may allow.
-	port := holdtest.Start(b, tb.Server.Command, "0.0.0.0:0")
+	port := holdtest.Start(b, tb.Server.Command, "0.0.0.0:0").Port
 	start := time.Now()
 	holdtest.Dial(b, tb.Client.Dial, "tcp4", netip.AddrPortFrom(tb.Links[0].Server4, port).String(), topBenchConns)
 	b.Logf("setup: %d connections in %v", topBenchConns, time.Since(start).Round(time.Millisecond))

@@ -27,7 +27,7 @@ func BenchmarkConnections10k(b *testing.B) {
 	// The server ends are in a process of their own: with both ends in one
 	// process 10,000 connections need 20,000 descriptors, more than a hard
 	// RLIMIT_NOFILE of 20,000 allows without CAP_SYS_RESOURCE.
-	port := holdtest.Start(b, h.Command, "127.0.0.1:0")
+	port := holdtest.Start(b, h.Command, "127.0.0.1:0").Port
 	start := time.Now()
 	holdtest.Dial(b, h.Dial, "tcp4", "127.0.0.1:"+strconv.Itoa(int(port)), benchConns)
 

@@ -22,13 +22,25 @@ import (
 // test binary the child (TestHoldConns).
 const addrEnv = "MPTCPGOD_TEST_HOLD"
 
+// Holder is a child Start runs: its port, and a way to ask how many
+// connections it holds.
+type Holder struct {
+	// Port is the port the child listens on.
+	Port uint16
+
+	mu     sync.Mutex
+	stdin  io.Writer
+	stdout *bufio.Reader
+}
+
 // Start runs the test binary's TestHoldConns by command (the way to run a
 // program in a namespace, as netnstest.Host.Command) as a child that
 // listens on addr (an IP address and a port, 0 for any) and holds every
-// connection it accepts until the test ends, and returns its port. The
-// test's cleanup closes the child's stdin and waits for it to exit; its
-// standard error is the test binary's.
-func Start(tb testing.TB, command func(name string, args ...string) *exec.Cmd, addr string) uint16 {
+// connection it accepts until the test ends. The test's cleanup closes the
+// child's stdin and waits for it to exit; its standard error is the test
+// binary's. A connection the child has not accepted yet when it exits is
+// reset: Holder.Held tells how many it accepted.
+func Start(tb testing.TB, command func(name string, args ...string) *exec.Cmd, addr string) *Holder {
 	tb.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -54,19 +66,38 @@ func Start(tb testing.TB, command func(name string, args ...string) *exec.Cmd, a
 			tb.Errorf("holdtest: child on %s: %v", addr, err)
 		}
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	h := &Holder{stdin: stdin, stdout: bufio.NewReader(stdout)}
+	line, err := h.stdout.ReadString('\n')
 	port, perr := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(line), "listening "), 10, 16)
 	if err != nil || perr != nil {
 		tb.Fatalf("holdtest: child on %s: got %q, %v; want \"listening PORT\" "+
 			"(the package's tests need func TestHoldConns(t *testing.T) { holdtest.Child(t) })", addr, line, err)
 	}
-	return uint16(port)
+	h.Port = uint16(port)
+	return h
+}
+
+// Held asks the child how many connections it has accepted.
+func (h *Holder) Held(tb testing.TB) int {
+	tb.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := io.WriteString(h.stdin, "held\n"); err != nil {
+		tb.Fatalf("holdtest: ask the child: %v", err)
+	}
+	line, err := h.stdout.ReadString('\n')
+	n, perr := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "held "))
+	if err != nil || perr != nil {
+		tb.Fatalf("holdtest: the child answered %q, %v; want \"held N\"", line, err)
+	}
+	return n
 }
 
 // Child is the body of TestHoldConns, run by Start: it listens with MPTCP
 // on the address Start gave, prints "listening PORT", and accepts and
-// holds connections until its stdin closes, then closes them. It skips
-// unless the process is Start's child.
+// holds connections until its stdin closes, then closes them; to each
+// line "held" on its stdin it answers "held N", the connections it
+// accepted. It skips unless the process is Start's child.
 func Child(t *testing.T) {
 	addr := os.Getenv(addrEnv)
 	if addr == "" {
@@ -89,13 +120,18 @@ func Child(t *testing.T) {
 	held := Accept(ln, nil)
 	defer held.Close()
 	fmt.Println("listening", netip.MustParseAddrPort(ln.Addr().String()).Port())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	for in := bufio.NewScanner(os.Stdin); in.Scan(); {
+		if in.Text() == "held" {
+			fmt.Println("held", held.Count())
+		}
+	}
 }
 
 // Held is the connections Accept holds.
 type Held struct {
-	ln   net.Listener
-	done chan struct{} // closed when the accepting goroutine returns
+	ln    net.Listener
+	count atomic.Int64
+	done  chan struct{} // closed when the accepting goroutine returns
 	// conns, the accepting goroutine's until done, is referenced so that
 	// the GC does not close them.
 	conns []net.Conn
@@ -113,6 +149,7 @@ func Accept(ln net.Listener, handle func(net.Conn)) *Held {
 				return
 			}
 			h.conns = append(h.conns, c)
+			h.count.Add(1)
 			if handle != nil {
 				handle(c)
 			}
@@ -120,6 +157,9 @@ func Accept(ln net.Listener, handle func(net.Conn)) *Held {
 	}()
 	return h
 }
+
+// Count returns how many connections Accept has accepted.
+func (h *Held) Count() int { return int(h.count.Load()) }
 
 // Close closes the listener, waits until nothing more is accepted, and
 // closes every connection held.

@@ -2,6 +2,7 @@ package holdtest_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/holdtest"
 )
 
@@ -19,9 +21,9 @@ var waitFor = netnstest.Patience(30 * time.Second)
 func TestHoldConns(t *testing.T) { holdtest.Child(t) }
 
 // TestStart: the child listens on the address given, holds the
-// connections dialled to it, over IPv4 and IPv6, and closes them when the
-// test that started it ends: each reads end of file, not a reset, so the
-// child had accepted it.
+// connections dialled to it, over IPv4 and IPv6, says how many, and
+// closes them when the test that started it ends: each reads end of file,
+// not a reset.
 func TestStart(t *testing.T) {
 	t.Parallel()
 	h := netnstest.NewHost(t, "hold")
@@ -31,8 +33,8 @@ func TestStart(t *testing.T) {
 	} {
 		var conns []net.Conn
 		t.Run(tt.network, func(t *testing.T) {
-			port := holdtest.Start(t, h.Command, tt.addr)
-			raddr := netip.AddrPortFrom(netip.MustParseAddrPort(tt.addr).Addr(), port).String()
+			holder := holdtest.Start(t, h.Command, tt.addr)
+			raddr := netip.AddrPortFrom(netip.MustParseAddrPort(tt.addr).Addr(), holder.Port).String()
 			holdtest.Dial(t, h.Dial, tt.network, raddr, 20)
 			for range 3 {
 				c, err := h.Dial(tt.network, "", raddr)
@@ -41,6 +43,14 @@ func TestStart(t *testing.T) {
 				}
 				conns = append(conns, c)
 			}
+			// A connection still in the listen queue when the child exits
+			// would be reset.
+			enginetest.Poll(t, "the child holds the 23 connections", func() string {
+				if n := holder.Held(t); n != 23 {
+					return fmt.Sprintf("it holds %d", n)
+				}
+				return ""
+			})
 		})
 		for i, c := range conns {
 			readEOF(t, c, tt.network+" connection "+strconv.Itoa(i))
