@@ -120,7 +120,14 @@ type opts struct {
 	Nested struct {
 		Limit *uint32 `json:"limit"`
 	} `json:"nested"`
-	Fail string `json:"fail"`
+	Fail   string         `json:"fail"`
+	Items  []item         `json:"items"`
+	Labels map[string]int `json:"labels"`
+}
+
+// item is an element of opts.Items.
+type item struct {
+	Name string `json:"name"`
 }
 
 // optsPolicy is a registered test policy with options, a Validator and a

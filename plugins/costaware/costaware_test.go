@@ -49,7 +49,7 @@ func TestConfig(t *testing.T) {
 		{Config: `{"links": [{"name": "a"}, {"name": "b", "at_quota": "stop"}]}`, Err: `policy/cost-aware: option "links[1].at_quota": "stop" is not withdraw or backup`},
 		{Config: `{"links": [{"name": "a", "aggregate_budget": "1XB"}]}`, Err: `policy/cost-aware: option "links[0].aggregate_budget": "1XB" is not a size such as "500MB" or "1GiB"`},
 		{Config: `{"links": [{"name": "a", "aggregate_cost": -0.5}]}`, Err: `policy/cost-aware: option "links[0].aggregate_cost": -0.5 is not a cost of 0 or more`},
-		{Config: `{"links": [{"name": "a", "metered": "yes"}]}`, Err: `policy/cost-aware: unknown option "metered"`},
+		{Config: `{"links": [{"name": "a", "metered": "yes"}]}`, Err: `policy/cost-aware: unknown option "links[0].metered"`},
 		{Config: `["withdraw"]`, Err: `policy/cost-aware: config must be a JSON object`},
 	}, policytest.Configured[*costaware.CostAware](costaware.Name))
 }

@@ -46,7 +46,7 @@ func TestConfig(t *testing.T) {
 		{Config: `{"pass_env": ["A=B"]}`, Err: `option "pass_env": "A=B" is not a variable name`},
 		{Config: `{"pass_env": ["TZ", "TZ"]}`, Err: `option "pass_env": "TZ" listed twice`},
 		{Config: `{"comand": ["x"]}`, Err: `unknown option "comand"`},
-		{Config: `{"restart_backoff": {"inital": "1s"}}`, Err: `unknown option "inital"`},
+		{Config: `{"restart_backoff": {"inital": "1s"}}`, Err: `unknown option "restart_backoff.inital"`},
 		{Config: `{"command": "/bin/true"}`, Err: `option "command": cannot use string as []string`},
 		{Config: `{"command": [""]}`, Err: `option "command": the program is empty`},
 		{Config: `{"command": ["a\u0000b"]}`, Err: `option "command": argument 0 contains a NUL byte`},

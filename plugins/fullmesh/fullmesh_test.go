@@ -51,7 +51,7 @@ func TestConfig(t *testing.T) {
 		{Config: `{"join_delay": 50}`, Err: `policy/fullmesh: option "join_delay": cannot use number as string`},
 		{Config: `{"join_bytes": -1}`, Err: `policy/fullmesh: option "join_bytes": cannot use number -1 as uint64`},
 		{Config: `{"max_subflow": 4}`, Err: `policy/fullmesh: unknown option "max_subflow"`},
-		{Config: `{"limits": {"subflow": 4}}`, Err: `policy/fullmesh: unknown option "subflow"`},
+		{Config: `{"limits": {"subflow": 4}}`, Err: `policy/fullmesh: unknown option "limits.subflow"`},
 		{Config: `{"role": "sever"}`, Err: `policy/fullmesh: option "role": "sever" is not client, server or both`},
 		{Config: `{"role": ""}`, Err: `policy/fullmesh: option "role": "" is not client, server or both`},
 		{Config: `{"families": "inet"}`, Err: `policy/fullmesh: option "families": "inet" is not both, ipv4 or ipv6`},
