@@ -1,23 +1,16 @@
 package netnstest
 
 import (
-	"os"
-	"strconv"
 	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
-// PatienceEnv names the environment variable that multiplies how long the
-// real-kernel tests wait for the kernel and the daemon: a number of at
-// least 1. The compatibility matrix sets it for guests whose CPU qemu
-// emulates (internal/compat), where everything is several times slower.
-const PatienceEnv = "MPTCPGOD_TEST_PATIENCE"
+// PatienceEnv is runtest.PatienceEnv: the environment variable that
+// multiplies how long the real-kernel tests wait.
+const PatienceEnv = runtest.PatienceEnv
 
-// Patience returns d multiplied by $MPTCPGOD_TEST_PATIENCE; d itself when
-// the variable is unset, not a number, or below 1.
-func Patience(d time.Duration) time.Duration {
-	f, err := strconv.ParseFloat(os.Getenv(PatienceEnv), 64)
-	if err != nil || f <= 1 {
-		return d
-	}
-	return time.Duration(float64(d) * f)
-}
+// Patience is runtest.Patience: d multiplied by $MPTCPGOD_TEST_PATIENCE.
+// The scaling lives in runtest, which builds on every system; netnstest
+// builds on Linux only.
+func Patience(d time.Duration) time.Duration { return runtest.Patience(d) }

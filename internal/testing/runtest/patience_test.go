@@ -1,4 +1,4 @@
-package netnstest
+package runtest
 
 import (
 	"testing"
