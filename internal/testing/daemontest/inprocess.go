@@ -1,16 +1,14 @@
 package daemontest
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/mptcpgod/mptcpgod/internal/daemon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all" // the daemon's compiled-in policies
 )
 
@@ -24,7 +22,7 @@ type InProcess struct {
 	// again on a reload over its control socket.
 	ConfigFile string
 
-	stop func()
+	run *runtest.Running
 }
 
 // Run runs the daemon in-process in h's namespace with the configuration
@@ -50,30 +48,12 @@ func Run(t testing.TB, h *netnstest.Host, config string) *InProcess {
 		t.Fatalf("daemontest: daemon.New: %v", err)
 	}
 	r.Daemon = d
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	var once sync.Once
-	r.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("daemontest: daemon Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(r.stop)
-	select {
-	case <-d.Ready():
-	case err := <-done:
-		done <- err
-		t.Fatalf("daemontest: daemon in %s: Run returned before ready: %v", h.Name(), err)
-	case <-time.After(ReadyTimeout):
-		t.Fatalf("daemontest: daemon in %s not ready within %v", h.Name(), ReadyTimeout)
-	}
+	r.run = runtest.Run(t, "daemontest: daemon in "+h.Name(), d.Run)
+	r.run.WaitReadyWithin(t, d.Ready(), ReadyTimeout)
 	return r
 }
 
 // Stop stops the daemon and waits until Run returns; Run's error fails the
-// test. The test's cleanup calls it too; only the first call stops.
-func (r *InProcess) Stop() { r.stop() }
+// test when it ends. The test's cleanup stops it too; only the first stop
+// stops.
+func (r *InProcess) Stop() { _ = r.run.Stop() }

@@ -1,12 +1,11 @@
 package enginetest
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
-	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/pm"
 )
 
@@ -14,52 +13,36 @@ import (
 // Run's error; the test's cleanup stops it if the test did not.
 func Start(t testing.TB, cfg pm.Config) (*pm.Engine, func() error) {
 	t.Helper()
-	e, err := pm.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	var runErr error
-	stopped := false
-	stop := func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			runErr = <-done
-		}
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return e, stop
+	e := newEngine(t, cfg)
+	return e, runtest.Start(t, "engine", e.Run).Stop
 }
 
 // Run runs an engine of cfg until the test ends, and then fails the test if
 // Run returned an error.
 func Run(t testing.TB, cfg pm.Config) *pm.Engine {
 	t.Helper()
-	e, stop := Start(t, cfg)
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("engine Run: %v", err)
-		}
-	})
+	e := newEngine(t, cfg)
+	runtest.Run(t, "engine", e.Run)
 	return e
 }
 
-// ReadyTimeout bounds WaitReady, longer by $MPTCPGOD_TEST_PATIENCE
-// (netnstest.Patience).
-var ReadyTimeout = netnstest.Patience(10 * time.Second)
+func newEngine(t testing.TB, cfg pm.Config) *pm.Engine {
+	t.Helper()
+	e, err := pm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
 
 // WaitReady waits until e is ready (pm.Engine.Ready), and fails the test
-// after ReadyTimeout.
+// after runtest.ReadyTimeout.
 func WaitReady(t testing.TB, e *pm.Engine) {
 	t.Helper()
 	select {
 	case <-e.Ready():
-	case <-time.After(ReadyTimeout):
-		t.Fatalf("engine not ready after %v", ReadyTimeout)
+	case <-time.After(runtest.ReadyTimeout):
+		t.Fatalf("engine not ready after %v", runtest.ReadyTimeout)
 	}
 }
 

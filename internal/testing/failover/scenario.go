@@ -2,7 +2,6 @@ package failover
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/health"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	_ "github.com/mptcpgod/mptcpgod/plugins/backupcell" // backup-cellular
 	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"   // fullmesh
 	"github.com/mptcpgod/mptcpgod/pm"
@@ -395,28 +395,19 @@ func startMptcpgod(tb testing.TB, h *netnstest.Host, log *slog.Logger) *pm.Engin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	engineDone, samplerDone := make(chan error, 1), make(chan error, 1)
-	go func() { engineDone <- e.Run(ctx) }()
-	go func() { samplerDone <- s.Run(ctx) }()
-	go func() {
-		for rep := range s.Updates() {
-			e.SetHealth(rep)
-		}
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-engineDone; err != nil {
-			tb.Errorf("engine: %v", err)
-		}
-		if err := <-samplerDone; err != nil {
-			tb.Errorf("health sampler: %v", err)
-		}
+	tb.Cleanup(func() { // after the Runs', which stop them
 		_ = s.Close()
 		_ = sub.Close()
 		_ = gc.Close()
 		_ = chain.Close()
 	})
+	engine := runtest.Run(tb, "engine", e.Run)
+	runtest.Run(tb, "health sampler", s.Run)
+	go func() {
+		for rep := range s.Updates() {
+			e.SetHealth(rep)
+		}
+	}()
 
 	var links []policy.Link
 	var addrs []policy.LocalAddr
@@ -444,11 +435,7 @@ func startMptcpgod(tb testing.TB, h *netnstest.Host, log *slog.Logger) *pm.Engin
 		tb.Fatal(err)
 	}
 	e.SetHost(links, addrs)
-	select {
-	case <-e.Ready():
-	case <-time.After(10 * time.Second):
-		tb.Fatal("engine not ready after 10s")
-	}
+	engine.WaitReady(tb, e.Ready())
 	return e
 }
 
