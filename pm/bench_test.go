@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -54,9 +55,10 @@ func (c chanEvents) Receive(ctx context.Context) ([]genl.Event, error) {
 
 // benchEngine runs an engine in userspace mode with the default policy
 // (fullmesh), the kernel k and the event source events, on a 2×1 host:
-// addrA on eth0 and addrB on eth1. It returns the engine once it is
-// ready, and the function that stops it, which fails tb if Run failed.
-func benchEngine(tb testing.TB, k Kernel, events chanEvents) (*Engine, func()) {
+// addrA on eth0 and addrB on eth1, until tb ends. It returns the engine
+// once it is ready, with its Running to stop it sooner; Run's error fails
+// tb.
+func benchEngine(tb testing.TB, k Kernel, events chanEvents) (*Engine, *runtest.Running) {
 	tb.Helper()
 	e, err := New(Config{
 		Mode:      policy.ModeUserspace,
@@ -74,21 +76,9 @@ func benchEngine(tb testing.TB, k Kernel, events chanEvents) (*Engine, func()) {
 		{Addr: addrA, Link: "eth0", IfIndex: 2, Usable: true},
 		{Addr: addrB, Link: "eth1", IfIndex: 3, Usable: true},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	select {
-	case <-e.Ready():
-	case err := <-done:
-		cancel()
-		tb.Fatalf("Run returned before ready: %v", err)
-	}
-	return e, func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Error(err)
-		}
-	}
+	run := runtest.Run(tb, "engine", e.Run)
+	run.WaitReady(tb, e.Ready())
+	return e, run
 }
 
 // meshConns opens n client-side connections on the engine e of
@@ -134,8 +124,8 @@ func meshConns(tb testing.TB, e *Engine, events chanEvents, n int, distinct bool
 func BenchmarkEstablishedToCreate(b *testing.B) {
 	created := make(chan uint32, 16)
 	events := make(chanEvents, 16)
-	_, stop := benchEngine(b, benchKernel{created: created}, events)
-	defer stop()
+	_, run := benchEngine(b, benchKernel{created: created}, events)
+	defer run.Stop()
 
 	open := connTimer(b, events, created, 1)
 	lat := make([]time.Duration, 0, b.N)
@@ -203,8 +193,8 @@ func connMemory(tb testing.TB, n int, distinct bool) float64 {
 		runtime.MemProfileRate = 1 // every allocation, for an exact profile
 	}
 	events := make(chanEvents, n+16)
-	e, stop := benchEngine(tb, memKernel{events: events}, events)
-	defer stop()
+	e, run := benchEngine(tb, memKernel{events: events}, events)
+	defer run.Stop()
 
 	var before, after runtime.MemStats
 	runtime.GC()

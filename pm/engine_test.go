@@ -182,9 +182,8 @@ func TestEventsFatal(t *testing.T) {
 		}
 		h.ev.push(fakeBatch{err: net.ErrClosed})
 		select {
-		case err := <-h.done:
-			h.done <- err
-			if err == nil || !errors.Is(err, net.ErrClosed) || !strings.HasPrefix(err.Error(), "pm: events: ") {
+		case <-h.run.Done():
+			if err := h.run.Wait(); err == nil || !errors.Is(err, net.ErrClosed) || !strings.HasPrefix(err.Error(), "pm: events: ") {
 				t.Errorf("Run: %v, want pm: events: ... closed", err)
 			}
 		case <-time.After(5 * time.Second):

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -445,8 +446,7 @@ type harness struct {
 	lister *fakeLister
 	clock  *fakeClock
 	logs   *logBuffer
-	cancel context.CancelFunc
-	done   chan error
+	run    *runtest.Running
 	// seen is how many calls the test has looked at.
 	seen int
 }
@@ -472,7 +472,7 @@ func newHarness(t *testing.T, mode policy.Mode, opts ...harnessOpt) *harness {
 	t.Helper()
 	h := &harness{
 		t: t, ns: newFakeNS(), ev: newFakeEvents(), lister: &fakeLister{}, clock: newFakeClock(),
-		logs: &logBuffer{}, done: make(chan error, 1),
+		logs: &logBuffer{},
 	}
 	cfg := Config{
 		Mode:      mode,
@@ -498,32 +498,16 @@ func newHarness(t *testing.T, mode policy.Mode, opts ...harnessOpt) *harness {
 }
 
 // start runs the engine; the test's cleanup stops it.
-func (h *harness) start() {
-	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- h.e.Run(ctx) }()
-	h.t.Cleanup(func() {
-		cancel()
-		<-h.done
-	})
-}
+func (h *harness) start() { h.run = runtest.Start(h.t, "engine", h.e.Run) }
 
 // stop stops the engine and returns Run's error.
-func (h *harness) stop() error {
-	h.cancel()
-	err := <-h.done
-	h.done <- err
-	return err
-}
+func (h *harness) stop() error { return h.run.Stop() }
 
+// ready waits until the engine is ready, and fails the test if Run
+// returns first.
 func (h *harness) ready() {
 	h.t.Helper()
-	select {
-	case <-h.e.Ready():
-	case <-time.After(5 * time.Second):
-		h.t.Fatal("engine not ready after 5s")
-	}
+	h.run.WaitReady(h.t, h.e.Ready())
 }
 
 // events feeds one batch of events.

@@ -36,8 +36,7 @@ func trackedEngine(b *testing.B, n int) (*Engine, chanEvents, <-chan uint32) {
 	b.Helper()
 	created := make(chan uint32, 16)
 	events := make(chanEvents, n+16)
-	e, stop := benchEngine(b, meshKernel{benchKernel: benchKernel{created: created}, events: events, measured: measuredBase}, events)
-	b.Cleanup(stop)
+	e, _ := benchEngine(b, meshKernel{benchKernel: benchKernel{created: created}, events: events, measured: measuredBase}, events)
 	meshConns(b, e, events, n, false)
 	return e, events, created
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/metrics"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 )
@@ -59,11 +60,11 @@ func BenchmarkStatusLoad(b *testing.B) {
 			case "busy":
 				r.runCtl(b, "", "--version")
 			case "scraped":
-				sock := serveEngine(b, ctx, e)
+				sock := serveEngine(b, e)
 				r.scrape(b, sock)
 				r.runCtl(b, sock, "status")
 			case "hammered":
-				sock := serveEngine(b, ctx, e)
+				sock := serveEngine(b, e)
 				for range ctlhttp.DefaultLimits.MaxQueries {
 					r.hammer(b, sock)
 				}
@@ -178,8 +179,8 @@ func (r *readers) hammer(b *testing.B, sock string) {
 }
 
 // serveEngine serves e on a control socket, with the daemon's metrics, until
-// ctx is done, and returns the socket's path.
-func serveEngine(b *testing.B, ctx context.Context, e *pm.Engine) string {
+// the benchmark ends, and returns the socket's path.
+func serveEngine(b *testing.B, e *pm.Engine) string {
 	b.Helper()
 	m, err := metrics.New(metrics.Config{Engine: e})
 	if err != nil {
@@ -191,18 +192,7 @@ func serveEngine(b *testing.B, ctx context.Context, e *pm.Engine) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Run(ctx) }()
-	b.Cleanup(func() {
-		if err := <-served; err != nil {
-			b.Error(err)
-		}
-	})
-	select {
-	case <-srv.Ready():
-	case err := <-served:
-		b.Fatal(err)
-	}
+	runtest.Run(b, "server", srv.Run).WaitReady(b, srv.Ready())
 	return sock
 }
 

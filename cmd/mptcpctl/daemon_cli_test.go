@@ -22,6 +22,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all" // the daemon's compiled-in policies
@@ -162,20 +163,7 @@ func serveFakeWith(t *testing.T, gid string, lim ctlhttp.Limits) (string, *fakeD
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatal(err)
-	}
+	runtest.Run(t, "server", s.Run).WaitReady(t, s.Ready())
 	return sock, f
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/health"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/pm"
 )
 
@@ -53,9 +54,12 @@ func TestSamplerKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { // after Run's, which stops it
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	runtest.Run(t, "sampler", s.Run)
 	got := &latest{}
 	go func() {
 		for r := range s.Updates() {
@@ -64,15 +68,6 @@ func TestSamplerKernel(t *testing.T) {
 			got.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
 
 	ln := tb.Server.Listen("tcp4", netip.AddrPortFrom(l0.Server4, 0).String())
 	go func() {

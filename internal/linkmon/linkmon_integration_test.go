@@ -3,7 +3,6 @@
 package linkmon_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/linkmon"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 // waitLimit bounds every wait for a delta; the kernel answers in
@@ -41,18 +41,12 @@ func start(t testing.TB, h *netnstest.Host, cfg linkmon.Config, logLevel slog.Le
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+	t.Cleanup(func() { // after Run's, which stops it
 		if err := m.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
+	runtest.Run(t, "monitor", m.Run)
 	d := await(t, m, "the initial state", func(d linkmon.Delta) bool { return d.Initial })
 	select {
 	case <-m.Ready():

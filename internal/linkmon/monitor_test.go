@@ -1,7 +1,6 @@
 package linkmon
 
 import (
-	"context"
 	"errors"
 	"net/netip"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 // fakeSource is a source fed by the test.
@@ -47,25 +48,14 @@ func (f *fakeSource) send(msgs ...msg) {
 	}
 }
 
-// startMonitor runs a Monitor over a fake source until the test ends. Call it
-// inside a synctest bubble.
-func startMonitor(t *testing.T, c *Config) (*Monitor, *fakeSource, <-chan error) {
+// startMonitor runs a Monitor over a fake source until the test ends; Run's
+// error is the test's to check. Call it inside a synctest bubble.
+func startMonitor(t *testing.T, c *Config) (*Monitor, *fakeSource, *runtest.Running) {
 	t.Helper()
 	m := newMonitor(*testConfig(t, c))
 	src := newFakeSource()
 	m.open = func() (source, error) { return src, nil }
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	finished := make(chan struct{})
-	go func() {
-		done <- m.Run(ctx)
-		close(finished)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-finished
-	})
-	return m, src, done
+	return m, src, runtest.Start(t, "monitor", m.Run)
 }
 
 // baseSnapshot is eth0 (index 2) with 192.0.2.1/24 and a default route.
@@ -383,11 +373,11 @@ func TestMonitorResync(t *testing.T) {
 func TestMonitorSourceError(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		m, src, done := startMonitor(t, nil)
+		m, src, run := startMonitor(t, nil)
 		src.send(baseSnapshot())
 		next(t, m)
 		src.err <- errors.New("subscribe to links: boom")
-		err := <-done
+		err := run.Wait()
 		if err == nil || !strings.HasPrefix(err.Error(), "linkmon: subscribe to links: boom") {
 			t.Fatalf("Run = %v", err)
 		}
@@ -403,16 +393,13 @@ func TestMonitorStop(t *testing.T) {
 		m := newMonitor(*testConfig(t, nil))
 		src := newFakeSource()
 		m.open = func() (source, error) { return src, nil }
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- m.Run(ctx) }()
+		run := runtest.Start(t, "monitor", m.Run)
 		src.send(baseSnapshot())
 		next(t, m)
-		if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "twice") {
+		if err := m.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "twice") {
 			t.Fatalf("second Run = %v", err)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := run.Stop(); err != nil {
 			t.Fatalf("Run after cancel = %v", err)
 		}
 		select {

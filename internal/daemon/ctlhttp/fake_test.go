@@ -16,6 +16,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/internal/usage"
 	"github.com/mptcpgod/mptcpgod/pm"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -289,21 +290,6 @@ func serve(t *testing.T, b Backend, cfg ServerConfig) (*Server, *ctlapi.Client) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("server not ready after 5s")
-	}
+	runtest.Run(t, "server", s.Run).WaitReady(t, s.Ready())
 	return s, &ctlapi.Client{Socket: s.Socket()}
 }

@@ -16,23 +16,20 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// runServer runs a server on sock and returns its Run's error channel and
-// the cancel func.
-func runServer(t *testing.T, sock string) (<-chan error, *Server, context.CancelFunc) {
+// runServer runs a server on sock until the test ends, and returns it
+// running; its Run's error is the test's to check.
+func runServer(t *testing.T, sock string) (*runtest.Running, *Server) {
 	t.Helper()
 	s, err := NewServer(ServerConfig{Socket: sock, Backend: newFake(userspaceStatus())})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(cancel)
-	return done, s, cancel
+	return runtest.Start(t, "server", s.Run), s
 }
 
 func TestListen(t *testing.T) {
@@ -46,17 +43,12 @@ func TestListen(t *testing.T) {
 		}
 		ln.(*net.UnixListener).SetUnlinkOnClose(false)
 		_ = ln.Close()
-		done, s, cancel := runServer(t, sock)
-		select {
-		case <-s.Ready():
-		case err := <-done:
-			t.Fatalf("Run: %v", err)
-		}
+		run, s := runServer(t, sock)
+		run.WaitReady(t, s.Ready())
 		if _, err := (&ctlapi.Client{Socket: sock}).Status(t.Context()); err != nil {
 			t.Errorf("Status through the replaced socket: %v", err)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := run.Stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 		if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
@@ -70,10 +62,10 @@ func TestListen(t *testing.T) {
 	t.Run("second daemon refused", func(t *testing.T) {
 		t.Parallel()
 		sock := filepath.Join(socketDir(t), "s.sock")
-		_, first, _ := runServer(t, sock)
-		<-first.Ready()
-		done, _, _ := runServer(t, sock)
-		err := <-done
+		run, first := runServer(t, sock)
+		run.WaitReady(t, first.Ready())
+		second, _ := runServer(t, sock)
+		err := second.Wait()
 		if want := fmt.Sprintf("ctlhttp: another mptcpgod (pid %d) holds %s.lock: is one running already?", os.Getpid(), sock); err == nil || err.Error() != want {
 			t.Errorf("second Run: %v", err)
 		}
@@ -89,8 +81,8 @@ func TestListen(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		done, _, _ := runServer(t, sock)
-		if err := <-done; err == nil || err.Error() != "ctlhttp: "+sock+": another daemon is listening on it" {
+		run, _ := runServer(t, sock)
+		if err := run.Wait(); err == nil || err.Error() != "ctlhttp: "+sock+": another daemon is listening on it" {
 			t.Errorf("Run: %v", err)
 		}
 	})
@@ -105,8 +97,8 @@ func TestListen(t *testing.T) {
 		if err := os.Symlink(victim, sock+".lock"); err != nil {
 			t.Fatal(err)
 		}
-		done, _, _ := runServer(t, sock)
-		if err := <-done; err == nil || !strings.Contains(err.Error(), "a symbolic link, refusing to follow it") {
+		run, _ := runServer(t, sock)
+		if err := run.Wait(); err == nil || !strings.Contains(err.Error(), "a symbolic link, refusing to follow it") {
 			t.Errorf("Run: %v", err)
 		}
 		if b, _ := os.ReadFile(victim); string(b) != "precious" {
@@ -119,8 +111,8 @@ func TestListen(t *testing.T) {
 		if err := os.WriteFile(sock, []byte("precious"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		done, _, _ := runServer(t, sock)
-		if err := <-done; err == nil || err.Error() != "ctlhttp: "+sock+" exists and is not a socket; refusing to replace it" {
+		run, _ := runServer(t, sock)
+		if err := run.Wait(); err == nil || err.Error() != "ctlhttp: "+sock+" exists and is not a socket; refusing to replace it" {
 			t.Errorf("Run: %v", err)
 		}
 		if b, _ := os.ReadFile(sock); string(b) != "precious" {
