@@ -13,6 +13,9 @@
 // A cleanup that must follow Run's return (a Close) is registered before
 // Run or Start: cleanups run last registered first.
 //
+// Unavailable ends a test that cannot run on this machine: it fails under
+// CI=true and skips otherwise.
+//
 // Patience multiplies the limits of the tests' waits by
 // $MPTCPGOD_TEST_PATIENCE, for slow machines.
 //

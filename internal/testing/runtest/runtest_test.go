@@ -18,6 +18,7 @@ type fakeTB struct {
 	testing.TB
 	mu       sync.Mutex
 	failures []string
+	skipped  []string
 	cleanups []func()
 }
 
@@ -33,6 +34,11 @@ func (f *fakeTB) Errorf(format string, args ...any) {
 
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *fakeTB) Skip(args ...any) {
+	f.skipped = append(f.skipped, fmt.Sprint(args...))
 	runtime.Goexit()
 }
 
