@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/depstest"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
 
@@ -267,21 +267,9 @@ func TestStatusJSON(t *testing.T) {
 // mptcpgod, nothing else of it.
 func TestDeps(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Skipf("go list: %v: %s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		if !strings.HasPrefix(dep, "github.com/mptcpgod/mptcpgod/") || dep == "github.com/mptcpgod/mptcpgod/pm" {
-			continue
-		}
-		switch dep {
-		case "github.com/mptcpgod/mptcpgod/policy", "github.com/mptcpgod/mptcpgod/genl",
-			"github.com/mptcpgod/mptcpgod/internal/pmstate", "github.com/mptcpgod/mptcpgod/internal/peeraddr":
-		default:
-			t.Errorf("pm depends on %s", dep)
-		}
-	}
+	const mod = depstest.Module
+	depstest.Forbid(t, mod+"pm", []string{mod + "..."},
+		mod+"policy", mod+"genl", mod+"internal/pmstate", mod+"internal/peeraddr")
 }
 
 // TestTallyRoom: a tally has a slot for every path state.

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"os/exec"
-	"slices"
-	"strings"
 	"testing"
+
+	"github.com/mptcpgod/mptcpgod/internal/testing/depstest"
 )
 
 // TestDeps: mptcpctl speaks to the daemon through the wire types and the
@@ -13,26 +12,7 @@ import (
 // has the same test). Where it needs one of their types, ctlapi has a copy.
 func TestDeps(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	forbidden := []string{"pm", "policy", "internal/linkmon", "internal/usage", "internal/daemon", "internal/metrics", "plugins"}
-	deps := strings.Fields(string(out))
-	for _, dep := range deps {
-		rest, ours := strings.CutPrefix(dep, "github.com/mptcpgod/mptcpgod/")
-		if !ours {
-			continue
-		}
-		for _, f := range forbidden {
-			if rest == f || strings.HasPrefix(rest, f+"/") {
-				t.Errorf("mptcpctl depends on %s", dep)
-			}
-		}
-	}
-	for _, want := range []string{"internal/ctlapi", "internal/pmstate"} {
-		if !slices.Contains(deps, "github.com/mptcpgod/mptcpgod/"+want) {
-			t.Errorf("mptcpctl does not depend on %s: the test looks at the wrong package (%q)", want, deps)
-		}
-	}
+	const mod = depstest.Module
+	depstest.Forbid(t, mod+"cmd/mptcpctl", []string{mod + "pm/...", mod + "policy/...", mod + "internal/linkmon/...",
+		mod + "internal/usage/...", mod + "internal/daemon/...", mod + "internal/metrics/...", mod + "plugins/..."})
 }

@@ -1,12 +1,11 @@
 package all_test
 
 import (
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mptcpgod/mptcpgod/internal/testing/depstest"
 	_ "github.com/mptcpgod/mptcpgod/plugins/all"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -54,39 +53,23 @@ var ioPlugins = []string{"plugins/exec"}
 // the ioPlugins).
 func TestDeps(t *testing.T) {
 	t.Parallel()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no go command: %v", err)
-		}
-		t.Skipf("no go command: %v", err)
-	}
-	const mod = "github.com/mptcpgod/mptcpgod/"
-	out, err := exec.Command(goBin, "list", "-deps", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"plugins/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
+	const mod = depstest.Module
 	plugins := 0
-	for line := range strings.Lines(string(out)) {
-		pkg, imports, _ := strings.Cut(strings.TrimSpace(line), " ")
+	for _, p := range depstest.List(t, "-deps", mod+"plugins/...") {
 		switch {
-		case pkg == mod+"policy":
-		case strings.HasPrefix(pkg, mod+"plugins/"):
+		case p.ImportPath == mod+"policy":
+		case strings.HasPrefix(p.ImportPath, mod+"plugins/"):
 			plugins++
-			if slices.Contains(ioPlugins, strings.TrimPrefix(pkg, mod)) {
+			if slices.Contains(ioPlugins, strings.TrimPrefix(p.ImportPath, mod)) {
 				continue
 			}
-			for _, d := range strings.Fields(imports) {
-				switch d {
-				case "os", "os/exec", "os/signal", "net", "net/http", "syscall", "io/fs", "unsafe", "log", "log/slog":
-					t.Errorf("%s imports %s: policies do no I/O", pkg, d)
+			for _, d := range p.Imports {
+				if slices.Contains(depstest.IO, d) {
+					t.Errorf("%s imports %s: policies do no I/O", p.ImportPath, d)
 				}
 			}
-		case strings.HasPrefix(pkg, mod),
-			strings.HasPrefix(pkg, "github.com/mdlayher/"),
-			strings.HasPrefix(pkg, "github.com/vishvananda/"),
-			strings.HasPrefix(pkg, "golang.org/x/sys/"):
-			t.Errorf("plugins depend on %s", pkg)
+		case depstest.Match(p.ImportPath, mod+"...", "github.com/mdlayher/...", "github.com/vishvananda/...", "golang.org/x/sys/..."):
+			t.Errorf("plugins depend on %s", p.ImportPath)
 		}
 	}
 	if plugins < 2 {
