@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/genl"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 )
 
@@ -181,10 +182,7 @@ func TestUnitCoexistence(t *testing.T) {
 	needRoot(t)
 	needInstallInputs(t)
 	if _, err := os.Stat("/usr/libexec/mptcpd"); err != nil {
-		if ci() {
-			t.Fatalf("mptcpd is needed (CI=true; apt-get install mptcpd): %v", err)
-		}
-		t.Skipf("mptcpd not installed: %v", err)
+		runtest.Unavailable(t, fmt.Sprintf("mptcpd not installed (apt-get install mptcpd): %v", err))
 	}
 	gc, err := genl.New(nil)
 	if err != nil {

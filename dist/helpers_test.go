@@ -10,11 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// ci reports whether the tests run in CI, where a missing tool or missing
-// root fails a test instead of skipping it.
-func ci() bool { return os.Getenv("CI") == "true" }
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
+)
 
 // needTool returns the path of the program name; without it the test skips,
 // or fails in CI.
@@ -22,10 +20,7 @@ func needTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if ci() {
-			t.Fatalf("%s is needed (CI=true): %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
+		runtest.Unavailable(t, fmt.Sprintf("%s not found: %v", name, err))
 	}
 	return p
 }
@@ -33,13 +28,9 @@ func needTool(t *testing.T, name string) string {
 // needRoot skips the test without root, or fails it in CI.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
+	if os.Geteuid() != 0 {
+		runtest.Unavailable(t, "needs root")
 	}
-	if ci() {
-		t.Fatal("root is needed (CI=true)")
-	}
-	t.Skip("needs root")
 }
 
 // repoRoot is the top of the source tree (the tests run in dist/).

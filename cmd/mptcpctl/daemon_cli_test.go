@@ -308,10 +308,7 @@ func TestEventsCommandFake(t *testing.T) {
 func TestEventsIdleReconnect(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to switch credentials")
-		}
-		t.Skip("needs root to switch credentials")
+		runtest.Unavailable(t, "needs root to switch credentials")
 	}
 	sock, f := serveFakeWith(t, "4249", ctlhttp.Limits{IdleTimeout: 100 * time.Millisecond})
 	cmd := exec.Command("/proc/self/exe", "--socket", sock, "events")
@@ -372,10 +369,7 @@ func asUser(t *testing.T, cred *syscall.Credential, args ...string) result {
 func TestDaemonCommandsAsNobody(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to switch credentials")
-		}
-		t.Skip("needs root to switch credentials")
+		runtest.Unavailable(t, "needs root to switch credentials")
 	}
 	const gid = 4245
 	sock, f := serveFake(t, "4245")

@@ -17,6 +17,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
@@ -75,10 +76,7 @@ type testForcing struct {
 func newTestForcing(t *testing.T, cfg ForceConfig) *testForcing {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("forcing needs root for BPF maps and cgroups (CI=true)")
-		}
-		t.Skip("forcing needs root for BPF maps and cgroups")
+		runtest.Unavailable(t, "forcing needs root for BPF maps and cgroups")
 	}
 	tester, err := bpf.NewTester()
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 // TestVerify: the server finds a replaced block, traces it to where in
@@ -123,10 +125,7 @@ var nsSeq atomic.Int64
 func runScript(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("joincorrupt: the script needs root (network namespaces)")
-		}
-		t.Skip("joincorrupt: the script needs root (network namespaces)")
+		runtest.Unavailable(t, "joincorrupt: the script needs root (network namespaces)")
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {

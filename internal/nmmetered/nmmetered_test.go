@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/mptcpgod/mptcpgod/internal/nmmetered"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 // startBus starts a dbus-daemon of its own, with its socket in a
@@ -29,10 +29,7 @@ func startBus(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("dbus-daemon")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no dbus-daemon (apt package dbus-daemon): %v", err)
-		}
-		t.Skipf("no dbus-daemon (apt package dbus-daemon): %v", err)
+		runtest.Unavailable(t, fmt.Sprintf("no dbus-daemon (apt package dbus-daemon): %v", err))
 	}
 	cmd := exec.Command(bin, "--session", "--nofork", "--nopidfile", "--print-address",
 		"--address=unix:dir="+t.TempDir())

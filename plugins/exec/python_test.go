@@ -3,9 +3,9 @@ package exec_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/testing/policytest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	_ "github.com/mptcpgod/mptcpgod/plugins/fullmesh"
 	"github.com/mptcpgod/mptcpgod/policy"
@@ -26,10 +27,7 @@ func pythonExample(t testing.TB, args ...string) []string {
 	t.Helper()
 	py, err := osexec.LookPath("python3")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python3: %v", err)
-		}
-		t.Skipf("python3: %v", err)
+		runtest.Unavailable(t, fmt.Sprintf("python3: %v", err))
 	}
 	script, err := filepath.Abs("../../docs/examples/prefer_wired.py")
 	if err != nil {

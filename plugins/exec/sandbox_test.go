@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/plugins/exec"
 	"github.com/mptcpgod/mptcpgod/policy"
 )
@@ -43,10 +44,7 @@ func readReport(t *testing.T, file string) sandboxReport {
 // off.
 func TestChildSandbox(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root: the test checks that root's capabilities are dropped")
-		}
-		t.Skip("needs root: the test checks that root's capabilities are dropped")
+		runtest.Unavailable(t, "needs root: the test checks that root's capabilities are dropped")
 	}
 	t.Setenv("MPTCPGOD_TEST_PASSED", "passed")
 	t.Setenv("MPTCPGOD_TEST_SECRET", "not for the child")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 // forceBackend is a fakeBackend that forces units.
@@ -38,10 +39,7 @@ func (b *forceBackend) ForceUnit(_ context.Context, unit string, off bool) (ctla
 func TestForceRoutes(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("POST /v1/force/units needs root")
-		}
-		t.Skip("POST /v1/force/units needs root")
+		runtest.Unavailable(t, "POST /v1/force/units needs root")
 	}
 	b := &forceBackend{fakeBackend: fakeBackend{info: testInfo(pmstate.ModeKernel), feed: NewFeed(0)},
 		f: ctlapi.Force{BPF: ctlapi.Mechanism{Available: true}, Units: []ctlapi.ForcedUnit{{Unit: "a.service", Source: ctlapi.SourceConfig,

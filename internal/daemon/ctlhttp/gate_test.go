@@ -20,6 +20,7 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 func TestGate(t *testing.T) {
@@ -100,10 +101,7 @@ func request(t *testing.T, c net.Conn, path string) (*http.Response, error) {
 func TestRootServedWhateverOthersDo(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to switch credentials")
-		}
-		t.Skip("needs root to switch credentials")
+		runtest.Unavailable(t, "needs root to switch credentials")
 	}
 	const reader, group = 4245, 4246
 	b := newFake(userspaceStatus())
@@ -196,10 +194,7 @@ func TestRootServedWhateverOthersDo(t *testing.T) {
 func TestIdleStream(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to switch credentials")
-		}
-		t.Skip("needs root to switch credentials")
+		runtest.Unavailable(t, "needs root to switch credentials")
 	}
 	const reader, group = 4247, 4248
 	b := newFake(userspaceStatus())

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 // Server is the userspace path manager of a server's namespace. It
@@ -105,11 +105,7 @@ type Counter struct {
 func NewCounter(t testing.TB, h *netnstest.Host, aps ...netip.AddrPort) *Counter {
 	t.Helper()
 	if _, err := h.Exec("nft", "--version"); err != nil {
-		msg := fmt.Sprintf("hostiletest: counting segments needs nft: install nftables (%v)", err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		runtest.Unavailable(t, fmt.Sprintf("hostiletest: counting segments needs nft: install nftables (%v)", err))
 	}
 	var b strings.Builder
 	b.WriteString("table inet hostiletest {\n chain input {\n  type filter hook input priority 0;\n")

@@ -24,9 +24,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/mptcpgod/mptcpgod/genl"
 	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 )
 
 // churnOps are the subflow operations of a TestCorrupt case.
@@ -109,10 +111,7 @@ func TestCorrupt(t *testing.T) {
 		t.Skip("soak: opt-in; run with -soak.corrupt")
 	}
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("soak: needs root to build network namespaces")
-		}
-		t.Skip("soak: needs root to build network namespaces")
+		runtest.Unavailable(t, "soak: needs root to build network namespaces")
 	}
 	names := strings.Split(*soakCorruptCases, ",")
 	for _, name := range names {
