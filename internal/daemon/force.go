@@ -208,14 +208,16 @@ func (f *forcing) save(units []string) error {
 	return nil
 }
 
-// systemdSlice asks systemd for the unit's Slice property.
+// systemdSlice asks systemd for the service's Slice property, which its
+// org.freedesktop.systemd1.Service interface has (the Unit interface
+// does not: asking it fails with "Unknown interface ... or property").
 func systemdSlice(ctx context.Context, unit string) (string, error) {
 	conn, err := sddbus.NewSystemConnectionContext(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	p, err := conn.GetUnitPropertyContext(ctx, unit, "Slice")
+	p, err := conn.GetServicePropertyContext(ctx, unit, "Slice")
 	if err != nil {
 		return "", err
 	}
