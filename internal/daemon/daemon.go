@@ -392,6 +392,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if gctx.Err() != nil || !d.ctl.wait(gctx) {
 			return nil
 		}
+		// A unit ordered after mptcpgod.service is forced from its
+		// first socket: the program is attached and the forced units'
+		// cgroups that exist are in its maps before READY=1.
+		select {
+		case <-d.force.synced:
+		case <-gctx.Done():
+			return nil
+		}
 		close(d.ready)
 		d.log.Info("mptcpgod ready", "mode", d.mode)
 		notify(d.log, sd.SdNotifyReady)

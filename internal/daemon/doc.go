@@ -39,7 +39,9 @@
 // usage, which the cost-aware policy acts on; the control socket serves
 // the accounting (GET /v1/usage) and the metrics export it.
 // Ready is closed, and systemd told READY=1, once the engine has adopted
-// and reconciled what exists and the control socket listens. Reload swaps the policy, the link filters
+// and reconciled what exists, the control socket listens, and forcing has
+// synced once (the BPF program attached, when something is forced and the
+// kernel allows it). Reload swaps the policy, the link filters
 // and the [usage] links of a running daemon; a configuration that does not build is refused and
 // the old one stays.
 package daemon

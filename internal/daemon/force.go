@@ -71,6 +71,8 @@ type forcing struct {
 	probe  func() error
 
 	kick chan struct{} // one slot: sync again
+	// synced is closed once run has synced the first time.
+	synced chan struct{}
 
 	mu       sync.Mutex
 	cfg      ForceConfig
@@ -102,6 +104,7 @@ func newForcing(log *slog.Logger, cfg ForceConfig, stateDir string) (*forcing, e
 		},
 		probe:    bpf.Probe,
 		kick:     make(chan struct{}, 1),
+		synced:   make(chan struct{}),
 		cfg:      cfg,
 		slices:   map[string]string{},
 		selected: map[string]uint64{},
@@ -274,14 +277,16 @@ func (f *forcing) run(ctx context.Context) error {
 	}()
 	tick := time.NewTicker(forceResync)
 	defer tick.Stop()
+	f.sync(ctx)
+	close(f.synced)
 	for {
-		f.sync(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-f.kick:
 		case <-tick.C:
 		}
+		f.sync(ctx)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -188,6 +189,41 @@ func TestForcingFollowsCgroups(t *testing.T) {
 	tf.waitSelected(t, web)
 	tf.setConfig(ForceConfig{})
 	tf.waitSelected(t)
+}
+
+// TestForcingSyncedFirst: once the first sync is done (the daemon's
+// READY=1 waits for it), a forced unit's existing cgroup and the forced
+// uids are in the maps already, so that a service ordered after the
+// daemon is forced from its first socket.
+func TestForcingSyncedFirst(t *testing.T) {
+	tf := newTestForcing(t, ForceConfig{Units: []string{"web.service"}, UIDs: []uint32{1234}})
+	web := filepath.Join(tf.slice, "web.service")
+	if err := os.Mkdir(web, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id, err := bpf.CgroupID(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf.run(t)
+	select {
+	case <-tf.synced:
+	case <-time.After(runtest.ReadyTimeout):
+		t.Fatalf("the first sync not done after %v", runtest.ReadyTimeout)
+	}
+	cgroups, err := tf.tester.Cgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cgroups, []uint64{id}) {
+		t.Errorf("cgroups in the map after the first sync: %v, want web.service's %d", cgroups, id)
+	}
+	tf.mu.Lock()
+	uid := tf.uids[1234]
+	tf.mu.Unlock()
+	if !uid {
+		t.Error("uid 1234 not in the map after the first sync")
+	}
 }
 
 // TestForceUnit: units forced over the control socket are kept in the
