@@ -13,7 +13,7 @@ STATICCHECK ?= $(GOBIN)/staticcheck
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build test lint fuzz bench soak demo compat clean
+.PHONY: all build test lint fuzz bench soak demo compat compat-unit clean
 
 all: build
 
@@ -93,6 +93,19 @@ COMPAT_SUITE ?= full
 COMPATFLAGS  ?=
 compat:
 	$(GO) run ./internal/compat/cmd/compat -go $(GO) -kernels '$(KERNELS)' -suite $(COMPAT_SUITE) $(COMPATFLAGS)
+
+# compat-unit runs the daemon under its shipped unit on a kernel of the
+# matrix under qemu (default 6.12, which allows the BPF mechanism): systemd
+# from this machine's /usr (shared read-only over virtio-9p) boots with
+# dist/mptcpgod.service, dist/mptcpgod-bpf.conf, the sysusers.d entry and
+# dist/mptcpgod.toml forcing a test service, and a check reports whether
+# that service's plain TCP listener is MPTCP and another one's is not
+# (docs/transparent-services.md). Needs what compat needs, and systemd,
+# dbus-daemon and busybox-static on this machine. The guest's console and
+# report go to bin/compat/unit/KERNEL/.
+UNIT_KERNEL ?= 6.12
+compat-unit:
+	$(GO) run ./internal/compat/cmd/compatunit -go $(GO) -kernel '$(UNIT_KERNEL)'
 
 clean:
 	rm -rf $(BIN)

@@ -3,6 +3,7 @@ package compat
 import (
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -107,4 +108,18 @@ func checkStatic(path string) error {
 		}
 	}
 	return nil
+}
+
+// ModuleRoot returns the directory of the main module's go.mod, as the go
+// command goTool run in the working directory finds it.
+func ModuleRoot(goTool string) (string, error) {
+	out, err := exec.Command(goTool, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the mptcpgod module: run from the repository")
+	}
+	return filepath.Dir(gomod), nil
 }

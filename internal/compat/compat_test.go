@@ -424,6 +424,15 @@ func TestQemuArgs(t *testing.T) {
 	if args := strings.Join(vm.Args(), " "); !strings.Contains(args, "accel=kvm") || !strings.Contains(args, "-cpu host") {
 		t.Errorf("KVM args %q", args)
 	}
+	vm.Shares = []HostShare{{Tag: "usr", Path: "/usr"}}
+	vm.Cmdline = []string{"systemd.unit=check.service"}
+	args = strings.Join(vm.Args(), " ")
+	for _, s := range []string{"-virtfs local,path=/usr,mount_tag=usr,security_model=none,readonly=on",
+		"rdinit=/init systemd.unit=check.service -serial"} {
+		if !strings.Contains(args, s) {
+			t.Errorf("qemu args %q lack %q", args, s)
+		}
+	}
 }
 
 // TestSharedLibs finds the interpreter and libraries of a dynamic
@@ -574,44 +583,23 @@ func TestGuestInitramfsRunModules(t *testing.T) {
 			runtest.Unavailable(t, fmt.Sprintf("%s: apt-get install %s", tool.Name, tool.Package))
 		}
 	}
-	mods := t.TempDir()
-	files := map[string]string{
-		"veth":         "kernel/drivers/net/veth.ko.xz:",
-		"sch_tbf":      "kernel/net/sched/sch_tbf.ko.xz:",
-		"sch_htb":      "kernel/net/sched/sch_htb.ko.xz:",
-		"inet_diag":    "kernel/net/ipv4/inet_diag.ko.xz:",
-		"mptcp_diag":   "kernel/net/mptcp/mptcp_diag.ko.xz: kernel/net/ipv4/inet_diag.ko.xz",
-		"tcp_diag":     "kernel/net/ipv4/tcp_diag.ko.xz: kernel/net/ipv4/inet_diag.ko.xz",
-		"netlink_diag": "kernel/net/netlink/netlink_diag.ko.xz:",
-		"nfnetlink":    "kernel/net/netfilter/nfnetlink.ko.xz: kernel/lib/libcrc32c.ko.xz",
-		"libcrc32c":    "kernel/lib/libcrc32c.ko.xz:",
-		"nf_tables":    "kernel/net/netfilter/nf_tables.ko.xz: kernel/net/netfilter/nfnetlink.ko.xz kernel/lib/libcrc32c.ko.xz",
-	}
-	var dep strings.Builder
-	for _, line := range files {
-		dep.WriteString(line + "\n")
-		f, _, _ := strings.Cut(line, ":")
-		if err := os.MkdirAll(filepath.Join(mods, filepath.Dir(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(mods, f), []byte("module"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(mods, "modules.dep"), []byte(dep.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	b := &Build{Dir: dir, ModRoot: filepath.Join("..", ".."), Tests: []Tests{
+	mods := fakeModules(t,
+		"kernel/drivers/net/veth.ko.xz:",
+		"kernel/net/sched/sch_tbf.ko.xz:",
+		"kernel/net/sched/sch_htb.ko.xz:",
+		"kernel/net/ipv4/inet_diag.ko.xz:",
+		"kernel/net/mptcp/mptcp_diag.ko.xz: kernel/net/ipv4/inet_diag.ko.xz",
+		"kernel/net/ipv4/tcp_diag.ko.xz: kernel/net/ipv4/inet_diag.ko.xz",
+		"kernel/net/netlink/netlink_diag.ko.xz:",
+		"kernel/net/netfilter/nfnetlink.ko.xz: kernel/lib/libcrc32c.ko.xz",
+		"kernel/lib/libcrc32c.ko.xz:",
+		"kernel/net/netfilter/nf_tables.ko.xz: kernel/net/netfilter/nfnetlink.ko.xz kernel/lib/libcrc32c.ko.xz",
+	)
+	b := fakeBuild(t, []Tests{
 		{Pkg: "genl", Timeout: time.Minute},
 		{Pkg: "internal/daemon", Run: "^TestA$", Timeout: time.Minute},
 		{Pkg: "internal/daemon", Run: "^TestB$", Modules: []string{"nf_tables"}, Timeout: time.Minute},
-	}, Daemon: filepath.Join(dir, "mptcpgod"), CLI: filepath.Join(dir, "mptcpctl"), Init: filepath.Join(dir, "compatinit")}
-	for _, p := range []string{b.Daemon, b.CLI, b.Init, b.TestBinary(b.Tests[0]), b.TestBinary(b.Tests[1])} {
-		if err := os.WriteFile(p, []byte("binary"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	img := &Image{Kernel: Kernel{Name: "6.1"}, Release: "6.1.0-57-amd64", ModDir: mods}
 	fsys, plan, err := GuestInitramfs(img, b, 4)
 	if err != nil {
@@ -648,4 +636,41 @@ func TestGuestInitramfsRunModules(t *testing.T) {
 	if _, _, err := GuestInitramfs(img, b, 4); err == nil || !strings.Contains(err.Error(), "no module nosuch") {
 		t.Errorf("a run's unknown module: %v, want an error naming it", err)
 	}
+}
+
+// fakeModules returns a modules directory whose modules.dep has the
+// lines, and whose module files exist.
+func fakeModules(t *testing.T, lines ...string) string {
+	t.Helper()
+	mods := t.TempDir()
+	var dep strings.Builder
+	for _, line := range lines {
+		dep.WriteString(line + "\n")
+		f, _, _ := strings.Cut(line, ":")
+		if err := os.MkdirAll(filepath.Join(mods, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(mods, f), []byte("module"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(mods, "modules.dep"), []byte(dep.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mods
+}
+
+// fakeBuild returns a build of the source tree with stand-ins for its
+// binaries.
+func fakeBuild(t *testing.T, suite []Tests) *Build {
+	t.Helper()
+	dir := t.TempDir()
+	b := &Build{Dir: dir, ModRoot: filepath.Join("..", ".."), Tests: suite,
+		Daemon: filepath.Join(dir, "mptcpgod"), CLI: filepath.Join(dir, "mptcpctl"), Init: filepath.Join(dir, "compatinit")}
+	for _, p := range append([]string{b.Daemon, b.CLI, b.Init}, b.testBinaries()...) {
+		if err := os.WriteFile(p, []byte("binary"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
 }

@@ -140,6 +140,19 @@ func (fs *Initramfs) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
+// WriteFile writes the archive to the file name and returns its size.
+func (fs *Initramfs) WriteFile(name string) (int64, error) {
+	f, err := os.Create(name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := fs.WriteTo(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
 func (fs *Initramfs) writeEntry(w *cpio.Writer, h *cpio.Header, e entry) error {
 	switch h.Mode & cpio.ModeType {
 	case cpio.TypeDir:

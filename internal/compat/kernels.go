@@ -100,6 +100,16 @@ func SelectKernels(list []Kernel, sel string) ([]Kernel, error) {
 	return out, nil
 }
 
+// SelectListed returns the kernels that sel names from the repository's
+// list, KernelList, as SelectKernels does.
+func SelectListed(sel string) ([]Kernel, error) {
+	list, err := ParseKernels(strings.NewReader(KernelList))
+	if err != nil {
+		return nil, err
+	}
+	return SelectKernels(list, sel)
+}
+
 // matchesRelease reports whether a kernel release ("6.1.0-57-amd64")
 // belongs to the kernel labelled name ("6.1"): the release starts with
 // the name, followed by the end or a non-digit.

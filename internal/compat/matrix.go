@@ -90,14 +90,7 @@ func runGuest(ctx context.Context, k Kernel, b *Build, opt Options, dir, results
 		return err
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
-	f, err := os.Create(initrd)
-	if err != nil {
-		return err
-	}
-	n, err := fsys.WriteTo(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	n, err := fsys.WriteFile(initrd)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ const PlanPath = "/compat/plan.json"
 
 // Plan is what the guest's init does after mounting the usual file
 // systems: load the modules in order, then run each test binary, writing
-// everything to the results stream.
+// everything to the results stream; or, with Boot, boot a system.
 type Plan struct {
 	// Kernel is the label of the kernel being tested.
 	Kernel string `json:"kernel"`
@@ -24,6 +24,25 @@ type Plan struct {
 	Env []string `json:"env"`
 	// Runs are the test binaries to run, one after the other.
 	Runs []Run `json:"runs"`
+	// Boot, when set, replaces the runs: the init loads the modules,
+	// mounts nothing of its own, and executes a system's init instead.
+	Boot *Boot `json:"boot,omitempty"`
+}
+
+// Boot is a system the guest boots: the init mounts the host directories
+// shared with the guest (qemu's -virtfs) and executes Exec as PID 1.
+type Boot struct {
+	// Shares are the 9p shares to mount read-only, in order.
+	Shares []Share `json:"shares"`
+	// Exec is the program to execute, with its arguments.
+	Exec []string `json:"exec"`
+}
+
+// Share is a directory of the host shared with the guest over virtio-9p.
+type Share struct {
+	// Tag is the share's mount tag; Target where the guest mounts it.
+	Tag    string `json:"tag"`
+	Target string `json:"target"`
 }
 
 // Run is one test binary run.

@@ -25,6 +25,16 @@ type VM struct {
 	KVM bool
 	// Timeout bounds the whole boot; qemu is killed past it.
 	Timeout time.Duration
+	// Shares are host directories the guest may mount read-only over
+	// virtio-9p, by their tag (Share.Tag).
+	Shares []HostShare
+	// Cmdline are more kernel arguments.
+	Cmdline []string
+}
+
+// HostShare is a host directory shared with the guest under a tag.
+type HostShare struct {
+	Tag, Path string
 }
 
 // qemuBinary is the emulator, from Debian's qemu-system-x86.
@@ -46,17 +56,22 @@ func (vm *VM) Args() []string {
 	if vm.KVM {
 		accel, cpu = "kvm", "host"
 	}
-	return []string{
+	cmdline := append([]string{"console=ttyS0", "panic=-1", "oops=panic", "loglevel=4", "rdinit=/init"}, vm.Cmdline...)
+	args := []string{
 		"-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
 		"-machine", "q35,accel=" + accel, "-cpu", cpu,
 		"-m", strconv.Itoa(vm.MemoryMiB), "-smp", strconv.Itoa(vm.CPUs),
 		"-kernel", vm.Kernel, "-initrd", vm.Initrd,
 		// panic=-1 reboots at once on a panic, and -no-reboot turns
 		// the reboot into qemu's exit.
-		"-append", "console=ttyS0 panic=-1 oops=panic loglevel=4 rdinit=/init",
+		"-append", strings.Join(cmdline, " "),
 		"-serial", "file:" + vm.Console,
 		"-serial", "file:" + vm.Results,
 	}
+	for _, s := range vm.Shares {
+		args = append(args, "-virtfs", "local,path="+s.Path+",mount_tag="+s.Tag+",security_model=none,readonly=on")
+	}
+	return args
 }
 
 // ErrVMTimeout is the error of a boot killed at its timeout.

@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -51,11 +50,7 @@ func main() {
 }
 
 func run(ctx context.Context, kernels, suiteName, pkg, runRE, out string, scale float64, mem, cpus int, goTool string) (bool, error) {
-	list, err := compat.ParseKernels(strings.NewReader(compat.KernelList))
-	if err != nil {
-		return false, err
-	}
-	ks, err := compat.SelectKernels(list, kernels)
+	ks, err := compat.SelectListed(kernels)
 	if err != nil {
 		return false, err
 	}
@@ -69,7 +64,7 @@ func run(ctx context.Context, kernels, suiteName, pkg, runRE, out string, scale 
 	if mem < 512 || cpus < 1 {
 		return false, errors.New("-mem: at least 512 MiB; -cpus: at least 1")
 	}
-	modRoot, err := moduleRoot(goTool)
+	modRoot, err := compat.ModuleRoot(goTool)
 	if err != nil {
 		return false, err
 	}
@@ -141,19 +136,6 @@ func run(ctx context.Context, kernels, suiteName, pkg, runRE, out string, scale 
 	}
 	fmt.Printf("\nreport: %s\n", md.Name())
 	return ok, nil
-}
-
-// moduleRoot returns the directory of the main module's go.mod.
-func moduleRoot(goTool string) (string, error) {
-	out, err := exec.Command(goTool, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the mptcpgod module: run from the repository")
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // describeMachine says under what conditions the matrix ran, for the

@@ -7,7 +7,9 @@
 // binary of its plan (compat.PlanPath) and writes their output, framed by
 // records, to the second serial port, which the host reads back. Then it
 // powers the machine off. Its own messages go to the console (the first
-// serial port).
+// serial port). A plan with Boot makes it load the modules, mount the
+// host's 9p shares and execute the plan's program (systemd) as PID 1
+// instead.
 package main
 
 import (
@@ -46,9 +48,6 @@ func main() {
 }
 
 func run() error {
-	if err := mountAll(); err != nil {
-		return err
-	}
 	b, err := os.ReadFile(compat.PlanPath)
 	if err != nil {
 		return err
@@ -56,6 +55,12 @@ func run() error {
 	var plan compat.Plan
 	if err := json.Unmarshal(b, &plan); err != nil {
 		return fmt.Errorf("%s: %w", compat.PlanPath, err)
+	}
+	if plan.Boot != nil {
+		return boot(&plan)
+	}
+	if err := mountAll(); err != nil {
+		return err
 	}
 	port, err := openRaw(resultsPort)
 	if err != nil {
@@ -90,6 +95,30 @@ func run() error {
 		}
 	}
 	return rw.Record(compat.Record{Type: "done"})
+}
+
+// boot loads the plan's modules, mounts its shares and executes its
+// program, which leaves the file systems of the guest to itself.
+func boot(plan *compat.Plan) error {
+	if err := loadModules(plan.Modules, compat.NewRecordWriter(os.Stderr)); err != nil {
+		return err
+	}
+	for _, s := range plan.Boot.Shares {
+		if err := os.MkdirAll(s.Target, 0o755); err != nil {
+			return err
+		}
+		// msize: 9p's default of 8 KiB makes every read of a program a
+		// crawl under emulation.
+		if err := unix.Mount(s.Tag, s.Target, "9p", unix.MS_RDONLY,
+			"trans=virtio,version=9p2000.L,msize=512000,cache=loose"); err != nil {
+			return fmt.Errorf("mount the share %s on %s: %w", s.Tag, s.Target, err)
+		}
+	}
+	if len(plan.Boot.Exec) == 0 {
+		return fmt.Errorf("%s: boot without a program", compat.PlanPath)
+	}
+	fmt.Fprintf(os.Stderr, "compatinit: executing %s\n", strings.Join(plan.Boot.Exec, " "))
+	return unix.Exec(plan.Boot.Exec[0], plan.Boot.Exec, plan.Env)
 }
 
 // mountAll mounts what the tests and the tools they run expect.

@@ -1,0 +1,300 @@
+package compat
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// The unit guest boots systemd, from this machine's /usr shared over
+// virtio-9p, with mptcpgod.service as dist/ ships it, the BPF drop-in
+// dist/mptcpgod-bpf.conf, the sysusers.d entry and the shipped
+// configuration with [force] units naming a test service. A check unit
+// reports on the second serial port whether the forced service's plain
+// TCP listener is MPTCP, as first started and after a restart, and the
+// unforced one's is not, then powers off.
+
+// unitShareTag is the mount tag of this machine's /usr in the unit guest.
+const unitShareTag = "usr"
+
+// unitHostTools are the programs of this machine's /usr the unit guest
+// runs.
+var unitHostTools = []struct{ path, pkg string }{
+	{"/usr/lib/systemd/systemd", "systemd"}, {"/usr/bin/dbus-daemon", "dbus-daemon"},
+	{"/usr/bin/busybox", "busybox-static"}, {"/usr/bin/ss", "iproute2"},
+}
+
+// UnitModules are the modules the unit guest loads before systemd starts:
+// the 9p client over virtio, and the sock_diag handlers of TCP and MPTCP
+// for ss (the guest has no modprobe for this kernel).
+var UnitModules = []string{"9p", "9pnet_virtio", "tcp_diag", "mptcp_diag"}
+
+// Ports of the unit guest's test services: the forced one and the one
+// left alone.
+const (
+	forcedPort = 8081
+	plainPort  = 8082
+)
+
+// resultPrefix starts the unit guest's verdict lines on the results port.
+const resultPrefix = "result "
+
+// unitFiles are the unit guest's files besides the shipped ones.
+var unitFiles = map[string]string{
+	"/etc/systemd/system/mptcpgod.service.d/zz-test.conf": `# The binary built for the guest, in place of /usr/bin/mptcpgod.
+[Service]
+ExecStart=
+ExecStart=` + guestDaemon + ` --config /etc/mptcpgod/mptcpgod.toml
+`,
+	// In a slice of its own, which the daemon must ask systemd for.
+	"/etc/systemd/system/forced.service": fmt.Sprintf(`[Unit]
+Description=plain TCP server forced to MPTCP by [force] units
+After=mptcpgod.service
+
+[Service]
+Slice=test.slice
+ExecStart=/usr/bin/busybox httpd -f -p 127.0.0.1:%d -h /tmp
+`, forcedPort),
+	"/etc/systemd/system/plain.service": fmt.Sprintf(`[Unit]
+Description=plain TCP server left alone
+After=mptcpgod.service
+
+[Service]
+ExecStart=/usr/bin/busybox httpd -f -p 127.0.0.1:%d -h /tmp
+`, plainPort),
+	"/etc/systemd/system/check.service": `[Unit]
+Description=reports whether the forced service's listener is MPTCP
+Wants=basic.target dbus.socket mptcpgod.service forced.service plain.service
+After=mptcpgod.service forced.service plain.service
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /compat/check.sh
+StandardOutput=tty
+StandardError=inherit
+TTYPath=/dev/ttyS1
+TTYReset=no
+TTYVHangup=no
+TimeoutStartSec=10min
+`,
+	"/compat/check.sh": fmt.Sprintf(`# Reports on the results port what kind each service's listener is: of
+# the forced service as started after mptcpgod.service, then restarted
+# (a new cgroup, which the daemon follows), and of the service left alone.
+set -u
+PATH=/usr/sbin:/usr/bin
+listening() { ss -Hltn "sport = :$1" | grep -q . || ss -HMln "sport = :$1" | grep -q .; }
+kind() { if ss -HMln "sport = :$1" | grep -q .; then echo mptcp; else echo tcp; fi; }
+await() {
+	i=0
+	while ! listening "$1"; do
+		i=$((i + 1))
+		if [ $i -gt 300 ]; then echo "nothing listens on port $1 after 300 tries"; return; fi
+		sleep 0.2
+	done
+}
+await %[1]d
+await %[2]d
+first=$(kind %[1]d)
+systemctl restart forced.service
+await %[1]d
+restarted=$(kind %[1]d)
+echo "== systemctl status"
+systemctl --no-pager --full status mptcpgod.service forced.service plain.service 2>&1 | sed 's/^/    /' 
+echo "== mptcpctl force status"
+%[3]s force status 2>&1
+echo "== ss -Mln (MPTCP)"
+ss -Mln
+echo "== ss -tln (TCP)"
+ss -tln
+echo "== journalctl -u mptcpgod"
+journalctl --no-pager -o short-monotonic -u mptcpgod.service 2>&1
+echo "== the daemon's warnings with their fields"
+journalctl --no-pager -o verbose -p warning -u mptcpgod.service 2>&1 | grep -E '^ +(MESSAGE|MPTCPGOD_[A-Z_]+)='
+echo "%[4]sdaemon=$(systemctl is-active mptcpgod.service) first=$first restarted=$restarted plain=$(kind %[2]d)"
+`, forcedPort, plainPort, guestCLI, resultPrefix),
+}
+
+// UnitGuestInitramfs builds the initramfs of the unit guest booting img:
+// the guests' init with a plan that boots systemd, the modules, the
+// built daemon and CLI, and an /etc holding the unit, its BPF drop-in,
+// the sysusers.d entry and the configuration from the source tree at
+// b.ModRoot. It returns the shares the VM must offer.
+func UnitGuestInitramfs(img *Image, b *Build) (*Initramfs, []HostShare, error) {
+	for _, t := range unitHostTools {
+		if _, err := os.Stat(t.path); err != nil {
+			return nil, nil, fmt.Errorf("compat: the unit guest runs %s from this machine's /usr: apt-get install %s", t.path, t.pkg)
+		}
+	}
+	fsys := NewInitramfs()
+	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/root", "/home", "/var", "/usr", "/mnt"} {
+		if err := fsys.Dir(d, 0o755); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := fsys.Dir("/tmp", 0o777|os.ModeSticky); err != nil {
+		return nil, nil, err
+	}
+	// The merged /usr of Debian: /usr itself comes from this machine.
+	for _, d := range []string{"bin", "sbin", "lib", "lib64"} {
+		if err := fsys.Symlink("/"+d, "usr/"+d); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := fsys.File("/init", b.Init); err != nil {
+		return nil, nil, err
+	}
+	for _, f := range []struct{ guest, host string }{{guestDaemon, b.Daemon}, {guestCLI, b.CLI}} {
+		if err := fsys.File(f.guest, f.host); err != nil {
+			return nil, nil, err
+		}
+	}
+	etc, err := unitEtc(b.ModRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	for p, data := range etc {
+		if err := fsys.Bytes(p, []byte(data), 0o644); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := fsys.Symlink("/etc/os-release", "../usr/lib/os-release"); err != nil {
+		return nil, nil, err
+	}
+
+	mods, err := ReadModules(img.ModDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	order, err := mods.LoadOrder(UnitModules...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (kernel %s)", err, img.Release)
+	}
+	plan := &Plan{Kernel: img.Kernel.Name, Env: []string{"PATH=/usr/sbin:/usr/bin"}, Boot: &Boot{
+		Shares: []Share{{Tag: unitShareTag, Target: "/usr"}},
+		Exec:   []string{"/usr/lib/systemd/systemd"},
+	}}
+	for _, m := range order {
+		p := path.Join("/compat/modules", filepath.ToSlash(m))
+		if err := fsys.File(p, filepath.Join(img.ModDir, m)); err != nil {
+			return nil, nil, err
+		}
+		plan.Modules = append(plan.Modules, p)
+	}
+	pb, err := json.MarshalIndent(plan, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := fsys.Bytes(PlanPath, pb, 0o644); err != nil {
+		return nil, nil, err
+	}
+	return fsys, []HostShare{{Tag: unitShareTag, Path: "/usr"}}, nil
+}
+
+// UnitCmdline are the kernel arguments of the unit guest: systemd starts
+// the check unit (and with it the daemon and the services) and nothing
+// the machine would start by default beyond the base system.
+var UnitCmdline = []string{"systemd.unit=check.service", "systemd.show_status=1"}
+
+// unitEtc returns the unit guest's files by guest path, the shipped
+// ones read from the source tree at modRoot.
+func unitEtc(modRoot string) (map[string]string, error) {
+	read := func(rel string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(modRoot, rel))
+		return string(b), err
+	}
+	files := map[string]string{
+		"/etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+		"/etc/hostname":   "unitguest\n",
+		"/etc/passwd":     "root:x:0:0:root:/root:/bin/sh\n",
+		"/etc/group":      "root:x:0:\n",
+	}
+	for guest, rel := range map[string]string{
+		"/etc/systemd/system/mptcpgod.service":            "dist/mptcpgod.service",
+		"/etc/systemd/system/mptcpgod.service.d/bpf.conf": "dist/mptcpgod-bpf.conf",
+		"/etc/sysusers.d/mptcpgod.conf":                   "dist/sysusers.d/mptcpgod.conf",
+	} {
+		s, err := read(rel)
+		if err != nil {
+			return nil, fmt.Errorf("compat: %w", err)
+		}
+		files[guest] = s
+	}
+	conf, err := read("dist/mptcpgod.toml")
+	if err != nil {
+		return nil, fmt.Errorf("compat: %w", err)
+	}
+	if conf, err = forceUnits(conf, "forced.service"); err != nil {
+		return nil, err
+	}
+	files["/etc/mptcpgod/mptcpgod.toml"] = conf
+	for p, s := range unitFiles {
+		files[p] = s
+	}
+	return files, nil
+}
+
+// forceUnits sets [force] units of a configuration file to the one unit.
+func forceUnits(conf, unit string) (string, error) {
+	const empty = "\nunits = []\n"
+	sec := strings.Index(conf, "\n[force]\n")
+	if sec < 0 || strings.Count(conf[sec:], empty) == 0 {
+		return "", fmt.Errorf("compat: dist/mptcpgod.toml: no %q in its [force] section", strings.TrimSpace(empty))
+	}
+	i := sec + strings.Index(conf[sec:], empty)
+	return conf[:i] + fmt.Sprintf("\nunits = [%q]\n", unit) + conf[i+len(empty):], nil
+}
+
+// UnitVerdict is what the unit guest's check reported.
+type UnitVerdict struct {
+	// Daemon is systemctl is-active of mptcpgod.service.
+	Daemon string
+	// First and Restarted are the kind, "mptcp" or "tcp", of the forced
+	// service's listener as started after mptcpgod.service and after a
+	// restart; Plain of the service left alone.
+	First, Restarted, Plain string
+}
+
+// OK reports whether the daemon ran and forced the forced service only.
+func (v *UnitVerdict) OK() bool {
+	return v.Daemon == "active" && v.First == "mptcp" && v.Restarted == "mptcp" && v.Plain == "tcp"
+}
+
+// ReadUnitVerdict finds the verdict line in the unit guest's results
+// port output; it is an error when there is none.
+func ReadUnitVerdict(r io.Reader) (*UnitVerdict, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		rest, ok := bytes.CutPrefix(bytes.TrimRight(sc.Bytes(), "\r"), []byte(resultPrefix))
+		if !ok {
+			continue
+		}
+		v := &UnitVerdict{}
+		for f := range strings.FieldsSeq(string(rest)) {
+			k, val, _ := strings.Cut(f, "=")
+			switch k {
+			case "daemon":
+				v.Daemon = val
+			case "first":
+				v.First = val
+			case "restarted":
+				v.Restarted = val
+			case "plain":
+				v.Plain = val
+			}
+		}
+		return v, nil
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("compat: read the unit guest's results: %w", err)
+	}
+	return nil, fmt.Errorf("compat: the unit guest reported no %q line", strings.TrimSpace(resultPrefix))
+}
