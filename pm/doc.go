@@ -330,7 +330,9 @@
 // to a board (board.go, about 70 ns whatever the number of connections).
 // Status reads the board without asking the loop, and builds its report
 // on the caller's goroutine; it asks the loop only for a SetHost, SetHealth
-// or SetPolicy the loop has not taken yet. Sync is the round trip through
+// or SetPolicy the loop has not taken yet, and when the loop has been in
+// one iteration for longer than stuckAfter (a stuck loop must not look like
+// a quiet one). Sync is the round trip through
 // the loop, for the watchdog and for a caller that must know the loop took
 // what it set. Conn and Conns describe connections, with the desired state
 // beside the actual one and, for anything missing, why: pending, in backoff

@@ -47,6 +47,12 @@ type Engine struct {
 	// what Status reads, posted by the loop.
 	sets  atomic.Uint64
 	board board
+	// busySince is when the loop's current iteration began, in
+	// nanoseconds since epoch plus one; 0 while the loop waits for an
+	// input. Status reports it (LoopBusy): a loop stuck in an iteration
+	// posts nothing new, and that tells it from one that has nothing to do.
+	busySince atomic.Int64
+	epoch     time.Time
 
 	// Everything below belongs to Run.
 	ctx        context.Context
@@ -186,6 +192,7 @@ func New(cfg Config) (*Engine, error) {
 		byteWatch:  make(map[uint32]*watched),
 		warned:     make(map[string]bool),
 		ctx:        context.Background(),
+		epoch:      time.Now(),
 	}
 	e.view.Mode = cfg.Mode
 	e.bytesWake = wake{heapIndex: -1, bytes: true}
@@ -348,23 +355,30 @@ func (e *Engine) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case workC <- next:
+			e.begin()
 			e.runnable.pop()
 			cmd := l.take()
 			e.sent(&cmd)
 		case r := <-e.results:
+			e.begin()
 			e.applyResult(&r)
 		case b := <-e.eventsC:
+			e.begin()
 			if b.fatal {
 				return fmt.Errorf("pm: events: %w", b.err)
 			}
 			e.applyBatch(&b)
 		case u := <-e.hostC:
+			e.begin()
 			e.applyHost(u)
 		case h := <-e.healthC:
+			e.begin()
 			e.applyHealth(h)
 		case p := <-e.policyC:
+			e.begin()
 			e.applyPolicy(p)
 		case q := <-e.queryC:
+			e.begin()
 			// A question sees the wakes that are due.
 			select {
 			case <-e.timerC:
@@ -373,21 +387,40 @@ func (e *Engine) loop(ctx context.Context) error {
 			}
 			asked = &q
 		case <-e.timerC:
+			e.begin()
 			e.fire()
 		case r := <-e.resyncC:
+			e.begin()
 			e.applyResync(r)
 		case l := <-e.repairC:
+			e.begin()
 			e.applyRepairListing(l)
 		case <-mergeC:
+			e.begin()
 			e.mergeStep(e.merging)
 		case r := <-e.bytesC:
+			e.begin()
 			e.applyBytes(r)
 		}
 		e.publish()
 		if asked != nil {
 			e.answer(*asked)
 		}
+		e.busySince.Store(0)
 	}
+}
+
+// begin notes that an iteration began: the loop took an input.
+func (e *Engine) begin() { e.busySince.Store(int64(time.Since(e.epoch)) + 1) }
+
+// busy returns how long the loop has been in its current iteration; 0
+// while it waits for an input.
+func (e *Engine) busy() time.Duration {
+	since := e.busySince.Load()
+	if since == 0 {
+		return 0
+	}
+	return max(time.Since(e.epoch)-time.Duration(since-1), 0)
 }
 
 // publish takes what was set before it, reconciles what the iteration

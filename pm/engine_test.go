@@ -301,8 +301,9 @@ func (p *holdPolicy) Conn(v policy.View, c policy.Conn, next policy.ConnPlan) po
 }
 
 // TestStatusWithoutTheLoop: Status answers from the counts the loop
-// posted while the loop is held up, without asking it; Sync, and a Status
-// after a SetHost the loop has not taken, wait for the loop.
+// posted while the loop is held up, without asking it; Sync waits for the
+// loop, and so does a Status once the loop has been held longer than
+// stuckAfter, or after a SetHost the loop has not taken.
 func TestStatusWithoutTheLoop(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -327,15 +328,33 @@ func TestStatusWithoutTheLoop(t *testing.T) {
 		if err := h.e.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("sync while the loop is held: %v, want the deadline", err)
 		}
-		h.setHost(addrA)
+		// Held for longer than stuckAfter, the loop is taken for stuck:
+		// Status waits for it too.
+		ctx, cancel = context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
 		if _, err := h.e.Status(ctx); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("status after a SetHost the held loop has not taken: %v, want the deadline", err)
+			t.Errorf("status while the loop has been held %v: %v, want the deadline", stuckAfter+time.Second, err)
 		}
 
 		close(p.released)
-		st = h.settle().Status
-		if st.Connections != 2 || !slices.Equal(st.UsableAddrs, []netip.Addr{addrA}) {
-			t.Errorf("status once released: %d connections, usable %v; want 2, [%v]", st.Connections, st.UsableAddrs, addrA)
+		if st = h.settle().Status; st.Connections != 2 {
+			t.Errorf("status once released: %d connections, want 2", st.Connections)
+		}
+
+		// Held again, not for long: a SetHost the loop has not taken
+		// makes Status wait for the loop.
+		p.hold, p.held, p.released = tok3, false, make(chan struct{})
+		h.open(tok3, "192.0.2.1:40002", srv1)
+		<-p.entered
+		h.setHost(addrA)
+		ctx, cancel = context.WithTimeout(t.Context(), stuckAfter/2)
+		defer cancel()
+		if _, err := h.e.Status(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("status after a SetHost the held loop has not taken: %v, want the deadline", err)
+		}
+		close(p.released)
+		if st = h.settle().Status; !slices.Equal(st.UsableAddrs, []netip.Addr{addrA}) {
+			t.Errorf("status once released: usable %v, want [%v]", st.UsableAddrs, addrA)
 		}
 	})
 }

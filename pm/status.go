@@ -146,12 +146,21 @@ const connsPerQuery = 32
 // for a filter.
 const scanPerQuery = 4096
 
+// stuckAfter is how long one iteration of the loop may last before Status
+// takes the loop for stuck and waits for it: a reconciliation of every
+// connection after a host change takes milliseconds, a stuck policy
+// forever.
+const stuckAfter = 100 * time.Millisecond
+
 // Status returns the engine at a glance without asking Run's loop: it
 // reads the counts the loop posts at the end of every iteration (board),
-// and builds the report on the caller's goroutine. It asks the loop only
-// when a SetHost, SetHealth or SetPolicy made before it has not been
-// taken yet, or before the loop's first iteration, so that its answer
-// reflects what was set before it.
+// and builds the report on the caller's goroutine. It asks the loop, and
+// so waits for it as long as ctx allows, only when a SetHost, SetHealth
+// or SetPolicy made before it has not been taken yet, before the loop's
+// first iteration, and when the loop has been in one iteration for longer
+// than stuckAfter: a stuck loop posts nothing new, and its callers (the
+// metrics' engine_up, a status over the control socket) must see that it
+// does not answer rather than counts that no longer move.
 func (e *Engine) Status(ctx context.Context) (pmstate.Status, error) {
 	select {
 	case <-e.doneC:
@@ -159,7 +168,7 @@ func (e *Engine) Status(ctx context.Context) (pmstate.Status, error) {
 	default:
 	}
 	sets := e.sets.Load()
-	if st, ok := e.board.read(e.cfg.Mode, sets); ok {
+	if st, ok := e.board.read(e.cfg.Mode, sets); ok && e.busy() < stuckAfter {
 		return st, nil
 	}
 	if err := e.Sync(ctx); err != nil {
