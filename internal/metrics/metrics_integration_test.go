@@ -234,3 +234,33 @@ func TestServe(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// stuckEngine is an engine whose loop does not answer: its Status waits
+// until the scrape gives up, as pm.Engine's does for a loop stuck in one
+// iteration.
+type stuckEngine struct{}
+
+func (stuckEngine) Status(ctx context.Context) (pmstate.Status, error) {
+	<-ctx.Done()
+	return pmstate.Status{}, ctx.Err()
+}
+
+// TestEngineNotAnswering: a scrape whose engine does not answer within
+// the timeout reports mptcpgod_engine_up 0 (what MptcpgodEngineStalled
+// alerts on) and none of the engine's other metrics.
+func TestEngineNotAnswering(t *testing.T) {
+	t.Parallel()
+	h := netnstest.NewHost(t, "stuck")
+	m, err := metrics.New(metrics.Config{NetNS: h.NetNS(), Engine: stuckEngine{}, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	fams := scrape(t, m.Handler())
+	if v, ok := value(fams, "mptcpgod_engine_up"); !ok || v != 0 {
+		t.Errorf("mptcpgod_engine_up = %v (present %v), want 0", v, ok)
+	}
+	if _, ok := value(fams, "mptcpgod_engine_ready"); ok {
+		t.Error("mptcpgod_engine_ready reported for an engine that did not answer")
+	}
+}
