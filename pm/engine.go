@@ -49,8 +49,9 @@ type Engine struct {
 	board board
 	// busySince is when the loop's current iteration began, in
 	// nanoseconds since epoch plus one; 0 while the loop waits for an
-	// input. Status reports it (LoopBusy): a loop stuck in an iteration
-	// posts nothing new, and that tells it from one that has nothing to do.
+	// input. A loop stuck in an iteration posts nothing new; busySince
+	// tells it from one with nothing to do, and Status waits for it
+	// (stuckAfter).
 	busySince atomic.Int64
 	epoch     time.Time
 

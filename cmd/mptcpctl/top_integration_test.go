@@ -574,6 +574,21 @@ func TestTopDaemonFailover(t *testing.T) {
 	}
 	// The download goes on over eth1, within its shape.
 	p.waitFor("eth1 carrying the download", linkInBetween("eth1", 0.3*topMbit1*1e6, 1.25*topMbit1*1e6))
+	// The subflow over the dead eth0 is closing, its FIN not through:
+	// the kernel lists it for minutes, top counts it no more.
+	p.waitFor("the closing subflow over eth0 left out", func(s string) string {
+		var row string
+		for l := range strings.Lines(s) {
+			if f := strings.Fields(l); len(f) > 2 && f[2] == bulkLocal {
+				row = strings.TrimSpace(l)
+			}
+		}
+		links, eth0 := strings.Fields(row), strings.Fields(screenLine(s, "eth0 "))
+		if len(links) == 0 || links[len(links)-1] != "eth1" || len(eth0) == 0 || eth0[len(eth0)-1] != "0" {
+			return fmt.Sprintf("the connection's row %q, eth0's %q", row, screenLine(s, "eth0 "))
+		}
+		return ""
+	})
 
 	// Stop the download and wait until the client read all of it and two
 	// of the daemon's samples of eth1 after that agree, while the server
