@@ -25,6 +25,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/journal"
 	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 	"github.com/mptcpgod/mptcpgod/internal/testing/daemontest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -322,13 +323,15 @@ func bootContainer(t *testing.T, dropIn string, binds []string, state string) *c
 	for _, b := range binds {
 		args = append(args, "--bind-ro="+b)
 	}
+	args = append(args, "--boot", "systemd.wants=mptcpgod.service")
+	cmd := exec.Command(nspawn, args...)
 	if _, err := os.Stat("/run/systemd/system"); err != nil {
 		// No systemd on the host (CI): nothing to register the machine
 		// with or to allocate its scope from.
-		args = append(args, "--register=no", "--keep-unit")
+		argv := append([]string{nspawn, "--register=no", "--keep-unit"}, args...)
+		cmd = exec.Command("/bin/sh", append([]string{"-c", intoCgroups, "sh"},
+			append(append(ownCgroups(t, name), "--"), argv...)...)...)
 	}
-	args = append(args, "--boot", "systemd.wants=mptcpgod.service")
-	cmd := exec.Command(nspawn, args...)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -338,6 +341,88 @@ func bootContainer(t *testing.T, dropIn string, binds []string, state string) *c
 	go func() { c.done <- cmd.Wait() }()
 	t.Cleanup(c.stop)
 	return c
+}
+
+// intoCgroups is a shell script that moves itself into the cgroups its
+// arguments name up to "--", then runs the command after it.
+const intoCgroups = `while [ "$1" != -- ]; do echo $$ >"$1/cgroup.procs" || exit 1; shift; done; shift; exec "$@"`
+
+// ownCgroups makes a cgroup named after a container in each hierarchy
+// systemd tracks units in (the unified one, and name=systemd on a hybrid
+// host), under this process's own, and removes them once the test is done.
+// systemd-nspawn --keep-unit keeps its container in the "payload" child of
+// the cgroup it starts in: two containers started from one cgroup (this
+// package's parallel tests, or two test runs at once) would share it, and
+// each container's systemd would remove the other's service cgroups there,
+// failing a unit with status 219/CGROUP.
+func ownCgroups(t *testing.T, name string) []string {
+	t.Helper()
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(self)), "\n") {
+		// hierarchy-ID:controllers:path
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		var mount string
+		switch {
+		case f[1] == "name=systemd":
+			mount = "/sys/fs/cgroup/systemd"
+		case f[0] == "0" && f[1] == "":
+			mount = "/sys/fs/cgroup/unified"
+			if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+				mount = "/sys/fs/cgroup"
+			}
+		default:
+			continue
+		}
+		if _, err := os.Stat(mount); err != nil {
+			continue
+		}
+		dir := filepath.Join(mount, f[2], name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatalf("a cgroup for the container: %v", err)
+		}
+		dirs = append(dirs, dir)
+		t.Cleanup(func() { removeCgroup(t, dir) })
+	}
+	if len(dirs) == 0 {
+		t.Fatalf("no cgroup hierarchy systemd tracks units in, in /proc/self/cgroup:\n%s", self)
+	}
+	return dirs
+}
+
+// removeCgroup removes a cgroup and every cgroup below it, deepest first,
+// once their processes are gone.
+func removeCgroup(t *testing.T, dir string) {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Errorf("the container's cgroups: %v", err)
+		return
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		// The container's last processes may still be exiting after
+		// nspawn has: EBUSY until they are gone.
+		deadline := time.Now().Add(runtest.Patience(10 * time.Second))
+		err := os.Remove(dirs[i])
+		for errors.Is(err, syscall.EBUSY) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			err = os.Remove(dirs[i])
+		}
+		if err != nil {
+			t.Errorf("removing the container's cgroup: %v", err)
+		}
+	}
 }
 
 // stop shuts the container down (systemd-nspawn turns SIGTERM into a clean
