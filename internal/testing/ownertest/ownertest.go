@@ -284,7 +284,14 @@ type Cgroups struct {
 	t    testing.TB
 	top  string
 	dirs []string
+	// shared, for SystemSlice, is the cgroup root open with a shared
+	// lock: top is not the test's own.
+	shared *os.File
 }
+
+// sliceMark is the extended attribute SystemSlice sets on the
+// system.slice it made, for the last test using it to remove it.
+const sliceMark = "trusted.mptcpgod-test"
 
 var cgroupSeq atomic.Int64
 
@@ -309,22 +316,35 @@ func NewCgroups(t testing.TB) *Cgroups {
 // SystemSlice returns system.slice under the cgroup v2 root as a
 // subtree of the test's: where mptcpgod looks for a forced unit's cgroup
 // when systemd does not say otherwise (no systemd, as in the
-// compatibility matrix's guests, or a unit systemd does not know). It is
-// created when missing; at cleanup only what the test created is killed
-// and removed.
+// compatibility matrix's guests, or a unit systemd does not know). At
+// cleanup only the cgroups New made are killed and removed: tests of
+// other packages and other test runs use system.slice at the same time.
+// Each holds a shared lock on the cgroup root while it does; system.slice
+// is created when missing, and the last test to leave it removes it if a
+// test made it.
 func SystemSlice(t testing.TB) *Cgroups {
 	t.Helper()
 	root, err := bpf.CgroupRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cg := &Cgroups{t: t, top: filepath.Join(root, "system.slice")}
+	lock, err := os.Open(root)
+	if err != nil {
+		t.Fatalf("ownertest: %v", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_SH); err != nil {
+		lock.Close()
+		t.Fatalf("ownertest: lock %s: %v", root, err)
+	}
+	cg := &Cgroups{t: t, top: filepath.Join(root, "system.slice"), shared: lock}
+	t.Cleanup(cg.remove)
 	if err := os.Mkdir(cg.top, 0o755); err == nil {
-		cg.dirs = append(cg.dirs, cg.top)
+		if err := unix.Setxattr(cg.top, sliceMark, []byte("1"), 0); err != nil {
+			t.Logf("ownertest: %s will be left: marking it made by a test: %v", cg.top, err)
+		}
 	} else if !os.IsExist(err) {
 		t.Fatalf("ownertest: %v", err)
 	}
-	t.Cleanup(cg.remove)
 	return cg
 }
 
@@ -356,6 +376,9 @@ func ID(t testing.TB, dir string) uint64 {
 // remove kills what runs in the cgroups it created and removes them,
 // children first.
 func (cg *Cgroups) remove() {
+	if cg.shared != nil {
+		defer cg.leave()
+	}
 	// cgroup.kill (Linux 5.14) kills the whole subtree.
 	for _, d := range cg.dirs {
 		_ = os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0)
@@ -373,5 +396,22 @@ func (cg *Cgroups) remove() {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// leave gives up the shared lock on the cgroup root and, when no other
+// test holds it and a test made system.slice, removes system.slice.
+func (cg *Cgroups) leave() {
+	defer cg.shared.Close()
+	// The shared lock becomes an exclusive one only when no other test
+	// holds one.
+	if err := unix.Flock(int(cg.shared.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return
+	}
+	if _, err := unix.Getxattr(cg.top, sliceMark, nil); err != nil {
+		return
+	}
+	if err := os.Remove(cg.top); err != nil && !os.IsNotExist(err) {
+		cg.t.Errorf("ownertest: remove %s: %v", cg.top, err)
 	}
 }
