@@ -98,11 +98,12 @@ compat:
 # matrix under qemu (default 6.12, which allows the BPF mechanism): systemd
 # from this machine's /usr (shared read-only over virtio-9p) boots with
 # dist/mptcpgod.service, dist/mptcpgod-bpf.conf, the sysusers.d entry and
-# dist/mptcpgod.toml forcing a test service, and a check reports whether
-# that service's plain TCP listener is MPTCP and another one's is not
-# (docs/transparent-services.md). Needs what compat needs, and systemd,
-# dbus-daemon and busybox-static on this machine. The guest's console and
-# report go to bin/compat/unit/KERNEL/.
+# dist/mptcpgod.toml forcing a test service by its unit and another by its
+# uid; a check forces a third with mptcpctl force unit, then lets it go,
+# and reports whether each service's plain TCP listener is MPTCP and an
+# unforced one's is not (docs/transparent-services.md). Needs what compat
+# needs, and systemd, dbus-daemon and busybox-static on this machine. The
+# guest's console and report go to bin/compat/unit/KERNEL/.
 UNIT_KERNEL ?= 6.12
 compat-unit:
 	$(GO) run ./internal/compat/cmd/compatunit -go $(GO) -kernel '$(UNIT_KERNEL)'

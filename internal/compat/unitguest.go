@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +16,12 @@ import (
 // The unit guest boots systemd, from this machine's /usr shared over
 // virtio-9p, with mptcpgod.service as dist/ ships it, the BPF drop-in
 // dist/mptcpgod-bpf.conf, the sysusers.d entry and the shipped
-// configuration with [force] units naming a test service. A check unit
-// reports on the second serial port whether the forced service's plain
-// TCP listener is MPTCP, as first started and after a restart, and the
-// unforced one's is not, then powers off.
+// configuration with [force] units naming a test service and [force] uids
+// the uid another runs as. A check unit forces a third service with
+// mptcpctl force unit, and reports on the second serial port whether each
+// service's plain TCP listener is MPTCP: the unit's as first started and
+// after a restart, the uid's, the third's restarted once forced and again
+// once let go, and the unforced one's, then powers off.
 
 // unitShareTag is the mount tag of this machine's /usr in the unit guest.
 const unitShareTag = "usr"
@@ -35,12 +38,20 @@ var unitHostTools = []struct{ path, pkg string }{
 // for ss (the guest has no modprobe for this kernel).
 var UnitModules = []string{"9p", "9pnet_virtio", "tcp_diag", "mptcp_diag"}
 
-// Ports of the unit guest's test services: the forced one and the one
-// left alone.
+// Ports of the unit guest's test services: the one forced by [force]
+// units, the one left alone, the one forced by [force] uids and the one
+// forced at run time.
 const (
-	forcedPort = 8081
-	plainPort  = 8082
+	forcedPort  = 8081
+	plainPort   = 8082
+	uidPort     = 8083
+	runtimePort = 8084
 )
+
+// forcedUID is the uid of the unit guest's service forced by [force]
+// uids, a user of the guest's /etc/passwd beyond the system users'
+// range, where sysusers.d allocates none.
+const forcedUID = 1001
 
 // resultPrefix starts the unit guest's verdict lines on the results port.
 const resultPrefix = "result "
@@ -68,10 +79,26 @@ After=mptcpgod.service
 [Service]
 ExecStart=/usr/bin/busybox httpd -f -p 127.0.0.1:%d -h /tmp
 `, plainPort),
+	"/etc/systemd/system/byuid.service": fmt.Sprintf(`[Unit]
+Description=plain TCP server forced to MPTCP by [force] uids
+After=mptcpgod.service
+
+[Service]
+User=%d
+ExecStart=/usr/bin/busybox httpd -f -p 127.0.0.1:%d -h /tmp
+`, forcedUID, uidPort),
+	// Not in the configuration: the check forces it with mptcpctl.
+	"/etc/systemd/system/runtime.service": fmt.Sprintf(`[Unit]
+Description=plain TCP server forced to MPTCP with mptcpctl force unit
+After=mptcpgod.service
+
+[Service]
+ExecStart=/usr/bin/busybox httpd -f -p 127.0.0.1:%d -h /tmp
+`, runtimePort),
 	"/etc/systemd/system/check.service": `[Unit]
-Description=reports whether the forced service's listener is MPTCP
-Wants=basic.target dbus.socket mptcpgod.service forced.service plain.service
-After=mptcpgod.service forced.service plain.service
+Description=reports whether the forced services' listeners are MPTCP
+Wants=basic.target dbus.socket mptcpgod.service forced.service plain.service byuid.service runtime.service
+After=mptcpgod.service forced.service plain.service byuid.service runtime.service
 SuccessAction=poweroff-force
 FailureAction=poweroff-force
 
@@ -86,30 +113,52 @@ TTYVHangup=no
 TimeoutStartSec=10min
 `,
 	"/compat/check.sh": fmt.Sprintf(`# Reports on the results port what kind each service's listener is: of
-# the forced service as started after mptcpgod.service, then restarted
-# (a new cgroup, which the daemon follows), and of the service left alone.
+# the service of [force] units as started after mptcpgod.service, then
+# restarted (a new cgroup, which the daemon follows); of the service of
+# [force] uids; of the service forced with mptcpctl force unit, restarted
+# after it, then after force unit --off and another restart; and of the
+# service left alone. The first two restarts are one systemctl call.
 set -u
 PATH=/usr/sbin:/usr/bin
 listening() { ss -Hltn "sport = :$1" | grep -q . || ss -HMln "sport = :$1" | grep -q .; }
-kind() { if ss -HMln "sport = :$1" | grep -q .; then echo mptcp; else echo tcp; fi; }
+# await waits until something listens on each port given.
 await() {
-	i=0
-	while ! listening "$1"; do
-		i=$((i + 1))
-		if [ $i -gt 300 ]; then echo "nothing listens on port $1 after 300 tries"; return; fi
-		sleep 0.2
+	for p; do
+		i=0
+		while ! listening "$p"; do
+			i=$((i + 1))
+			if [ $i -gt 300 ]; then echo "nothing listens on port $p after 300 tries"; break; fi
+			sleep 0.2
+		done
 	done
 }
-await %[1]d
-await %[2]d
+# kinds lists the MPTCP listeners once (each ss is slow under emulation);
+# kind PORT then says what PORT's listener was in that list: mptcp or tcp.
+kinds() { mptcp=$(ss -HMln); }
+kind() { case "$mptcp" in *":$1 "*) echo mptcp ;; *) echo tcp ;; esac; }
+await %[1]d %[2]d %[3]d %[4]d
+kinds
 first=$(kind %[1]d)
-systemctl restart forced.service
-await %[1]d
+uid=$(kind %[3]d)
+echo "== mptcpctl force unit --mechanism bpf runtime.service"
+%[5]s force unit --mechanism bpf runtime.service 2>&1
+systemctl restart forced.service runtime.service
+await %[1]d %[4]d
+kinds
 restarted=$(kind %[1]d)
+runtime=$(kind %[4]d)
+status=$(%[5]s force status 2>&1)
+echo "== mptcpctl force unit --off runtime.service"
+%[5]s force unit --off runtime.service 2>&1
+systemctl restart runtime.service
+await %[4]d
+kinds
+runtime_off=$(kind %[4]d)
+plain=$(kind %[2]d)
 echo "== systemctl status"
-systemctl --no-pager --full status mptcpgod.service forced.service plain.service 2>&1 | sed 's/^/    /' 
-echo "== mptcpctl force status"
-%[3]s force status 2>&1
+systemctl --no-pager --full status mptcpgod.service forced.service plain.service byuid.service runtime.service 2>&1 | sed 's/^/    /' 
+echo "== mptcpctl force status (runtime.service forced)"
+echo "$status"
 echo "== ss -Mln (MPTCP)"
 ss -Mln
 echo "== ss -tln (TCP)"
@@ -118,8 +167,8 @@ echo "== journalctl -u mptcpgod"
 journalctl --no-pager -o short-monotonic -u mptcpgod.service 2>&1
 echo "== the daemon's warnings with their fields"
 journalctl --no-pager -o verbose -p warning -u mptcpgod.service 2>&1 | grep -E '^ +(MESSAGE|MPTCPGOD_[A-Z_]+)='
-echo "%[4]sdaemon=$(systemctl is-active mptcpgod.service) first=$first restarted=$restarted plain=$(kind %[2]d)"
-`, forcedPort, plainPort, guestCLI, resultPrefix),
+echo "%[6]sdaemon=$(systemctl is-active mptcpgod.service) first=$first restarted=$restarted uid=$uid runtime=$runtime runtime-off=$runtime_off plain=$plain"
+`, forcedPort, plainPort, uidPort, runtimePort, guestCLI, resultPrefix),
 }
 
 // UnitGuestInitramfs builds the initramfs of the unit guest booting img:
@@ -213,8 +262,8 @@ func unitEtc(modRoot string) (map[string]string, error) {
 	files := map[string]string{
 		"/etc/machine-id": "0123456789abcdef0123456789abcdef\n",
 		"/etc/hostname":   "unitguest\n",
-		"/etc/passwd":     "root:x:0:0:root:/root:/bin/sh\n",
-		"/etc/group":      "root:x:0:\n",
+		"/etc/passwd":     fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nbyuid:x:%[1]d:%[1]d::/:/usr/sbin/nologin\n", forcedUID),
+		"/etc/group":      fmt.Sprintf("root:x:0:\nbyuid:x:%d:\n", forcedUID),
 	}
 	for guest, rel := range map[string]string{
 		"/etc/systemd/system/mptcpgod.service":            "dist/mptcpgod.service",
@@ -231,7 +280,7 @@ func unitEtc(modRoot string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compat: %w", err)
 	}
-	if conf, err = forceUnits(conf, "forced.service"); err != nil {
+	if conf, err = forceConfig(conf, "forced.service", forcedUID); err != nil {
 		return nil, err
 	}
 	files["/etc/mptcpgod/mptcpgod.toml"] = conf
@@ -241,30 +290,47 @@ func unitEtc(modRoot string) (map[string]string, error) {
 	return files, nil
 }
 
-// forceUnits sets [force] units of a configuration file to the one unit.
-func forceUnits(conf, unit string) (string, error) {
-	const empty = "\nunits = []\n"
-	sec := strings.Index(conf, "\n[force]\n")
-	if sec < 0 || strings.Count(conf[sec:], empty) == 0 {
-		return "", fmt.Errorf("compat: dist/mptcpgod.toml: no %q in its [force] section", strings.TrimSpace(empty))
+// forceConfig sets [force] units and uids of a configuration file to the
+// one unit and the one uid.
+func forceConfig(conf, unit string, uid int) (string, error) {
+	start := strings.Index(conf, "\n[force]\n")
+	if start < 0 {
+		return "", errors.New("compat: dist/mptcpgod.toml: no [force] section")
 	}
-	i := sec + strings.Index(conf[sec:], empty)
-	return conf[:i] + fmt.Sprintf("\nunits = [%q]\n", unit) + conf[i+len(empty):], nil
+	start++
+	end := len(conf)
+	if i := strings.Index(conf[start:], "\n["); i >= 0 {
+		end = start + i + 1
+	}
+	sec := conf[start:end]
+	for _, kv := range []struct{ key, value string }{{"units", fmt.Sprintf("[%q]", unit)}, {"uids", fmt.Sprintf("[%d]", uid)}} {
+		empty := "\n" + kv.key + " = []\n"
+		if !strings.Contains(sec, empty) {
+			return "", fmt.Errorf("compat: dist/mptcpgod.toml: no %q in its [force] section", strings.TrimSpace(empty))
+		}
+		sec = strings.Replace(sec, empty, "\n"+kv.key+" = "+kv.value+"\n", 1)
+	}
+	return conf[:start] + sec + conf[end:], nil
 }
 
 // UnitVerdict is what the unit guest's check reported.
 type UnitVerdict struct {
 	// Daemon is systemctl is-active of mptcpgod.service.
 	Daemon string
-	// First and Restarted are the kind, "mptcp" or "tcp", of the forced
-	// service's listener as started after mptcpgod.service and after a
-	// restart; Plain of the service left alone.
-	First, Restarted, Plain string
+	// First and Restarted are the kind, "mptcp" or "tcp", of the listener
+	// of the service of [force] units as started after mptcpgod.service
+	// and after a restart; UID of the service of [force] uids; RunTime of
+	// the service forced with mptcpctl force unit and restarted, and
+	// RunTimeOff of it after force unit --off and another restart; Plain of
+	// the service left alone.
+	First, Restarted, UID, RunTime, RunTimeOff, Plain string
 }
 
-// OK reports whether the daemon ran and forced the forced service only.
+// OK reports whether the daemon ran and forced the forced services only,
+// the one forced at run time only until it was let go.
 func (v *UnitVerdict) OK() bool {
-	return v.Daemon == "active" && v.First == "mptcp" && v.Restarted == "mptcp" && v.Plain == "tcp"
+	return v.Daemon == "active" && v.First == "mptcp" && v.Restarted == "mptcp" && v.UID == "mptcp" &&
+		v.RunTime == "mptcp" && v.RunTimeOff == "tcp" && v.Plain == "tcp"
 }
 
 // ReadUnitVerdict finds the verdict line in the unit guest's results
@@ -287,6 +353,12 @@ func ReadUnitVerdict(r io.Reader) (*UnitVerdict, error) {
 				v.First = val
 			case "restarted":
 				v.Restarted = val
+			case "uid":
+				v.UID = val
+			case "runtime":
+				v.RunTime = val
+			case "runtime-off":
+				v.RunTimeOff = val
 			case "plain":
 				v.Plain = val
 			}

@@ -2,10 +2,12 @@
 // BPF drop-in on a Debian kernel under qemu (make compat-unit): it boots
 // systemd from this machine's /usr, shared read-only over virtio-9p, with
 // dist/mptcpgod.service, dist/mptcpgod-bpf.conf, dist/sysusers.d and
-// dist/mptcpgod.toml whose [force] units name a test service, and checks
-// that the service's plain TCP listener is MPTCP and an unforced one's is
-// not. It prints what the guest reported and exits 1 when the check
-// failed. See docs/transparent-services.md.
+// dist/mptcpgod.toml whose [force] units name a test service and whose
+// [force] uids name the uid of another, forces a third with mptcpctl force
+// unit and lets it go again, and checks that each forced service's plain
+// TCP listener is MPTCP and an unforced one's is not. It prints what the
+// guest reported and exits 1 when the check failed. See
+// docs/transparent-services.md.
 package main
 
 import (
@@ -112,7 +114,9 @@ func run(ctx context.Context, kernel, out string, mem, cpus int, timeout time.Du
 	if v.OK() {
 		verdict = "ok"
 	}
-	fmt.Printf("\n%s: %s under mptcpgod.service with the BPF drop-in: daemon %s; the forced service's listener %s, "+
-		"after a restart %s; the unforced service's %s\n", verdict, img.Release, v.Daemon, v.First, v.Restarted, v.Plain)
+	fmt.Printf("\n%s: %s under mptcpgod.service with the BPF drop-in: daemon %s; the listener of the service of [force] units %s, "+
+		"after a restart %s; of the service of [force] uids %s; of the service forced with mptcpctl force unit %s, "+
+		"after force unit --off %s; of the unforced service %s\n",
+		verdict, img.Release, v.Daemon, v.First, v.Restarted, v.UID, v.RunTime, v.RunTimeOff, v.Plain)
 	return v.OK(), nil
 }
