@@ -73,6 +73,10 @@ func (h *Handler) forceUnit(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	h.log.Info("unit forced over the control socket", "unit", req.Unit, "off", req.Off)
+	if req.Off {
+		h.log.Info("unit no longer forced, over the control socket", "unit", req.Unit)
+	} else {
+		h.log.Info("unit forced over the control socket", "unit", req.Unit)
+	}
 	return writeJSON(w, f)
 }

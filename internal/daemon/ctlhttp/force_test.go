@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,6 +15,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/pmstate"
 	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 )
 
 // forceBackend is a fakeBackend that forces units.
@@ -44,7 +47,8 @@ func TestForceRoutes(t *testing.T) {
 	b := &forceBackend{fakeBackend: fakeBackend{info: testInfo(pmstate.ModeKernel), feed: NewFeed(0)},
 		f: ctlapi.Force{BPF: ctlapi.Mechanism{Available: true}, Units: []ctlapi.ForcedUnit{{Unit: "a.service", Source: ctlapi.SourceConfig,
 			Cgroup: "/sys/fs/cgroup/system.slice/a.service", CgroupID: 42, Selected: true}}, UIDs: []uint32{1000}}}
-	_, c := serve(t, b, ServerConfig{})
+	var logs syncbuf.Buffer
+	_, c := serve(t, b, ServerConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	got, err := c.Force(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +62,17 @@ func TestForceRoutes(t *testing.T) {
 	}
 	if n := len(got.Units); n != 2 || got.Units[1].Unit != "b.service" {
 		t.Errorf("after forcing b.service: %+v", got.Units)
+	}
+	if _, err := c.ForceUnit(t.Context(), "b.service", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`msg="unit forced over the control socket" component=control unit=b.service`,
+		`msg="unit no longer forced, over the control socket" component=control unit=b.service`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log has no %s:\n%s", want, logs.String())
+		}
 	}
 
 	for _, tt := range []struct {
