@@ -100,7 +100,8 @@ compat:
 # dist/mptcpgod.service, dist/mptcpgod-bpf.conf, the sysusers.d entry and
 # dist/mptcpgod.toml forcing a test service by its unit and another by its
 # uid; a check forces a third with mptcpctl force unit, then lets it go,
-# and reports whether each service's plain TCP listener is MPTCP and an
+# restarts the first ten times with every CPU busy, and reports whether
+# each forced service's plain TCP listener is MPTCP every time and an
 # unforced one's is not (docs/transparent-services.md). Needs what compat
 # needs, and systemd, dbus-daemon and busybox-static on this machine. The
 # guest's console and report go to bin/compat/unit/KERNEL/.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -21,7 +22,8 @@ import (
 // mptcpctl force unit, and reports on the second serial port whether each
 // service's plain TCP listener is MPTCP: the unit's as first started and
 // after a restart, the uid's, the third's restarted once forced and again
-// once let go, and the unforced one's, then powers off.
+// once let go, and the unforced one's, then the first's over BusyRestarts
+// restarts with every guest CPU busy, then powers off.
 
 // unitShareTag is the mount tag of this machine's /usr in the unit guest.
 const unitShareTag = "usr"
@@ -52,6 +54,13 @@ const (
 // uids, a user of the guest's /etc/passwd beyond the system users'
 // range, where sysusers.d allocates none.
 const forcedUID = 1001
+
+// BusyRestarts is how many times the unit guest's check restarts the
+// service of [force] units with every CPU busy: each restart gives the
+// service a new cgroup, which the daemon must select before the service
+// opens its listener, though busy loops delay the daemon as much as
+// systemd's start of the service.
+const BusyRestarts = 10
 
 // resultPrefix starts the unit guest's verdict lines on the results port.
 const resultPrefix = "result "
@@ -118,6 +127,8 @@ TimeoutStartSec=10min
 # [force] uids; of the service forced with mptcpctl force unit, restarted
 # after it, then after force unit --off and another restart; and of the
 # service left alone. The first two restarts are one systemctl call.
+# Then it restarts the first %[7]d times with two busy loops per CPU,
+# and counts the restarts whose listener was MPTCP.
 set -u
 PATH=/usr/sbin:/usr/bin
 listening() { ss -Hltn "sport = :$1" | grep -q . || ss -HMln "sport = :$1" | grep -q .; }
@@ -155,6 +166,23 @@ await %[4]d
 kinds
 runtime_off=$(kind %[4]d)
 plain=$(kind %[2]d)
+hogs=
+for i in $(seq $(($(nproc) * 2))); do
+	(while :; do :; done) &
+	hogs="$hogs $!"
+done
+n=0
+busy=0
+while [ $n -lt %[7]d ]; do
+	n=$((n + 1))
+	# Or systemd refuses the sixth start within 10 s (StartLimitBurst=).
+	systemctl reset-failed forced.service
+	systemctl restart forced.service
+	await %[1]d
+	kinds
+	[ "$(kind %[1]d)" = mptcp ] && busy=$((busy + 1))
+done
+kill $hogs
 echo "== systemctl status"
 systemctl --no-pager --full status mptcpgod.service forced.service plain.service byuid.service runtime.service 2>&1 | sed 's/^/    /' 
 echo "== mptcpctl force status (runtime.service forced)"
@@ -167,8 +195,8 @@ echo "== journalctl -u mptcpgod"
 journalctl --no-pager -o short-monotonic -u mptcpgod.service 2>&1
 echo "== the daemon's warnings with their fields"
 journalctl --no-pager -o verbose -p warning -u mptcpgod.service 2>&1 | grep -E '^ +(MESSAGE|MPTCPGOD_[A-Z_]+)='
-echo "%[6]sdaemon=$(systemctl is-active mptcpgod.service) first=$first restarted=$restarted uid=$uid runtime=$runtime runtime-off=$runtime_off plain=$plain"
-`, forcedPort, plainPort, uidPort, runtimePort, guestCLI, resultPrefix),
+echo "%[6]sdaemon=$(systemctl is-active mptcpgod.service) first=$first restarted=$restarted uid=$uid runtime=$runtime runtime-off=$runtime_off plain=$plain busy=$busy/$n"
+`, forcedPort, plainPort, uidPort, runtimePort, guestCLI, resultPrefix, BusyRestarts),
 }
 
 // UnitGuestInitramfs builds the initramfs of the unit guest booting img:
@@ -324,13 +352,18 @@ type UnitVerdict struct {
 	// RunTimeOff of it after force unit --off and another restart; Plain of
 	// the service left alone.
 	First, Restarted, UID, RunTime, RunTimeOff, Plain string
+	// BusyMPTCP is how many of the BusyRuns restarts of the service of
+	// [force] units with every CPU busy gave an MPTCP listener.
+	BusyMPTCP, BusyRuns int
 }
 
 // OK reports whether the daemon ran and forced the forced services only,
-// the one forced at run time only until it was let go.
+// the one forced at run time only until it was let go, and the service of
+// [force] units at every restart with the CPUs busy.
 func (v *UnitVerdict) OK() bool {
 	return v.Daemon == "active" && v.First == "mptcp" && v.Restarted == "mptcp" && v.UID == "mptcp" &&
-		v.RunTime == "mptcp" && v.RunTimeOff == "tcp" && v.Plain == "tcp"
+		v.RunTime == "mptcp" && v.RunTimeOff == "tcp" && v.Plain == "tcp" &&
+		v.BusyRuns == BusyRestarts && v.BusyMPTCP == v.BusyRuns
 }
 
 // ReadUnitVerdict finds the verdict line in the unit guest's results
@@ -361,6 +394,10 @@ func ReadUnitVerdict(r io.Reader) (*UnitVerdict, error) {
 				v.RunTimeOff = val
 			case "plain":
 				v.Plain = val
+			case "busy":
+				hits, runs, _ := strings.Cut(val, "/")
+				v.BusyMPTCP, _ = strconv.Atoi(hits)
+				v.BusyRuns, _ = strconv.Atoi(runs)
 			}
 		}
 		return v, nil

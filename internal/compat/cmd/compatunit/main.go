@@ -4,8 +4,9 @@
 // dist/mptcpgod.service, dist/mptcpgod-bpf.conf, dist/sysusers.d and
 // dist/mptcpgod.toml whose [force] units name a test service and whose
 // [force] uids name the uid of another, forces a third with mptcpctl force
-// unit and lets it go again, and checks that each forced service's plain
-// TCP listener is MPTCP and an unforced one's is not. It prints what the
+// unit and lets it go again, restarts the first ten times with every CPU
+// busy, and checks that each forced service's plain TCP listener is MPTCP,
+// after every restart too, and an unforced one's is not. It prints what the
 // guest reported and exits 1 when the check failed. See
 // docs/transparent-services.md.
 package main
@@ -116,7 +117,8 @@ func run(ctx context.Context, kernel, out string, mem, cpus int, timeout time.Du
 	}
 	fmt.Printf("\n%s: %s under mptcpgod.service with the BPF drop-in: daemon %s; the listener of the service of [force] units %s, "+
 		"after a restart %s; of the service of [force] uids %s; of the service forced with mptcpctl force unit %s, "+
-		"after force unit --off %s; of the unforced service %s\n",
-		verdict, img.Release, v.Daemon, v.First, v.Restarted, v.UID, v.RunTime, v.RunTimeOff, v.Plain)
+		"after force unit --off %s; of the unforced service %s; of the service of [force] units restarted with every CPU busy, "+
+		"%d of %d MPTCP\n",
+		verdict, img.Release, v.Daemon, v.First, v.Restarted, v.UID, v.RunTime, v.RunTimeOff, v.Plain, v.BusyMPTCP, v.BusyRuns)
 	return v.OK(), nil
 }
