@@ -147,6 +147,18 @@ func (c *eventSocket) ReadBuffer() (int, error) {
 	return n, nil
 }
 
+// SetReadDeadline implements eventConn. After Close it reports
+// net.ErrClosed, as Read does: a Receive called after Close, or one that
+// starts while Close runs, must see the error the daemon looks for at
+// shutdown, not the runtime's "use of closed file".
+func (c *eventSocket) SetReadDeadline(t time.Time) error {
+	err := c.Conn.SetReadDeadline(t)
+	if err != nil && c.closed.Load() {
+		return net.ErrClosed
+	}
+	return err
+}
+
 // Close implements eventConn.
 func (c *eventSocket) Close() error {
 	c.closed.Store(true)

@@ -112,10 +112,21 @@ func TestReceiveBurst(t *testing.T) {
 }
 
 // TestSubscriptionClose checks that Close unblocks a waiting Receive with
-// an error matching net.ErrClosed, as the daemon expects at shutdown.
+// an error matching net.ErrClosed, as the daemon expects at shutdown, and
+// that a Receive after Close, the first or a later one, gets it too.
 func TestSubscriptionClose(t *testing.T) {
 	t.Parallel()
 	h := netnstest.NewHost(t, "close")
+	early, err := newClient(t, h).Subscribe()
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if err := early.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := early.Receive(context.Background()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("first Receive after Close: %v, want net.ErrClosed", err)
+	}
 	sub, err := newClient(t, h).Subscribe()
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
