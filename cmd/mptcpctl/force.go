@@ -460,10 +460,11 @@ type forceStatusUnit struct {
 	// Source is, for bpf, "config" or "mptcpctl"; for drop-in, the
 	// drop-in's path.
 	Source string `json:"source"`
-	// Cgroup, CgroupID and Selected are the daemon's (bpf).
-	Cgroup   string `json:"cgroup,omitempty"`
-	CgroupID uint64 `json:"cgroup_id,omitempty"`
-	Selected bool   `json:"selected,omitempty"`
+	// Cgroup, CgroupID, Selected and TCPSockets are the daemon's (bpf).
+	Cgroup     string `json:"cgroup,omitempty"`
+	CgroupID   uint64 `json:"cgroup_id,omitempty"`
+	Selected   bool   `json:"selected,omitempty"`
+	TCPSockets int    `json:"tcp_sockets,omitempty"`
 }
 
 func (a *app) forceStatusCmd() *cobra.Command {
@@ -471,16 +472,17 @@ func (a *app) forceStatusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "List the forced services, by mechanism, and what is available",
 		Long: `List the services made MPTCP: those the daemon forces with BPF (from its
-[force] units or mptcpctl force unit, with their cgroup and whether it is in the
-BPF program's selection now) and those forced with a drop-in (the drop-ins
-/etc/systemd/system/*.service.d/zz-mptcpgod-force.conf), then whether each
-mechanism is available here and, when not, why: a kernel that refuses BPF
+[force] units or mptcpctl force unit, with their cgroup, whether it is in the
+BPF program's selection now and how many TCP sockets the service opened before
+it was, which stay TCP until it restarts) and those forced with a drop-in (the
+drop-ins /etc/systemd/system/*.service.d/zz-mptcpgod-force.conf), then whether
+each mechanism is available here and, when not, why: a kernel that refuses BPF
 tracing programs, a daemon without the BPF capabilities, a daemon that does not
 run, no systemd, a kernel on which mptcpctl run cannot work (the drop-in's).
 
 With --json: {"units": [{"unit", "mechanism", "source", "cgroup", "cgroup_id",
-"selected"}], "uids": [...], "mechanisms": {"bpf": {"available", "reason"},
-"drop_in": {"available", "reason"}}}.`,
+"selected", "tcp_sockets"}], "uids": [...], "mechanisms": {"bpf": {"available",
+"reason"}, "drop_in": {"available", "reason"}}}.`,
 		Example: "  mptcpctl force status\n  mptcpctl force status --json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -505,7 +507,7 @@ func (a *app) forceStatus(ctx context.Context) (*forceStatus, error) {
 		st.UIDs = append(st.UIDs, df.UIDs...)
 		for _, u := range df.Units {
 			st.Units = append(st.Units, forceStatusUnit{Unit: u.Unit, Mechanism: mechBPF, Source: u.Source,
-				Cgroup: u.Cgroup, CgroupID: u.CgroupID, Selected: u.Selected})
+				Cgroup: u.Cgroup, CgroupID: u.CgroupID, Selected: u.Selected, TCPSockets: u.TCPSockets})
 		}
 	} else {
 		st.Mechanisms.BPF = ctlapi.Mechanism{Reason: bpfReason(nil, derr)}
@@ -561,6 +563,9 @@ func writeForceStatus(w io.Writer, st *forceStatus) error {
 				state = "not running"
 				if u.Selected {
 					state = fmt.Sprintf("selected (cgroup %d)", u.CgroupID)
+					if u.TCPSockets > 0 {
+						state += fmt.Sprintf("; TCP sockets opened before, TCP until it restarts: %d", u.TCPSockets)
+					}
 				} else if u.CgroupID != 0 {
 					state = "running, not selected"
 				}

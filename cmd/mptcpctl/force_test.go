@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/force"
 	"github.com/mptcpgod/mptcpgod/internal/transparent"
 )
@@ -236,5 +237,28 @@ func TestForceDropInNeedsRun(t *testing.T) {
 	}
 	if st.Mechanisms.DropIn.Available || !strings.Contains(st.Mechanisms.DropIn.Reason, "older than 5.14") {
 		t.Errorf("drop-in mechanism %+v", st.Mechanisms.DropIn)
+	}
+}
+
+// TestWriteForceStatus: a selected unit shows its cgroup, and the TCP
+// sockets it opened before it was selected when it has any.
+func TestWriteForceStatus(t *testing.T) {
+	st := &forceStatus{Units: []forceStatusUnit{
+		{Unit: "web.service", Mechanism: mechBPF, Source: ctlapi.SourceConfig, CgroupID: 7, Selected: true, TCPSockets: 2},
+		{Unit: "api.service", Mechanism: mechBPF, Source: ctlapi.SourceControl, CgroupID: 8, Selected: true},
+		{Unit: "idle.service", Mechanism: mechBPF, Source: ctlapi.SourceControl},
+	}}
+	var b strings.Builder
+	if err := writeForceStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"web.service   bpf        config    selected (cgroup 7); TCP sockets opened before, TCP until it restarts: 2\n",
+		"api.service   bpf        mptcpctl  selected (cgroup 8)\n",
+		"idle.service  bpf        mptcpctl  not running\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no line %q in:\n%s", want, b.String())
+		}
 	}
 }

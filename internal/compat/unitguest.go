@@ -126,7 +126,10 @@ TimeoutStartSec=10min
 # restarted (a new cgroup, which the daemon follows); of the service of
 # [force] uids; of the service forced with mptcpctl force unit, restarted
 # after it, then after force unit --off and another restart; and of the
-# service left alone. The first two restarts are one systemctl call.
+# service left alone. The first two restarts are one systemctl call. It
+# also reads the TCP sockets mptcpctl force status counts for the service
+# forced at run time: its listener, opened before, then none once it
+# restarted.
 # Then it restarts the first %[7]d times with two busy loops per CPU,
 # and counts the restarts whose listener was MPTCP.
 set -u
@@ -153,12 +156,17 @@ first=$(kind %[1]d)
 uid=$(kind %[3]d)
 echo "== mptcpctl force unit --mechanism bpf runtime.service"
 %[5]s force unit --mechanism bpf runtime.service 2>&1
+# early UNIT reads the count of TCP sockets opened before in the force
+# status on stdin; 0 when there is none.
+early() { n=$(sed -n "s/^$1 .*opened before, TCP until it restarts: \([0-9]*\).*/\1/p"); echo "${n:-0}"; }
+early=$(%[5]s force status 2>&1 | early runtime.service)
 systemctl restart forced.service runtime.service
 await %[1]d %[4]d
 kinds
 restarted=$(kind %[1]d)
 runtime=$(kind %[4]d)
 status=$(%[5]s force status 2>&1)
+early_restarted=$(echo "$status" | early runtime.service)
 echo "== mptcpctl force unit --off runtime.service"
 %[5]s force unit --off runtime.service 2>&1
 systemctl restart runtime.service
@@ -195,7 +203,7 @@ echo "== journalctl -u mptcpgod"
 journalctl --no-pager -o short-monotonic -u mptcpgod.service 2>&1
 echo "== the daemon's warnings with their fields"
 journalctl --no-pager -o verbose -p warning -u mptcpgod.service 2>&1 | grep -E '^ +(MESSAGE|MPTCPGOD_[A-Z_]+)='
-echo "%[6]sdaemon=$(systemctl is-active mptcpgod.service) first=$first restarted=$restarted uid=$uid runtime=$runtime runtime-off=$runtime_off plain=$plain busy=$busy/$n"
+echo "%[6]sdaemon=$(systemctl is-active mptcpgod.service) first=$first restarted=$restarted uid=$uid runtime=$runtime runtime-off=$runtime_off plain=$plain busy=$busy/$n early=$early early-restarted=$early_restarted"
 `, forcedPort, plainPort, uidPort, runtimePort, guestCLI, resultPrefix, BusyRestarts),
 }
 
@@ -352,6 +360,10 @@ type UnitVerdict struct {
 	// RunTimeOff of it after force unit --off and another restart; Plain of
 	// the service left alone.
 	First, Restarted, UID, RunTime, RunTimeOff, Plain string
+	// Early and EarlyRestarted are the TCP sockets mptcpctl force status
+	// counts for the service forced at run time, as forced and once
+	// restarted.
+	Early, EarlyRestarted string
 	// BusyMPTCP is how many of the BusyRuns restarts of the service of
 	// [force] units with every CPU busy gave an MPTCP listener.
 	BusyMPTCP, BusyRuns int
@@ -359,11 +371,12 @@ type UnitVerdict struct {
 
 // OK reports whether the daemon ran and forced the forced services only,
 // the one forced at run time only until it was let go, and the service of
-// [force] units at every restart with the CPUs busy.
+// [force] units at every restart with the CPUs busy, and counted the
+// early listener of the service forced at run time until it restarted.
 func (v *UnitVerdict) OK() bool {
 	return v.Daemon == "active" && v.First == "mptcp" && v.Restarted == "mptcp" && v.UID == "mptcp" &&
 		v.RunTime == "mptcp" && v.RunTimeOff == "tcp" && v.Plain == "tcp" &&
-		v.BusyRuns == BusyRestarts && v.BusyMPTCP == v.BusyRuns
+		v.BusyRuns == BusyRestarts && v.BusyMPTCP == v.BusyRuns && v.Early == "1" && v.EarlyRestarted == "0"
 }
 
 // ReadUnitVerdict finds the verdict line in the unit guest's results
@@ -394,6 +407,10 @@ func ReadUnitVerdict(r io.Reader) (*UnitVerdict, error) {
 				v.RunTimeOff = val
 			case "plain":
 				v.Plain = val
+			case "early":
+				v.Early = val
+			case "early-restarted":
+				v.EarlyRestarted = val
 			case "busy":
 				hits, runs, _ := strings.Cut(val, "/")
 				v.BusyMPTCP, _ = strconv.Atoi(hits)

@@ -112,12 +112,12 @@ func TestForceConfig(t *testing.T) {
 func TestReadUnitVerdict(t *testing.T) {
 	t.Parallel()
 	out := "== ss -Mln\r\nLISTEN ...\r\n" +
-		"result daemon=active first=mptcp restarted=mptcp uid=mptcp runtime=mptcp runtime-off=tcp plain=tcp busy=" + fmt.Sprintf("%d/%d", BusyRestarts, BusyRestarts) + "\r\n"
+		"result daemon=active first=mptcp restarted=mptcp uid=mptcp runtime=mptcp runtime-off=tcp plain=tcp busy=" + fmt.Sprintf("%d/%d", BusyRestarts, BusyRestarts) + " early=1 early-restarted=0\r\n"
 	v, err := ReadUnitVerdict(strings.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := UnitVerdict{Daemon: "active", First: "mptcp", Restarted: "mptcp", UID: "mptcp", RunTime: "mptcp", RunTimeOff: "tcp", Plain: "tcp", BusyMPTCP: BusyRestarts, BusyRuns: BusyRestarts}
+	good := UnitVerdict{Daemon: "active", First: "mptcp", Restarted: "mptcp", UID: "mptcp", RunTime: "mptcp", RunTimeOff: "tcp", Plain: "tcp", BusyMPTCP: BusyRestarts, BusyRuns: BusyRestarts, Early: "1", EarlyRestarted: "0"}
 	if diff := cmp.Diff(&good, v); diff != "" {
 		t.Errorf("verdict (-want +got):\n%s", diff)
 	}
@@ -134,6 +134,8 @@ func TestReadUnitVerdict(t *testing.T) {
 		func(v *UnitVerdict) { v.Plain = "mptcp" },
 		func(v *UnitVerdict) { v.UID = "" }, // a line without the kind
 		func(v *UnitVerdict) { v.BusyMPTCP-- },
+		func(v *UnitVerdict) { v.Early = "0" },
+		func(v *UnitVerdict) { v.EarlyRestarted = "1" },
 		func(v *UnitVerdict) { v.BusyMPTCP, v.BusyRuns = 0, 0 }, // no busy restarts
 	} {
 		bad := good

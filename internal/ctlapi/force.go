@@ -46,6 +46,13 @@ type ForcedUnit struct {
 	// Selected reports that the unit's cgroup is in the BPF program's map
 	// now.
 	Selected bool `json:"selected"`
+	// TCPSockets counts the plain TCP sockets of a selected unit's
+	// cgroup and those below it: sockets it opened before it was
+	// selected (it ran before it was forced, or before the daemon put
+	// its cgroup in the map), which stay TCP until the service opens
+	// them again. Sockets systemd passes to a socket-activated service
+	// are systemd's, in its own cgroup, and not counted.
+	TCPSockets int `json:"tcp_sockets,omitempty"`
 }
 
 // ForceRequest is the body of POST /v1/force/units.

@@ -22,6 +22,7 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/force"
+	"github.com/mptcpgod/mptcpgod/internal/sockdiag"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
@@ -69,6 +70,11 @@ type forcing struct {
 	// could, without keeping it.
 	attach func() (selector, io.Closer, error)
 	probe  func() error
+	// tcpSockets counts the plain TCP sockets (not MPTCP subflows) of
+	// the cgroups ids, by id.
+	tcpSockets func(ids map[uint64]bool) (map[uint64]int, error)
+	// checks are the running checkEarly calls, which run waits for.
+	checks sync.WaitGroup
 
 	kick chan struct{} // one slot: sync again
 	// synced is closed once run has synced the first time.
@@ -102,14 +108,15 @@ func newForcing(log *slog.Logger, cfg ForceConfig, stateDir string) (*forcing, e
 			}
 			return fc, fc, nil
 		},
-		probe:    bpf.Probe,
-		kick:     make(chan struct{}, 1),
-		synced:   make(chan struct{}),
-		cfg:      cfg,
-		slices:   map[string]string{},
-		selected: map[string]uint64{},
-		uids:     map[uint32]bool{},
-		watched:  map[string]bool{},
+		probe:      bpf.Probe,
+		tcpSockets: tcpSocketCounter(0),
+		kick:       make(chan struct{}, 1),
+		synced:     make(chan struct{}),
+		cfg:        cfg,
+		slices:     map[string]string{},
+		selected:   map[string]uint64{},
+		uids:       map[uint32]bool{},
+		watched:    map[string]bool{},
 	}
 	var err error
 	if f.runtime, err = f.load(); err != nil {
@@ -269,6 +276,7 @@ func (f *forcing) run(ctx context.Context) error {
 		}
 	}()
 	defer func() {
+		f.checks.Wait()
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		_ = in.Close()
@@ -277,7 +285,7 @@ func (f *forcing) run(ctx context.Context) error {
 	}()
 	tick := time.NewTicker(forceResync)
 	defer tick.Stop()
-	f.sync(ctx)
+	f.checkEarly(f.sync(ctx))
 	close(f.synced)
 	for {
 		select {
@@ -286,7 +294,74 @@ func (f *forcing) run(ctx context.Context) error {
 		case <-f.kick:
 		case <-tick.C:
 		}
-		f.sync(ctx)
+		f.checkEarly(f.sync(ctx))
+	}
+}
+
+// checkEarly warns of the plain TCP sockets that the units just selected
+// (unit → cgroup directory) opened before they were: those stay TCP
+// until the service opens them again. It counts off the caller's
+// goroutine, so that a long sock_diag walk delays no selection.
+func (f *forcing) checkEarly(fresh map[string]string) {
+	if len(fresh) == 0 {
+		return
+	}
+	f.checks.Go(func() {
+		for unit, n := range f.earlySockets(fresh) {
+			f.log.Warn("a forced unit has TCP sockets it opened before it was forced; they stay TCP until it restarts",
+				"unit", unit, "tcp_sockets", n, "fix", "systemctl restart "+unit)
+		}
+	})
+}
+
+// earlySockets counts the plain TCP sockets of each unit's cgroup
+// (unit → directory) and the cgroups below it; units without one are
+// left out. A failed count is logged and counts nothing.
+func (f *forcing) earlySockets(units map[string]string) map[string]int {
+	owner := map[uint64]string{}
+	ids := map[uint64]bool{}
+	for unit, dir := range units {
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if id, err := bpf.CgroupID(p); err == nil {
+				owner[id], ids[id] = unit, true
+			}
+			return nil
+		})
+	}
+	counts, err := f.tcpSockets(ids)
+	if err != nil {
+		f.log.Warn("cannot count the forced units' TCP sockets", "error", err)
+		return nil
+	}
+	out := map[string]int{}
+	for id, n := range counts {
+		if n > 0 && owner[id] != "" {
+			out[owner[id]] += n
+		}
+	}
+	return out
+}
+
+// tcpSocketCounter counts plain TCP sockets by cgroup id with sock_diag
+// in the network namespace netns (0: the caller's).
+func tcpSocketCounter(netns int) func(ids map[uint64]bool) (map[uint64]int, error) {
+	return func(ids map[uint64]bool) (map[uint64]int, error) {
+		c, err := sockdiag.Dial(&sockdiag.Config{NetNS: netns})
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		n := map[uint64]int{}
+		err = c.TCPSockets(func(s *sockdiag.TCPSocket) error {
+			if ids[s.CgroupID] {
+				n[s.CgroupID]++
+			}
+			return nil
+		})
+		return n, err
 	}
 }
 
@@ -306,17 +381,18 @@ func (f *forcing) units() []ctlapi.ForcedUnit {
 
 // sync attaches the program when something is forced (detaches it when
 // nothing is), and makes its maps hold the current cgroup of every forced
-// unit and every forced uid.
-func (f *forcing) sync(ctx context.Context) {
+// unit and every forced uid. It returns the units whose cgroup it just
+// selected, with its directory.
+func (f *forcing) sync(ctx context.Context) (fresh map[string]string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	units := f.units()
 	nothing := len(units) == 0 && len(f.cfg.UIDs) == 0
 	if nothing && f.sel == nil {
-		return
+		return nil
 	}
 	if f.sel == nil && !f.ensureAttached() {
-		return
+		return nil
 	}
 	// With nothing forced, the maps are emptied below, then the program
 	// detached.
@@ -326,6 +402,7 @@ func (f *forcing) sync(ctx context.Context) {
 		}
 	}()
 	want := map[string]uint64{}
+	dirs := map[string]string{}
 	for _, u := range units {
 		path := f.cgroupPath(ctx, u.Unit)
 		if path == "" {
@@ -335,7 +412,7 @@ func (f *forcing) sync(ctx context.Context) {
 		id, err := bpf.CgroupID(path)
 		switch {
 		case err == nil:
-			want[u.Unit] = id
+			want[u.Unit], dirs[u.Unit] = id, path
 		case !errors.Is(err, fs.ErrNotExist):
 			f.log.Warn("cannot read a forced unit's cgroup", "unit", u.Unit, "cgroup", path, "error", err)
 		}
@@ -359,6 +436,10 @@ func (f *forcing) sync(ctx context.Context) {
 		}
 		f.selected[unit] = id
 		f.log.Info("unit forced to MPTCP", "unit", unit, "cgroup_id", id)
+		if fresh == nil {
+			fresh = map[string]string{}
+		}
+		fresh[unit] = dirs[unit]
 	}
 	for uid := range f.uids {
 		if !slices.Contains(f.cfg.UIDs, uid) {
@@ -376,6 +457,7 @@ func (f *forcing) sync(ctx context.Context) {
 			f.uids[uid] = true
 		}
 	}
+	return fresh
 }
 
 // ensureAttached attaches the program; false, with f.reason set and
@@ -467,9 +549,24 @@ func (f *forcing) watch(dir string) {
 	}
 }
 
-// status returns what is forced and whether BPF runs; the first call
-// with nothing attached probes the kernel.
+// status returns what is forced and whether BPF runs, with the plain TCP
+// sockets of the selected units, counted once f.mu is released; the first
+// call with nothing attached probes the kernel.
 func (f *forcing) status() ctlapi.Force {
+	out, selected := f.statusLocked()
+	if len(selected) == 0 {
+		return out
+	}
+	counts := f.earlySockets(selected)
+	for i, u := range out.Units {
+		out.Units[i].TCPSockets = counts[u.Unit]
+	}
+	return out
+}
+
+// statusLocked is status without the counts, and the selected units'
+// cgroup directories.
+func (f *forcing) statusLocked() (ctlapi.Force, map[string]string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sel == nil && !f.probed {
@@ -480,6 +577,7 @@ func (f *forcing) status() ctlapi.Force {
 	}
 	out := ctlapi.Force{BPF: ctlapi.Mechanism{Available: f.sel != nil || f.reason == "", Reason: f.reason},
 		Units: []ctlapi.ForcedUnit{}, UIDs: append([]uint32{}, f.cfg.UIDs...)}
+	selected := map[string]string{}
 	for _, u := range f.units() {
 		if path := f.cgroupPathCached(u.Unit); path != "" {
 			u.Cgroup = path
@@ -488,9 +586,12 @@ func (f *forcing) status() ctlapi.Force {
 			}
 		}
 		_, u.Selected = f.selected[u.Unit]
+		if u.Selected && u.Cgroup != "" {
+			selected[u.Unit] = u.Cgroup
+		}
 		out.Units = append(out.Units, u)
 	}
-	return out
+	return out, selected
 }
 
 // cgroupPathCached is cgroupPath without asking systemd; "" when the
@@ -516,7 +617,7 @@ func (f *forcing) forceUnit(ctx context.Context, unit string, off bool) (ctlapi.
 	if err := f.changeUnit(unit, off); err != nil {
 		return ctlapi.Force{}, err
 	}
-	f.sync(ctx)
+	f.checkEarly(f.sync(ctx))
 	return f.status(), nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,8 +18,11 @@ import (
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
 	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
+	"github.com/mptcpgod/mptcpgod/internal/netnstest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/enginetest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/ownertest"
 	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
+	"github.com/mptcpgod/mptcpgod/internal/testing/syncbuf"
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
@@ -223,6 +227,47 @@ func TestForcingSyncedFirst(t *testing.T) {
 	tf.mu.Unlock()
 	if !uid {
 		t.Error("uid 1234 not in the map after the first sync")
+	}
+}
+
+// TestForcingEarlySockets: a forced unit whose process, in a cgroup
+// below the unit's, listened on plain TCP before the unit was selected is
+// warned of with the count, and its status counts the listener; a
+// restart, which reopens it as MPTCP, counts none.
+func TestForcingEarlySockets(t *testing.T) {
+	tf := newTestForcing(t, ForceConfig{Units: []string{"web.service"}})
+	h := netnstest.NewHost(t, "early")
+	var logs syncbuf.Buffer
+	tf.log = slog.New(slog.NewTextHandler(&logs, nil))
+	tf.tcpSockets = tcpSocketCounter(h.NetNS())
+	web := filepath.Join(tf.slice, "web.service")
+	worker := filepath.Join(web, "worker")
+	for _, d := range []string{web, worker} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = os.Remove(worker) })
+	ln := ownertest.ListenTCP(t, h, ownertest.Owner{UID: 4242, GID: 4242, Cgroup: worker}, ":0")
+	tf.run(t)
+	tf.waitSelected(t, web)
+	const warning = `msg="a forced unit has TCP sockets it opened before it was forced; they stay TCP until it restarts" unit=web.service tcp_sockets=1`
+	enginetest.Poll(t, "the warning", func() string {
+		if !strings.Contains(logs.String(), warning) {
+			return "not logged:\n" + logs.String()
+		}
+		return ""
+	})
+	if st := tf.status(); len(st.Units) != 1 || st.Units[0].TCPSockets != 1 {
+		t.Errorf("status with the early listener: %+v, want web.service with 1 TCP socket", st.Units)
+	}
+	ln.Stop()
+	ownertest.Listen(t, h, ownertest.Owner{UID: 4242, GID: 4242, Cgroup: worker}, ":0")
+	if st := tf.status(); len(st.Units) != 1 || st.Units[0].TCPSockets != 0 {
+		t.Errorf("status with an MPTCP listener: %+v, want web.service with no TCP socket", st.Units)
+	}
+	if n := strings.Count(logs.String(), "TCP sockets it opened before"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
 	}
 }
 

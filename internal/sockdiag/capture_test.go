@@ -129,6 +129,7 @@ func TestCaptureSeeds(t *testing.T) {
 				writeSeed(t, "FuzzParseULPInfo", name, attr(t, b, inetDiagULPInfo))
 			}
 			writeSeed(t, "FuzzParseSubflow", name, b)
+			writeSeed(t, "FuzzParseTCPSocket", name, b)
 			if fam == afInet && ok && sf.Flags&SubflowJoinLocal != 0 {
 				writeSeed(t, "FuzzParseTCPInfo", "real", attr(t, b, inetDiagInfo))
 				writeSeed(t, "FuzzParseDiagMsg", "real-subflow-bound", b)

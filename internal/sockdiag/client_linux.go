@@ -22,6 +22,7 @@ var (
 	allStates            = uint32(1<<13 - 2) // TCP_ESTABLISHED .. TCP_NEW_SYN_RECV
 	defaultConnStates    = allStates &^ StateMask(StateListen)
 	defaultSubflowStates = allStates &^ StateMask(StateListen, StateTimeWait, StateNewSynRecv)
+	defaultTCPStates     = allStates &^ StateMask(StateTimeWait, StateNewSynRecv)
 )
 
 // ErrUnavailable is returned (wrapped) when the kernel cannot list MPTCP
@@ -171,6 +172,34 @@ func (c *Client) Subflows(fn func(*Subflow) error) error {
 		})
 		if err != nil {
 			return walkError(err, "list MPTCP subflows (%s)", famName(fam))
+		}
+	}
+	return nil
+}
+
+// TCPSockets calls fn for every TCP socket of the namespace that is not an
+// MPTCP subflow, IPv4 first, then IPv6, one at a time as the kernel's
+// dump is read: with Config.States 0, listeners and connections in every
+// state but TIME-WAIT and NEW-SYN-RECV, whose mini-sockets belong to no
+// cgroup. fn may keep the *TCPSocket. An error from fn stops the walk and
+// is returned as is.
+func (c *Client) TCPSockets(fn func(*TCPSocket) error) error {
+	states := c.cfg.States
+	if states == 0 {
+		states = defaultTCPStates
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, fam := range [...]uint8{afInet, afInet6} {
+		err := c.dump(encodeRequest(fam, ipprotoTCP, states, 0), func(b []byte) error {
+			s, ok, err := parseTCPSocket(b)
+			if err != nil || !ok {
+				return err
+			}
+			return callback{fn(&s)}.err()
+		})
+		if err != nil {
+			return walkError(err, "list TCP sockets (%s)", famName(fam))
 		}
 	}
 	return nil

@@ -30,6 +30,9 @@ func (*Client) Connection(uint32) (*Connection, error) { return nil, ErrUnavaila
 // Subflows always fails outside Linux.
 func (*Client) Subflows(func(*Subflow) error) error { return ErrUnavailable }
 
+// TCPSockets always fails outside Linux.
+func (*Client) TCPSockets(func(*TCPSocket) error) error { return ErrUnavailable }
+
 // NetlinkSockets returns ErrUnavailable: netlink is Linux's.
 func (*Client) NetlinkSockets(uint8, func(*NetlinkSocket) error) error { return ErrUnavailable }
 

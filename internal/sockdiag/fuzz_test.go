@@ -49,6 +49,25 @@ func FuzzParseSubflow(f *testing.F) {
 	})
 }
 
+// FuzzParseTCPSocket: a reply that decodes is a plain TCP socket or an
+// MPTCP subflow, never both nor neither.
+func FuzzParseTCPSocket(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, ok, err := parseTCPSocket(b)
+		if (err != nil || !ok) && s != (TCPSocket{}) {
+			t.Fatalf("parseTCPSocket: ok %v, err %v, but returned %+v", ok, err, s)
+		}
+		_, subflow, serr := parseSubflow(b)
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("parseTCPSocket: err %v, parseSubflow: err %v", err, serr)
+		}
+		if err == nil && ok == subflow {
+			t.Fatalf("parseTCPSocket: ok %v, parseSubflow: ok %v", ok, subflow)
+		}
+	})
+}
+
 func FuzzParseULPInfo(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

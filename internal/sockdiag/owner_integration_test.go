@@ -91,6 +91,67 @@ func TestOwner(t *testing.T) {
 	}
 }
 
+// TestTCPSockets: the plain TCP sockets of a cgroup are listed with its
+// id, a listener's and the connection it accepted; an MPTCP listener of
+// another cgroup and its connection's subflows, on both sides, are not.
+func TestTCPSockets(t *testing.T) {
+	t.Parallel()
+	tb := netnstest.NewTestbed(t, 1)
+	cg := ownertest.NewCgroups(t)
+	plain := cg.New("plain.service")
+	forced := cg.New("forced.service")
+	tcpLn := ownertest.ListenTCP(t, tb.Server, ownertest.Owner{UID: 4242, GID: 4242, Cgroup: plain}, ":0")
+	mpLn := ownertest.Listen(t, tb.Server, ownertest.Owner{UID: 4243, GID: 4243, Cgroup: forced}, ":0")
+	mp := ownertest.Dial(t, tb.Client, ownertest.Owner{UID: 4244, GID: 4244, Cgroup: forced},
+		netip.AddrPortFrom(tb.Links[0].Server4, mpLn.Addr.Port()))
+	var tcp net.Conn
+	if err := tb.Client.Do(func() error {
+		var d net.Dialer
+		d.SetMultipathTCP(false)
+		var err error
+		tcp, err = d.Dial("tcp4", netip.AddrPortFrom(tb.Links[0].Server4, tcpLn.Addr.Port()).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tcp.Close() })
+
+	type sock struct {
+		Local    uint16
+		State    string
+		UID      uint32
+		CgroupID uint64
+	}
+	plainID, forcedID := ownertest.ID(t, plain), ownertest.ID(t, forced)
+	want := []sock{
+		{tcpLn.Addr.Port(), "LISTEN", 4242, plainID},
+		{tcpLn.Addr.Port(), "ESTAB", 4242, plainID},
+	}
+	srv := dialDiag(t, tb.Server, 0)
+	var got []sock
+	enginetest.Poll(t, "the server's plain TCP sockets", func() string {
+		got = nil
+		if err := srv.TCPSockets(func(s *sockdiag.TCPSocket) error {
+			if s.CgroupID == plainID || s.CgroupID == forcedID {
+				got = append(got, sock{s.Local.Port(), sockdiag.StateName(s.State), s.UID, s.CgroupID})
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("TCPSockets: %v", err)
+		}
+		return cmp.Diff(want, got)
+	})
+	cli := dialDiag(t, tb.Client, 0)
+	if err := cli.TCPSockets(func(s *sockdiag.TCPSocket) error {
+		if s.Local == mp.Addr || s.CgroupID == forcedID {
+			t.Errorf("the MPTCP connection's subflow is listed as a plain TCP socket: %+v", s)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("TCPSockets: %v", err)
+	}
+}
+
 // dialDiag opens a sock_diag client in h for the states (0: the
 // default), closed at cleanup.
 func dialDiag(t *testing.T, h *netnstest.Host, states uint32) *sockdiag.Client {

@@ -304,49 +304,77 @@ func parseConnection(b []byte) (*Connection, error) {
 	return c, nil
 }
 
-// parseSubflow decodes one TCP sock_diag reply. ok is false, with no error,
-// for a TCP socket whose ULP is not "mptcp".
-func parseSubflow(b []byte) (Subflow, bool, error) {
+// tcpReply is one TCP sock_diag reply, decoded.
+type tcpReply struct {
+	msg diagMsg
+	// mptcp reports that the socket's ULP is "mptcp": an MPTCP subflow,
+	// whose MPTCP_SUBFLOW_ATTR_* are in subflow.
+	mptcp    bool
+	subflow  Subflow
+	tcpInfo  []byte
+	cgroupID uint64
+}
+
+// parseTCPReply decodes one TCP sock_diag reply.
+func parseTCPReply(b []byte) (tcpReply, error) {
+	var r tcpReply
 	m, attrs, err := parseDiagMsg(b)
 	if err != nil {
-		return Subflow{}, false, err
+		return tcpReply{}, err
 	}
+	r.msg = m
 	ad, err := netlink.NewAttributeDecoder(attrs)
 	if err != nil {
-		return Subflow{}, false, fmt.Errorf("decode TCP socket attributes: %w", err)
+		return tcpReply{}, fmt.Errorf("decode TCP socket attributes: %w", err)
 	}
-	var (
-		sf      Subflow
-		ok      bool
-		tcpInfo []byte
-	)
 	for ad.Next() {
 		switch ad.Type() {
 		case inetDiagInfo:
 			ad.Do(func(b []byte) error {
-				tcpInfo = b
+				r.tcpInfo = b
 				return nil
 			})
 		case inetDiagULPInfo:
 			ad.Nested(func(nad *netlink.AttributeDecoder) error {
 				var err error
-				ok, err = parseULPInfo(nad, &sf)
+				r.mptcp, err = parseULPInfo(nad, &r.subflow)
 				return err
 			})
+		case inetDiagCgroupID:
+			r.cgroupID = ad.Uint64()
 		}
 	}
 	if err := ad.Err(); err != nil {
-		return Subflow{}, false, fmt.Errorf("decode TCP socket attributes: %w", err)
+		return tcpReply{}, fmt.Errorf("decode TCP socket attributes: %w", err)
 	}
-	if !ok {
-		return Subflow{}, false, nil
+	return r, nil
+}
+
+// parseSubflow decodes one TCP sock_diag reply. ok is false, with no error,
+// for a TCP socket whose ULP is not "mptcp".
+func parseSubflow(b []byte) (Subflow, bool, error) {
+	r, err := parseTCPReply(b)
+	if err != nil || !r.mptcp {
+		return Subflow{}, false, err
 	}
-	sf.Local, sf.Remote = m.Local, m.Remote
-	sf.State = m.State
-	sf.IfIndex = m.IfIndex
-	sf.Cookie = m.Cookie
-	sf.TCP = parseTCPInfo(tcpInfo)
+	sf := r.subflow
+	sf.Local, sf.Remote = r.msg.Local, r.msg.Remote
+	sf.State = r.msg.State
+	sf.IfIndex = r.msg.IfIndex
+	sf.Cookie = r.msg.Cookie
+	sf.TCP = parseTCPInfo(r.tcpInfo)
 	return sf, true, nil
+}
+
+// parseTCPSocket decodes one TCP sock_diag reply. ok is false, with no
+// error, for an MPTCP subflow.
+func parseTCPSocket(b []byte) (TCPSocket, bool, error) {
+	r, err := parseTCPReply(b)
+	if err != nil || r.mptcp {
+		return TCPSocket{}, false, err
+	}
+	return TCPSocket{Local: r.msg.Local, Remote: r.msg.Remote, State: r.msg.State,
+		UID: r.msg.UID, Inode: r.msg.Inode, CgroupID: r.cgroupID}, true, nil
 }
 
 // parseULPInfo decodes the INET_DIAG_ULP_INFO nest into sf and reports

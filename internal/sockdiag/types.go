@@ -171,6 +171,18 @@ type Subflow struct {
 	TCP           TCPInfo
 }
 
+// TCPSocket is a TCP socket that is not an MPTCP subflow: a program's
+// plain TCP socket, as TCPSockets lists it.
+type TCPSocket struct {
+	Local, Remote netip.AddrPort
+	State         uint8  // TCP state (StateListen, StateEstablished, ...)
+	UID           uint32 // the socket's owner
+	Inode         uint32
+	// CgroupID is the id of the cgroup v2 the socket was created in
+	// (INET_DIAG_CGROUP_ID); 0 when the kernel does not send it.
+	CgroupID uint64
+}
+
 // SubflowFlags are the MPTCP_SUBFLOW_FLAG_* bits of a subflow.
 type SubflowFlags uint32
 

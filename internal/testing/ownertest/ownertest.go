@@ -23,8 +23,9 @@ import (
 	"github.com/mptcpgod/mptcpgod/internal/transparent/bpf"
 )
 
-// The environment of a child: its mode ("dial" or "listen"), the address
-// to dial or listen on, and the uid and gid to take.
+// The environment of a child: its mode ("dial", "listen", "listentcp" or
+// "socket"), the address to dial or listen on, and the uid and gid to
+// take.
 const (
 	modeEnv = "MPTCPGOD_OWNERTEST_MODE"
 	addrEnv = "MPTCPGOD_OWNERTEST_ADDR"
@@ -80,9 +81,9 @@ func runChild(mode, addr string) error {
 			return err
 		}
 		conns, local = append(conns, c), c.LocalAddr()
-	case "listen":
+	case "listen", "listentcp":
 		var lc net.ListenConfig
-		lc.SetMultipathTCP(true)
+		lc.SetMultipathTCP(mode == "listen")
 		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			return err
@@ -201,6 +202,13 @@ func Dial(t testing.TB, h *netnstest.Host, o Owner, raddr netip.AddrPort) *Child
 func Listen(t testing.TB, h *netnstest.Host, o Owner, laddr string) *Child {
 	t.Helper()
 	return start(t, h, o, "listen", laddr)
+}
+
+// ListenTCP is Listen with a plain TCP listener, as a program that never
+// asked for MPTCP has.
+func ListenTCP(t testing.TB, h *netnstest.Host, o Owner, laddr string) *Child {
+	t.Helper()
+	return start(t, h, o, "listentcp", laddr)
 }
 
 func start(t testing.TB, h *netnstest.Host, o Owner, mode, addr string) *Child {

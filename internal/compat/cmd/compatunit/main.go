@@ -118,7 +118,8 @@ func run(ctx context.Context, kernel, out string, mem, cpus int, timeout time.Du
 	fmt.Printf("\n%s: %s under mptcpgod.service with the BPF drop-in: daemon %s; the listener of the service of [force] units %s, "+
 		"after a restart %s; of the service of [force] uids %s; of the service forced with mptcpctl force unit %s, "+
 		"after force unit --off %s; of the unforced service %s; of the service of [force] units restarted with every CPU busy, "+
-		"%d of %d MPTCP\n",
-		verdict, img.Release, v.Daemon, v.First, v.Restarted, v.UID, v.RunTime, v.RunTimeOff, v.Plain, v.BusyMPTCP, v.BusyRuns)
+		"%d of %d MPTCP; TCP sockets opened before forced, of the service forced at run time %s, after its restart %s\n",
+		verdict, img.Release, v.Daemon, v.First, v.Restarted, v.UID, v.RunTime, v.RunTimeOff, v.Plain, v.BusyMPTCP, v.BusyRuns,
+		v.Early, v.EarlyRestarted)
 	return v.OK(), nil
 }
