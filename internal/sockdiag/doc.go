@@ -7,7 +7,9 @@
 // dump: every TCP socket whose upper-layer protocol (ULP) is "mptcp", with the
 // token of the connection it belongs to, the local and remote address IDs, the
 // subflow flags and struct tcp_info. Join the two on Subflow.Token ==
-// Connection.Token.
+// Connection.Token. The same dump gives the other TCP sockets, the plain
+// ones of programs that never asked for MPTCP, with their owners
+// (TCPSockets): what a service forced to MPTCP opened before it was.
 //
 // Walks stream: the callback receives one record at a time while the dump is
 // read datagram by datagram, so memory does not grow with the number of
