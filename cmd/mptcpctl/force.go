@@ -293,13 +293,20 @@ func (a *app) force(ctx context.Context, unit, mechanism string, now bool) error
 		if !bpfOK {
 			return forceError("the BPF mechanism is unavailable: %s", bpfReason(df, derr))
 		}
-		if _, err := ask(ctx, a, func(c *ctlapi.Client, ctx context.Context) (*ctlapi.Force, error) {
+		f, err := ask(ctx, a, func(c *ctlapi.Client, ctx context.Context) (*ctlapi.Force, error) {
 			return c.ForceUnit(ctx, unit, false)
-		}); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "%s forced to MPTCP with BPF: its new TCP sockets are MPTCP\n", unit)
-		return a.restartAfter(ctx, unit, ui, now, "sockets it opened before stay TCP until it reopens them")
+		without := "sockets it opened before stay TCP until it reopens them"
+		for _, u := range f.Units {
+			if u.Unit == unit && u.TCPSockets > 0 {
+				without = fmt.Sprintf("the TCP sockets it opened before (%d now) stay TCP until it reopens them", u.TCPSockets)
+			}
+		}
+		return a.restartAfter(ctx, unit, ui, now, without)
 	}
 	if reason := a.dropInUnavailable(); reason != "" {
 		return forceError("the drop-in mechanism is unavailable: %s", reason)

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mptcpgod/mptcpgod/internal/ctlapi"
+	"github.com/mptcpgod/mptcpgod/internal/daemon/ctlhttp"
 	"github.com/mptcpgod/mptcpgod/internal/force"
+	"github.com/mptcpgod/mptcpgod/internal/testing/runtest"
 	"github.com/mptcpgod/mptcpgod/internal/transparent"
 )
 
@@ -28,6 +31,8 @@ type fakeSystemd struct {
 	fail  string // a systemctl verb that fails
 	// noRun, when set, is why mptcpctl run cannot work here.
 	noRun string
+	// socket is the daemon's control socket; "" for no daemon.
+	socket string
 }
 
 func newFakeSystemd(t *testing.T) *fakeSystemd {
@@ -62,12 +67,19 @@ func (s *fakeSystemd) systemctl(_ context.Context, args ...string) (string, erro
 	return fmt.Sprintf("LoadState=loaded\nFragmentPath=%s\nDropInPaths=\nActiveState=%s\n", frag, s.state), nil
 }
 
-// forceApp runs mptcpctl with s as systemd, as uid euid, with no daemon.
+// run runs mptcpctl with s as systemd, as uid euid, with the daemon of
+// s.socket, or none.
 func (s *fakeSystemd) run(t *testing.T, euid int, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	a := newApp(&out, &errb)
-	a.socket = filepath.Join(t.TempDir(), "none.sock")
+	// The flag, not a.socket, which the flag's default overwrites: a
+	// daemon running on this machine must not answer.
+	sock := s.socket
+	if sock == "" {
+		sock = filepath.Join(t.TempDir(), "none.sock")
+	}
+	args = append([]string{"--socket", sock}, args...)
 	a.forceEnv = forceEnv{
 		systemdDir: s.dir,
 		systemctl:  s.systemctl,
@@ -259,6 +271,60 @@ func TestWriteForceStatus(t *testing.T) {
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no line %q in:\n%s", want, b.String())
+		}
+	}
+}
+
+// forceDaemon is a daemon that forces with BPF: it records the units
+// forced and answers each with tcpSockets TCP sockets opened before.
+type forceDaemon struct {
+	*fakeDaemon
+	tcpSockets int
+	forced     []string
+}
+
+func (d *forceDaemon) Force(context.Context) (ctlapi.Force, error) {
+	f := ctlapi.Force{BPF: ctlapi.Mechanism{Available: true}, Units: []ctlapi.ForcedUnit{}, UIDs: []uint32{}}
+	for _, u := range d.forced {
+		f.Units = append(f.Units, ctlapi.ForcedUnit{Unit: u, Source: ctlapi.SourceControl, CgroupID: 9, Selected: true,
+			TCPSockets: d.tcpSockets})
+	}
+	return f, nil
+}
+
+func (d *forceDaemon) ForceUnit(ctx context.Context, unit string, off bool) (ctlapi.Force, error) {
+	d.forced = append(d.forced, unit)
+	return d.Force(ctx)
+}
+
+// TestForceUnitBPF: force unit with BPF asks the daemon, and says how
+// many TCP sockets the running service opened before, which stay TCP,
+// when the daemon counts any.
+func TestForceUnitBPF(t *testing.T) {
+	for _, tt := range []struct {
+		tcpSockets int
+		want       string
+	}{
+		{0, "web.service runs: sockets it opened before stay TCP until it reopens them; restart it with: systemctl restart web.service (or --now)\n"},
+		{2, "web.service runs: the TCP sockets it opened before (2 now) stay TCP until it reopens them; restart it with: systemctl restart web.service (or --now)\n"},
+	} {
+		s := newFakeSystemd(t)
+		s.addUnit(t, "web.service", webUnit)
+		d := &forceDaemon{fakeDaemon: &fakeDaemon{feed: ctlhttp.NewFeed(0)}, tcpSockets: tt.tcpSockets}
+		sock := filepath.Join(t.TempDir(), "mptcpgod.sock")
+		srv, err := ctlhttp.NewServer(ctlhttp.ServerConfig{Socket: sock, Backend: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtest.Run(t, "server", srv.Run).WaitReady(t, srv.Ready())
+		s.socket = sock
+		r := s.run(t, 0, "force", "unit", "web.service")
+		want := "web.service forced to MPTCP with BPF: its new TCP sockets are MPTCP\n" + tt.want
+		if r.code != 0 || r.stdout != want {
+			t.Errorf("%d TCP sockets: exit %d\n%s%s\nwant:\n%s", tt.tcpSockets, r.code, r.stdout, r.stderr, want)
+		}
+		if !slices.Equal(d.forced, []string{"web.service"}) {
+			t.Errorf("%d TCP sockets: the daemon forced %q, want web.service", tt.tcpSockets, d.forced)
 		}
 	}
 }
