@@ -156,25 +156,7 @@ func (c *Client) Connection(token uint32) (*Connection, error) {
 // kernel's dump is read. fn may keep the *Subflow. An error from fn stops
 // the walk and is returned as is.
 func (c *Client) Subflows(fn func(*Subflow) error) error {
-	states := c.cfg.States
-	if states == 0 {
-		states = defaultSubflowStates
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, fam := range [...]uint8{afInet, afInet6} {
-		err := c.dump(encodeRequest(fam, ipprotoTCP, states, 0), func(b []byte) error {
-			sf, ok, err := parseSubflow(b)
-			if err != nil || !ok {
-				return err
-			}
-			return callback{fn(&sf)}.err()
-		})
-		if err != nil {
-			return walkError(err, "list MPTCP subflows (%s)", famName(fam))
-		}
-	}
-	return nil
+	return walkTCP(c, defaultSubflowStates, "list MPTCP subflows", parseSubflow, fn)
 }
 
 // TCPSockets calls fn for every TCP socket of the namespace that is not an
@@ -184,22 +166,28 @@ func (c *Client) Subflows(fn func(*Subflow) error) error {
 // cgroup. fn may keep the *TCPSocket. An error from fn stops the walk and
 // is returned as is.
 func (c *Client) TCPSockets(fn func(*TCPSocket) error) error {
-	states := c.cfg.States
-	if states == 0 {
-		states = defaultTCPStates
+	return walkTCP(c, defaultTCPStates, "list TCP sockets", parseTCPSocket, fn)
+}
+
+// walkTCP dumps the TCP sockets of both families in Config.States, or
+// states when it is 0, and calls fn with each reply parse keeps; op names
+// the walk in its errors.
+func walkTCP[T any](c *Client, states uint32, op string, parse func([]byte) (T, bool, error), fn func(*T) error) error {
+	if c.cfg.States != 0 {
+		states = c.cfg.States
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, fam := range [...]uint8{afInet, afInet6} {
 		err := c.dump(encodeRequest(fam, ipprotoTCP, states, 0), func(b []byte) error {
-			s, ok, err := parseTCPSocket(b)
+			v, ok, err := parse(b)
 			if err != nil || !ok {
 				return err
 			}
-			return callback{fn(&s)}.err()
+			return callback{fn(&v)}.err()
 		})
 		if err != nil {
-			return walkError(err, "list TCP sockets (%s)", famName(fam))
+			return walkError(err, "%s (%s)", op, famName(fam))
 		}
 	}
 	return nil
