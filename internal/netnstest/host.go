@@ -314,9 +314,15 @@ func (h *Host) MPTCPDump() string {
 // Command returns an unstarted command that runs name inside the namespace
 // (through `ip netns exec`). The command gets a process group of its own; if
 // it still runs at cleanup, the whole group is killed.
+//
+// It has no parent-death signal: the kernel sends that when the thread
+// that started the command exits, and the test's threads exit whenever a
+// goroutine that entered a namespace (here, or in a netlink library) ends
+// locked to its thread. A supervisor of `mptcpctl run` killed that way
+// left its program's socket(2) failing with ENOSYS.
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(h.ctx, "ip", append([]string{"netns", "exec", h.name, name}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		// `ip netns exec` execs name in place: its pid leads the group.
 		return unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
