@@ -73,7 +73,7 @@ type forcing struct {
 	// tcpSockets counts the plain TCP sockets (not MPTCP subflows) of
 	// the cgroups ids, by id.
 	tcpSockets func(ids map[uint64]bool) (map[uint64]int, error)
-	// checks are the running checkEarly calls, which run waits for.
+	// checks are run's checkEarly calls, which it waits for.
 	checks sync.WaitGroup
 
 	kick chan struct{} // one slot: sync again
@@ -306,12 +306,16 @@ func (f *forcing) checkEarly(fresh map[string]string) {
 	if len(fresh) == 0 {
 		return
 	}
-	f.checks.Go(func() {
-		for unit, n := range f.earlySockets(fresh) {
-			f.log.Warn("a forced unit has TCP sockets it opened before it was forced; they stay TCP until it restarts",
-				"unit", unit, "tcp_sockets", n, "fix", "systemctl restart "+unit)
-		}
-	})
+	f.checks.Go(func() { f.warnEarly(f.earlySockets(fresh)) })
+}
+
+// warnEarly logs each unit's count of TCP sockets opened before it was
+// selected.
+func (f *forcing) warnEarly(counts map[string]int) {
+	for unit, n := range counts {
+		f.log.Warn("a forced unit has TCP sockets it opened before it was forced; they stay TCP until it restarts",
+			"unit", unit, "tcp_sockets", n, "fix", "systemctl restart "+unit)
+	}
 }
 
 // earlySockets counts the plain TCP sockets of each unit's cgroup
@@ -617,8 +621,18 @@ func (f *forcing) forceUnit(ctx context.Context, unit string, off bool) (ctlapi.
 	if err := f.changeUnit(unit, off); err != nil {
 		return ctlapi.Force{}, err
 	}
-	f.checkEarly(f.sync(ctx))
-	return f.status(), nil
+	// The answer counts the early sockets of every selected unit: the
+	// warning takes the just selected one's from it, one walk for both.
+	fresh := f.sync(ctx)
+	st := f.status()
+	counts := map[string]int{}
+	for _, u := range st.Units {
+		if _, ok := fresh[u.Unit]; ok && u.TCPSockets > 0 {
+			counts[u.Unit] = u.TCPSockets
+		}
+	}
+	f.warnEarly(counts)
+	return st, nil
 }
 
 // changeUnit changes the state file's units.

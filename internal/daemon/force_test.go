@@ -269,6 +269,26 @@ func TestForcingEarlySockets(t *testing.T) {
 	if n := strings.Count(logs.String(), "TCP sockets it opened before"); n != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
 	}
+
+	// Forced over the control socket while it runs: the answer counts
+	// the listener, and the warning is logged by the time it is given.
+	api := filepath.Join(tf.slice, "api.service")
+	if err := os.Mkdir(api, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ownertest.ListenTCP(t, h, ownertest.Owner{UID: 4242, GID: 4242, Cgroup: api}, ":0")
+	st, err := tf.forceUnit(t.Context(), "api.service", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range st.Units {
+		if u.Unit == "api.service" && u.TCPSockets != 1 {
+			t.Errorf("force unit answer: %+v, want api.service with 1 TCP socket", u)
+		}
+	}
+	if !strings.Contains(logs.String(), `unit=api.service tcp_sockets=1`) {
+		t.Errorf("no warning for api.service:\n%s", logs.String())
+	}
 }
 
 // TestForceUnit: units forced over the control socket are kept in the
